@@ -1,0 +1,39 @@
+# Shared by the README's commands: make sure what they need is on this machine,
+# installing it when we can (root with apt-get), or say exactly what is missing.
+
+die() { echo "error: $*" >&2; exit 2; }
+
+ensure_cargo() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+        # shellcheck disable=SC1091
+        . "$HOME/.cargo/env"
+    fi
+    command -v cargo >/dev/null 2>&1 ||
+        die "cargo not found: install Rust (https://rustup.rs), then run this again"
+}
+
+has_postgres_binaries() {
+    if [ -n "${GRACE_PG_BINDIR:-}" ]; then
+        [ -x "$GRACE_PG_BINDIR/initdb" ]
+        return
+    fi
+    command -v initdb >/dev/null 2>&1 && return 0
+    local bindir
+    bindir=$(pg_config --bindir 2>/dev/null) && [ -x "$bindir/initdb" ] && return 0
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+
+# Without DATABASE_URL, grace starts a private PostgreSQL from the installed
+# server binaries; install them if they are missing and we may.
+ensure_postgres() {
+    [ -n "${DATABASE_URL:-}" ] && return 0
+    has_postgres_binaries && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "PostgreSQL server binaries not found; installing them with apt-get" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null ||
+            die "apt-get install postgresql failed; install PostgreSQL 13+ or set DATABASE_URL"
+        has_postgres_binaries || die "postgresql installed but initdb still not found; set GRACE_PG_BINDIR"
+    else
+        die "PostgreSQL server binaries not found: install them (Debian/Ubuntu: sudo apt-get install postgresql) or set DATABASE_URL to an existing database"
+    fi
+}

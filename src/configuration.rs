@@ -1,0 +1,123 @@
+//! Settings parsed once at the edge into types that cannot be misused later.
+//!
+//! The database URL is the one setting that carries a secret: `DatabaseUrl` keeps
+//! the parsed connection config and only ever prints itself with the password
+//! left out, so neither logs, reports nor error messages can leak it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How long a connection attempt may take before the database counts as
+/// unreachable. Bounded so that `grace health` answers instead of hanging.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The message names the problem, never the value: a malformed URL may
+    /// still contain a password.
+    #[error("invalid database URL: {reason}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")]
+    InvalidDatabaseUrl { reason: String },
+}
+
+/// A parsed PostgreSQL connection target. `Display` and `Debug` redact the password.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    config: tokio_postgres::Config,
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidDatabaseUrl { reason };
+        if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+            return Err(invalid("it must start with postgres:// or postgresql://".into()));
+        }
+        // tokio-postgres' parse errors describe the fault without echoing the input.
+        let mut config = tokio_postgres::Config::from_str(raw).map_err(|e| invalid(e.to_string()))?;
+        if config.get_hosts().is_empty() {
+            return Err(invalid("it names no host".into()));
+        }
+        if config.get_user().is_none() {
+            return Err(invalid("it names no user".into()));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        Ok(Self { config })
+    }
+
+    /// The same server, another database on it (tests clone databases this way).
+    pub fn with_database(&self, dbname: &str) -> Self {
+        let mut config = self.config.clone();
+        config.dbname(dbname);
+        Self { config }
+    }
+
+    pub fn connect_config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// `host:port` of the first host, for messages about reachability.
+    pub fn endpoint(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+            None => "?".to_string(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!("{host}:{port}")
+    }
+
+    pub fn database(&self) -> &str {
+        self.config.get_dbname().or(self.config.get_user()).unwrap_or("postgres")
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = self.config.get_user().unwrap_or("");
+        let password = if self.config.get_password().is_some() { ":***" } else { "" };
+        write!(f, "postgres://{user}{password}@{}/{}", self.endpoint(), self.database())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_and_debug_never_show_the_password() {
+        let url = DatabaseUrl::parse("postgres://alice:hunter2@db.example:6543/grace").unwrap();
+        assert_eq!(url.to_string(), "postgres://alice:***@db.example:6543/grace");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert_eq!(url.endpoint(), "db.example:6543");
+    }
+
+    #[test]
+    fn malformed_urls_are_refused_without_echoing_them() {
+        for raw in [
+            "mysql://alice:hunter2@host/db",
+            "postgres://alice:hunter2@host:notaport/db",
+            "postgres://alice:hunter2@/db",
+            "hunter2",
+        ] {
+            let err = DatabaseUrl::parse(raw).unwrap_err().to_string();
+            assert!(err.starts_with("invalid database URL"), "{raw}: {err}");
+            assert!(!err.contains("hunter2"), "{raw} leaked into: {err}");
+        }
+    }
+
+    #[test]
+    fn a_connect_timeout_is_always_set() {
+        let url = DatabaseUrl::parse("postgres://u@localhost/db").unwrap();
+        assert_eq!(url.connect_config().get_connect_timeout(), Some(&DEFAULT_CONNECT_TIMEOUT));
+        let url = DatabaseUrl::parse("postgres://u@localhost/db?connect_timeout=2").unwrap();
+        assert_eq!(url.connect_config().get_connect_timeout(), Some(&Duration::from_secs(2)));
+    }
+}

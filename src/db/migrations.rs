@@ -1,0 +1,81 @@
+//! The schema migrations in `migrations/`, embedded in the binary by refinery so a
+//! deployed `grace` always carries the schema it expects.
+
+use super::DbError;
+use tokio_postgres::Client;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Several processes may start at once (two backend replicas, a coordinator and
+/// its workers); refinery does not lock, so they take turns on this advisory lock.
+const MIGRATION_LOCK_KEY: &str = "grace.migrations";
+
+/// `V<version>__<name>`, the way the files in `migrations/` are named.
+pub type MigrationName = String;
+
+fn display_name(migration: &refinery::Migration) -> MigrationName {
+    format!("V{}__{}", migration.version(), migration.name())
+}
+
+/// Applies every pending migration and returns the ones it applied (none when the
+/// database was already current).
+pub async fn apply(client: &mut Client) -> Result<Vec<MigrationName>, DbError> {
+    client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&MIGRATION_LOCK_KEY]).await?;
+    let report = embedded::migrations::runner().run_async(client).await;
+    client.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&MIGRATION_LOCK_KEY]).await?;
+    Ok(report?.applied_migrations().iter().map(display_name).collect())
+}
+
+/// How the database's applied migrations compare with the embedded ones.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MigrationStatus {
+    pub applied: Vec<MigrationName>,
+    /// Embedded but not applied: `grace bootstrap` would apply them.
+    pub pending: Vec<MigrationName>,
+    /// Applied with different content than the embedded file (edited after release).
+    pub divergent: Vec<MigrationName>,
+    /// Applied but unknown to this binary (a newer grace migrated this database).
+    pub unknown: Vec<MigrationName>,
+}
+
+impl MigrationStatus {
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty() && self.divergent.is_empty() && self.unknown.is_empty()
+    }
+}
+
+pub async fn status(client: &mut Client) -> Result<MigrationStatus, DbError> {
+    let runner = embedded::migrations::runner();
+    let history_exists: bool = client
+        .query_one("SELECT to_regclass('public.refinery_schema_history') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    let applied = if history_exists { runner.get_applied_migrations_async(client).await? } else { vec![] };
+
+    let mut status = MigrationStatus::default();
+    for migration in runner.get_migrations() {
+        match applied.iter().find(|a| a.version() == migration.version()) {
+            None => status.pending.push(display_name(migration)),
+            Some(a) if a.checksum() != migration.checksum() => status.divergent.push(display_name(a)),
+            Some(a) => status.applied.push(display_name(a)),
+        }
+    }
+    status.unknown = applied
+        .iter()
+        .filter(|a| !runner.get_migrations().iter().any(|m| m.version() == a.version()))
+        .map(display_name)
+        .collect();
+    Ok(status)
+}
+
+/// A fingerprint of the embedded migrations: equal binaries produce equal
+/// schemas. Tests key their template database on it.
+pub fn fingerprint() -> String {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .fold(0u64, |acc, m| acc.rotate_left(7) ^ m.checksum())
+        .to_string()
+}

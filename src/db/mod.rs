@@ -1,0 +1,72 @@
+//! Everything about reaching and shaping the database: connecting, the embedded
+//! migrations, the schema Grace expects, and the private cluster used when no
+//! database is configured.
+
+pub mod migrations;
+pub mod private;
+pub mod schema;
+
+use crate::configuration::DatabaseUrl;
+use tokio_postgres::{Client, NoTls};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The server could not be reached or refused us; callers map this to exit 3.
+    #[error("database unreachable at {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("migration failed: {0}")]
+    Migration(#[from] refinery::Error),
+    #[error("database query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+/// Opens one connection and drives it on a background task. The task ends when
+/// the returned client is dropped.
+pub async fn connect(url: &DatabaseUrl) -> Result<Client, DbError> {
+    let (client, connection) =
+        url.connect_config().connect(NoTls).await.map_err(|e| DbError::Unreachable {
+            endpoint: url.endpoint(),
+            reason: unreachable_reason(&e),
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "database connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// The most specific cause in the error chain ("Connection refused (os error
+/// 111)"), which is what an operator needs; tokio-postgres' own top-level text
+/// is just "error connecting to server".
+fn unreachable_reason(error: &tokio_postgres::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+/// The database a command works on: the one configured, or a private cluster
+/// that lives as long as this value.
+pub enum Database {
+    Configured(DatabaseUrl),
+    Private(private::PrivatePostgres),
+}
+
+impl Database {
+    /// Uses `url` when given; otherwise starts a private cluster.
+    pub async fn configured_or_private(url: Option<DatabaseUrl>) -> Result<Self, private::PrivateClusterError> {
+        match url {
+            Some(url) => Ok(Self::Configured(url)),
+            None => Ok(Self::Private(private::PrivatePostgres::start().await?)),
+        }
+    }
+
+    pub fn url(&self) -> DatabaseUrl {
+        match self {
+            Self::Configured(url) => url.clone(),
+            Self::Private(cluster) => cluster.url(),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The schema Grace relies on, stated independently of the migrations so that a
+//! database deployed some other way (a staging copy, a hand-made restore) can be
+//! checked against it: a table or FOREIGN KEY that is missing is reported by name
+//! instead of being silently passed. A test keeps this list equal to what the
+//! migrations create.
+
+use tokio_postgres::Client;
+
+/// Every table of the data model, schema-qualified.
+pub const TABLES: &[&str] = &[
+    "public.tier_policy",
+    "public.benchmark_baselines",
+    "public.missions",
+    "public.managed_resources",
+    "public.action_contracts",
+    "public.safe_hold_snapshots",
+    "public.benchmark_runs",
+    "public.approval_requests",
+    "public.immutable_log",
+    "public.action_events",
+    "public.log_outbox",
+    "public.chat_messages",
+    "public.tasks",
+    "control.workers",
+    "control.runs",
+    "control.run_workers",
+    "control.worker_results",
+];
+
+/// A link between tables, identified by what it connects rather than by the
+/// constraint's name, which differs between deployments.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ForeignKey {
+    pub table: String,
+    pub column: String,
+    pub references: String,
+}
+
+impl std::fmt::Display for ForeignKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{} → {}", self.table, self.column, self.references)
+    }
+}
+
+/// (table, column, referenced table) for every FOREIGN KEY of the data model.
+const FOREIGN_KEYS: &[(&str, &str, &str)] = &[
+    ("public.managed_resources", "mission_id", "public.missions"),
+    ("public.action_contracts", "mission_id", "public.missions"),
+    ("public.action_contracts", "resource_id", "public.managed_resources"),
+    ("public.action_contracts", "snapshot_id", "public.safe_hold_snapshots"),
+    ("public.safe_hold_snapshots", "contract_id", "public.action_contracts"),
+    ("public.benchmark_runs", "contract_id", "public.action_contracts"),
+    ("public.approval_requests", "contract_id", "public.action_contracts"),
+    ("public.action_events", "mission_id", "public.missions"),
+    ("public.action_events", "contract_id", "public.action_contracts"),
+    ("public.action_events", "approval_id", "public.approval_requests"),
+    ("public.action_events", "log_seq", "public.immutable_log"),
+    ("public.log_outbox", "event_id", "public.action_events"),
+    ("public.chat_messages", "mission_id", "public.missions"),
+    ("public.chat_messages", "reply_to", "public.chat_messages"),
+    ("public.tasks", "mission_id", "public.missions"),
+    ("public.tasks", "contract_id", "public.action_contracts"),
+    ("control.runs", "mission_id", "public.missions"),
+    ("control.run_workers", "run_id", "control.runs"),
+    ("control.run_workers", "worker_id", "control.workers"),
+    ("control.worker_results", "run_id", "control.runs"),
+    ("control.worker_results", "worker_id", "control.workers"),
+];
+
+pub fn expected_foreign_keys() -> Vec<ForeignKey> {
+    FOREIGN_KEYS
+        .iter()
+        .map(|(table, column, references)| ForeignKey {
+            table: table.to_string(),
+            column: column.to_string(),
+            references: references.to_string(),
+        })
+        .collect()
+}
+
+/// The triggers that keep `immutable_log` a hash chain that is only appended to.
+pub const IMMUTABLE_LOG_TRIGGERS: &[&str] =
+    &["immutable_log_chain", "immutable_log_append_only", "immutable_log_no_truncate"];
+
+/// Schema-qualified names of the ordinary tables in Grace's schemas.
+pub async fn present_tables(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT n.nspname || '.' || c.relname
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind = 'r' AND n.nspname IN ('public', 'control')
+                AND c.relname <> 'refinery_schema_history'
+              ORDER BY 1",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Every single-column FOREIGN KEY in Grace's schemas.
+pub async fn present_foreign_keys(client: &Client) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT sn.nspname || '.' || s.relname, a.attname, tn.nspname || '.' || t.relname
+               FROM pg_constraint c
+               JOIN pg_class s ON s.oid = c.conrelid
+               JOIN pg_namespace sn ON sn.oid = s.relnamespace
+               JOIN pg_class t ON t.oid = c.confrelid
+               JOIN pg_namespace tn ON tn.oid = t.relnamespace
+               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+              WHERE c.contype = 'f' AND sn.nspname IN ('public', 'control')
+              ORDER BY 1, 2",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ForeignKey { table: r.get(0), column: r.get(1), references: r.get(2) })
+        .collect())
+}
+
+/// The enabled, user-defined triggers on `immutable_log` (a disabled trigger
+/// protects nothing, so it does not count).
+pub async fn enabled_immutable_log_triggers(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT tgname::text FROM pg_trigger
+              WHERE tgrelid = to_regclass('public.immutable_log') AND NOT tgisinternal AND tgenabled <> 'D'
+              ORDER BY 1",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

@@ -1,0 +1,166 @@
+//! `grace health`: a checklist that says whether a database (and later a
+//! backend) is fit to run Grace, one line per check with the reason when it is
+//! not. Checking is kept apart from printing: `run` returns a `Checklist`, which
+//! renders as text or JSON.
+
+use crate::configuration::DatabaseUrl;
+use crate::db::{self, migrations, schema, DbError};
+use crate::immutable_log;
+use serde::Serialize;
+use std::fmt;
+use tokio_postgres::Client;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
+pub enum Outcome {
+    Pass(String),
+    Fail(String),
+    Skipped(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checklist {
+    pub target: String,
+    pub checks: Vec<Check>,
+    /// False when the database could not be reached at all (exit code 3).
+    pub database_reachable: bool,
+}
+
+impl Checklist {
+    pub fn all_passed(&self) -> bool {
+        self.checks.iter().all(|c| !matches!(c.outcome, Outcome::Fail(_)))
+    }
+
+    pub fn failed(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| matches!(c.outcome, Outcome::Fail(_)))
+    }
+}
+
+impl fmt::Display for Checklist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "grace health — {}", self.target)?;
+        for check in &self.checks {
+            let (mark, detail) = match &check.outcome {
+                Outcome::Pass(d) => ("✓", d),
+                Outcome::Fail(d) => ("✗", d),
+                Outcome::Skipped(d) => ("–", d),
+            };
+            writeln!(f, "{mark} {}: {detail}", check.name)?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(url: &DatabaseUrl) -> Checklist {
+    let mut checks = Vec::new();
+    let database_reachable = match db::connect(url).await {
+        Err(e) => {
+            checks.push(Check { name: "database reachable", outcome: Outcome::Fail(e.to_string()) });
+            false
+        }
+        Ok(mut client) => {
+            let version = server_version(&client).await;
+            checks.push(Check {
+                name: "database reachable",
+                outcome: Outcome::Pass(format!("{} ({version})", url.endpoint())),
+            });
+            database_checks(&mut client, &mut checks).await;
+            true
+        }
+    };
+    checks.push(Check {
+        name: "backend",
+        outcome: Outcome::Skipped("no --backend given; only the database was checked".into()),
+    });
+    Checklist { target: url.to_string(), checks, database_reachable }
+}
+
+async fn server_version(client: &Client) -> String {
+    match client.query_one("SELECT current_setting('server_version')", &[]).await {
+        Ok(row) => format!("PostgreSQL {}", row.get::<_, String>(0)),
+        Err(_) => "version unknown".into(),
+    }
+}
+
+/// The checks that need a connection. Each one reports its own failure; a query
+/// error fails that check only, so one problem never hides the others.
+async fn database_checks(client: &mut Client, checks: &mut Vec<Check>) {
+    checks.push(check("migrations current", migrations_check(client).await));
+    checks.push(check("tables present", tables_check(client).await));
+    checks.push(check("foreign keys present", foreign_keys_check(client).await));
+    checks.push(check("immutable_log append-only", append_only_check(client).await));
+    checks.push(check("log chain verifies", chain_check(client).await));
+}
+
+fn check(name: &'static str, outcome: Result<Outcome, DbError>) -> Check {
+    let outcome = outcome.unwrap_or_else(|e| Outcome::Fail(format!("could not check: {e}")));
+    Check { name, outcome }
+}
+
+async fn migrations_check(client: &mut Client) -> Result<Outcome, DbError> {
+    let status = migrations::status(client).await?;
+    if status.is_current() {
+        let latest = status.applied.last().map(String::as_str).unwrap_or("none");
+        return Ok(Outcome::Pass(format!("{} applied, latest {latest}", status.applied.len())));
+    }
+    let mut problems = Vec::new();
+    if !status.pending.is_empty() {
+        problems.push(format!("pending {} (run `grace bootstrap`)", status.pending.join(", ")));
+    }
+    if !status.divergent.is_empty() {
+        problems.push(format!("changed since applied: {}", status.divergent.join(", ")));
+    }
+    if !status.unknown.is_empty() {
+        problems.push(format!("applied by a newer grace: {}", status.unknown.join(", ")));
+    }
+    Ok(Outcome::Fail(problems.join("; ")))
+}
+
+async fn tables_check(client: &Client) -> Result<Outcome, DbError> {
+    let present = schema::present_tables(client).await?;
+    let missing: Vec<&str> = schema::TABLES.iter().copied().filter(|t| !present.iter().any(|p| p == t)).collect();
+    Ok(if missing.is_empty() {
+        Outcome::Pass(format!("all {} tables", schema::TABLES.len()))
+    } else {
+        Outcome::Fail(format!("missing: {}", missing.join(", ")))
+    })
+}
+
+async fn foreign_keys_check(client: &Client) -> Result<Outcome, DbError> {
+    let present = schema::present_foreign_keys(client).await?;
+    let expected = schema::expected_foreign_keys();
+    let missing: Vec<String> = expected.iter().filter(|fk| !present.contains(fk)).map(ToString::to_string).collect();
+    Ok(if missing.is_empty() {
+        Outcome::Pass(format!("all {} foreign keys", expected.len()))
+    } else {
+        Outcome::Fail(format!("missing: {}", missing.join(", ")))
+    })
+}
+
+async fn append_only_check(client: &Client) -> Result<Outcome, DbError> {
+    let enabled = schema::enabled_immutable_log_triggers(client).await?;
+    let missing: Vec<&str> =
+        schema::IMMUTABLE_LOG_TRIGGERS.iter().copied().filter(|t| !enabled.iter().any(|e| e == t)).collect();
+    Ok(if missing.is_empty() {
+        Outcome::Pass("UPDATE, DELETE and TRUNCATE are rejected; inserts are chained".into())
+    } else {
+        Outcome::Fail(format!("trigger missing or disabled: {}", missing.join(", ")))
+    })
+}
+
+async fn chain_check(client: &Client) -> Result<Outcome, DbError> {
+    let verdict = immutable_log::verify(client).await?;
+    Ok(if verdict.holds() {
+        Outcome::Pass(format!("{} entries", verdict.entries))
+    } else {
+        let breaks: Vec<String> = verdict.breaks.iter().map(|b| format!("seq {}: {}", b.seq, b.problem)).collect();
+        Outcome::Fail(format!("{} of {} entries broken — {}", verdict.broken, verdict.entries, breaks.join("; ")))
+    })
+}

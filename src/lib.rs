@@ -1,0 +1,24 @@
+//! Grace: a Postgres-backed, distributed load tester and production-scenario
+//! validator, and the backend it validates (see `../shared/DESIGN.md` in the
+//! project's shared folder and the README).
+//!
+//! # Layout
+//! - [`cli`]: the `grace` command line; parses options into domain types and
+//!   maps outcomes to exit codes.
+//! - [`configuration`]: settings parsed at the edge (the redacting `DatabaseUrl`).
+//! - [`db`]: connecting, embedded migrations, the expected schema, and the
+//!   private PostgreSQL started when no database is configured.
+//! - [`bootstrap`]: `grace bootstrap`, which migrates and seeds, idempotently.
+//! - [`health`]: `grace health`, the fitness checklist.
+//! - [`immutable_log`]: appending to and verifying the hash-chained log.
+//! - [`policy`]: the autonomy tiers and the shipped error-type policy.
+//! - [`shutdown`]: turning SIGINT/SIGTERM into one cancellation token.
+
+pub mod bootstrap;
+pub mod cli;
+pub mod configuration;
+pub mod db;
+pub mod health;
+pub mod immutable_log;
+pub mod policy;
+pub mod shutdown;

@@ -1,0 +1,161 @@
+//! What every integration test stands on: one PostgreSQL server per test binary
+//! (DATABASE_URL's when set, otherwise a private cluster), a fresh database per
+//! test cloned from a migrated template and dropped afterwards, and a runner for
+//! the real `grace` binary.
+
+use grace::configuration::DatabaseUrl;
+use grace::db::{self, migrations, Database};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use tokio::sync::OnceCell;
+use tokio_postgres::Client;
+
+/// The server all tests of this binary share. A private cluster held here is
+/// never dropped; it stops by itself when the test process exits.
+static SERVER: OnceCell<Database> = OnceCell::const_new();
+
+async fn server_url() -> DatabaseUrl {
+    SERVER
+        .get_or_init(|| async {
+            let configured = std::env::var("DATABASE_URL")
+                .ok()
+                .map(|raw| DatabaseUrl::parse(&raw).expect("DATABASE_URL for the tests must be valid"));
+            Database::configured_or_private(configured).await.expect("a PostgreSQL server for the tests")
+        })
+        .await
+        .url()
+}
+
+/// A database of its own for one test, dropped when the value is.
+pub struct TestDatabase {
+    pub url: DatabaseUrl,
+    admin: DatabaseUrl,
+    name: String,
+}
+
+impl TestDatabase {
+    /// A database with every migration applied (a clone of the template).
+    pub async fn migrated() -> Self {
+        let admin = server_url().await;
+        let template = ensure_template(&admin).await;
+        Self::create(admin, &format!("TEMPLATE {template}")).await
+    }
+
+    /// A database with nothing in it.
+    pub async fn empty() -> Self {
+        Self::create(server_url().await, "").await
+    }
+
+    /// A migrated database that `grace bootstrap` has seeded.
+    pub async fn bootstrapped() -> Self {
+        let database = Self::migrated().await;
+        grace::bootstrap::bootstrap(&mut database.client().await).await.expect("bootstrap");
+        database
+    }
+
+    async fn create(admin: DatabaseUrl, options: &str) -> Self {
+        let name = format!("grace_test_{}", uuid::Uuid::new_v4().simple());
+        let client = db::connect(&admin).await.expect("connect to the test server");
+        client.batch_execute(&format!("CREATE DATABASE {name} {options}")).await.expect("create test database");
+        Self { url: admin.with_database(&name), admin, name }
+    }
+
+    pub async fn client(&self) -> Client {
+        db::connect(&self.url).await.expect("connect to the test database")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which cannot be blocked on; a
+        // short-lived thread with its own runtime does the async cleanup.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+                let client = db::connect(&admin).await?;
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// The migrated template, made once per migration set. An advisory lock keeps
+/// concurrent tests (and test binaries) from building it twice.
+async fn ensure_template(admin: &DatabaseUrl) -> String {
+    let template = format!("grace_template_{}", migrations::fingerprint());
+    let client = db::connect(admin).await.expect("connect to the test server");
+    client.execute("SELECT pg_advisory_lock(hashtext('grace.tests.template'))", &[]).await.unwrap();
+    let exists: bool = client
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", &[&template])
+        .await
+        .unwrap()
+        .get(0);
+    if !exists {
+        let building = format!("{template}_building");
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS {building}; CREATE DATABASE {building}")).await.unwrap();
+        let mut template_client = db::connect(&admin.with_database(&building)).await.unwrap();
+        migrations::apply(&mut template_client).await.expect("migrate the template");
+        drop(template_client);
+        // Renaming waits for the migration connection to close, and makes the
+        // template appear complete or not at all.
+        client.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}")).await.unwrap();
+    }
+    client.execute("SELECT pg_advisory_unlock(hashtext('grace.tests.template'))", &[]).await.unwrap();
+    template
+}
+
+/// The real `grace` binary, with no database configured unless a test sets one.
+pub fn grace() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_grace"));
+    command.env_remove("DATABASE_URL").env("RUST_LOG", "warn,grace=info").kill_on_drop(true);
+    command
+}
+
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn all_output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl From<Output> for Ran {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+pub async fn run_grace(args: &[&str]) -> Ran {
+    grace().args(args).output().await.expect("run grace").into()
+}
+
+/// A temp dir the `postgres` user can enter, to serve as TMPDIR for a `grace`
+/// process whose private cluster a test wants to watch.
+pub fn shared_temp_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+pub fn entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

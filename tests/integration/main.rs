@@ -1,0 +1,11 @@
+//! Integration tests: the real `grace` library and binary against a real
+//! PostgreSQL, one fresh database per test. One binary, so the server and the
+//! migrated template are set up once.
+
+mod bootstrap;
+mod cli;
+mod health;
+mod helpers;
+mod immutable_log;
+mod private_postgres;
+mod schema;
