@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
-#[command(name = "grace", version, about = "Prove that the Grace backend keeps its promises under load, faults and bad input")]
+#[command(
+    name = "grace",
+    version,
+    about = "Prove that the Grace backend keeps its promises under load, faults and bad input"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,7 +62,10 @@ struct DatabaseArgs {
 
 impl DatabaseArgs {
     fn parse(&self) -> Result<Option<DatabaseUrl>, ConfigError> {
-        self.database_url.as_deref().map(DatabaseUrl::parse).transpose()
+        self.database_url
+            .as_deref()
+            .map(DatabaseUrl::parse)
+            .transpose()
     }
 }
 
@@ -99,7 +106,9 @@ impl From<ConfigError> for CommandError {
 impl From<PrivateClusterError> for CommandError {
     fn from(e: PrivateClusterError) -> Self {
         match e {
-            PrivateClusterError::NotInstalled { .. } | PrivateClusterError::NoPostgresUser => Self::Usage(e.to_string()),
+            PrivateClusterError::NotInstalled { .. } | PrivateClusterError::NoPostgresUser => {
+                Self::Usage(e.to_string())
+            }
             PrivateClusterError::Start(_) => Self::Unreachable(e.to_string()),
         }
     }
@@ -135,15 +144,27 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
+async fn dispatch(
+    command: Command,
+    shutdown: &CancellationToken,
+) -> Result<ExitCode, CommandError> {
     match command {
         Command::Bootstrap { database, output } => {
             let database = Database::configured_or_private(database.parse()?).await?;
             let report = bootstrap::bootstrap(&mut db::connect(&database.url()).await?).await?;
             if output.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialize"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("reports serialize")
+                );
             } else {
-                print!("{}", BootstrapText { url: &database.url(), report: &report });
+                print!(
+                    "{}",
+                    BootstrapText {
+                        url: &database.url(),
+                        report: &report
+                    }
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -151,7 +172,10 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
             let database = Database::configured_or_private(database.parse()?).await?;
             let checklist = health::run(&database.url()).await;
             if output.json {
-                println!("{}", serde_json::to_string_pretty(&checklist).expect("checklists serialize"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&checklist).expect("checklists serialize")
+                );
             } else {
                 print!("{checklist}");
             }
@@ -160,10 +184,15 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
             }
             match checklist.failed().map(|c| c.name).collect::<Vec<_>>() {
                 failed if failed.is_empty() => Ok(ExitCode::SUCCESS),
-                failed => Err(CommandError::Failed(format!("failed: {}", failed.join(", ")))),
+                failed => Err(CommandError::Failed(format!(
+                    "failed: {}",
+                    failed.join(", ")
+                ))),
             }
         }
-        Command::Db { command: DbCommand::Up } => {
+        Command::Db {
+            command: DbCommand::Up,
+        } => {
             let cluster = PrivatePostgres::start().await?;
             // Machine-readable first (a script can `eval` these lines), then the human note.
             println!("DATABASE_URL={}", cluster.url());
@@ -186,7 +215,11 @@ impl std::fmt::Display for BootstrapText<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let report = self.report;
         let listed = |items: &[String], none: &str| {
-            if items.is_empty() { none.to_string() } else { format!("added {}", items.join(", ")) }
+            if items.is_empty() {
+                none.to_string()
+            } else {
+                format!("added {}", items.join(", "))
+            }
         };
         writeln!(f, "grace bootstrap — {}", self.url)?;
         let migrations = if report.migrations_applied.is_empty() {
@@ -195,8 +228,16 @@ impl std::fmt::Display for BootstrapText<'_> {
             format!("applied {}", report.migrations_applied.join(", "))
         };
         writeln!(f, "✓ migrations: {migrations}")?;
-        writeln!(f, "✓ tier policy: {}", listed(&report.policy_rules_added, "every rule present, kept as is"))?;
-        writeln!(f, "✓ golden baseline: {}", listed(&report.baselines_added, "present, kept as is"))?;
+        writeln!(
+            f,
+            "✓ tier policy: {}",
+            listed(&report.policy_rules_added, "every rule present, kept as is")
+        )?;
+        writeln!(
+            f,
+            "✓ golden baseline: {}",
+            listed(&report.baselines_added, "present, kept as is")
+        )?;
         match report.log_seq {
             Some(seq) => writeln!(f, "bootstrapped; recorded as immutable log entry {seq}"),
             None => writeln!(f, "already bootstrapped: nothing changed"),

@@ -74,10 +74,19 @@ impl PrivatePostgres {
         let owner = Owner::for_current_user()?;
         sweep_leftovers(&std::env::temp_dir());
 
-        let root = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir(&root).map_err(|e| PrivateClusterError::start("creating its directory", e))?;
+        let root = std::env::temp_dir().join(format!(
+            "{DIR_PREFIX}{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir(&root)
+            .map_err(|e| PrivateClusterError::start("creating its directory", e))?;
         // From here on, dropping `cluster` removes whatever was made.
-        let mut cluster = Self { root, port: 0, postmaster: None };
+        let mut cluster = Self {
+            root,
+            port: 0,
+            postmaster: None,
+        };
         std::fs::set_permissions(&cluster.root, std::fs::Permissions::from_mode(0o700))
             .and_then(|_| owner.chown(&cluster.root))
             .map_err(|e| PrivateClusterError::start("preparing its directory", e))?;
@@ -85,7 +94,8 @@ impl PrivatePostgres {
         cluster.initdb(&binaries, &owner).await?;
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            cluster.port = free_port().map_err(|e| PrivateClusterError::start("finding a free port", e))?;
+            cluster.port =
+                free_port().map_err(|e| PrivateClusterError::start("finding a free port", e))?;
             match cluster.launch(&binaries, &owner).await {
                 Ok(()) => {
                     cluster.create_database().await?;
@@ -96,7 +106,10 @@ impl PrivatePostgres {
                 Err(LaunchError::Failed(e)) => return Err(e),
             }
         }
-        Err(PrivateClusterError::start("no free port", last_error.unwrap_or_default()))
+        Err(PrivateClusterError::start(
+            "no free port",
+            last_error.unwrap_or_default(),
+        ))
     }
 
     /// The `grace` database on this cluster, as the `postgres` superuser.
@@ -110,8 +123,11 @@ impl PrivatePostgres {
     }
 
     fn superuser_url(&self) -> DatabaseUrl {
-        DatabaseUrl::parse(&format!("postgres://postgres@127.0.0.1:{}/postgres", self.port))
-            .expect("a loopback URL is well formed")
+        DatabaseUrl::parse(&format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            self.port
+        ))
+        .expect("a loopback URL is well formed")
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -125,14 +141,24 @@ impl PrivatePostgres {
     async fn initdb(&self, binaries: &Binaries, owner: &Owner) -> Result<(), PrivateClusterError> {
         let mut command = tokio::process::Command::new(binaries.dir.join("initdb"));
         command
-            .args(["--auth=trust", "--username=postgres", "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions"])
+            .args([
+                "--auth=trust",
+                "--username=postgres",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+                "--no-instructions",
+            ])
             .arg("--pgdata")
             .arg(self.data_dir())
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         owner.apply(command.as_std_mut());
-        let output = command.output().await.map_err(|e| PrivateClusterError::start("running initdb", e))?;
+        let output = command
+            .output()
+            .await
+            .map_err(|e| PrivateClusterError::start("running initdb", e))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(PrivateClusterError::start("initdb failed", stderr.trim()));
@@ -142,20 +168,36 @@ impl PrivatePostgres {
 
     /// Starts the server and waits until it accepts connections.
     async fn launch(&mut self, binaries: &Binaries, owner: &Owner) -> Result<(), LaunchError> {
-        let log = std::fs::File::create(self.server_log()).map_err(|e| PrivateClusterError::start("creating the server log", e))?;
+        let log = std::fs::File::create(self.server_log())
+            .map_err(|e| PrivateClusterError::start("creating the server log", e))?;
         let mut command = std::process::Command::new(binaries.dir.join("postgres"));
         command
             .arg("-D")
             .arg(self.data_dir())
             .arg("-k")
             .arg(&self.root)
-            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ])
             // A throwaway cluster needs no crash durability; tests and the scenario
             // run several times faster without fsync.
-            .args(["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=300"])
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=300",
+            ])
             .current_dir(&self.root)
             .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| PrivateClusterError::start("opening the server log", e))?)
+            .stdout(
+                log.try_clone()
+                    .map_err(|e| PrivateClusterError::start("opening the server log", e))?,
+            )
             .stderr(log)
             // Its own process group: a terminal's Ctrl-C goes to Grace, which then
             // stops the server in order, rather than to both at once.
@@ -169,7 +211,8 @@ impl PrivatePostgres {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGINT).map_err(io::Error::from)
             });
         }
-        let postmaster = Postmaster::spawn(command).map_err(|e| PrivateClusterError::start("running postgres", e))?;
+        let postmaster = Postmaster::spawn(command)
+            .map_err(|e| PrivateClusterError::start("running postgres", e))?;
         self.postmaster = Some(postmaster);
 
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -179,15 +222,23 @@ impl PrivatePostgres {
             }
             let exited = self.postmaster.as_ref().is_some_and(Postmaster::has_exited);
             if exited || Instant::now() > deadline {
-                self.postmaster.take().map(Postmaster::stop);
+                if let Some(postmaster) = self.postmaster.take() {
+                    postmaster.stop();
+                }
                 let log = std::fs::read_to_string(self.server_log()).unwrap_or_default();
                 if log.contains("could not bind") || log.contains("Address already in use") {
                     return Err(LaunchError::PortTaken);
                 }
                 let tail: Vec<&str> = log.lines().rev().take(8).collect();
-                let reason = if exited { "postgres exited" } else { "postgres did not accept connections in time" };
+                let reason = if exited {
+                    "postgres exited"
+                } else {
+                    "postgres did not accept connections in time"
+                };
                 let detail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
-                return Err(LaunchError::Failed(PrivateClusterError::start(reason, detail)));
+                return Err(LaunchError::Failed(PrivateClusterError::start(
+                    reason, detail,
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -239,19 +290,26 @@ struct Postmaster {
 impl Postmaster {
     fn spawn(mut command: std::process::Command) -> io::Result<Self> {
         let (started, pid) = std::sync::mpsc::channel();
-        let keeper = std::thread::Builder::new().name("grace-postmaster".into()).spawn(move || {
-            let mut child = match command.spawn() {
-                Ok(child) => child,
-                Err(e) => {
-                    let _ = started.send(Err(io::Error::new(e.kind(), e.to_string())));
-                    return Err(e);
-                }
-            };
-            let _ = started.send(Ok(child.id()));
-            child.wait()
-        })?;
-        let pid = pid.recv().map_err(|_| io::Error::other("postmaster keeper thread died"))??;
-        Ok(Self { pid: Pid::from_raw(pid as i32), keeper })
+        let keeper = std::thread::Builder::new()
+            .name("grace-postmaster".into())
+            .spawn(move || {
+                let mut child = match command.spawn() {
+                    Ok(child) => child,
+                    Err(e) => {
+                        let _ = started.send(Err(io::Error::new(e.kind(), e.to_string())));
+                        return Err(e);
+                    }
+                };
+                let _ = started.send(Ok(child.id()));
+                child.wait()
+            })?;
+        let pid = pid
+            .recv()
+            .map_err(|_| io::Error::other("postmaster keeper thread died"))??;
+        Ok(Self {
+            pid: Pid::from_raw(pid as i32),
+            keeper,
+        })
     }
 
     fn has_exited(&self) -> bool {
@@ -283,14 +341,23 @@ impl Binaries {
     /// `GRACE_PG_BINDIR` if set (and only it); otherwise PATH, then
     /// `pg_config --bindir`, then the newest /usr/lib/postgresql/*/bin.
     fn locate() -> Result<Self, PrivateClusterError> {
-        let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+        let has_server =
+            |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
         let (candidates, searched) = match std::env::var_os(BINDIR_ENV) {
-            Some(dir) => (vec![PathBuf::from(&dir)], format!("{BINDIR_ENV}={}", Path::new(&dir).display())),
+            Some(dir) => (
+                vec![PathBuf::from(&dir)],
+                format!("{BINDIR_ENV}={}", Path::new(&dir).display()),
+            ),
             None => {
-                let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+                let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+                    .map(|p| std::env::split_paths(&p).collect())
+                    .unwrap_or_default();
                 dirs.extend(pg_config_bindir());
                 dirs.extend(debian_bindirs());
-                (dirs, "PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin".to_string())
+                (
+                    dirs,
+                    "PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin".to_string(),
+                )
             }
         };
         candidates
@@ -302,8 +369,15 @@ impl Binaries {
 }
 
 fn pg_config_bindir() -> Option<PathBuf> {
-    let output = std::process::Command::new("pg_config").arg("--bindir").stderr(Stdio::null()).output().ok()?;
-    output.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+    let output = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
 }
 
 /// Debian and Ubuntu install each major version under /usr/lib/postgresql/N/bin;
@@ -318,7 +392,7 @@ fn debian_bindirs() -> Vec<PathBuf> {
             Some((version, entry.path().join("bin")))
         })
         .collect();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     versions.into_iter().map(|(_, dir)| dir).collect()
 }
 
@@ -333,7 +407,9 @@ impl Owner {
             return Ok(Self { switch_to: None });
         }
         match User::from_name("postgres") {
-            Ok(Some(user)) => Ok(Self { switch_to: Some(user) }),
+            Ok(Some(user)) => Ok(Self {
+                switch_to: Some(user),
+            }),
             _ => Err(PrivateClusterError::NoPostgresUser),
         }
     }
@@ -341,29 +417,43 @@ impl Owner {
     fn apply(&self, command: &mut std::process::Command) {
         if let Some(user) = &self.switch_to {
             command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
-            command.env("HOME", &user.dir).env("USER", &user.name).env("LOGNAME", &user.name);
+            command
+                .env("HOME", &user.dir)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name);
         }
     }
 
     fn chown(&self, path: &Path) -> io::Result<()> {
         match &self.switch_to {
-            Some(user) => nix::unistd::chown(path, Some(user.uid), Some(user.gid)).map_err(io::Error::from),
+            Some(user) => {
+                nix::unistd::chown(path, Some(user.uid), Some(user.gid)).map_err(io::Error::from)
+            }
             None => Ok(()),
         }
     }
 }
 
 fn free_port() -> io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Removes cluster directories left by processes that no longer exist (killed
 /// before their destructors ran). A directory whose server still runs is kept.
 fn sweep_leftovers(temp: &Path) {
-    let Ok(entries) = std::fs::read_dir(temp) else { return };
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(owner_pid) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)).and_then(|rest| rest.split('-').next()).and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(owner_pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             continue;
         };
         let server_pid = std::fs::read_to_string(entry.path().join("data/postmaster.pid"))
@@ -378,5 +468,8 @@ fn sweep_leftovers(temp: &Path) {
 
 fn is_alive(pid: i32) -> bool {
     // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
-    !matches!(kill(Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+    !matches!(
+        kill(Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }

@@ -5,14 +5,23 @@ use grace::immutable_log::{self, LogEntry};
 use serde_json::json;
 
 fn entry(payload: &serde_json::Value) -> LogEntry<'_> {
-    LogEntry { actor: "test", action: "test.appended", resource: "r", subsystem: "tests", payload, result: "ok" }
+    LogEntry {
+        actor: "test",
+        action: "test.appended",
+        resource: "r",
+        subsystem: "tests",
+        payload,
+        result: "ok",
+    }
 }
 
 #[tokio::test]
 async fn update_delete_and_truncate_are_rejected() {
     let database = TestDatabase::migrated().await;
     let client = database.client().await;
-    immutable_log::append(&client, &entry(&json!({"n": 1}))).await.unwrap();
+    immutable_log::append(&client, &entry(&json!({"n": 1})))
+        .await
+        .unwrap();
 
     for statement in [
         "UPDATE immutable_log SET result = 'forged'",
@@ -20,11 +29,23 @@ async fn update_delete_and_truncate_are_rejected() {
         "TRUNCATE immutable_log CASCADE",
     ] {
         let err = client.batch_execute(statement).await.unwrap_err();
-        let message = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
-        assert!(message.contains("immutable_log is append-only"), "{statement}: {err}");
+        let message = err
+            .as_db_error()
+            .map(|e| e.message().to_string())
+            .unwrap_or_default();
+        assert!(
+            message.contains("immutable_log is append-only"),
+            "{statement}: {err}"
+        );
     }
-    let row = client.query_one("SELECT count(*), min(result) FROM immutable_log", &[]).await.unwrap();
-    assert_eq!((row.get::<_, i64>(0), row.get::<_, String>(1)), (1, "ok".to_string()));
+    let row = client
+        .query_one("SELECT count(*), min(result) FROM immutable_log", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, String>(1)),
+        (1, "ok".to_string())
+    );
 }
 
 #[tokio::test]
@@ -35,7 +56,9 @@ async fn concurrent_appends_form_one_contiguous_valid_chain() {
         let client = database.client().await;
         writers.push(tokio::spawn(async move {
             for n in 0..25 {
-                immutable_log::append(&client, &entry(&json!({"writer": writer, "n": n}))).await.unwrap();
+                immutable_log::append(&client, &entry(&json!({"writer": writer, "n": n})))
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -46,8 +69,21 @@ async fn concurrent_appends_form_one_contiguous_valid_chain() {
     let verdict = immutable_log::verify(&client).await.unwrap();
     assert!(verdict.holds(), "{verdict:?}");
     assert_eq!(verdict.entries, 200);
-    let row = client.query_one("SELECT min(seq), max(seq), count(DISTINCT entry_hash) FROM immutable_log", &[]).await.unwrap();
-    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)), (1, 200, 200));
+    let row = client
+        .query_one(
+            "SELECT min(seq), max(seq), count(DISTINCT entry_hash) FROM immutable_log",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2)
+        ),
+        (1, 200, 200)
+    );
 }
 
 #[tokio::test]
@@ -55,7 +91,9 @@ async fn verification_finds_an_entry_altered_behind_the_triggers_back() {
     let database = TestDatabase::migrated().await;
     let client = database.client().await;
     for n in 1..=4 {
-        immutable_log::append(&client, &entry(&json!({"n": n}))).await.unwrap();
+        immutable_log::append(&client, &entry(&json!({"n": n})))
+            .await
+            .unwrap();
     }
     assert!(immutable_log::verify(&client).await.unwrap().holds());
 
@@ -70,7 +108,10 @@ async fn verification_finds_an_entry_altered_behind_the_triggers_back() {
     let verdict = immutable_log::verify(&client).await.unwrap();
     assert_eq!(verdict.broken, 1, "{verdict:?}");
     assert_eq!(verdict.breaks[0].seq, 2);
-    assert!(verdict.breaks[0].problem.contains("entry_hash"), "{verdict:?}");
+    assert!(
+        verdict.breaks[0].problem.contains("entry_hash"),
+        "{verdict:?}"
+    );
 
     // Rewriting an entry's hash to match its new content breaks the next link instead.
     client
@@ -84,8 +125,15 @@ async fn verification_finds_an_entry_altered_behind_the_triggers_back() {
         .unwrap();
     let verdict = immutable_log::verify(&client).await.unwrap();
     assert_eq!(verdict.entries, 4);
-    assert_eq!(verdict.breaks.iter().map(|b| b.seq).collect::<Vec<_>>(), [3], "{verdict:?}");
-    assert!(verdict.breaks[0].problem.contains("prev_hash"), "{verdict:?}");
+    assert_eq!(
+        verdict.breaks.iter().map(|b| b.seq).collect::<Vec<_>>(),
+        [3],
+        "{verdict:?}"
+    );
+    assert!(
+        verdict.breaks[0].problem.contains("prev_hash"),
+        "{verdict:?}"
+    );
 }
 
 #[tokio::test]
@@ -93,7 +141,9 @@ async fn a_gap_in_the_sequence_is_reported() {
     let database = TestDatabase::migrated().await;
     let client = database.client().await;
     for n in 1..=3 {
-        immutable_log::append(&client, &entry(&json!({"n": n}))).await.unwrap();
+        immutable_log::append(&client, &entry(&json!({"n": n})))
+            .await
+            .unwrap();
     }
     client
         .batch_execute(
@@ -106,5 +156,8 @@ async fn a_gap_in_the_sequence_is_reported() {
     let verdict = immutable_log::verify(&client).await.unwrap();
     assert_eq!(verdict.breaks.len(), 1, "{verdict:?}");
     assert_eq!(verdict.breaks[0].seq, 3);
-    assert!(verdict.breaks[0].problem.contains("where 2 was expected"), "{verdict:?}");
+    assert!(
+        verdict.breaks[0].problem.contains("where 2 was expected"),
+        "{verdict:?}"
+    );
 }

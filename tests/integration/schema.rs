@@ -35,15 +35,29 @@ async fn the_migrated_schema_is_exactly_the_expected_one() {
 
     let mut expected_tables: Vec<String> = schema::TABLES.iter().map(ToString::to_string).collect();
     expected_tables.sort();
-    assert_eq!(schema::present_tables(&client).await.unwrap(), expected_tables);
+    assert_eq!(
+        schema::present_tables(&client).await.unwrap(),
+        expected_tables
+    );
 
     let mut expected_keys = schema::expected_foreign_keys();
     expected_keys.sort();
-    assert_eq!(schema::present_foreign_keys(&client).await.unwrap(), expected_keys);
+    assert_eq!(
+        schema::present_foreign_keys(&client).await.unwrap(),
+        expected_keys
+    );
 
-    let mut triggers: Vec<String> = schema::IMMUTABLE_LOG_TRIGGERS.iter().map(ToString::to_string).collect();
+    let mut triggers: Vec<String> = schema::IMMUTABLE_LOG_TRIGGERS
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     triggers.sort();
-    assert_eq!(schema::enabled_immutable_log_triggers(&client).await.unwrap(), triggers);
+    assert_eq!(
+        schema::enabled_immutable_log_triggers(&client)
+            .await
+            .unwrap(),
+        triggers
+    );
 }
 
 #[tokio::test]
@@ -65,7 +79,10 @@ async fn every_foreign_key_has_an_index_leading_with_its_column() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(unindexed.is_empty(), "foreign keys without an index: {unindexed:?}");
+    assert!(
+        unindexed.is_empty(),
+        "foreign keys without an index: {unindexed:?}"
+    );
 }
 
 #[tokio::test]
@@ -92,22 +109,44 @@ async fn check_constraints_refuse_out_of_range_values() {
         }
     };
     assert!(insert_contract(1, 0.9, "planned").await.is_ok());
-    for (tier, confidence, status) in [(4, 0.9, "planned"), (0, 0.9, "planned"), (1, 1.5, "planned"), (1, -0.1, "planned"), (1, 0.9, "exploded")] {
+    for (tier, confidence, status) in [
+        (4, 0.9, "planned"),
+        (0, 0.9, "planned"),
+        (1, 1.5, "planned"),
+        (1, -0.1, "planned"),
+        (1, 0.9, "exploded"),
+    ] {
         let err = insert_contract(tier, confidence, status).await.unwrap_err();
-        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION), "{tier} {confidence} {status}");
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION),
+            "{tier} {confidence} {status}"
+        );
     }
     let orphan = client
         .execute("INSERT INTO tasks (mission_id, title, idempotency_key) VALUES (gen_random_uuid(), 't', 'k1')", &[])
         .await
         .unwrap_err();
-    assert_eq!(orphan.code(), Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION));
+    assert_eq!(
+        orphan.code(),
+        Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
+    );
     client
-        .execute("INSERT INTO tasks (mission_id, title, idempotency_key) VALUES ($1, 't', 'k1')", &[&mission])
+        .execute(
+            "INSERT INTO tasks (mission_id, title, idempotency_key) VALUES ($1, 't', 'k1')",
+            &[&mission],
+        )
         .await
         .unwrap();
     let twice = client
-        .execute("INSERT INTO tasks (mission_id, title, idempotency_key) VALUES ($1, 't', 'k1')", &[&mission])
+        .execute(
+            "INSERT INTO tasks (mission_id, title, idempotency_key) VALUES ($1, 't', 'k1')",
+            &[&mission],
+        )
         .await
         .unwrap_err();
-    assert_eq!(twice.code(), Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION));
+    assert_eq!(
+        twice.code(),
+        Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+    );
 }
