@@ -16,10 +16,7 @@ use tokio_postgres::Client;
 /// Both kinds measure the same metrics; regression is the stricter judge.
 fn golden_baselines() -> [(&'static str, serde_json::Value, f64); 2] {
     let healthy = json!({"p95_latency_ms": 250.0, "error_rate": 0.01, "throughput_rps": 100.0});
-    [
-        ("smoke", healthy.clone(), 0.25),
-        ("regression", healthy, 0.10),
-    ]
+    [("smoke", healthy.clone(), 0.25), ("regression", healthy, 0.10)]
 }
 
 /// What one bootstrap did.
@@ -34,17 +31,12 @@ pub struct BootstrapReport {
 
 impl BootstrapReport {
     pub fn changed_anything(&self) -> bool {
-        !(self.migrations_applied.is_empty()
-            && self.policy_rules_added.is_empty()
-            && self.baselines_added.is_empty())
+        !(self.migrations_applied.is_empty() && self.policy_rules_added.is_empty() && self.baselines_added.is_empty())
     }
 }
 
 pub async fn bootstrap(client: &mut Client) -> Result<BootstrapReport, DbError> {
-    let mut report = BootstrapReport {
-        migrations_applied: migrations::apply(client).await?,
-        ..Default::default()
-    };
+    let mut report = BootstrapReport { migrations_applied: migrations::apply(client).await?, ..Default::default() };
 
     let tx = client.transaction().await?;
     for rule in DEFAULT_POLICY {

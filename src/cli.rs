@@ -62,10 +62,7 @@ struct DatabaseArgs {
 
 impl DatabaseArgs {
     fn parse(&self) -> Result<Option<DatabaseUrl>, ConfigError> {
-        self.database_url
-            .as_deref()
-            .map(DatabaseUrl::parse)
-            .transpose()
+        self.database_url.as_deref().map(DatabaseUrl::parse).transpose()
     }
 }
 
@@ -144,27 +141,15 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     }
 }
 
-async fn dispatch(
-    command: Command,
-    shutdown: &CancellationToken,
-) -> Result<ExitCode, CommandError> {
+async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
     match command {
         Command::Bootstrap { database, output } => {
             let database = Database::configured_or_private(database.parse()?).await?;
             let report = bootstrap::bootstrap(&mut db::connect(&database.url()).await?).await?;
             if output.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("reports serialize")
-                );
+                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialize"));
             } else {
-                print!(
-                    "{}",
-                    BootstrapText {
-                        url: &database.url(),
-                        report: &report
-                    }
-                );
+                print!("{}", BootstrapText { url: &database.url(), report: &report });
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -172,10 +157,7 @@ async fn dispatch(
             let database = Database::configured_or_private(database.parse()?).await?;
             let checklist = health::run(&database.url()).await;
             if output.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&checklist).expect("checklists serialize")
-                );
+                println!("{}", serde_json::to_string_pretty(&checklist).expect("checklists serialize"));
             } else {
                 print!("{checklist}");
             }
@@ -184,15 +166,10 @@ async fn dispatch(
             }
             match checklist.failed().map(|c| c.name).collect::<Vec<_>>() {
                 failed if failed.is_empty() => Ok(ExitCode::SUCCESS),
-                failed => Err(CommandError::Failed(format!(
-                    "failed: {}",
-                    failed.join(", ")
-                ))),
+                failed => Err(CommandError::Failed(format!("failed: {}", failed.join(", ")))),
             }
         }
-        Command::Db {
-            command: DbCommand::Up,
-        } => {
+        Command::Db { command: DbCommand::Up } => {
             let cluster = PrivatePostgres::start().await?;
             // Machine-readable first (a script can `eval` these lines), then the human note.
             println!("DATABASE_URL={}", cluster.url());
@@ -228,16 +205,8 @@ impl std::fmt::Display for BootstrapText<'_> {
             format!("applied {}", report.migrations_applied.join(", "))
         };
         writeln!(f, "✓ migrations: {migrations}")?;
-        writeln!(
-            f,
-            "✓ tier policy: {}",
-            listed(&report.policy_rules_added, "every rule present, kept as is")
-        )?;
-        writeln!(
-            f,
-            "✓ golden baseline: {}",
-            listed(&report.baselines_added, "present, kept as is")
-        )?;
+        writeln!(f, "✓ tier policy: {}", listed(&report.policy_rules_added, "every rule present, kept as is"))?;
+        writeln!(f, "✓ golden baseline: {}", listed(&report.baselines_added, "present, kept as is"))?;
         match report.log_seq {
             Some(seq) => writeln!(f, "bootstrapped; recorded as immutable log entry {seq}"),
             None => writeln!(f, "already bootstrapped: nothing changed"),

@@ -16,9 +16,7 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ConfigError {
     /// The message names the problem, never the value: a malformed URL may
     /// still contain a password.
-    #[error(
-        "invalid database URL: {reason}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-    )]
+    #[error("invalid database URL: {reason}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")]
     InvalidDatabaseUrl { reason: String },
 }
 
@@ -32,13 +30,10 @@ impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
         let invalid = |reason: String| ConfigError::InvalidDatabaseUrl { reason };
         if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
-            return Err(invalid(
-                "it must start with postgres:// or postgresql://".into(),
-            ));
+            return Err(invalid("it must start with postgres:// or postgresql://".into()));
         }
         // tokio-postgres' parse errors describe the fault without echoing the input.
-        let mut config =
-            tokio_postgres::Config::from_str(raw).map_err(|e| invalid(e.to_string()))?;
+        let mut config = tokio_postgres::Config::from_str(raw).map_err(|e| invalid(e.to_string()))?;
         if config.get_hosts().is_empty() {
             return Err(invalid("it names no host".into()));
         }
@@ -74,27 +69,15 @@ impl DatabaseUrl {
     }
 
     pub fn database(&self) -> &str {
-        self.config
-            .get_dbname()
-            .or(self.config.get_user())
-            .unwrap_or("postgres")
+        self.config.get_dbname().or(self.config.get_user()).unwrap_or("postgres")
     }
 }
 
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let user = self.config.get_user().unwrap_or("");
-        let password = if self.config.get_password().is_some() {
-            ":***"
-        } else {
-            ""
-        };
-        write!(
-            f,
-            "postgres://{user}{password}@{}/{}",
-            self.endpoint(),
-            self.database()
-        )
+        let password = if self.config.get_password().is_some() { ":***" } else { "" };
+        write!(f, "postgres://{user}{password}@{}/{}", self.endpoint(), self.database())
     }
 }
 
@@ -111,10 +94,7 @@ mod tests {
     #[test]
     fn display_and_debug_never_show_the_password() {
         let url = DatabaseUrl::parse("postgres://alice:hunter2@db.example:6543/grace").unwrap();
-        assert_eq!(
-            url.to_string(),
-            "postgres://alice:***@db.example:6543/grace"
-        );
+        assert_eq!(url.to_string(), "postgres://alice:***@db.example:6543/grace");
         assert!(!format!("{url:?}").contains("hunter2"));
         assert_eq!(url.endpoint(), "db.example:6543");
     }
@@ -136,14 +116,8 @@ mod tests {
     #[test]
     fn a_connect_timeout_is_always_set() {
         let url = DatabaseUrl::parse("postgres://u@localhost/db").unwrap();
-        assert_eq!(
-            url.connect_config().get_connect_timeout(),
-            Some(&DEFAULT_CONNECT_TIMEOUT)
-        );
+        assert_eq!(url.connect_config().get_connect_timeout(), Some(&DEFAULT_CONNECT_TIMEOUT));
         let url = DatabaseUrl::parse("postgres://u@localhost/db?connect_timeout=2").unwrap();
-        assert_eq!(
-            url.connect_config().get_connect_timeout(),
-            Some(&Duration::from_secs(2))
-        );
+        assert_eq!(url.connect_config().get_connect_timeout(), Some(&Duration::from_secs(2)));
     }
 }

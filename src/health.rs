@@ -35,15 +35,11 @@ pub struct Checklist {
 
 impl Checklist {
     pub fn all_passed(&self) -> bool {
-        self.checks
-            .iter()
-            .all(|c| !matches!(c.outcome, Outcome::Fail(_)))
+        self.checks.iter().all(|c| !matches!(c.outcome, Outcome::Fail(_)))
     }
 
     pub fn failed(&self) -> impl Iterator<Item = &Check> {
-        self.checks
-            .iter()
-            .filter(|c| matches!(c.outcome, Outcome::Fail(_)))
+        self.checks.iter().filter(|c| matches!(c.outcome, Outcome::Fail(_)))
     }
 }
 
@@ -66,10 +62,7 @@ pub async fn run(url: &DatabaseUrl) -> Checklist {
     let mut checks = Vec::new();
     let database_reachable = match db::connect(url).await {
         Err(e) => {
-            checks.push(Check {
-                name: "database reachable",
-                outcome: Outcome::Fail(e.to_string()),
-            });
+            checks.push(Check { name: "database reachable", outcome: Outcome::Fail(e.to_string()) });
             false
         }
         Ok(mut client) => {
@@ -86,18 +79,11 @@ pub async fn run(url: &DatabaseUrl) -> Checklist {
         name: "backend",
         outcome: Outcome::Skipped("no --backend given; only the database was checked".into()),
     });
-    Checklist {
-        target: url.to_string(),
-        checks,
-        database_reachable,
-    }
+    Checklist { target: url.to_string(), checks, database_reachable }
 }
 
 async fn server_version(client: &Client) -> String {
-    match client
-        .query_one("SELECT current_setting('server_version')", &[])
-        .await
-    {
+    match client.query_one("SELECT current_setting('server_version')", &[]).await {
         Ok(row) => format!("PostgreSQL {}", row.get::<_, String>(0)),
         Err(_) => "version unknown".into(),
     }
@@ -108,14 +94,8 @@ async fn server_version(client: &Client) -> String {
 async fn database_checks(client: &mut Client, checks: &mut Vec<Check>) {
     checks.push(check("migrations current", migrations_check(client).await));
     checks.push(check("tables present", tables_check(client).await));
-    checks.push(check(
-        "foreign keys present",
-        foreign_keys_check(client).await,
-    ));
-    checks.push(check(
-        "immutable_log append-only",
-        append_only_check(client).await,
-    ));
+    checks.push(check("foreign keys present", foreign_keys_check(client).await));
+    checks.push(check("immutable_log append-only", append_only_check(client).await));
     checks.push(check("log chain verifies", chain_check(client).await));
 }
 
@@ -128,77 +108,50 @@ async fn migrations_check(client: &mut Client) -> Result<Outcome, DbError> {
     let status = migrations::status(client).await?;
     if status.is_current() {
         let latest = status.applied.last().map(String::as_str).unwrap_or("none");
-        return Ok(Outcome::Pass(format!(
-            "{} applied, latest {latest}",
-            status.applied.len()
-        )));
+        return Ok(Outcome::Pass(format!("{} applied, latest {latest}", status.applied.len())));
     }
     let mut problems = Vec::new();
     if !status.pending.is_empty() {
-        problems.push(format!(
-            "pending {} (run `grace bootstrap`)",
-            status.pending.join(", ")
-        ));
+        problems.push(format!("pending {} (run `grace bootstrap`)", status.pending.join(", ")));
     }
     if !status.divergent.is_empty() {
-        problems.push(format!(
-            "changed since applied: {}",
-            status.divergent.join(", ")
-        ));
+        problems.push(format!("changed since applied: {}", status.divergent.join(", ")));
     }
     if !status.unknown.is_empty() {
-        problems.push(format!(
-            "applied by a newer grace: {}",
-            status.unknown.join(", ")
-        ));
+        problems.push(format!("applied by a newer grace: {}", status.unknown.join(", ")));
     }
     Ok(Outcome::Fail(problems.join("; ")))
 }
 
 async fn tables_check(client: &Client) -> Result<Outcome, DbError> {
     let present = schema::present_tables(client).await?;
-    let missing: Vec<&str> = schema::TABLES
-        .iter()
-        .copied()
-        .filter(|t| !present.iter().any(|p| p == t))
-        .collect();
-    Ok(if missing.is_empty() {
-        Outcome::Pass(format!("all {} tables", schema::TABLES.len()))
-    } else {
-        Outcome::Fail(format!("missing: {}", missing.join(", ")))
-    })
+    let missing = schema::TABLES.iter().filter(|t| !present.iter().any(|p| p == *t));
+    Ok(presence(missing, format!("all {} tables", schema::TABLES.len()), "missing"))
 }
 
 async fn foreign_keys_check(client: &Client) -> Result<Outcome, DbError> {
     let present = schema::present_foreign_keys(client).await?;
     let expected = schema::expected_foreign_keys();
-    let missing: Vec<String> = expected
-        .iter()
-        .filter(|fk| !present.contains(fk))
-        .map(ToString::to_string)
-        .collect();
-    Ok(if missing.is_empty() {
-        Outcome::Pass(format!("all {} foreign keys", expected.len()))
-    } else {
-        Outcome::Fail(format!("missing: {}", missing.join(", ")))
-    })
+    let missing = expected.iter().filter(|fk| !present.contains(fk));
+    Ok(presence(missing, format!("all {} foreign keys", expected.len()), "missing"))
 }
 
 async fn append_only_check(client: &Client) -> Result<Outcome, DbError> {
     let enabled = schema::enabled_immutable_log_triggers(client).await?;
-    let missing: Vec<&str> = schema::IMMUTABLE_LOG_TRIGGERS
-        .iter()
-        .copied()
-        .filter(|t| !enabled.iter().any(|e| e == t))
-        .collect();
-    Ok(if missing.is_empty() {
-        Outcome::Pass("UPDATE, DELETE and TRUNCATE are rejected; inserts are chained".into())
+    let missing = schema::IMMUTABLE_LOG_TRIGGERS.iter().filter(|t| !enabled.iter().any(|e| e == *t));
+    let guarantee = "UPDATE, DELETE and TRUNCATE are rejected; inserts are chained".to_string();
+    Ok(presence(missing, guarantee, "trigger missing or disabled"))
+}
+
+/// Passes with `all_present` when nothing is missing; otherwise fails naming
+/// every missing item, so an operator knows exactly what to restore.
+fn presence<T: fmt::Display>(missing: impl Iterator<Item = T>, all_present: String, label: &str) -> Outcome {
+    let missing: Vec<String> = missing.map(|m| m.to_string()).collect();
+    if missing.is_empty() {
+        Outcome::Pass(all_present)
     } else {
-        Outcome::Fail(format!(
-            "trigger missing or disabled: {}",
-            missing.join(", ")
-        ))
-    })
+        Outcome::Fail(format!("{label}: {}", missing.join(", ")))
+    }
 }
 
 async fn chain_check(client: &Client) -> Result<Outcome, DbError> {
@@ -206,16 +159,7 @@ async fn chain_check(client: &Client) -> Result<Outcome, DbError> {
     Ok(if verdict.holds() {
         Outcome::Pass(format!("{} entries", verdict.entries))
     } else {
-        let breaks: Vec<String> = verdict
-            .breaks
-            .iter()
-            .map(|b| format!("seq {}: {}", b.seq, b.problem))
-            .collect();
-        Outcome::Fail(format!(
-            "{} of {} entries broken — {}",
-            verdict.broken,
-            verdict.entries,
-            breaks.join("; ")
-        ))
+        let breaks: Vec<String> = verdict.breaks.iter().map(|b| format!("seq {}: {}", b.seq, b.problem)).collect();
+        Outcome::Fail(format!("{} of {} entries broken — {}", verdict.broken, verdict.entries, breaks.join("; ")))
     })
 }

@@ -22,10 +22,7 @@ pub struct LogEntry<'a> {
 
 /// Appends one entry and returns its seq. Appends serialize on the chain's lock
 /// until the surrounding transaction commits.
-pub async fn append(
-    client: &impl GenericClient,
-    entry: &LogEntry<'_>,
-) -> Result<i64, tokio_postgres::Error> {
+pub async fn append(client: &impl GenericClient, entry: &LogEntry<'_>) -> Result<i64, tokio_postgres::Error> {
     // serde_json renders maps with sorted keys and no whitespace: the payload's
     // text, which is what gets hashed, is canonical.
     let payload = entry.payload.to_string();
@@ -33,14 +30,7 @@ pub async fn append(
         .query_one(
             "INSERT INTO immutable_log (actor, action, resource, subsystem, payload, result)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-            &[
-                &entry.actor,
-                &entry.action,
-                &entry.resource,
-                &entry.subsystem,
-                &payload,
-                &entry.result,
-            ],
+            &[&entry.actor, &entry.action, &entry.resource, &entry.subsystem, &payload, &entry.result],
         )
         .await?;
     Ok(row.get(0))
@@ -104,12 +94,7 @@ pub async fn verify(client: &impl GenericClient) -> Result<ChainVerdict, tokio_p
         broken: first.get(1),
         breaks: rows
             .iter()
-            .filter_map(|r| {
-                Some(ChainBreak {
-                    seq: r.get::<_, Option<i64>>(2)?,
-                    problem: r.get(3),
-                })
-            })
+            .filter_map(|r| Some(ChainBreak { seq: r.get::<_, Option<i64>>(2)?, problem: r.get(3) }))
             .collect(),
     })
 }

@@ -21,11 +21,7 @@ async fn read_health(user: &mut GooseUser) -> TransactionResult {
     };
     let status = response.status();
     match response.json::<serde_json::Value>().await {
-        Ok(body)
-            if status.is_success() && body.get("status").and_then(|s| s.as_str()) == Some("ok") =>
-        {
-            Ok(())
-        }
+        Ok(body) if status.is_success() && body.get("status").and_then(|s| s.as_str()) == Some("ok") => Ok(()),
         Ok(body) => {
             let detail = format!("health answered {status} with {body}");
             user.set_failure(&detail, &mut goose.request, None, None)

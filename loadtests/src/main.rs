@@ -5,9 +5,6 @@ use goose::prelude::*;
 
 #[tokio::main]
 async fn main() -> Result<(), GooseError> {
-    GooseAttack::initialize()?
-        .register_scenario(grace_loadtests::health_scenario())
-        .execute()
-        .await?;
+    GooseAttack::initialize()?.register_scenario(grace_loadtests::health_scenario()).execute().await?;
     Ok(())
 }

@@ -22,24 +22,10 @@ fn display_name(migration: &refinery::Migration) -> MigrationName {
 /// Applies every pending migration and returns the ones it applied (none when the
 /// database was already current).
 pub async fn apply(client: &mut Client) -> Result<Vec<MigrationName>, DbError> {
-    client
-        .execute(
-            "SELECT pg_advisory_lock(hashtext($1))",
-            &[&MIGRATION_LOCK_KEY],
-        )
-        .await?;
+    client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&MIGRATION_LOCK_KEY]).await?;
     let report = embedded::migrations::runner().run_async(client).await;
-    client
-        .execute(
-            "SELECT pg_advisory_unlock(hashtext($1))",
-            &[&MIGRATION_LOCK_KEY],
-        )
-        .await?;
-    Ok(report?
-        .applied_migrations()
-        .iter()
-        .map(display_name)
-        .collect())
+    client.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&MIGRATION_LOCK_KEY]).await?;
+    Ok(report?.applied_migrations().iter().map(display_name).collect())
 }
 
 /// How the database's applied migrations compare with the embedded ones.
@@ -62,37 +48,21 @@ impl MigrationStatus {
 
 pub async fn status(client: &mut Client) -> Result<MigrationStatus, DbError> {
     let runner = embedded::migrations::runner();
-    let history_exists: bool = client
-        .query_one(
-            "SELECT to_regclass('public.refinery_schema_history') IS NOT NULL",
-            &[],
-        )
-        .await?
-        .get(0);
-    let applied = if history_exists {
-        runner.get_applied_migrations_async(client).await?
-    } else {
-        vec![]
-    };
+    let history_exists: bool =
+        client.query_one("SELECT to_regclass('public.refinery_schema_history') IS NOT NULL", &[]).await?.get(0);
+    let applied = if history_exists { runner.get_applied_migrations_async(client).await? } else { vec![] };
 
     let mut status = MigrationStatus::default();
     for migration in runner.get_migrations() {
         match applied.iter().find(|a| a.version() == migration.version()) {
             None => status.pending.push(display_name(migration)),
-            Some(a) if a.checksum() != migration.checksum() => {
-                status.divergent.push(display_name(a))
-            }
+            Some(a) if a.checksum() != migration.checksum() => status.divergent.push(display_name(a)),
             Some(a) => status.applied.push(display_name(a)),
         }
     }
     status.unknown = applied
         .iter()
-        .filter(|a| {
-            !runner
-                .get_migrations()
-                .iter()
-                .any(|m| m.version() == a.version())
-        })
+        .filter(|a| !runner.get_migrations().iter().any(|m| m.version() == a.version()))
         .map(display_name)
         .collect();
     Ok(status)

@@ -23,14 +23,11 @@ pub enum DbError {
 /// Opens one connection and drives it on a background task. The task ends when
 /// the returned client is dropped.
 pub async fn connect(url: &DatabaseUrl) -> Result<Client, DbError> {
-    let (client, connection) =
-        url.connect_config()
-            .connect(NoTls)
-            .await
-            .map_err(|e| DbError::Unreachable {
-                endpoint: url.endpoint(),
-                reason: unreachable_reason(&e),
-            })?;
+    let (client, connection) = url
+        .connect_config()
+        .connect(NoTls)
+        .await
+        .map_err(|e| DbError::Unreachable { endpoint: url.endpoint(), reason: unreachable_reason(&e) })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "database connection closed");
@@ -52,10 +49,7 @@ fn unreachable_reason(error: &tokio_postgres::Error) -> String {
 
 /// The database a command works on: the one configured, or a private cluster
 /// that lives as long as this value.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one per process; boxing buys nothing"
-)]
+#[allow(clippy::large_enum_variant, reason = "one per process; boxing buys nothing")]
 pub enum Database {
     Configured(DatabaseUrl),
     Private(private::PrivatePostgres),
@@ -63,9 +57,7 @@ pub enum Database {
 
 impl Database {
     /// Uses `url` when given; otherwise starts a private cluster.
-    pub async fn configured_or_private(
-        url: Option<DatabaseUrl>,
-    ) -> Result<Self, private::PrivateClusterError> {
+    pub async fn configured_or_private(url: Option<DatabaseUrl>) -> Result<Self, private::PrivateClusterError> {
         match url {
             Some(url) => Ok(Self::Configured(url)),
             None => Ok(Self::Private(private::PrivatePostgres::start().await?)),

@@ -74,19 +74,11 @@ impl PrivatePostgres {
         let owner = Owner::for_current_user()?;
         sweep_leftovers(&std::env::temp_dir());
 
-        let root = std::env::temp_dir().join(format!(
-            "{DIR_PREFIX}{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir(&root)
-            .map_err(|e| PrivateClusterError::start("creating its directory", e))?;
+        let root =
+            std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&root).map_err(|e| PrivateClusterError::start("creating its directory", e))?;
         // From here on, dropping `cluster` removes whatever was made.
-        let mut cluster = Self {
-            root,
-            port: 0,
-            postmaster: None,
-        };
+        let mut cluster = Self { root, port: 0, postmaster: None };
         std::fs::set_permissions(&cluster.root, std::fs::Permissions::from_mode(0o700))
             .and_then(|_| owner.chown(&cluster.root))
             .map_err(|e| PrivateClusterError::start("preparing its directory", e))?;
@@ -94,8 +86,7 @@ impl PrivatePostgres {
         cluster.initdb(&binaries, &owner).await?;
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            cluster.port =
-                free_port().map_err(|e| PrivateClusterError::start("finding a free port", e))?;
+            cluster.port = free_port().map_err(|e| PrivateClusterError::start("finding a free port", e))?;
             match cluster.launch(&binaries, &owner).await {
                 Ok(()) => {
                     cluster.create_database().await?;
@@ -106,10 +97,7 @@ impl PrivatePostgres {
                 Err(LaunchError::Failed(e)) => return Err(e),
             }
         }
-        Err(PrivateClusterError::start(
-            "no free port",
-            last_error.unwrap_or_default(),
-        ))
+        Err(PrivateClusterError::start("no free port", last_error.unwrap_or_default()))
     }
 
     /// The `grace` database on this cluster, as the `postgres` superuser.
@@ -123,11 +111,8 @@ impl PrivatePostgres {
     }
 
     fn superuser_url(&self) -> DatabaseUrl {
-        DatabaseUrl::parse(&format!(
-            "postgres://postgres@127.0.0.1:{}/postgres",
-            self.port
-        ))
-        .expect("a loopback URL is well formed")
+        DatabaseUrl::parse(&format!("postgres://postgres@127.0.0.1:{}/postgres", self.port))
+            .expect("a loopback URL is well formed")
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -155,10 +140,7 @@ impl PrivatePostgres {
             .stdin(Stdio::null())
             .kill_on_drop(true);
         owner.apply(command.as_std_mut());
-        let output = command
-            .output()
-            .await
-            .map_err(|e| PrivateClusterError::start("running initdb", e))?;
+        let output = command.output().await.map_err(|e| PrivateClusterError::start("running initdb", e))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(PrivateClusterError::start("initdb failed", stderr.trim()));
@@ -176,28 +158,13 @@ impl PrivatePostgres {
             .arg(self.data_dir())
             .arg("-k")
             .arg(&self.root)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-            ])
+            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             // A throwaway cluster needs no crash durability; tests and the scenario
             // run several times faster without fsync.
-            .args([
-                "-c",
-                "fsync=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=300",
-            ])
+            .args(["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=300"])
             .current_dir(&self.root)
             .stdin(Stdio::null())
-            .stdout(
-                log.try_clone()
-                    .map_err(|e| PrivateClusterError::start("opening the server log", e))?,
-            )
+            .stdout(log.try_clone().map_err(|e| PrivateClusterError::start("opening the server log", e))?)
             .stderr(log)
             // Its own process group: a terminal's Ctrl-C goes to Grace, which then
             // stops the server in order, rather than to both at once.
@@ -211,8 +178,7 @@ impl PrivatePostgres {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGINT).map_err(io::Error::from)
             });
         }
-        let postmaster = Postmaster::spawn(command)
-            .map_err(|e| PrivateClusterError::start("running postgres", e))?;
+        let postmaster = Postmaster::spawn(command).map_err(|e| PrivateClusterError::start("running postgres", e))?;
         self.postmaster = Some(postmaster);
 
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -230,24 +196,17 @@ impl PrivatePostgres {
                     return Err(LaunchError::PortTaken);
                 }
                 let tail: Vec<&str> = log.lines().rev().take(8).collect();
-                let reason = if exited {
-                    "postgres exited"
-                } else {
-                    "postgres did not accept connections in time"
-                };
+                let reason = if exited { "postgres exited" } else { "postgres did not accept connections in time" };
                 let detail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
-                return Err(LaunchError::Failed(PrivateClusterError::start(
-                    reason, detail,
-                )));
+                return Err(LaunchError::Failed(PrivateClusterError::start(reason, detail)));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     async fn create_database(&self) -> Result<(), PrivateClusterError> {
-        let client = crate::db::connect(&self.superuser_url())
-            .await
-            .map_err(|e| PrivateClusterError::start("connecting", e))?;
+        let client =
+            crate::db::connect(&self.superuser_url()).await.map_err(|e| PrivateClusterError::start("connecting", e))?;
         client
             .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
             .await
@@ -290,26 +249,19 @@ struct Postmaster {
 impl Postmaster {
     fn spawn(mut command: std::process::Command) -> io::Result<Self> {
         let (started, pid) = std::sync::mpsc::channel();
-        let keeper = std::thread::Builder::new()
-            .name("grace-postmaster".into())
-            .spawn(move || {
-                let mut child = match command.spawn() {
-                    Ok(child) => child,
-                    Err(e) => {
-                        let _ = started.send(Err(io::Error::new(e.kind(), e.to_string())));
-                        return Err(e);
-                    }
-                };
-                let _ = started.send(Ok(child.id()));
-                child.wait()
-            })?;
-        let pid = pid
-            .recv()
-            .map_err(|_| io::Error::other("postmaster keeper thread died"))??;
-        Ok(Self {
-            pid: Pid::from_raw(pid as i32),
-            keeper,
-        })
+        let keeper = std::thread::Builder::new().name("grace-postmaster".into()).spawn(move || {
+            let mut child = match command.spawn() {
+                Ok(child) => child,
+                Err(e) => {
+                    let _ = started.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    return Err(e);
+                }
+            };
+            let _ = started.send(Ok(child.id()));
+            child.wait()
+        })?;
+        let pid = pid.recv().map_err(|_| io::Error::other("postmaster keeper thread died"))??;
+        Ok(Self { pid: Pid::from_raw(pid as i32), keeper })
     }
 
     fn has_exited(&self) -> bool {
@@ -341,23 +293,15 @@ impl Binaries {
     /// `GRACE_PG_BINDIR` if set (and only it); otherwise PATH, then
     /// `pg_config --bindir`, then the newest /usr/lib/postgresql/*/bin.
     fn locate() -> Result<Self, PrivateClusterError> {
-        let has_server =
-            |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+        let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
         let (candidates, searched) = match std::env::var_os(BINDIR_ENV) {
-            Some(dir) => (
-                vec![PathBuf::from(&dir)],
-                format!("{BINDIR_ENV}={}", Path::new(&dir).display()),
-            ),
+            Some(dir) => (vec![PathBuf::from(&dir)], format!("{BINDIR_ENV}={}", Path::new(&dir).display())),
             None => {
-                let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-                    .map(|p| std::env::split_paths(&p).collect())
-                    .unwrap_or_default();
+                let mut dirs: Vec<PathBuf> =
+                    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
                 dirs.extend(pg_config_bindir());
                 dirs.extend(debian_bindirs());
-                (
-                    dirs,
-                    "PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin".to_string(),
-                )
+                (dirs, "PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin".to_string())
             }
         };
         candidates
@@ -369,15 +313,8 @@ impl Binaries {
 }
 
 fn pg_config_bindir() -> Option<PathBuf> {
-    let output = std::process::Command::new("pg_config")
-        .arg("--bindir")
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+    let output = std::process::Command::new("pg_config").arg("--bindir").stderr(Stdio::null()).output().ok()?;
+    output.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
 }
 
 /// Debian and Ubuntu install each major version under /usr/lib/postgresql/N/bin;
@@ -407,9 +344,7 @@ impl Owner {
             return Ok(Self { switch_to: None });
         }
         match User::from_name("postgres") {
-            Ok(Some(user)) => Ok(Self {
-                switch_to: Some(user),
-            }),
+            Ok(Some(user)) => Ok(Self { switch_to: Some(user) }),
             _ => Err(PrivateClusterError::NoPostgresUser),
         }
     }
@@ -417,27 +352,20 @@ impl Owner {
     fn apply(&self, command: &mut std::process::Command) {
         if let Some(user) = &self.switch_to {
             command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
-            command
-                .env("HOME", &user.dir)
-                .env("USER", &user.name)
-                .env("LOGNAME", &user.name);
+            command.env("HOME", &user.dir).env("USER", &user.name).env("LOGNAME", &user.name);
         }
     }
 
     fn chown(&self, path: &Path) -> io::Result<()> {
         match &self.switch_to {
-            Some(user) => {
-                nix::unistd::chown(path, Some(user.uid), Some(user.gid)).map_err(io::Error::from)
-            }
+            Some(user) => nix::unistd::chown(path, Some(user.uid), Some(user.gid)).map_err(io::Error::from),
             None => Ok(()),
         }
     }
 }
 
 fn free_port() -> io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Removes cluster directories left by processes that no longer exist (killed
@@ -468,8 +396,5 @@ fn sweep_leftovers(temp: &Path) {
 
 fn is_alive(pid: i32) -> bool {
     // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
-    !matches!(
-        kill(Pid::from_raw(pid), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
+    !matches!(kill(Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
 }

@@ -46,42 +46,14 @@ impl std::fmt::Display for ForeignKey {
 const FOREIGN_KEYS: &[(&str, &str, &str)] = &[
     ("public.managed_resources", "mission_id", "public.missions"),
     ("public.action_contracts", "mission_id", "public.missions"),
-    (
-        "public.action_contracts",
-        "resource_id",
-        "public.managed_resources",
-    ),
-    (
-        "public.action_contracts",
-        "snapshot_id",
-        "public.safe_hold_snapshots",
-    ),
-    (
-        "public.safe_hold_snapshots",
-        "contract_id",
-        "public.action_contracts",
-    ),
-    (
-        "public.benchmark_runs",
-        "contract_id",
-        "public.action_contracts",
-    ),
-    (
-        "public.approval_requests",
-        "contract_id",
-        "public.action_contracts",
-    ),
+    ("public.action_contracts", "resource_id", "public.managed_resources"),
+    ("public.action_contracts", "snapshot_id", "public.safe_hold_snapshots"),
+    ("public.safe_hold_snapshots", "contract_id", "public.action_contracts"),
+    ("public.benchmark_runs", "contract_id", "public.action_contracts"),
+    ("public.approval_requests", "contract_id", "public.action_contracts"),
     ("public.action_events", "mission_id", "public.missions"),
-    (
-        "public.action_events",
-        "contract_id",
-        "public.action_contracts",
-    ),
-    (
-        "public.action_events",
-        "approval_id",
-        "public.approval_requests",
-    ),
+    ("public.action_events", "contract_id", "public.action_contracts"),
+    ("public.action_events", "approval_id", "public.approval_requests"),
     ("public.action_events", "log_seq", "public.immutable_log"),
     ("public.log_outbox", "event_id", "public.action_events"),
     ("public.chat_messages", "mission_id", "public.missions"),
@@ -107,11 +79,8 @@ pub fn expected_foreign_keys() -> Vec<ForeignKey> {
 }
 
 /// The triggers that keep `immutable_log` a hash chain that is only appended to.
-pub const IMMUTABLE_LOG_TRIGGERS: &[&str] = &[
-    "immutable_log_chain",
-    "immutable_log_append_only",
-    "immutable_log_no_truncate",
-];
+pub const IMMUTABLE_LOG_TRIGGERS: &[&str] =
+    &["immutable_log_chain", "immutable_log_append_only", "immutable_log_no_truncate"];
 
 /// Schema-qualified names of the ordinary tables in Grace's schemas.
 pub async fn present_tables(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
@@ -129,9 +98,7 @@ pub async fn present_tables(client: &Client) -> Result<Vec<String>, tokio_postgr
 }
 
 /// Every single-column FOREIGN KEY in Grace's schemas.
-pub async fn present_foreign_keys(
-    client: &Client,
-) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
+pub async fn present_foreign_keys(client: &Client) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT sn.nspname || '.' || s.relname, a.attname, tn.nspname || '.' || t.relname
@@ -146,21 +113,12 @@ pub async fn present_foreign_keys(
             &[],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| ForeignKey {
-            table: r.get(0),
-            column: r.get(1),
-            references: r.get(2),
-        })
-        .collect())
+    Ok(rows.iter().map(|r| ForeignKey { table: r.get(0), column: r.get(1), references: r.get(2) }).collect())
 }
 
 /// The enabled, user-defined triggers on `immutable_log` (a disabled trigger
 /// protects nothing, so it does not count).
-pub async fn enabled_immutable_log_triggers(
-    client: &Client,
-) -> Result<Vec<String>, tokio_postgres::Error> {
+pub async fn enabled_immutable_log_triggers(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT tgname::text FROM pg_trigger

@@ -48,11 +48,7 @@ async fn bootstrap_migrates_seeds_and_logs_then_a_second_run_changes_nothing() {
     // Through the binary, too: it says so.
     let ran = run_grace(&["bootstrap", "--database-url", &database.url.to_string()]).await;
     assert_eq!(ran.code, Some(0), "{}", ran.all_output());
-    assert!(
-        ran.stdout.contains("already bootstrapped: nothing changed"),
-        "{}",
-        ran.stdout
-    );
+    assert!(ran.stdout.contains("already bootstrapped: nothing changed"), "{}", ran.stdout);
     assert_eq!(fingerprint(&client).await, after_first);
 }
 
@@ -60,13 +56,7 @@ async fn bootstrap_migrates_seeds_and_logs_then_a_second_run_changes_nothing() {
 async fn the_seeded_policy_is_the_design_table() {
     let database = TestDatabase::bootstrapped().await;
     let client = database.client().await;
-    let rows = client
-        .query(
-            "SELECT error_type, tier FROM tier_policy ORDER BY tier, error_type",
-            &[],
-        )
-        .await
-        .unwrap();
+    let rows = client.query("SELECT error_type, tier FROM tier_policy ORDER BY tier, error_type", &[]).await.unwrap();
     let policy: Vec<(String, i16)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let expected = [
         ("database_locked", 1),
@@ -83,35 +73,13 @@ async fn the_seeded_policy_is_the_design_table() {
 async fn bootstrap_keeps_a_rule_an_operator_tuned() {
     let database = TestDatabase::bootstrapped().await;
     let mut client = database.client().await;
-    client
-        .execute(
-            "UPDATE tier_policy SET tier = 2 WHERE error_type = 'timeout'",
-            &[],
-        )
-        .await
-        .unwrap();
-    client
-        .execute(
-            "DELETE FROM tier_policy WHERE error_type = 'validation_error'",
-            &[],
-        )
-        .await
-        .unwrap();
+    client.execute("UPDATE tier_policy SET tier = 2 WHERE error_type = 'timeout'", &[]).await.unwrap();
+    client.execute("DELETE FROM tier_policy WHERE error_type = 'validation_error'", &[]).await.unwrap();
 
     let report = bootstrap(&mut client).await.unwrap();
     assert_eq!(report.policy_rules_added, ["validation_error"]);
-    let tier: i16 = client
-        .query_one(
-            "SELECT tier FROM tier_policy WHERE error_type = 'timeout'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let tier: i16 =
+        client.query_one("SELECT tier FROM tier_policy WHERE error_type = 'timeout'", &[]).await.unwrap().get(0);
     assert_eq!(tier, 2);
-    assert_eq!(
-        report.log_seq,
-        Some(2),
-        "the re-seeding is logged after the first bootstrap's entry"
-    );
+    assert_eq!(report.log_seq, Some(2), "the re-seeding is logged after the first bootstrap's entry");
 }

@@ -4,22 +4,11 @@ use crate::helpers::run_grace;
 
 #[tokio::test]
 async fn a_malformed_database_url_exits_2_naming_the_problem_not_the_password() {
-    for url in [
-        "postgres://grace:s3cret-pw@localhost:notaport/grace",
-        "mysql://grace:s3cret-pw@localhost/grace",
-    ] {
+    for url in ["postgres://grace:s3cret-pw@localhost:notaport/grace", "mysql://grace:s3cret-pw@localhost/grace"] {
         let ran = run_grace(&["health", "--database-url", url]).await;
         assert_eq!(ran.code, Some(2), "{}", ran.all_output());
-        assert!(
-            ran.stderr.contains("error: invalid database URL"),
-            "{}",
-            ran.stderr
-        );
-        assert!(
-            !ran.all_output().contains("s3cret-pw"),
-            "password leaked: {}",
-            ran.all_output()
-        );
+        assert!(ran.stderr.contains("error: invalid database URL"), "{}", ran.stderr);
+        assert!(!ran.all_output().contains("s3cret-pw"), "password leaked: {}", ran.all_output());
     }
 }
 
@@ -27,34 +16,20 @@ async fn a_malformed_database_url_exits_2_naming_the_problem_not_the_password() 
 async fn an_unknown_flag_or_command_exits_2_with_usage() {
     let ran = run_grace(&["health", "--bogus"]).await;
     assert_eq!(ran.code, Some(2), "{}", ran.all_output());
-    assert!(
-        ran.stderr.contains("unexpected argument '--bogus'"),
-        "{}",
-        ran.stderr
-    );
+    assert!(ran.stderr.contains("unexpected argument '--bogus'"), "{}", ran.stderr);
     assert!(ran.stderr.contains("Usage: grace health"), "{}", ran.stderr);
 
     let ran = run_grace(&["frobnicate"]).await;
     assert_eq!(ran.code, Some(2), "{}", ran.all_output());
-    assert!(
-        ran.stderr.contains("unrecognized subcommand 'frobnicate'"),
-        "{}",
-        ran.stderr
-    );
+    assert!(ran.stderr.contains("unrecognized subcommand 'frobnicate'"), "{}", ran.stderr);
 }
 
 #[tokio::test]
 async fn help_never_shows_the_database_url_from_the_environment() {
     let mut command = crate::helpers::grace();
-    command
-        .args(["health", "--help"])
-        .env("DATABASE_URL", "postgres://grace:s3cret-pw@localhost/grace");
+    command.args(["health", "--help"]).env("DATABASE_URL", "postgres://grace:s3cret-pw@localhost/grace");
     let ran: crate::helpers::Ran = command.output().await.unwrap().into();
     assert_eq!(ran.code, Some(0));
-    assert!(
-        ran.stdout.contains("--database-url <URL>"),
-        "{}",
-        ran.stdout
-    );
+    assert!(ran.stdout.contains("--database-url <URL>"), "{}", ran.stdout);
     assert!(!ran.stdout.contains("s3cret-pw"), "{}", ran.stdout);
 }

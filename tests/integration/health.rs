@@ -13,21 +13,10 @@ async fn health_passes_on_a_bootstrapped_database() {
         assert!(line.starts_with('✓'), "{line}");
     }
     assert!(lines[6].starts_with("– backend"), "{}", lines[6]);
-    assert!(
-        ran.stdout.contains("✓ log chain verifies: 1 entries"),
-        "{}",
-        ran.stdout
-    );
+    assert!(ran.stdout.contains("✓ log chain verifies: 1 entries"), "{}", ran.stdout);
 
-    let ran = run_grace(&[
-        "health",
-        "--json",
-        "--database-url",
-        &database.url.to_string(),
-    ])
-    .await;
-    let checklist: serde_json::Value =
-        serde_json::from_str(&ran.stdout).expect("--json prints JSON");
+    let ran = run_grace(&["health", "--json", "--database-url", &database.url.to_string()]).await;
+    let checklist: serde_json::Value = serde_json::from_str(&ran.stdout).expect("--json prints JSON");
     assert_eq!(checklist["checks"][0]["name"], "database reachable");
     assert_eq!(checklist["checks"][0]["outcome"], "pass");
 }
@@ -44,15 +33,12 @@ async fn health_names_a_dropped_foreign_key_and_exits_1() {
     let ran = run_grace(&["health", "--database-url", &database.url.to_string()]).await;
     assert_eq!(ran.code, Some(1), "{}", ran.all_output());
     assert!(
-        ran.stdout.contains("✗ foreign keys present: missing: public.action_events.contract_id → public.action_contracts"),
+        ran.stdout
+            .contains("✗ foreign keys present: missing: public.action_events.contract_id → public.action_contracts"),
         "{}",
         ran.stdout
     );
-    assert!(
-        ran.stdout.contains("✓ tables present"),
-        "other checks still run: {}",
-        ran.stdout
-    );
+    assert!(ran.stdout.contains("✓ tables present"), "other checks still run: {}", ran.stdout);
 }
 
 #[tokio::test]
@@ -70,18 +56,11 @@ async fn health_reports_a_disabled_append_only_trigger_and_a_broken_chain() {
     let ran = run_grace(&["health", "--database-url", &database.url.to_string()]).await;
     assert_eq!(ran.code, Some(1), "{}", ran.all_output());
     assert!(
-        ran.stdout.contains(
-            "✗ immutable_log append-only: trigger missing or disabled: immutable_log_append_only"
-        ),
+        ran.stdout.contains("✗ immutable_log append-only: trigger missing or disabled: immutable_log_append_only"),
         "{}",
         ran.stdout
     );
-    assert!(
-        ran.stdout
-            .contains("✗ log chain verifies: 1 of 1 entries broken — seq 1: entry_hash"),
-        "{}",
-        ran.stdout
-    );
+    assert!(ran.stdout.contains("✗ log chain verifies: 1 of 1 entries broken — seq 1: entry_hash"), "{}", ran.stdout);
 }
 
 #[tokio::test]
@@ -89,23 +68,9 @@ async fn health_on_an_unmigrated_database_says_to_bootstrap() {
     let database = TestDatabase::empty().await;
     let ran = run_grace(&["health", "--database-url", &database.url.to_string()]).await;
     assert_eq!(ran.code, Some(1), "{}", ran.all_output());
-    assert!(
-        ran.stdout
-            .contains("✗ migrations current: pending V1__missions_and_contracts"),
-        "{}",
-        ran.stdout
-    );
-    assert!(
-        ran.stdout.contains("(run `grace bootstrap`)"),
-        "{}",
-        ran.stdout
-    );
-    assert!(
-        ran.stdout
-            .contains("✗ tables present: missing: public.tier_policy"),
-        "{}",
-        ran.stdout
-    );
+    assert!(ran.stdout.contains("✗ migrations current: pending V1__missions_and_contracts"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("(run `grace bootstrap`)"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("✗ tables present: missing: public.tier_policy"), "{}", ran.stdout);
 }
 
 #[tokio::test]
@@ -117,22 +82,12 @@ async fn health_against_a_closed_port_exits_3_without_printing_the_password() {
         command.args(&args).env("DATABASE_URL", &url);
         let ran: crate::helpers::Ran = command.output().await.unwrap().into();
         assert_eq!(ran.code, Some(3), "{}", ran.all_output());
+        assert!(!ran.all_output().contains("s3cret-pw"), "password leaked: {}", ran.all_output());
         assert!(
-            !ran.all_output().contains("s3cret-pw"),
-            "password leaked: {}",
-            ran.all_output()
-        );
-        assert!(
-            ran.stdout.contains(&format!(
-                "✗ database reachable: database unreachable at 127.0.0.1:{port}"
-            )),
+            ran.stdout.contains(&format!("✗ database reachable: database unreachable at 127.0.0.1:{port}")),
             "{}",
             ran.stdout
         );
-        assert!(
-            ran.stdout.contains("postgres://grace:***@"),
-            "{}",
-            ran.stdout
-        );
+        assert!(ran.stdout.contains("postgres://grace:***@"), "{}", ran.stdout);
     }
 }

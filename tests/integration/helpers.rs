@@ -17,12 +17,10 @@ static SERVER: OnceCell<Database> = OnceCell::const_new();
 async fn server_url() -> DatabaseUrl {
     SERVER
         .get_or_init(|| async {
-            let configured = std::env::var("DATABASE_URL").ok().map(|raw| {
-                DatabaseUrl::parse(&raw).expect("DATABASE_URL for the tests must be valid")
-            });
-            Database::configured_or_private(configured)
-                .await
-                .expect("a PostgreSQL server for the tests")
+            let configured = std::env::var("DATABASE_URL")
+                .ok()
+                .map(|raw| DatabaseUrl::parse(&raw).expect("DATABASE_URL for the tests must be valid"));
+            Database::configured_or_private(configured).await.expect("a PostgreSQL server for the tests")
         })
         .await
         .url()
@@ -51,32 +49,19 @@ impl TestDatabase {
     /// A migrated database that `grace bootstrap` has seeded.
     pub async fn bootstrapped() -> Self {
         let database = Self::migrated().await;
-        grace::bootstrap::bootstrap(&mut database.client().await)
-            .await
-            .expect("bootstrap");
+        grace::bootstrap::bootstrap(&mut database.client().await).await.expect("bootstrap");
         database
     }
 
     async fn create(admin: DatabaseUrl, options: &str) -> Self {
         let name = format!("grace_test_{}", uuid::Uuid::new_v4().simple());
-        let client = db::connect(&admin)
-            .await
-            .expect("connect to the test server");
-        client
-            .batch_execute(&format!("CREATE DATABASE {name} {options}"))
-            .await
-            .expect("create test database");
-        Self {
-            url: admin.with_database(&name),
-            admin,
-            name,
-        }
+        let client = db::connect(&admin).await.expect("connect to the test server");
+        client.batch_execute(&format!("CREATE DATABASE {name} {options}")).await.expect("create test database");
+        Self { url: admin.with_database(&name), admin, name }
     }
 
     pub async fn client(&self) -> Client {
-        db::connect(&self.url)
-            .await
-            .expect("connect to the test database")
+        db::connect(&self.url).await.expect("connect to the test database")
     }
 }
 
@@ -86,17 +71,11 @@ impl Drop for TestDatabase {
         // Drop runs inside the test's runtime, which cannot be blocked on; a
         // short-lived thread with its own runtime does the async cleanup.
         let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    let client = db::connect(&admin).await?;
-                    client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await?;
-                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-                })
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+                let client = db::connect(&admin).await?;
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
         })
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
@@ -109,21 +88,10 @@ impl Drop for TestDatabase {
 /// concurrent tests (and test binaries) from building it twice.
 async fn ensure_template(admin: &DatabaseUrl) -> String {
     let template = format!("grace_template_{}", migrations::fingerprint());
-    let client = db::connect(admin)
-        .await
-        .expect("connect to the test server");
-    client
-        .execute(
-            "SELECT pg_advisory_lock(hashtext('grace.tests.template'))",
-            &[],
-        )
-        .await
-        .unwrap();
+    let client = db::connect(admin).await.expect("connect to the test server");
+    client.execute("SELECT pg_advisory_lock(hashtext('grace.tests.template'))", &[]).await.unwrap();
     let exists: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
-            &[&template],
-        )
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", &[&template])
         .await
         .unwrap()
         .get(0);
@@ -131,43 +99,23 @@ async fn ensure_template(admin: &DatabaseUrl) -> String {
         let building = format!("{template}_building");
         // Left over if a test process died mid-build; separate statements, as
         // neither may run inside the implicit transaction of a multi-statement batch.
-        client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {building}"))
-            .await
-            .unwrap();
-        client
-            .batch_execute(&format!("CREATE DATABASE {building}"))
-            .await
-            .unwrap();
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS {building}")).await.unwrap();
+        client.batch_execute(&format!("CREATE DATABASE {building}")).await.unwrap();
         let mut template_client = db::connect(&admin.with_database(&building)).await.unwrap();
-        migrations::apply(&mut template_client)
-            .await
-            .expect("migrate the template");
+        migrations::apply(&mut template_client).await.expect("migrate the template");
         drop(template_client);
         // Renaming waits for the migration connection to close, and makes the
         // template appear complete or not at all.
-        client
-            .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}"))
-            .await
-            .unwrap();
+        client.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}")).await.unwrap();
     }
-    client
-        .execute(
-            "SELECT pg_advisory_unlock(hashtext('grace.tests.template'))",
-            &[],
-        )
-        .await
-        .unwrap();
+    client.execute("SELECT pg_advisory_unlock(hashtext('grace.tests.template'))", &[]).await.unwrap();
     template
 }
 
 /// The real `grace` binary, with no database configured unless a test sets one.
 pub fn grace() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_grace"));
-    command
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn,grace=info")
-        .kill_on_drop(true);
+    command.env_remove("DATABASE_URL").env("RUST_LOG", "warn,grace=info").kill_on_drop(true);
     command
 }
 
@@ -207,17 +155,10 @@ pub fn shared_temp_dir() -> tempfile::TempDir {
 }
 
 pub fn entries(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect()
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
 }
 
 /// A loopback port with nothing listening on it.
 pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -15,12 +15,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
         applied,
-        [
-            "V1__missions_and_contracts",
-            "V2__events_and_immutable_log",
-            "V3__everyday_traffic",
-            "V4__control_plane"
-        ]
+        ["V1__missions_and_contracts", "V2__events_and_immutable_log", "V3__everyday_traffic", "V4__control_plane"]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());
     let status = migrations::status(&mut client).await.unwrap();
@@ -35,29 +30,15 @@ async fn the_migrated_schema_is_exactly_the_expected_one() {
 
     let mut expected_tables: Vec<String> = schema::TABLES.iter().map(ToString::to_string).collect();
     expected_tables.sort();
-    assert_eq!(
-        schema::present_tables(&client).await.unwrap(),
-        expected_tables
-    );
+    assert_eq!(schema::present_tables(&client).await.unwrap(), expected_tables);
 
     let mut expected_keys = schema::expected_foreign_keys();
     expected_keys.sort();
-    assert_eq!(
-        schema::present_foreign_keys(&client).await.unwrap(),
-        expected_keys
-    );
+    assert_eq!(schema::present_foreign_keys(&client).await.unwrap(), expected_keys);
 
-    let mut triggers: Vec<String> = schema::IMMUTABLE_LOG_TRIGGERS
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let mut triggers: Vec<String> = schema::IMMUTABLE_LOG_TRIGGERS.iter().map(ToString::to_string).collect();
     triggers.sort();
-    assert_eq!(
-        schema::enabled_immutable_log_triggers(&client)
-            .await
-            .unwrap(),
-        triggers
-    );
+    assert_eq!(schema::enabled_immutable_log_triggers(&client).await.unwrap(), triggers);
 }
 
 #[tokio::test]
@@ -79,21 +60,15 @@ async fn every_foreign_key_has_an_index_leading_with_its_column() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(
-        unindexed.is_empty(),
-        "foreign keys without an index: {unindexed:?}"
-    );
+    assert!(unindexed.is_empty(), "foreign keys without an index: {unindexed:?}");
 }
 
 #[tokio::test]
 async fn check_constraints_refuse_out_of_range_values() {
     let database = TestDatabase::migrated().await;
     let client = database.client().await;
-    let mission: uuid::Uuid = client
-        .query_one("INSERT INTO missions (name) VALUES ('m') RETURNING id", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let mission: uuid::Uuid =
+        client.query_one("INSERT INTO missions (name) VALUES ('m') RETURNING id", &[]).await.unwrap().get(0);
     let insert_contract = |tier: i16, confidence: f64, status: &'static str| {
         let client = &client;
         async move {
@@ -109,44 +84,24 @@ async fn check_constraints_refuse_out_of_range_values() {
         }
     };
     assert!(insert_contract(1, 0.9, "planned").await.is_ok());
-    for (tier, confidence, status) in [
-        (4, 0.9, "planned"),
-        (0, 0.9, "planned"),
-        (1, 1.5, "planned"),
-        (1, -0.1, "planned"),
-        (1, 0.9, "exploded"),
-    ] {
+    for (tier, confidence, status) in
+        [(4, 0.9, "planned"), (0, 0.9, "planned"), (1, 1.5, "planned"), (1, -0.1, "planned"), (1, 0.9, "exploded")]
+    {
         let err = insert_contract(tier, confidence, status).await.unwrap_err();
-        assert_eq!(
-            err.code(),
-            Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION),
-            "{tier} {confidence} {status}"
-        );
+        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION), "{tier} {confidence} {status}");
     }
     let orphan = client
         .execute("INSERT INTO tasks (mission_id, title, idempotency_key) VALUES (gen_random_uuid(), 't', 'k1')", &[])
         .await
         .unwrap_err();
-    assert_eq!(
-        orphan.code(),
-        Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
-    );
+    assert_eq!(orphan.code(), Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION));
     client
-        .execute(
-            "INSERT INTO tasks (mission_id, title, idempotency_key) VALUES ($1, 't', 'k1')",
-            &[&mission],
-        )
+        .execute("INSERT INTO tasks (mission_id, title, idempotency_key) VALUES ($1, 't', 'k1')", &[&mission])
         .await
         .unwrap();
     let twice = client
-        .execute(
-            "INSERT INTO tasks (mission_id, title, idempotency_key) VALUES ($1, 't', 'k1')",
-            &[&mission],
-        )
+        .execute("INSERT INTO tasks (mission_id, title, idempotency_key) VALUES ($1, 't', 'k1')", &[&mission])
         .await
         .unwrap_err();
-    assert_eq!(
-        twice.code(),
-        Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
-    );
+    assert_eq!(twice.code(), Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION));
 }
