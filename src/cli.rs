@@ -3,6 +3,8 @@
 //! or configuration, 3 a required service unreachable; 130 when interrupted).
 //! Commands parse their raw options into domain types here, at the edge.
 
+use crate::backend::auth::Tokens;
+use crate::backend::{Application, ServeSettings, StartupError};
 use crate::bootstrap::{self, BootstrapReport};
 use crate::configuration::{ConfigError, DatabaseUrl};
 use crate::db::private::{PrivateClusterError, PrivatePostgres};
@@ -32,12 +34,40 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Check that the database is fit to run Grace; exit 0 only if every check passes.
+    /// Check that the database (and a backend) is fit to run Grace; exit 0 only if every check passes.
     Health {
         #[command(flatten)]
         database: DatabaseArgs,
+        /// A running backend to check too: reachable, mesh round trip, log lag zero.
+        #[arg(long, env = "GRACE_BACKEND_URL", value_name = "URL")]
+        backend: Option<String>,
+        /// A token of any role, to publish the mesh ping with.
+        #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN", requires = "backend")]
+        token: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// Run the Grace backend (the system under test).
+    Serve {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Address to listen on.
+        #[arg(long, env = "GRACE_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Bearer tokens as role=token pairs, comma-separated (roles: operator,
+        /// approver, governance, admin). Without tokens or a tokens file, random
+        /// ones are made and written to a file only you can read.
+        #[arg(long, env = "GRACE_TOKENS", hide_env_values = true, value_name = "SPEC")]
+        tokens: Option<String>,
+        /// A file holding the token spec (a `GRACE_TOKENS=...` line).
+        #[arg(long, env = "GRACE_TOKENS_FILE", value_name = "PATH", conflicts_with = "tokens")]
+        tokens_file: Option<std::path::PathBuf>,
+        /// Allow admins to inject faults (sabotaged verifications, chaos).
+        #[arg(long, env = "GRACE_ENABLE_FAULTS")]
+        enable_faults: bool,
+        /// Database connections in the pool.
+        #[arg(long, env = "GRACE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=500))]
+        pool_size: u16,
     },
     /// Manage a private PostgreSQL for local use.
     Db {
@@ -82,6 +112,8 @@ enum CommandError {
     Unreachable(String),
     #[error("{0}")]
     Failed(String),
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl CommandError {
@@ -90,6 +122,7 @@ impl CommandError {
             Self::Failed(_) => ExitCode::from(1),
             Self::Usage(_) => ExitCode::from(2),
             Self::Unreachable(_) => ExitCode::from(3),
+            Self::Interrupted => ExitCode::from(130),
         }
     }
 }
@@ -120,19 +153,11 @@ impl From<DbError> for CommandError {
     }
 }
 
-/// Runs the command until it ends or `shutdown` fires. Interrupting drops the
-/// command's future, which stops and removes a private cluster it started.
+/// Runs the command. Commands that serve (`serve`, `db up`) stop in order on
+/// `shutdown`; the others are interrupted by it (exit 130), which drops their
+/// future and with it a private cluster they started.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
-    let outcome = tokio::select! {
-        // Biased: a command that itself waits for shutdown (`db up`) ends on its own terms.
-        biased;
-        outcome = dispatch(cli.command, &shutdown) => outcome,
-        () = shutdown.cancelled() => {
-            eprintln!("interrupted");
-            return ExitCode::from(130);
-        }
-    };
-    match outcome {
+    match dispatch(cli.command, &shutdown).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -144,33 +169,71 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
 async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
     match command {
         Command::Bootstrap { database, output } => {
-            let database = Database::configured_or_private(database.parse()?).await?;
-            let report = bootstrap::bootstrap(&mut db::connect(&database.url()).await?).await?;
-            if output.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("reports serialize"));
-            } else {
-                print!("{}", BootstrapText { url: &database.url(), report: &report });
+            interruptible(shutdown, async {
+                let database = Database::configured_or_private(database.parse()?).await?;
+                let report = bootstrap::bootstrap(&mut db::connect(&database.url()).await?).await?;
+                if output.json {
+                    println!("{}", serde_json::to_string_pretty(&report).expect("reports serialize"));
+                } else {
+                    print!("{}", BootstrapText { url: &database.url(), report: &report });
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        Command::Health { database, backend, token, output } => {
+            interruptible(shutdown, async {
+                let backend = backend.map(|url| parse_backend(&url, token)).transpose()?;
+                let database = Database::configured_or_private(database.parse()?).await?;
+                let checklist = health::run(&database.url(), backend.as_ref()).await;
+                if output.json {
+                    println!("{}", serde_json::to_string_pretty(&checklist).expect("checklists serialize"));
+                } else {
+                    print!("{checklist}");
+                }
+                if !checklist.unreachable.is_empty() {
+                    return Err(CommandError::Unreachable(format!(
+                        "unreachable: {}",
+                        checklist.unreachable.join(", ")
+                    )));
+                }
+                match checklist.failed().map(|c| c.name).collect::<Vec<_>>() {
+                    failed if failed.is_empty() => Ok(ExitCode::SUCCESS),
+                    failed => Err(CommandError::Failed(format!("failed: {}", failed.join(", ")))),
+                }
+            })
+            .await
+        }
+        Command::Serve { database, listen, tokens, tokens_file, enable_faults, pool_size } => {
+            let (tokens, generated) = resolve_tokens(tokens, tokens_file)?;
+            let database =
+                interruptible(shutdown, async { Ok(Database::configured_or_private(database.parse()?).await?) })
+                    .await?;
+            let settings = ServeSettings {
+                database: database.url(),
+                listen,
+                tokens: tokens.clone(),
+                enable_faults,
+                pool_size: usize::from(pool_size),
+            };
+            let application = Application::build(settings).await.map_err(startup_error)?;
+            let addr = application.local_addr();
+            if generated {
+                let path = std::env::temp_dir().join(format!("grace-tokens-{}.env", addr.port()));
+                tokens
+                    .write_private_file(&path)
+                    .map_err(|e| CommandError::Failed(format!("could not write the tokens file: {e}")))?;
+                eprintln!(
+                    "no tokens configured: made one per role, written to {} (readable only by you)",
+                    path.display()
+                );
             }
+            println!("grace backend listening on http://{addr}");
+            application.run_until(shutdown.clone()).await.map_err(startup_error)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Health { database, output } => {
-            let database = Database::configured_or_private(database.parse()?).await?;
-            let checklist = health::run(&database.url()).await;
-            if output.json {
-                println!("{}", serde_json::to_string_pretty(&checklist).expect("checklists serialize"));
-            } else {
-                print!("{checklist}");
-            }
-            if !checklist.database_reachable {
-                return Err(CommandError::Unreachable("database unreachable".into()));
-            }
-            match checklist.failed().map(|c| c.name).collect::<Vec<_>>() {
-                failed if failed.is_empty() => Ok(ExitCode::SUCCESS),
-                failed => Err(CommandError::Failed(format!("failed: {}", failed.join(", ")))),
-            }
-        }
         Command::Db { command: DbCommand::Up } => {
-            let cluster = PrivatePostgres::start().await?;
+            let cluster = interruptible(shutdown, async { Ok(PrivatePostgres::start().await?) }).await?;
             // Machine-readable first (a script can `eval` these lines), then the human note.
             println!("DATABASE_URL={}", cluster.url());
             println!("GRACE_PRIVATE_PG_DIR={}", cluster.directory().display());
@@ -179,6 +242,45 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
             drop(cluster);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn parse_backend(raw: &str, token: Option<String>) -> Result<health::BackendTarget, CommandError> {
+    let url = reqwest::Url::parse(raw)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .ok_or_else(|| CommandError::Usage("invalid --backend: expected an http:// or https:// URL".into()))?;
+    Ok(health::BackendTarget { url, token })
+}
+
+/// Tokens from the spec, else the file, else freshly made (the `bool`).
+fn resolve_tokens(spec: Option<String>, file: Option<std::path::PathBuf>) -> Result<(Tokens, bool), CommandError> {
+    let spec = match (spec, file) {
+        (Some(spec), _) => spec,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| CommandError::Usage(format!("cannot read --tokens-file {}: {e}", path.display())))?,
+        (None, None) => return Ok((Tokens::generate(), true)),
+    };
+    Tokens::parse(&spec).map(|t| (t, false)).map_err(|e| CommandError::Usage(format!("invalid tokens: {e}")))
+}
+
+fn startup_error(e: StartupError) -> CommandError {
+    match e {
+        StartupError::Database(e) => e.into(),
+        StartupError::Bind { .. } => CommandError::Usage(e.to_string()),
+        StartupError::Unready(_) | StartupError::Serve(_) => CommandError::Failed(e.to_string()),
+    }
+}
+
+/// Runs `work` unless `shutdown` fires first; then `work` is dropped (cleaning
+/// up what it holds) and the command ends as interrupted.
+async fn interruptible<T>(
+    shutdown: &CancellationToken,
+    work: impl std::future::Future<Output = Result<T, CommandError>>,
+) -> Result<T, CommandError> {
+    tokio::select! {
+        outcome = work => outcome,
+        () = shutdown.cancelled() => Err(CommandError::Interrupted),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::db::{self, migrations, schema, DbError};
 use crate::immutable_log;
 use serde::Serialize;
 use std::fmt;
+use std::time::Duration;
 use tokio_postgres::Client;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,8 +30,8 @@ pub struct Check {
 pub struct Checklist {
     pub target: String,
     pub checks: Vec<Check>,
-    /// False when the database could not be reached at all (exit code 3).
-    pub database_reachable: bool,
+    /// The required services that could not be reached at all (exit code 3).
+    pub unreachable: Vec<&'static str>,
 }
 
 impl Checklist {
@@ -58,12 +59,20 @@ impl fmt::Display for Checklist {
     }
 }
 
-pub async fn run(url: &DatabaseUrl) -> Checklist {
+/// A backend to check besides the database, and the token to ping its mesh with.
+#[derive(Debug, Clone)]
+pub struct BackendTarget {
+    pub url: reqwest::Url,
+    pub token: Option<String>,
+}
+
+pub async fn run(url: &DatabaseUrl, backend: Option<&BackendTarget>) -> Checklist {
     let mut checks = Vec::new();
-    let database_reachable = match db::connect(url).await {
+    let mut unreachable = Vec::new();
+    match db::connect(url).await {
         Err(e) => {
             checks.push(Check { name: "database reachable", outcome: Outcome::Fail(e.to_string()) });
-            false
+            unreachable.push("database");
         }
         Ok(mut client) => {
             let version = server_version(&client).await;
@@ -72,14 +81,91 @@ pub async fn run(url: &DatabaseUrl) -> Checklist {
                 outcome: Outcome::Pass(format!("{} ({version})", url.endpoint())),
             });
             database_checks(&mut client, &mut checks).await;
-            true
+        }
+    }
+    match backend {
+        None => checks.push(Check {
+            name: "backend",
+            outcome: Outcome::Skipped("no --backend given; only the database was checked".into()),
+        }),
+        Some(backend) => {
+            if !backend_checks(backend, &mut checks).await {
+                unreachable.push("backend");
+            }
+        }
+    }
+    Checklist { target: url.to_string(), checks, unreachable }
+}
+
+/// How long `grace health` waits for the backend's log lag to reach zero.
+const LOG_LAG_WAIT: Duration = Duration::from_secs(10);
+const BACKEND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Backend reachable, mesh round trip, log lag zero. Returns false when the
+/// backend could not be reached.
+async fn backend_checks(backend: &BackendTarget, checks: &mut Vec<Check>) -> bool {
+    let http = reqwest::Client::builder().timeout(BACKEND_TIMEOUT).build().expect("a plain HTTP client builds");
+    let health_url = backend.url.join("api/health").expect("a path joins onto a base URL");
+    let health = match fetch_health(&http, &health_url).await {
+        Ok(health) => health,
+        Err(reason) => {
+            checks.push(Check {
+                name: "backend reachable",
+                outcome: Outcome::Fail(format!("{}: {reason}", backend.url)),
+            });
+            return false;
         }
     };
+    let version = health["version"].as_str().unwrap_or("?");
+    let status = health["status"].as_str().unwrap_or("?");
     checks.push(Check {
-        name: "backend",
-        outcome: Outcome::Skipped("no --backend given; only the database was checked".into()),
+        name: "backend reachable",
+        outcome: if status == "ok" {
+            Outcome::Pass(format!("{} (grace {version})", backend.url))
+        } else {
+            Outcome::Fail(format!("{} answers but is {status}: database {}", backend.url, health["database"]))
+        },
     });
-    Checklist { target: url.to_string(), checks, database_reachable }
+    let mesh = match &backend.token {
+        None => Outcome::Skipped("no --token given to publish a ping with".into()),
+        Some(token) => {
+            let ping = http.post(backend.url.join("api/mesh/ping").expect("joins")).bearer_auth(token).send().await;
+            match ping {
+                Ok(response) if response.status().is_success() => {
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    Outcome::Pass(format!(
+                        "ping delivered in {:.1} ms",
+                        body["round_trip_ms"].as_f64().unwrap_or(f64::NAN)
+                    ))
+                }
+                Ok(response) => Outcome::Fail(format!("ping answered {}", response.status())),
+                Err(e) => Outcome::Fail(format!("ping failed: {e}")),
+            }
+        }
+    };
+    checks.push(Check { name: "mesh round trip", outcome: mesh });
+    let deadline = tokio::time::Instant::now() + LOG_LAG_WAIT;
+    let lag = loop {
+        let lag = fetch_health(&http, &health_url).await.ok().and_then(|h| h["log_lag"].as_i64());
+        if lag == Some(0) || tokio::time::Instant::now() > deadline {
+            break lag;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    checks.push(Check {
+        name: "log lag zero",
+        outcome: match lag {
+            Some(0) => Outcome::Pass("every event is chained into the immutable log".into()),
+            Some(n) => Outcome::Fail(format!("{n} events still unchained after {LOG_LAG_WAIT:?}")),
+            None => Outcome::Fail("the backend does not report its log lag".into()),
+        },
+    });
+    true
+}
+
+async fn fetch_health(http: &reqwest::Client, url: &reqwest::Url) -> Result<serde_json::Value, String> {
+    let response = http.get(url.clone()).send().await.map_err(|e| e.to_string())?;
+    response.json().await.map_err(|e| format!("not a Grace backend health answer: {e}"))
 }
 
 async fn server_version(client: &Client) -> String {

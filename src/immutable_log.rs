@@ -63,29 +63,48 @@ impl ChainVerdict {
 /// Checks that seq runs 1..n without gaps, each prev_hash is its predecessor's
 /// entry_hash, and each entry_hash recomputes from the entry's fields.
 pub async fn verify(client: &impl GenericClient) -> Result<ChainVerdict, tokio_postgres::Error> {
+    verify_range(client, 1, i64::MAX).await
+}
+
+/// The same checks for the entries with seq in `from..=to`; the entry before
+/// `from` anchors the first link.
+pub async fn verify_range(
+    client: &impl GenericClient,
+    from: i64,
+    to: i64,
+) -> Result<ChainVerdict, tokio_postgres::Error> {
     let rows = client
         .query(
-            "WITH checked AS (
+            "WITH linked AS (
+                SELECT seq, prev_hash, entry_hash,
+                       lag(seq) OVER w AS before_seq, lag(entry_hash) OVER w AS before_hash,
+                       grace_log_entry_hash(seq, recorded_at, actor, action, resource, subsystem, payload, result,
+                                            prev_hash) AS recomputed
+                  FROM immutable_log
+                 WHERE seq BETWEEN greatest($1::bigint - 1, 1) AND $2::bigint
+                WINDOW w AS (ORDER BY seq)
+             ),
+             checked AS (
                 SELECT seq,
                        CASE
-                         WHEN seq <> row_number() OVER w
-                           THEN 'seq ' || seq || ' found where ' || row_number() OVER w || ' was expected'
-                         WHEN prev_hash <> coalesce(lag(entry_hash) OVER w, repeat('0', 64))
+                         WHEN seq <> coalesce(before_seq, 0) + 1 AND (before_seq IS NOT NULL OR $1::bigint <= 1)
+                           THEN 'seq ' || seq || ' found where ' || (coalesce(before_seq, 0) + 1) || ' was expected'
+                         WHEN prev_hash <> coalesce(before_hash, CASE WHEN seq = 1 THEN repeat('0', 64) END)
                            THEN 'prev_hash does not match the entry before it'
-                         WHEN entry_hash <> grace_log_entry_hash(seq, recorded_at, actor, action, resource,
-                                                                  subsystem, payload, result, prev_hash)
+                         WHEN before_hash IS NULL AND seq > 1
+                           THEN 'the entry before it is missing'
+                         WHEN entry_hash <> recomputed
                            THEN 'entry_hash does not match the entry''s contents'
                        END AS problem
-                  FROM immutable_log
-                WINDOW w AS (ORDER BY seq)
+                  FROM linked WHERE seq >= $1::bigint
              )
-             SELECT (SELECT count(*) FROM immutable_log),
+             SELECT (SELECT count(*) FROM checked),
                     (SELECT count(*) FROM checked WHERE problem IS NOT NULL),
                     seq, problem
                FROM (SELECT 0) AS always
                LEFT JOIN LATERAL (SELECT seq, problem FROM checked WHERE problem IS NOT NULL
-                                   ORDER BY seq LIMIT $1) AS first_breaks ON true",
-            &[&MAX_LISTED_BREAKS],
+                                   ORDER BY seq LIMIT $3) AS first_breaks ON true",
+            &[&from, &to, &MAX_LISTED_BREAKS],
         )
         .await?;
     let first = rows.first().expect("the query always returns a row");

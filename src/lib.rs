@@ -3,6 +3,7 @@
 //! project's shared folder and the README).
 //!
 //! # Layout
+//! - [`backend`]: the system under test, `grace serve` (its own module list).
 //! - [`cli`]: the `grace` command line; parses options into domain types and
 //!   maps outcomes to exit codes.
 //! - [`configuration`]: settings parsed at the edge (the redacting `DatabaseUrl`).
@@ -14,6 +15,7 @@
 //! - [`policy`]: the autonomy tiers and the shipped error-type policy.
 //! - [`shutdown`]: turning SIGINT/SIGTERM into one cancellation token.
 
+pub mod backend;
 pub mod bootstrap;
 pub mod cli;
 pub mod configuration;

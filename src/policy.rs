@@ -20,6 +20,23 @@ impl Tier {
     pub fn level(self) -> i16 {
         self as i16
     }
+
+    pub fn from_level(level: i16) -> Option<Self> {
+        match level {
+            1 => Some(Self::Auto),
+            2 => Some(Self::Approver),
+            3 => Some(Self::Governance),
+            _ => None,
+        }
+    }
+
+    /// One step up; governance is the top.
+    pub fn escalated(self) -> Self {
+        match self {
+            Self::Auto => Self::Approver,
+            Self::Approver | Self::Governance => Self::Governance,
+        }
+    }
 }
 
 impl fmt::Display for Tier {

@@ -10,12 +10,18 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 4, "{status:?}");
+    assert_eq!(status.pending.len(), 5, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
         applied,
-        ["V1__missions_and_contracts", "V2__events_and_immutable_log", "V3__everyday_traffic", "V4__control_plane"]
+        [
+            "V1__missions_and_contracts",
+            "V2__events_and_immutable_log",
+            "V3__everyday_traffic",
+            "V4__control_plane",
+            "V5__pipeline_and_sequencer"
+        ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());
     let status = migrations::status(&mut client).await.unwrap();
@@ -75,9 +81,10 @@ async fn check_constraints_refuse_out_of_range_values() {
             client
                 .execute(
                     "INSERT INTO action_contracts (mission_id, idempotency_key, error_type, error_message, severity,
-                         action_type, policy_tier, tier, confidence, confidence_path, expected_effect, baseline_state, status)
+                         action_type, policy_tier, tier, confidence, confidence_path, expected_effect, baseline_state, status,
+                         contract_digest)
                      VALUES ($1, gen_random_uuid()::text, 'timeout', 'slow', 'high', 'raise_timeout', 1, $2, $3,
-                             'high', '{}', '{}', $4)",
+                             'high', '{}', '{}', $4, repeat('a', 64))",
                     &[&mission, &tier, &confidence, &status],
                 )
                 .await

@@ -1,0 +1,175 @@
+//! The API's one error type. Every failure a client can see is one of these, and
+//! each renders as `{"error": {"code", "message", "field"?}}` with its status, so
+//! clients (and the validator) can tell bad input, missing rights, injected
+//! faults and an absent database apart without parsing prose.
+
+use super::domain::FieldError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::time::Duration;
+use utoipa::ToSchema;
+
+/// Marks responses whose failure was injected on purpose, so they are counted
+/// apart from genuine errors.
+pub const FAULT_HEADER: &str = "x-grace-fault";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("expected a body with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{}: {}", .0.field, .0.message)]
+    InvalidField(FieldError),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("a bearer token is required (Authorization: Bearer <token>)")]
+    Unauthorized,
+    #[error("this needs the {needed} role")]
+    Forbidden { needed: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("fault injection is disabled; start the server with --enable-faults")]
+    FaultsDisabled,
+    #[error("injected fault: {0}")]
+    InjectedFault(String),
+    #[error("the action executor's circuit breaker is open; retry later")]
+    CircuitOpen { retry_after: Duration },
+    #[error("the database is unavailable: {0}")]
+    DatabaseUnavailable(String),
+    #[error("the Trigger Mesh did not deliver: {0}")]
+    MeshUnavailable(String),
+    #[error("internal error: {0}")]
+    Unexpected(String),
+}
+
+/// The wire form of an error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } | Self::FaultsDisabled => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InjectedFault(_)
+            | Self::CircuitOpen { .. }
+            | Self::DatabaseUnavailable(_)
+            | Self::MeshUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_) => "malformed_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::InvalidField(_) => "invalid_field",
+            Self::NotFound { .. } => "not_found",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden { .. } => "forbidden",
+            Self::Conflict(_) => "conflict",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::FaultsDisabled => "faults_disabled",
+            Self::InjectedFault(_) => "injected_fault",
+            Self::CircuitOpen { .. } => "circuit_open",
+            Self::DatabaseUnavailable(_) => "database_unavailable",
+            Self::MeshUnavailable(_) => "mesh_unavailable",
+            Self::Unexpected(_) => "internal",
+        }
+    }
+
+    pub fn not_found(what: &'static str, id: impl ToString) -> Self {
+        Self::NotFound { what, id: id.to_string() }
+    }
+
+    /// True for failures worth retrying in the executor: injected step faults
+    /// and a database that went away for a moment.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::InjectedFault(_) | Self::DatabaseUnavailable(_))
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self::InvalidField(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        let io_failure = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        let gone = e.is_closed()
+            || io_failure
+            || [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW]
+                .iter()
+                .any(|c| e.code() == Some(c));
+        if gone {
+            Self::DatabaseUnavailable(e.to_string())
+        } else {
+            Self::Unexpected(format!("database: {e}"))
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        // Every pool failure (a timeout, a connection that could not be made or
+        // recycled) means the database cannot be reached right now.
+        Self::DatabaseUnavailable(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if matches!(self, Self::Unexpected(_)) {
+            tracing::error!(error = %self, "request failed unexpectedly");
+        }
+        let field = match &self {
+            Self::InvalidField(e) => Some(e.field.clone()),
+            _ => None,
+        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), field } };
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::InjectedFault(_) => {
+                headers.insert(FAULT_HEADER, HeaderValue::from_static("injected"));
+            }
+            Self::CircuitOpen { retry_after } => {
+                let seconds = retry_after.as_secs().max(1).to_string();
+                headers
+                    .insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits are a valid header"));
+            }
+            Self::DatabaseUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

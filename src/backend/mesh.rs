@@ -1,0 +1,305 @@
+//! The Trigger Mesh: publish/subscribe over the backend's events.
+//!
+//! Subscriptions match `*`, a prefix (`agentic.*`) or an exact name, optionally
+//! for one mission. Each subscriber has a bounded queue: a publisher never
+//! waits, and an event a full queue cannot take is dropped and counted (a stuck
+//! subscriber must never block request handling).
+//!
+//! Events are durable because they are rows; the mesh carries them across
+//! processes through Postgres: the sequencer NOTIFYs after chaining a batch
+//! into the immutable log, and every replica's bridge (`run_bridge`) reads the
+//! newly chained events and publishes them locally, in log order. So every
+//! replica, and every SSE client of any replica, sees the same stream, and an
+//! event is published only once it is committed and logged.
+
+use crate::configuration::DatabaseUrl;
+use futures::StreamExt;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_postgres::AsyncMessage;
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The NOTIFY channel the sequencer announces chained batches on.
+pub const CHANNEL: &str = "grace_mesh";
+/// Queue length per subscriber: a burst of this many events is absorbed.
+pub const SUBSCRIBER_QUEUE: usize = 1024;
+/// How many events the bridge reads per query while catching up.
+const BRIDGE_BATCH: i64 = 1000;
+/// The bridge also looks without a notification this often, in case one was
+/// missed (a reconnect, a NOTIFY lost with its session).
+const BRIDGE_POLL: Duration = Duration::from_secs(1);
+
+/// An event as subscribers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct MeshEvent {
+    pub id: i64,
+    pub log_seq: i64,
+    pub event_type: String,
+    pub mission_id: Option<Uuid>,
+    pub contract_id: Option<Uuid>,
+    pub approval_id: Option<Uuid>,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+/// What a subscription matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    All,
+    Prefix(String),
+    Exact(String),
+}
+
+impl Pattern {
+    /// `*`, `prefix.*` or an exact event name.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let name_ok = |s: &str| {
+            !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+        };
+        match raw {
+            "*" => Ok(Self::All),
+            _ => match raw.strip_suffix(".*") {
+                Some(prefix) if name_ok(prefix) => Ok(Self::Prefix(format!("{prefix}."))),
+                None if name_ok(raw) => Ok(Self::Exact(raw.to_string())),
+                _ => Err("must be *, a prefix such as agentic.*, or an event name such as chat.exchanged".into()),
+            },
+        }
+    }
+
+    pub fn matches(&self, event_type: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Prefix(prefix) => event_type.starts_with(prefix.as_str()),
+            Self::Exact(name) => event_type == name,
+        }
+    }
+}
+
+struct Subscriber {
+    pattern: Pattern,
+    mission: Option<Uuid>,
+    queue: mpsc::Sender<Arc<MeshEvent>>,
+}
+
+#[derive(Default)]
+pub struct TriggerMesh {
+    /// A std mutex: held only to walk the list, never across an await.
+    subscribers: Mutex<Vec<Subscriber>>,
+    dropped: AtomicU64,
+    published: AtomicU64,
+    started: AtomicBool,
+    last_seq: AtomicU64,
+}
+
+impl std::fmt::Debug for TriggerMesh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TriggerMesh").field("dropped", &self.dropped).field("published", &self.published).finish()
+    }
+}
+
+impl TriggerMesh {
+    pub fn subscribe(&self, pattern: Pattern, mission: Option<Uuid>) -> mpsc::Receiver<Arc<MeshEvent>> {
+        let (queue, receiver) = mpsc::channel(SUBSCRIBER_QUEUE);
+        self.subscribers.lock().expect("mesh lock").push(Subscriber { pattern, mission, queue });
+        receiver
+    }
+
+    /// Hands `event` to every matching subscriber without waiting. A full queue
+    /// drops the event for that subscriber; a closed one is removed.
+    pub fn publish(&self, event: Arc<MeshEvent>) {
+        let mut subscribers = self.subscribers.lock().expect("mesh lock");
+        subscribers.retain(|s| {
+            if !s.pattern.matches(&event.event_type) || s.mission.is_some_and(|m| event.mission_id != Some(m)) {
+                return !s.queue.is_closed();
+            }
+            match s.queue.try_send(Arc::clone(&event)) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+        self.published.fetch_add(1, Ordering::Relaxed);
+        self.last_seq.fetch_max(event.log_seq as u64, Ordering::Relaxed);
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// The highest log seq published so far.
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq.load(Ordering::Relaxed) as i64
+    }
+
+    /// (live subscribers, events waiting in their queues).
+    pub fn load(&self) -> (i64, i64) {
+        let mut subscribers = self.subscribers.lock().expect("mesh lock");
+        subscribers.retain(|s| !s.queue.is_closed());
+        let queued = subscribers.iter().map(|s| (SUBSCRIBER_QUEUE - s.queue.capacity()) as i64).sum();
+        (subscribers.len() as i64, queued)
+    }
+}
+
+/// Keeps the mesh fed from Postgres until `shutdown`: LISTEN on a connection
+/// of its own, read newly chained events after each notification (and every
+/// second regardless), reconnect with backoff when the database goes away, and
+/// resume after the last event published — nothing is skipped across outages.
+pub async fn run_bridge(mesh: Arc<TriggerMesh>, url: DatabaseUrl, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    let mut after: Option<i64> = None;
+    loop {
+        let session = bridge_session(&mesh, &url, &mut after, &shutdown);
+        match session.await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "Trigger Mesh lost its database connection");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn bridge_session(
+    mesh: &TriggerMesh,
+    url: &DatabaseUrl,
+    after: &mut Option<i64>,
+    shutdown: &CancellationToken,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = url.connect_config().connect(tokio_postgres::NoTls).await?;
+    let (wake, mut woken) = mpsc::channel::<()>(1);
+    let connection_task = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    // One pending wake-up is enough: the reader catches up fully.
+                    let _ = wake.try_send(());
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    let start = match *after {
+        Some(seq) => seq,
+        // First connection: publish what happens from now on, not the history.
+        None => client.query_one("SELECT coalesce(max(log_seq), 0) FROM action_events", &[]).await?.get(0),
+    };
+    *after = Some(start);
+    if !mesh.started.swap(true, Ordering::Relaxed) {
+        tracing::info!("Trigger Mesh started");
+    }
+    let statement = client
+        .prepare(
+            "SELECT id, log_seq, event_type, mission_id, contract_id, approval_id, payload
+               FROM action_events WHERE log_seq > $1 ORDER BY log_seq LIMIT $2",
+        )
+        .await?;
+    loop {
+        loop {
+            let rows = client.query(&statement, &[&after.unwrap_or(0), &BRIDGE_BATCH]).await?;
+            for row in &rows {
+                let event = MeshEvent {
+                    id: row.get(0),
+                    log_seq: row.get(1),
+                    event_type: row.get(2),
+                    mission_id: row.get(3),
+                    contract_id: row.get(4),
+                    approval_id: row.get(5),
+                    payload: row.get(6),
+                };
+                *after = Some(event.log_seq);
+                mesh.publish(Arc::new(event));
+            }
+            if (rows.len() as i64) < BRIDGE_BATCH {
+                break;
+            }
+        }
+        if connection_task.is_finished() {
+            return match connection_task.await {
+                Ok(Err(e)) => Err(e),
+                _ => Ok(()),
+            };
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            _ = woken.recv() => {}
+            () = tokio::time::sleep(BRIDGE_POLL) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: &str, mission: Option<Uuid>, seq: i64) -> Arc<MeshEvent> {
+        Arc::new(MeshEvent {
+            id: seq,
+            log_seq: seq,
+            event_type: event_type.into(),
+            mission_id: mission,
+            contract_id: None,
+            approval_id: None,
+            payload: serde_json::json!({}),
+        })
+    }
+
+    #[test]
+    fn patterns_match_all_prefix_and_exact() {
+        assert!(Pattern::parse("*").unwrap().matches("chat.exchanged"));
+        let agentic = Pattern::parse("agentic.*").unwrap();
+        assert!(agentic.matches("agentic.contract_created"));
+        assert!(!agentic.matches("agenticx.y") && !agentic.matches("chat.exchanged"));
+        let exact = Pattern::parse("chat.exchanged").unwrap();
+        assert!(exact.matches("chat.exchanged") && !exact.matches("chat.exchanged_twice"));
+        for bad in ["", "Agentic.*", "a b", ".*", "*.*"] {
+            assert!(Pattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribers_get_what_matches_and_a_full_queue_drops_instead_of_blocking() {
+        let mesh = TriggerMesh::default();
+        let mission = Uuid::new_v4();
+        let mut agentic = mesh.subscribe(Pattern::parse("agentic.*").unwrap(), None);
+        let mut ours = mesh.subscribe(Pattern::All, Some(mission));
+        let stuck = mesh.subscribe(Pattern::All, None);
+
+        mesh.publish(event("agentic.contract_created", Some(mission), 1));
+        mesh.publish(event("chat.exchanged", None, 2));
+        assert_eq!(agentic.recv().await.unwrap().log_seq, 1);
+        assert!(agentic.try_recv().is_err(), "chat does not match agentic.*");
+        assert_eq!(ours.recv().await.unwrap().log_seq, 1);
+        assert!(ours.try_recv().is_err(), "another mission's event is filtered out");
+
+        // `stuck` never reads: it holds 2 events, takes 1022 more, then every further event is
+        // dropped for it alone, and publishing never waits.
+        for seq in 3..(SUBSCRIBER_QUEUE as i64 + 11) {
+            mesh.publish(event("task.submitted", None, seq));
+        }
+        assert_eq!(mesh.dropped(), 10);
+        assert_eq!(mesh.load().0, 3);
+        drop(stuck);
+        mesh.publish(event("task.submitted", None, 99_999));
+        assert_eq!(mesh.load().0, 2, "a closed subscription is removed");
+    }
+}

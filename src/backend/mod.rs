@@ -1,0 +1,37 @@
+//! The Grace backend (`grace serve`): the system under test. An HTTP API over
+//! Postgres that turns detected errors into agentic actions and keeps every
+//! promise of DESIGN.md's action pipeline checkable in the database.
+//!
+//! # Layout
+//! - [`startup`]: build (bootstrap, pool, bind) and run with graceful shutdown.
+//! - [`routes`]: the HTTP surface, middleware and the OpenAPI document.
+//! - [`domain`]: request vocabulary parsed at the edge (`ErrorType`, `Confidence`…).
+//! - [`pipeline`]: errors → contracts → snapshots, approvals, execution,
+//!   verification, rollback; one transaction per operation.
+//! - [`verification`]: benchmarks against the golden baseline.
+//! - [`events`]: recording events with their log outbox entries.
+//! - [`sequencer`]: the single leader that chains the outbox into the log.
+//! - [`mesh`]: the Trigger Mesh and its Postgres LISTEN/NOTIFY bridge.
+//! - [`task_runner`]: completes queued tasks (`FOR UPDATE SKIP LOCKED`).
+//! - [`faults`]: fault injection, retries with backoff, the circuit breaker.
+//! - [`auth`]: roles by bearer token.
+//! - [`telemetry`]: Prometheus metrics.
+//! - [`error`], [`extract`], [`state`]: the API's error type, extractors and shared state.
+
+pub mod auth;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod faults;
+pub mod mesh;
+pub mod pipeline;
+pub mod routes;
+pub mod sequencer;
+pub mod startup;
+pub mod state;
+pub mod task_runner;
+pub mod telemetry;
+pub mod verification;
+
+pub use startup::{Application, ServeSettings, StartupError};

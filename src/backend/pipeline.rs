@@ -1,0 +1,585 @@
+//! The action pipeline: an error becomes a contract, and the contract moves
+//! through its states exactly as DESIGN.md's pipeline says.
+//!
+//! Tier 1: contract → execute → smoke verification → verified | failed.
+//! Tier 2+: contract → snapshot → approval request → (approved) execute the
+//! stored contract → regression benchmark → verified | violated → restore the
+//! snapshot → rolled_back; (rejected) → rejected + a manual-remediation task.
+//!
+//! Each operation is one transaction holding every state change together with
+//! its events and log outbox entries: it commits whole or not at all. Chaos
+//! faults strike between steps, before the next step writes; the transaction
+//! then rolls back and `with_retries` runs the operation again.
+
+use super::auth::{Caller, Role};
+use super::domain::{Confidence, ErrorType, IdempotencyKey, Severity, TierDecision};
+use super::error::ApiError;
+use super::events::{self, EventKind, NewEvent};
+use super::faults::with_retries;
+use super::state::AppState;
+use crate::policy::Tier;
+use deadpool_postgres::Transaction;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// An error report, parsed.
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    pub mission_id: Uuid,
+    pub error_type: ErrorType,
+    pub message: String,
+    pub severity: Severity,
+    pub confidence: Confidence,
+    pub idempotency_key: IdempotencyKey,
+}
+
+/// The answer to an error report: the contract it produced (or had produced,
+/// for a retried key) and where it stands.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ContractReceipt {
+    pub contract_id: Uuid,
+    pub mission_id: Uuid,
+    pub tier: i16,
+    pub confidence_path: String,
+    pub status: String,
+    pub escalation_reason: Option<String>,
+    pub approval_id: Option<Uuid>,
+}
+
+/// A contract's state after an approval decision.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DecisionOutcome {
+    pub approval_id: Uuid,
+    pub contract_id: Uuid,
+    pub decision: Decision,
+    pub contract_status: String,
+    /// The manual-remediation task a rejection opens.
+    pub fallback_task_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+/// The terms a contract is executed by. Hashed at creation (`contract_digest`)
+/// and checked again before execution.
+fn contract_digest(
+    error_type: &str,
+    action_type: &str,
+    tier: i16,
+    expected_effect: &Value,
+    baseline: &Value,
+) -> String {
+    let terms = json!({
+        "error_type": error_type,
+        "action_type": action_type,
+        "tier": tier,
+        "expected_effect": expected_effect,
+        "baseline_state": baseline,
+    });
+    hex::encode(Sha256::digest(terms.to_string().as_bytes()))
+}
+
+/// The state of the resource an action manages before it acts, and what the
+/// action changes. Every contract gets its own resource, so "restored equals the
+/// snapshot" stays checkable after the fact (C3).
+fn baseline_state(action_type: &str) -> Value {
+    json!({ "action_type": action_type, "level": 10, "revision": 0 })
+}
+
+fn expected_effect() -> Value {
+    json!({ "level": 15, "revision": 1 })
+}
+
+/// Error types the policy does not know get this action: a human looks.
+const ESCALATION_ACTION: &str = "escalate_to_operator";
+
+/// Submits an error report. A known idempotency key returns its contract and
+/// writes nothing.
+pub async fn submit_error(state: &AppState, report: &ErrorReport) -> Result<(ContractReceipt, bool), ApiError> {
+    state.faults.chaos(Some(report.mission_id), "request")?;
+    with_retries(&state.breaker, move || async move {
+        let mut client = state.pool.get().await?;
+        if let Some(existing) = receipt_by_key(&**client, report.idempotency_key.as_str()).await? {
+            return Ok((existing, false));
+        }
+        let tx = client.transaction().await?;
+        match create_contract(state, &tx, report).await? {
+            Some(receipt) => {
+                tx.commit().await?;
+                Ok((receipt, true))
+            }
+            None => {
+                // A concurrent request with the same key committed first.
+                drop(tx);
+                let existing = receipt_by_key(&**client, report.idempotency_key.as_str()).await?;
+                Ok((existing.ok_or_else(|| ApiError::Unexpected("idempotent contract vanished".into()))?, false))
+            }
+        }
+    })
+    .await
+}
+
+async fn receipt_by_key(
+    client: &impl tokio_postgres::GenericClient,
+    key: &str,
+) -> Result<Option<ContractReceipt>, ApiError> {
+    let row = client
+        .query_opt(
+            "SELECT c.id, c.mission_id, c.tier, c.confidence_path, c.status, c.escalation_reason, a.id
+               FROM action_contracts c LEFT JOIN approval_requests a ON a.contract_id = c.id
+              WHERE c.idempotency_key = $1",
+            &[&key],
+        )
+        .await?;
+    Ok(row.map(|r| ContractReceipt {
+        contract_id: r.get(0),
+        mission_id: r.get(1),
+        tier: r.get(2),
+        confidence_path: r.get(3),
+        status: r.get(4),
+        escalation_reason: r.get(5),
+        approval_id: r.get(6),
+    }))
+}
+
+/// Writes the contract and runs it as far as its tier allows without a human.
+/// `None` when another request with the same key won the race.
+async fn create_contract(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    report: &ErrorReport,
+) -> Result<Option<ContractReceipt>, ApiError> {
+    let mission = report.mission_id;
+    let confidence = report.confidence.value();
+    // Counting the contract on its mission first also locks the mission row and
+    // proves the mission exists.
+    let counted = tx
+        .execute(
+            "UPDATE missions
+                SET total_actions = total_actions + 1,
+                    confidence = (coalesce(confidence, 0) * total_actions + $2) / (total_actions + 1),
+                    progress_ratio = (completed_actions + failed_actions + rolled_back_actions)::float8
+                                     / (total_actions + 1),
+                    updated_at = now()
+              WHERE id = $1",
+            &[&mission, &confidence],
+        )
+        .await?;
+    if counted == 0 {
+        return Err(ApiError::not_found("mission", mission));
+    }
+    let policy = tx
+        .query_opt("SELECT tier, action_type FROM tier_policy WHERE error_type = $1", &[&report.error_type.as_str()])
+        .await?;
+    let (policy_tier, action_type) = match &policy {
+        Some(row) => (Tier::from_level(row.get(0)), row.get::<_, String>(1)),
+        None => (None, ESCALATION_ACTION.to_string()),
+    };
+    let decision: TierDecision = super::domain::decide_tier(&report.error_type, policy_tier, report.confidence);
+
+    let contract_id = Uuid::new_v4();
+    let baseline = baseline_state(&action_type);
+    let effect = expected_effect();
+    let tier = decision.tier.level();
+    let digest = contract_digest(report.error_type.as_str(), &action_type, tier, &effect, &baseline);
+    let resource: Uuid = tx
+        .query_one(
+            "INSERT INTO managed_resources (mission_id, name, state) VALUES ($1, $2, $3) RETURNING id",
+            &[&mission, &format!("{action_type}/{contract_id}"), &baseline],
+        )
+        .await?
+        .get(0);
+    let inserted = tx
+        .execute(
+            "INSERT INTO action_contracts (id, mission_id, resource_id, idempotency_key, error_type, error_message,
+                 severity, action_type, policy_tier, tier, confidence, confidence_path, escalation_reason,
+                 expected_effect, baseline_state, status, contract_digest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'planned', $16)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+            &[
+                &contract_id,
+                &mission,
+                &resource,
+                &report.idempotency_key.as_str(),
+                &report.error_type.as_str(),
+                &report.message,
+                &report.severity.as_str(),
+                &action_type,
+                &decision.policy_tier.level(),
+                &tier,
+                &confidence,
+                &decision.path.as_str(),
+                &decision.escalation_reason,
+                &effect,
+                &baseline,
+                &digest,
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let created = json!({
+        "error_type": report.error_type.as_str(),
+        "action_type": action_type,
+        "tier": tier,
+        "policy_tier": decision.policy_tier.level(),
+        "confidence": confidence,
+        "confidence_path": decision.path.as_str(),
+        "escalation_reason": decision.escalation_reason,
+    });
+    events::record(tx, &[NewEvent::for_contract(EventKind::ContractCreated, mission, contract_id, created)]).await?;
+
+    let (status, approval_id) = if decision.tier == Tier::Auto {
+        let benchmark = if decision.path == super::domain::ConfidencePath::Medium { "regression" } else { "smoke" };
+        (execute_and_verify(state, tx, mission, contract_id, benchmark).await?, None)
+    } else {
+        let approval = hold_for_approval(state, tx, mission, contract_id, resource, decision.tier).await?;
+        ("awaiting_approval".to_string(), Some(approval))
+    };
+    state.telemetry.record_action(tier, &status);
+    Ok(Some(ContractReceipt {
+        contract_id,
+        mission_id: mission,
+        tier,
+        confidence_path: decision.path.as_str().to_string(),
+        status,
+        escalation_reason: decision.escalation_reason,
+        approval_id,
+    }))
+}
+
+/// Tier 2+: snapshot the resource, then ask for approval.
+async fn hold_for_approval(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    mission: Uuid,
+    contract: Uuid,
+    resource: Uuid,
+    tier: Tier,
+) -> Result<Uuid, ApiError> {
+    state.faults.chaos(Some(mission), "snapshot")?;
+    let resource_state: Value =
+        tx.query_one("SELECT state FROM managed_resources WHERE id = $1", &[&resource]).await?.get(0);
+    let manifest_hash = hex::encode(Sha256::digest(resource_state.to_string().as_bytes()));
+    let snapshot: Uuid = tx
+        .query_one(
+            "INSERT INTO safe_hold_snapshots (contract_id, state, manifest_hash) VALUES ($1, $2, $3) RETURNING id",
+            &[&contract, &resource_state, &manifest_hash],
+        )
+        .await?
+        .get(0);
+    state.faults.chaos(Some(mission), "approval_request")?;
+    let approval: Uuid = tx
+        .query_one(
+            "WITH contract AS (
+                UPDATE action_contracts SET snapshot_id = $2, status = 'awaiting_approval' WHERE id = $1)
+             INSERT INTO approval_requests (contract_id, tier, requested_by) VALUES ($1, $3, $4) RETURNING id",
+            &[&contract, &snapshot, &tier.level(), &events::PIPELINE_ACTOR],
+        )
+        .await?
+        .get(0);
+    let mut requested = NewEvent::for_contract(
+        EventKind::ApprovalRequested,
+        mission,
+        contract,
+        json!({ "tier": tier.level(), "needs": approver_roles(tier).iter().map(|r| r.as_str()).collect::<Vec<_>>() }),
+    );
+    requested.approval_id = Some(approval);
+    events::record(
+        tx,
+        &[
+            NewEvent::for_contract(
+                EventKind::SnapshotTaken,
+                mission,
+                contract,
+                json!({ "snapshot_id": snapshot, "manifest_hash": manifest_hash }),
+            ),
+            requested,
+        ],
+    )
+    .await?;
+    Ok(approval)
+}
+
+/// Who may decide an approval of `tier`: approvers decide tier 2, governance
+/// decides tier 2 and tier 3 (it outranks approvers).
+pub fn approver_roles(tier: Tier) -> &'static [Role] {
+    match tier {
+        Tier::Auto | Tier::Approver => &[Role::Approver, Role::Governance],
+        Tier::Governance => &[Role::Governance],
+    }
+}
+
+/// Executes the stored contract, verifies it with a benchmark, and ends in
+/// verified, failed (tier 1, nothing to restore) or rolled_back (tier 2+).
+/// Returns the final status.
+async fn execute_and_verify(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    mission: Uuid,
+    contract: Uuid,
+    benchmark_kind: &str,
+) -> Result<String, ApiError> {
+    state.faults.chaos(Some(mission), "execute")?;
+    let stored = tx
+        .query_one(
+            "SELECT error_type, action_type, tier, expected_effect, baseline_state, contract_digest, resource_id,
+                    snapshot_id
+               FROM action_contracts WHERE id = $1",
+            &[&contract],
+        )
+        .await?;
+    let (error_type, action_type, tier): (String, String, i16) = (stored.get(0), stored.get(1), stored.get(2));
+    let (effect, baseline): (Value, Value) = (stored.get(3), stored.get(4));
+    let recorded_digest: String = stored.get(5);
+    if contract_digest(&error_type, &action_type, tier, &effect, &baseline) != recorded_digest {
+        return Err(ApiError::Conflict(format!(
+            "contract {contract} changed since it was written; refusing to execute"
+        )));
+    }
+    let resource: Uuid = stored.get(6);
+    let snapshot: Option<Uuid> = stored.get(7);
+    tx.execute(
+        "WITH executed AS (
+            UPDATE action_contracts SET status = 'executing', executed_at = now() WHERE id = $1)
+         UPDATE managed_resources SET state = state || $3, updated_at = now() WHERE id = $2",
+        &[&contract, &resource, &effect],
+    )
+    .await?;
+    events::record(
+        tx,
+        &[NewEvent::for_contract(
+            EventKind::ActionExecuting,
+            mission,
+            contract,
+            json!({ "action_type": action_type, "effect": effect }),
+        )],
+    )
+    .await?;
+
+    state.faults.chaos(Some(mission), "verify")?;
+    let sabotage = state.faults.reserve_sabotage(mission);
+    let verdict = state.baselines.run(benchmark_kind, contract, sabotage.is_some());
+    tx.execute(
+        "INSERT INTO benchmark_runs (contract_id, kind, metrics, passed, drift_detected) VALUES ($1, $2, $3, $4, $5)",
+        &[&contract, &benchmark_kind, &verdict.metrics, &verdict.passed, &!verdict.passed],
+    )
+    .await?;
+    let result = json!({ "benchmark": benchmark_kind, "passed": verdict.passed, "drift": verdict.drift,
+                         "sabotaged": sabotage.is_some() });
+    let status = if verdict.passed {
+        finish(tx, mission, contract, "verified", "completed_actions", &result).await?;
+        events::record(tx, &[NewEvent::for_contract(EventKind::VerificationPassed, mission, contract, result)]).await?;
+        "verified"
+    } else if let Some(snapshot) = snapshot {
+        roll_back(state, tx, mission, contract, resource, snapshot, result).await?;
+        "rolled_back"
+    } else {
+        finish(tx, mission, contract, "failed", "failed_actions", &result).await?;
+        let mut failed = NewEvent::for_contract(EventKind::VerificationFailed, mission, contract, result);
+        failed.result = "failed";
+        events::record(tx, &[failed]).await?;
+        "failed"
+    };
+    if let Some(ticket) = sabotage {
+        // Consumed once every write of the verification succeeded; an injected
+        // fault or error before this point drops the ticket and gives it back.
+        // (A commit that then fails loses this one sabotage; the caller sees an error.)
+        ticket.consume();
+    }
+    Ok(status.to_string())
+}
+
+/// Moves a contract to a terminal status and counts it on its mission.
+async fn finish(
+    tx: &Transaction<'_>,
+    mission: Uuid,
+    contract: Uuid,
+    status: &str,
+    counter: &str,
+    verification: &Value,
+) -> Result<(), ApiError> {
+    // `counter` is one of three column names chosen in this module, never input.
+    let sql = format!(
+        "WITH contract AS (
+            UPDATE action_contracts SET status = $2, verification_result = $3, verified_at = now() WHERE id = $1)
+         UPDATE missions SET {counter} = {counter} + 1,
+                progress_ratio = (completed_actions + failed_actions + rolled_back_actions + 1)::float8
+                                 / greatest(total_actions, 1),
+                updated_at = now()
+          WHERE id = $4"
+    );
+    tx.execute(&sql, &[&contract, &status, verification, &mission]).await?;
+    Ok(())
+}
+
+/// Verification was violated: restore the resource from the snapshot.
+async fn roll_back(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    mission: Uuid,
+    contract: Uuid,
+    resource: Uuid,
+    snapshot: Uuid,
+    verification: Value,
+) -> Result<(), ApiError> {
+    let mut violated = NewEvent::for_contract(EventKind::VerificationViolated, mission, contract, verification.clone());
+    violated.result = "violated";
+    events::record(tx, &[violated]).await?;
+    state.faults.chaos(Some(mission), "restore")?;
+    let restored: Value = tx
+        .query_one(
+            "WITH snapshot AS (
+                UPDATE safe_hold_snapshots SET status = 'restored', restored_at = now() WHERE id = $2 RETURNING state)
+             UPDATE managed_resources r SET state = snapshot.state, updated_at = now()
+               FROM snapshot WHERE r.id = $1 RETURNING r.state",
+            &[&resource, &snapshot],
+        )
+        .await?
+        .get(0);
+    finish(tx, mission, contract, "rolled_back", "rolled_back_actions", &verification).await?;
+    events::record(
+        tx,
+        &[NewEvent::for_contract(
+            EventKind::RollbackCompleted,
+            mission,
+            contract,
+            json!({ "snapshot_id": snapshot, "restored_state": restored }),
+        )],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Decides a pending approval. Approve executes the stored contract; reject
+/// marks it rejected and opens a manual-remediation task on its mission.
+pub async fn decide(
+    state: &AppState,
+    approval: Uuid,
+    decision: Decision,
+    reason: Option<String>,
+    caller: &Caller,
+) -> Result<DecisionOutcome, ApiError> {
+    let reason = reason.as_deref();
+    with_retries(&state.breaker, move || async move {
+        let mut client = state.pool.get().await?;
+        let tx = client.transaction().await?;
+        let outcome = decide_in(state, &tx, approval, decision, reason, caller).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    })
+    .await
+}
+
+async fn decide_in(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    approval: Uuid,
+    decision: Decision,
+    reason: Option<&str>,
+    caller: &Caller,
+) -> Result<DecisionOutcome, ApiError> {
+    let row = tx
+        .query_opt(
+            "SELECT a.status, a.tier, a.contract_id, c.mission_id
+               FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id
+              WHERE a.id = $1 FOR UPDATE OF a, c",
+            &[&approval],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("approval", approval))?;
+    let (status, tier, contract, mission): (String, i16, Uuid, Uuid) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let tier = Tier::from_level(tier).ok_or_else(|| ApiError::Unexpected(format!("approval has tier {tier}")))?;
+    caller.require(approver_roles(tier))?;
+    if status != "pending" {
+        return Err(ApiError::Conflict(format!("approval {approval} was already decided: {status}")));
+    }
+    state.faults.chaos(Some(mission), "decision")?;
+    let decided = match decision {
+        Decision::Approve => "approved",
+        Decision::Reject => "rejected",
+    };
+    tx.execute(
+        "WITH contract AS (UPDATE action_contracts SET decided_at = now() WHERE id = $5)
+         UPDATE approval_requests SET status = $2, decided_by = $3, reason = $4, decided_at = now() WHERE id = $1",
+        &[&approval, &decided, &caller.identity, &reason, &contract],
+    )
+    .await?;
+    let mut decided_event = NewEvent::for_contract(
+        if decision == Decision::Approve { EventKind::ApprovalGranted } else { EventKind::ApprovalRejected },
+        mission,
+        contract,
+        json!({ "decided_by": caller.identity, "reason": reason }),
+    );
+    decided_event.actor = caller.identity.clone();
+    decided_event.approval_id = Some(approval);
+    events::record(tx, &[decided_event]).await?;
+
+    let (contract_status, fallback_task_id) = match decision {
+        Decision::Approve => (execute_and_verify(state, tx, mission, contract, "regression").await?, None),
+        Decision::Reject => {
+            let task = open_fallback(state, tx, mission, contract, reason).await?;
+            ("rejected".to_string(), Some(task))
+        }
+    };
+    state.telemetry.record_action(tier.level(), &contract_status);
+    Ok(DecisionOutcome { approval_id: approval, contract_id: contract, decision, contract_status, fallback_task_id })
+}
+
+/// The graceful fallback of a rejection: the contract is rejected, and a human
+/// gets a manual-remediation task on the mission.
+async fn open_fallback(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    mission: Uuid,
+    contract: Uuid,
+    reason: Option<&str>,
+) -> Result<Uuid, ApiError> {
+    state.faults.chaos(Some(mission), "fallback")?;
+    let verdict = json!({ "rejected": true, "reason": reason });
+    finish(tx, mission, contract, "rejected", "failed_actions", &verdict).await?;
+    let task: Uuid = tx
+        .query_one(
+            "INSERT INTO tasks (mission_id, contract_id, kind, title, payload, idempotency_key)
+             SELECT $1, $2, 'manual_remediation', 'Remediate by hand: ' || error_type || ' (' || action_type || ')',
+                    jsonb_build_object('contract_id', id, 'error_message', error_message, 'reason', $3::text),
+                    'fallback:' || id
+               FROM action_contracts WHERE id = $2
+             RETURNING id",
+            &[&mission, &contract, &reason],
+        )
+        .await?
+        .get(0);
+    events::record(
+        tx,
+        &[NewEvent::for_contract(EventKind::FallbackOpened, mission, contract, json!({ "task_id": task }))],
+    )
+    .await?;
+    Ok(task)
+}
+
+/// The events a contract must have, in order, for its final status (C2).
+pub fn required_events(tier: Tier, status: &str) -> Option<Vec<EventKind>> {
+    use EventKind::*;
+    let held = [ContractCreated, SnapshotTaken, ApprovalRequested];
+    let events: Vec<EventKind> = match (tier, status) {
+        (Tier::Auto, "verified") => vec![ContractCreated, ActionExecuting, VerificationPassed],
+        (Tier::Auto, "failed") => vec![ContractCreated, ActionExecuting, VerificationFailed],
+        (_, "awaiting_approval") => held.to_vec(),
+        (_, "verified") => [&held[..], &[ApprovalGranted, ActionExecuting, VerificationPassed]].concat(),
+        (_, "rolled_back") => {
+            [&held[..], &[ApprovalGranted, ActionExecuting, VerificationViolated, RollbackCompleted]].concat()
+        }
+        (_, "rejected") => [&held[..], &[ApprovalRejected, FallbackOpened]].concat(),
+        _ => return None,
+    };
+    Some(events)
+}

@@ -1,0 +1,69 @@
+//! Fault injection, for admins only, and only on a server started with
+//! `--enable-faults`. See `backend::faults`.
+
+use crate::backend::auth::{Caller, Role};
+use crate::backend::domain::FieldError;
+use crate::backend::error::{ApiError, ErrorBody};
+use crate::backend::extract::{ApiJson, ApiQuery};
+use crate::backend::faults::{FaultKind, FaultsView};
+use crate::backend::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRequest {
+    /// The mission the fault applies to; every mission when absent.
+    pub mission_id: Option<Uuid>,
+    pub kind: FaultKind,
+}
+
+#[utoipa::path(post, path = "/api/admin/faults", tag = "admin", request_body = FaultRequest, security(("bearer" = [])),
+    responses((status = 200, body = FaultsView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<FaultRequest>,
+) -> Result<Json<FaultsView>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    match request.kind {
+        FaultKind::Chaos { rate } if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) => {
+            Err(FieldError::new("kind.chaos.rate", "must be from 0 to 1").into())
+        }
+        FaultKind::SabotageVerification { count: 0 } => {
+            Err(FieldError::new("kind.sabotage_verification.count", "must be at least 1").into())
+        }
+        kind => Ok(Json(state.faults.set(request.mission_id, &kind)?)),
+    }
+}
+
+#[utoipa::path(get, path = "/api/admin/faults", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = FaultsView), (status = 403, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<FaultsView>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    Ok(Json(state.faults.view()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ClearScope {
+    /// Clear this mission's faults; the global ones when absent.
+    pub mission_id: Option<Uuid>,
+    /// Clear every fault of every scope.
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[utoipa::path(delete, path = "/api/admin/faults", tag = "admin", security(("bearer" = [])), params(ClearScope),
+    responses((status = 200, body = FaultsView), (status = 403, body = ErrorBody)))]
+pub async fn clear(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(scope): ApiQuery<ClearScope>,
+) -> Result<Json<FaultsView>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    Ok(Json(state.faults.clear(scope.mission_id, scope.all)?))
+}

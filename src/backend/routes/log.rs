@@ -1,0 +1,220 @@
+//! The immutable log and the Trigger Mesh, seen from outside: reading and
+//! verifying the chain, streaming events (Server-Sent Events), and a ping that
+//! proves an event makes the whole trip — committed, chained, announced, bridged
+//! and delivered.
+
+use crate::backend::auth::{Caller, Role};
+use crate::backend::domain::FieldError;
+use crate::backend::error::{ApiError, ErrorBody};
+use crate::backend::events::{self, EventKind, NewEvent};
+use crate::backend::extract::ApiQuery;
+use crate::backend::mesh::{MeshEvent, Pattern};
+use crate::backend::state::AppState;
+use crate::immutable_log::{self, ChainVerdict};
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogPage {
+    /// Entries after this seq (default 0: from the start).
+    pub after_seq: Option<i64>,
+    /// At most this many entries (1-1000, default 100).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LogEntryView {
+    pub seq: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    pub subsystem: String,
+    /// Canonical JSON text, exactly as hashed.
+    pub payload: String,
+    pub result: String,
+    pub prev_hash: String,
+    pub entry_hash: String,
+}
+
+#[utoipa::path(get, path = "/api/log", tag = "log", security(("bearer" = [])), params(LogPage),
+    responses((status = 200, body = Vec<LogEntryView>), (status = 422, body = ErrorBody)))]
+pub async fn entries(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(page): ApiQuery<LogPage>,
+) -> Result<Json<Vec<LogEntryView>>, ApiError> {
+    let after = page.after_seq.unwrap_or(0);
+    if after < 0 {
+        return Err(FieldError::new("after_seq", "must not be negative").into());
+    }
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(FieldError::new("limit", "must be from 1 to 1000").into());
+    }
+    let rows = state
+        .pool
+        .get()
+        .await?
+        .query(
+            "SELECT seq, recorded_at, actor, action, resource, subsystem, payload, result, prev_hash, entry_hash
+               FROM immutable_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[&after, &limit],
+        )
+        .await?;
+    Ok(Json(
+        rows.iter()
+            .map(|r| LogEntryView {
+                seq: r.get(0),
+                recorded_at: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                resource: r.get(4),
+                subsystem: r.get(5),
+                payload: r.get(6),
+                result: r.get(7),
+                prev_hash: r.get(8),
+                entry_hash: r.get(9),
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRange {
+    /// First seq to check (default 1).
+    pub from: Option<i64>,
+    /// Last seq to check (default: the end).
+    pub to: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainReport {
+    pub valid: bool,
+    pub entries: i64,
+    pub broken: i64,
+    /// The first breaks, each with its seq and what is wrong.
+    #[schema(value_type = Vec<Object>)]
+    pub breaks: Vec<crate::immutable_log::ChainBreak>,
+}
+
+impl From<ChainVerdict> for ChainReport {
+    fn from(v: ChainVerdict) -> Self {
+        Self { valid: v.holds(), entries: v.entries, broken: v.broken, breaks: v.breaks }
+    }
+}
+
+/// Recomputes the chain over a range: contiguous seqs, linked hashes, and every
+/// entry hash matching its contents.
+#[utoipa::path(get, path = "/api/log/verify", tag = "log", security(("bearer" = [])), params(VerifyRange),
+    responses((status = 200, body = ChainReport), (status = 422, body = ErrorBody)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(range): ApiQuery<VerifyRange>,
+) -> Result<Json<ChainReport>, ApiError> {
+    let (from, to) = (range.from.unwrap_or(1), range.to.unwrap_or(i64::MAX));
+    if from < 1 {
+        return Err(FieldError::new("from", "must be at least 1").into());
+    }
+    if to < from {
+        return Err(FieldError::new("to", "must not be below from").into());
+    }
+    let verdict = immutable_log::verify_range(&**state.pool.get().await?, from, to).await?;
+    Ok(Json(verdict.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamFilter {
+    /// `*` (default), a prefix such as `agentic.*`, or an event name.
+    pub pattern: Option<String>,
+    pub mission_id: Option<Uuid>,
+}
+
+/// The Trigger Mesh as Server-Sent Events: each event's `event:` is its type,
+/// `id:` its log seq, `data:` the event as JSON.
+#[utoipa::path(get, path = "/api/events/stream", tag = "log", security(("bearer" = [])), params(StreamFilter),
+    responses((status = 200, content_type = "text/event-stream", body = MeshEvent),
+              (status = 422, body = ErrorBody)))]
+pub async fn stream(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(filter): ApiQuery<StreamFilter>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let pattern =
+        Pattern::parse(filter.pattern.as_deref().unwrap_or("*")).map_err(|e| FieldError::new("pattern", e))?;
+    let events = ReceiverStream::new(state.mesh.subscribe(pattern, filter.mission_id)).map(|event| {
+        let data = serde_json::to_string(&*event).expect("events serialize");
+        Ok(Event::default().event(event.event_type.clone()).id(event.log_seq.to_string()).data(data))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// How long a ping may take before it counts as lost.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PingResult {
+    pub event_id: i64,
+    pub log_seq: i64,
+    pub round_trip_ms: f64,
+}
+
+/// Publishes a `mesh.ping` event and waits until this server's mesh delivers
+/// it: proof that the sequencer, NOTIFY and the mesh bridge all work.
+#[utoipa::path(post, path = "/api/mesh/ping", tag = "log", security(("bearer" = [])),
+    responses((status = 200, body = PingResult), (status = 503, body = ErrorBody)))]
+pub async fn ping(State(state): State<AppState>, caller: Caller) -> Result<Json<PingResult>, ApiError> {
+    caller.require(&Role::ALL)?;
+    let started = Instant::now();
+    let mut deliveries = state.mesh.subscribe(Pattern::Exact(EventKind::MeshPing.name().into()), None);
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let ids = events::record(
+        &tx,
+        &[NewEvent {
+            kind: EventKind::MeshPing,
+            actor: caller.identity.clone(),
+            resource: "mesh".into(),
+            mission_id: None,
+            contract_id: None,
+            approval_id: None,
+            payload: json!({ "sent_by": caller.identity }),
+            result: "ok",
+        }],
+    )
+    .await?;
+    tx.commit().await?;
+    let wanted = ids[0];
+    let delivered = tokio::time::timeout(PING_TIMEOUT, async {
+        while let Some(event) = deliveries.recv().await {
+            if event.id == wanted {
+                return Some(event);
+            }
+        }
+        None
+    })
+    .await;
+    match delivered {
+        Ok(Some(event)) => Ok(Json(PingResult {
+            event_id: event.id,
+            log_seq: event.log_seq,
+            round_trip_ms: started.elapsed().as_secs_f64() * 1000.0,
+        })),
+        _ => Err(ApiError::MeshUnavailable(format!("ping event {wanted} not delivered within {PING_TIMEOUT:?}"))),
+    }
+}

@@ -1,0 +1,119 @@
+//! The HTTP surface: which path goes to which handler, the middleware every
+//! request passes (metrics, a deadline, a body limit), and the OpenAPI document
+//! generated from the handlers' annotations.
+
+pub mod actions;
+pub mod admin;
+pub mod insights;
+pub mod log;
+pub mod missions;
+pub mod service;
+pub mod traffic;
+
+use super::error::ApiError;
+use super::extract::BODY_LIMIT;
+use super::state::AppState;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::time::{Duration, Instant};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// No request may hang longer than this, even when the database stops
+/// answering mid-query: the client gets a 503 and can retry.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/health", get(service::health))
+        .route("/metrics", get(service::metrics))
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/missions", post(missions::create))
+        .route("/api/missions/{id}", get(missions::get))
+        .route("/api/missions/{id}/contracts", get(missions::contracts))
+        .route("/api/errors", post(actions::report_error))
+        .route("/api/contracts/{id}", get(actions::contract))
+        .route("/api/approvals", get(actions::approvals))
+        .route("/api/approvals/{id}/decision", post(actions::decide))
+        .route("/api/chat", post(traffic::chat))
+        .route("/api/tasks", post(traffic::submit_task))
+        .route("/api/tasks/{id}", get(traffic::task).patch(traffic::change_task))
+        .route("/api/metrics/summary", get(insights::summary))
+        .route("/api/verification/stats", get(insights::stats))
+        .route("/api/verification/contracts", get(insights::contracts))
+        .route("/api/verification/snapshots", get(insights::snapshots))
+        .route("/api/verification/benchmarks", get(insights::benchmarks))
+        .route("/api/log", get(log::entries))
+        .route("/api/log/verify", get(log::verify))
+        .route("/api/events/stream", get(log::stream))
+        .route("/api/mesh/ping", post(log::ping))
+        .route("/api/admin/faults", get(admin::list).post(admin::set).delete(admin::clear))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), measure))
+        .with_state(state)
+}
+
+async fn unknown_route(request: Request) -> ApiError {
+    ApiError::not_found("route", request.uri().path())
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} is not allowed on {}", request.method(), request.uri().path()))
+}
+
+/// Counts and times every request by route template (never by id, so the
+/// label set stays small), and enforces the deadline. Event streams are
+/// long-lived by design and exempt from the deadline.
+async fn measure(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let response = if route == "/api/events/stream" {
+        next.run(request).await
+    } else {
+        match tokio::time::timeout(REQUEST_DEADLINE, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::DatabaseUnavailable(format!("no answer within {REQUEST_DEADLINE:?}")).into_response(),
+        }
+    };
+    state.telemetry.record_request(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Grace backend", description = "The system under test: errors become agentic actions, \
+        proven in Postgres. Errors are {\"error\": {\"code\", \"message\", \"field\"?}}."),
+    paths(
+        service::health, service::metrics,
+        missions::create, missions::get, missions::contracts,
+        actions::report_error, actions::contract, actions::approvals, actions::decide,
+        traffic::chat, traffic::submit_task, traffic::task, traffic::change_task,
+        insights::summary, insights::stats, insights::contracts, insights::snapshots, insights::benchmarks,
+        log::entries, log::verify, log::stream, log::ping,
+        admin::set, admin::list, admin::clear,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,333 @@
+//! The everyday traffic the load hits: chat and tasks. Every write carries the
+//! client's idempotency key: a retry returns what the first request stored and
+//! writes nothing; reusing a key for a different request is a 409.
+
+use super::actions::replay_headers;
+use crate::backend::auth::{Caller, Role};
+use crate::backend::domain::{bounded_text, FieldError, IdempotencyKey};
+use crate::backend::error::{ApiError, ErrorBody};
+use crate::backend::events::{self, EventKind, NewEvent};
+use crate::backend::extract::{parse_id, ApiJson};
+use crate::backend::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio_postgres::error::SqlState;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    pub mission_id: Uuid,
+    pub session_id: String,
+    pub message: String,
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChatReply {
+    pub message_id: Uuid,
+    pub reply_id: Uuid,
+    pub reply: String,
+}
+
+/// The assistant's answer: built only from the mission's live state and the
+/// message, so the same state and message always get the same reply.
+fn compose_reply(mission: &tokio_postgres::Row, message: &str) -> String {
+    let (name, status): (String, String) = (mission.get(1), mission.get(2));
+    let (total, completed, failed, rolled_back): (i32, i32, i32, i32) =
+        (mission.get(3), mission.get(4), mission.get(5), mission.get(6));
+    let progress: f64 = mission.get(7);
+    let quoted: String = message.chars().take(80).collect();
+    format!(
+        "Mission {name} is {status}: {total} actions, {completed} verified, {failed} failed or rejected, \
+         {rolled_back} rolled back; {:.0}% done. You said: \"{quoted}\"",
+        progress * 100.0
+    )
+}
+
+/// Sends a chat message to the mission's assistant; both messages are stored.
+#[utoipa::path(post, path = "/api/chat", tag = "traffic", request_body = ChatBody, security(("bearer" = [])),
+    responses((status = 201, body = ChatReply), (status = 200, body = ChatReply, description = "a replay"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn chat(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ChatBody>,
+) -> Result<(StatusCode, HeaderMap, Json<ChatReply>), ApiError> {
+    caller.require(&[Role::Operator])?;
+    let session = bounded_text("session_id", &body.session_id, 200)?;
+    let message = bounded_text("message", &body.message, 4000)?;
+    let key = IdempotencyKey::parse(&body.idempotency_key)?;
+    state.faults.chaos(Some(body.mission_id), "request")?;
+
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "WITH mission AS (
+                SELECT id, name, status, total_actions, completed_actions, failed_actions, rolled_back_actions,
+                       progress_ratio
+                  FROM missions WHERE id = $1),
+             sent AS (
+                INSERT INTO chat_messages (mission_id, session_id, role, content, idempotency_key)
+                SELECT id, $2, 'user', $3, $4 FROM mission
+                ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)
+             SELECT mission.*, sent.id FROM mission LEFT JOIN sent ON true",
+            &[&body.mission_id, &session, &message, &key.as_str()],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("mission", body.mission_id))?;
+    let Some(message_id) = row.get::<_, Option<Uuid>>(8) else {
+        drop(tx);
+        let replay = replayed_chat(&**client, &key, &body, &session, &message).await?;
+        return Ok((StatusCode::OK, replay_headers(true), Json(replay)));
+    };
+    let reply = compose_reply(&row, &message);
+    let reply_id: Uuid = tx
+        .query_one(
+            "INSERT INTO chat_messages (mission_id, session_id, role, content, reply_to)
+             VALUES ($1, $2, 'assistant', $3, $4) RETURNING id",
+            &[&body.mission_id, &session, &reply, &message_id],
+        )
+        .await?
+        .get(0);
+    events::record(
+        &tx,
+        &[NewEvent {
+            kind: EventKind::ChatExchanged,
+            actor: caller.identity.clone(),
+            resource: format!("chat/{message_id}"),
+            mission_id: Some(body.mission_id),
+            contract_id: None,
+            approval_id: None,
+            payload: json!({ "session_id": session, "message_id": message_id, "reply_id": reply_id }),
+            result: "ok",
+        }],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, replay_headers(false), Json(ChatReply { message_id, reply_id, reply })))
+}
+
+async fn replayed_chat(
+    client: &impl tokio_postgres::GenericClient,
+    key: &IdempotencyKey,
+    body: &ChatBody,
+    session: &str,
+    message: &str,
+) -> Result<ChatReply, ApiError> {
+    let row = client
+        .query_one(
+            "SELECT u.id, u.mission_id, u.session_id, u.content, a.id, a.content
+               FROM chat_messages u JOIN chat_messages a ON a.reply_to = u.id
+              WHERE u.idempotency_key = $1",
+            &[&key.as_str()],
+        )
+        .await?;
+    let same = row.get::<_, Uuid>(1) == body.mission_id
+        && row.get::<_, String>(2) == session
+        && row.get::<_, String>(3) == message;
+    if !same {
+        return Err(ApiError::Conflict("idempotency_key was already used for a different chat message".into()));
+    }
+    Ok(ChatReply { message_id: row.get(0), reply_id: row.get(4), reply: row.get(5) })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    pub mission_id: Uuid,
+    pub title: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Task {
+    pub id: Uuid,
+    pub mission_id: Uuid,
+    pub contract_id: Option<Uuid>,
+    pub kind: String,
+    pub title: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub status: String,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+const TASK_COLUMNS: &str =
+    "id, mission_id, contract_id, kind, title, payload, status, result, attempts, created_at, updated_at, completed_at";
+
+impl From<&tokio_postgres::Row> for Task {
+    fn from(row: &tokio_postgres::Row) -> Self {
+        Self {
+            id: row.get(0),
+            mission_id: row.get(1),
+            contract_id: row.get(2),
+            kind: row.get(3),
+            title: row.get(4),
+            payload: row.get(5),
+            status: row.get(6),
+            result: row.get(7),
+            attempts: row.get(8),
+            created_at: row.get(9),
+            updated_at: row.get(10),
+            completed_at: row.get(11),
+        }
+    }
+}
+
+fn payload_object(payload: Value) -> Result<Value, FieldError> {
+    match payload {
+        Value::Null => Ok(json!({})),
+        Value::Object(_) => Ok(payload),
+        _ => Err(FieldError::new("payload", "must be a JSON object")),
+    }
+}
+
+/// Submits a task; the background runner completes it.
+#[utoipa::path(post, path = "/api/tasks", tag = "traffic", request_body = NewTask, security(("bearer" = [])),
+    responses((status = 202, body = Task), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn submit_task(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewTask>,
+) -> Result<(StatusCode, HeaderMap, Json<Task>), ApiError> {
+    caller.require(&[Role::Operator])?;
+    let title = bounded_text("title", &body.title, 500)?;
+    let payload = payload_object(body.payload)?;
+    let key = IdempotencyKey::parse(&body.idempotency_key)?;
+    state.faults.chaos(Some(body.mission_id), "request")?;
+
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let inserted = tx
+        .query_opt(
+            &format!(
+                "INSERT INTO tasks (mission_id, title, payload, idempotency_key) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING {TASK_COLUMNS}"
+            ),
+            &[&body.mission_id, &title, &payload, &key.as_str()],
+        )
+        .await
+        .map_err(|e| match e.code() {
+            Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", body.mission_id),
+            _ => e.into(),
+        })?;
+    let Some(row) = inserted else {
+        drop(tx);
+        let existing = client
+            .query_one(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = $1"), &[&key.as_str()])
+            .await?;
+        let task = Task::from(&existing);
+        if task.mission_id != body.mission_id || task.title != title || task.payload != payload {
+            return Err(ApiError::Conflict("idempotency_key was already used for a different task".into()));
+        }
+        return Ok((StatusCode::ACCEPTED, replay_headers(true), Json(task)));
+    };
+    let task = Task::from(&row);
+    events::record(&tx, &[task_event(EventKind::TaskSubmitted, &caller, &task)]).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, replay_headers(false), Json(task)))
+}
+
+fn task_event(kind: EventKind, caller: &Caller, task: &Task) -> NewEvent {
+    NewEvent {
+        kind,
+        actor: caller.identity.clone(),
+        resource: format!("task/{}", task.id),
+        mission_id: Some(task.mission_id),
+        contract_id: task.contract_id,
+        approval_id: None,
+        payload: json!({ "task_id": task.id, "status": task.status, "title": task.title }),
+        result: "ok",
+    }
+}
+
+#[utoipa::path(get, path = "/api/tasks/{id}", tag = "traffic", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "task id")),
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
+pub async fn task(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Task>, ApiError> {
+    let id = parse_id("task", &id)?;
+    let row = state
+        .pool
+        .get()
+        .await?
+        .query_opt(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"), &[&id])
+        .await?
+        .ok_or_else(|| ApiError::not_found("task", id))?;
+    Ok(Json(Task::from(&row)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskChange {
+    pub title: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// Only `cancelled` may be set, and only on a queued task.
+    pub status: Option<String>,
+}
+
+/// Changes a queued task: its title, its payload, or cancels it.
+#[utoipa::path(patch, path = "/api/tasks/{id}", tag = "traffic", request_body = TaskChange, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "task id")),
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn change_task(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(change): ApiJson<TaskChange>,
+) -> Result<Json<Task>, ApiError> {
+    caller.require(&[Role::Operator])?;
+    let id = parse_id("task", &id)?;
+    let title = change.title.as_deref().map(|t| bounded_text("title", t, 500)).transpose()?;
+    let payload = change.payload.map(payload_object).transpose()?;
+    if let Some(status) = &change.status {
+        if status != "cancelled" {
+            return Err(FieldError::new("status", "only cancelled can be set").into());
+        }
+    }
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let status: String = tx
+        .query_opt("SELECT status FROM tasks WHERE id = $1 FOR UPDATE", &[&id])
+        .await?
+        .ok_or_else(|| ApiError::not_found("task", id))?
+        .get(0);
+    if status != "queued" {
+        return Err(ApiError::Conflict(format!("task {id} is {status}; only a queued task can change")));
+    }
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE tasks SET title = coalesce($2, title), payload = coalesce($3, payload),
+                        status = coalesce($4, status), updated_at = now()
+                  WHERE id = $1 RETURNING {TASK_COLUMNS}"
+            ),
+            &[&id, &title, &payload, &change.status],
+        )
+        .await?;
+    let task = Task::from(&row);
+    events::record(&tx, &[task_event(EventKind::TaskUpdated, &caller, &task)]).await?;
+    tx.commit().await?;
+    Ok(Json(task))
+}

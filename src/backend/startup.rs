@@ -1,0 +1,137 @@
+//! Building and running one backend server. `Application::build` does the
+//! fallible work up front — bootstrap the database, open the pool, load the
+//! baselines, bind the port (port 0 picks a free one; tests use that) — so a
+//! misconfiguration fails before anything is served. `run_until` then serves
+//! until the shutdown token fires, drains in-flight requests, and stops the
+//! background tasks, the sequencer last so the log lag ends at zero.
+
+use super::auth::Tokens;
+use super::faults::{CircuitBreaker, Faults};
+use super::mesh::{self, TriggerMesh};
+use super::routes;
+use super::state::AppState;
+use super::telemetry::Telemetry;
+use super::verification::Baselines;
+use super::{sequencer, task_runner};
+use crate::configuration::DatabaseUrl;
+use crate::db::DbError;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Everything `grace serve` is configured with.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub database: DatabaseUrl,
+    pub listen: SocketAddr,
+    pub tokens: Tokens,
+    pub enable_faults: bool,
+    pub pool_size: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("could not listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Unready(String),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// How long a request waits for a pooled connection, and how long making one
+/// may take, before the request fails with 503: bounded, so a database outage
+/// turns into fast errors rather than piled-up requests.
+const POOL_WAIT: Duration = Duration::from_secs(2);
+const CONNECTION_CREATE: Duration = Duration::from_secs(2);
+/// Server-side bound on any one statement.
+const STATEMENT_TIMEOUT: &str = "-c statement_timeout=8000";
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    database: DatabaseUrl,
+}
+
+impl Application {
+    pub async fn build(settings: ServeSettings) -> Result<Self, StartupError> {
+        let mut client = crate::db::connect(&settings.database).await?;
+        let report = crate::bootstrap::bootstrap(&mut client).await?;
+        if report.changed_anything() {
+            tracing::info!(migrations = ?report.migrations_applied, "bootstrapped the database");
+        }
+        let baselines = Baselines::load(&client).await.map_err(|e| StartupError::Unready(e.to_string()))?;
+        drop(client);
+
+        let pool = pool(&settings.database, settings.pool_size);
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        let state = AppState {
+            pool,
+            tokens: Arc::new(settings.tokens),
+            faults: Faults::new(settings.enable_faults),
+            breaker: Arc::new(CircuitBreaker::default()),
+            mesh: Arc::new(TriggerMesh::default()),
+            telemetry: Arc::new(Telemetry::default()),
+            baselines: Arc::new(baselines),
+        };
+        Ok(Self { listener, state, database: settings.database })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown`, then stops in order: stop accepting, finish the
+    /// requests in flight, stop the mesh and the task runner, drain the outbox.
+    pub async fn run_until(self, shutdown: CancellationToken) -> Result<(), StartupError> {
+        let background = CancellationToken::new();
+        let sequencer_stop = CancellationToken::new();
+        let mesh =
+            tokio::spawn(mesh::run_bridge(Arc::clone(&self.state.mesh), self.database.clone(), background.clone()));
+        let runner = tokio::spawn(task_runner::run(self.state.clone(), background.clone()));
+        let sequencer = tokio::spawn(sequencer::run(self.database.clone(), sequencer_stop.clone()));
+        tracing::info!(addr = %self.local_addr(), "grace backend listening");
+
+        let served = axum::serve(self.listener, routes::router(self.state.clone()))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        background.cancel();
+        let _ = tokio::join!(mesh, runner);
+        sequencer_stop.cancel();
+        let _ = sequencer.await;
+        tracing::info!("grace backend stopped");
+        served.map_err(StartupError::Serve)
+    }
+}
+
+fn pool(database: &DatabaseUrl, size: usize) -> Pool {
+    let mut config = database.connect_config().clone();
+    config.options(STATEMENT_TIMEOUT);
+    config.connect_timeout(CONNECTION_CREATE);
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            // Fast: a connection that broke (the database restarted) is detected as
+            // closed and replaced on the next checkout.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .timeouts(Timeouts { wait: Some(POOL_WAIT), create: Some(CONNECTION_CREATE), recycle: Some(CONNECTION_CREATE) })
+        .build()
+        .expect("a pool with a runtime and timeouts builds")
+}

@@ -1,0 +1,158 @@
+//! The backend's Prometheus metrics (`GET /metrics`). A registry per server, not
+//! a global recorder, so several servers in one process (tests, replicas) keep
+//! their own numbers. Measuring happens where things happen; rendering is here.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    tier: i16,
+    outcome: String,
+}
+
+/// Values read at scrape time from their owners.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScrapeSnapshot {
+    pub mesh_queue_depth: i64,
+    pub mesh_dropped: u64,
+    pub mesh_subscribers: i64,
+    pub log_lag: i64,
+    pub pool_size: i64,
+    pub pool_available: i64,
+    pub pool_waiting: i64,
+    pub faults_injected: u64,
+    pub breaker_open: bool,
+}
+
+#[derive(Debug)]
+pub struct Telemetry {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    actions: Family<ActionLabels, Counter>,
+    mesh_queue_depth: Gauge,
+    mesh_dropped: Counter<u64, AtomicU64>,
+    mesh_subscribers: Gauge,
+    log_lag: Gauge,
+    pool_size: Gauge,
+    pool_available: Gauge,
+    pool_waiting: Gauge,
+    faults_injected: Counter<u64, AtomicU64>,
+    breaker_open: Gauge,
+    resident_memory: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to ~8 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let telemetry = Self {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            actions: Family::default(),
+            mesh_queue_depth: Gauge::default(),
+            mesh_dropped: Counter::default(),
+            mesh_subscribers: Gauge::default(),
+            log_lag: Gauge::default(),
+            pool_size: Gauge::default(),
+            pool_available: Gauge::default(),
+            pool_waiting: Gauge::default(),
+            faults_injected: Counter::default(),
+            breaker_open: Gauge::default(),
+            resident_memory: Gauge::default(),
+            registry: Mutex::new(Registry::default()),
+        };
+        registry.register("grace_http_requests", "HTTP requests by route and status", telemetry.requests.clone());
+        registry.register("grace_http_request_duration_seconds", "HTTP latency by route", telemetry.latency.clone());
+        registry.register("grace_actions", "Contracts reaching a status, by tier", telemetry.actions.clone());
+        registry.register(
+            "grace_mesh_queue_depth",
+            "Events queued for mesh subscribers",
+            telemetry.mesh_queue_depth.clone(),
+        );
+        registry.register(
+            "grace_mesh_dropped",
+            "Events dropped for slow mesh subscribers",
+            telemetry.mesh_dropped.clone(),
+        );
+        registry.register("grace_mesh_subscribers", "Live mesh subscriptions", telemetry.mesh_subscribers.clone());
+        registry.register("grace_log_lag", "Events not yet chained into the immutable log", telemetry.log_lag.clone());
+        registry.register("grace_db_pool_size", "Database connections open", telemetry.pool_size.clone());
+        registry.register("grace_db_pool_available", "Database connections idle", telemetry.pool_available.clone());
+        registry.register("grace_db_pool_waiting", "Requests waiting for a connection", telemetry.pool_waiting.clone());
+        registry.register("grace_faults_injected", "Faults injected on purpose", telemetry.faults_injected.clone());
+        registry.register("grace_circuit_breaker_open", "1 while the breaker is open", telemetry.breaker_open.clone());
+        registry.register("process_resident_memory_bytes", "Resident memory", telemetry.resident_memory.clone());
+        *telemetry.registry.lock().expect("registry lock") = registry;
+        telemetry
+    }
+}
+
+impl Telemetry {
+    pub fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests.get_or_create(&RequestLabels { method: method.into(), route: route.into(), status }).inc();
+        self.latency.get_or_create(&RouteLabels { route: route.into() }).observe(seconds);
+    }
+
+    pub fn record_action(&self, tier: i16, outcome: &str) {
+        self.actions.get_or_create(&ActionLabels { tier, outcome: outcome.into() }).inc();
+    }
+
+    /// The Prometheus text exposition, with scrape-time values filled in.
+    pub fn render(&self, snapshot: ScrapeSnapshot) -> String {
+        self.mesh_queue_depth.set(snapshot.mesh_queue_depth);
+        raise_to(&self.mesh_dropped, snapshot.mesh_dropped);
+        self.mesh_subscribers.set(snapshot.mesh_subscribers);
+        self.log_lag.set(snapshot.log_lag);
+        self.pool_size.set(snapshot.pool_size);
+        self.pool_available.set(snapshot.pool_available);
+        self.pool_waiting.set(snapshot.pool_waiting);
+        raise_to(&self.faults_injected, snapshot.faults_injected);
+        self.breaker_open.set(i64::from(snapshot.breaker_open));
+        self.resident_memory.set(resident_memory_bytes().unwrap_or(0));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry.lock().expect("registry lock"))
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Counters owned elsewhere (atomics in the mesh and fault injector) are
+/// mirrored here by adding what is new since the last scrape.
+fn raise_to(counter: &Counter<u64, AtomicU64>, total: u64) {
+    let current = counter.get();
+    if total > current {
+        counter.inc_by(total - current);
+    }
+}
+
+/// Resident set size from /proc (Linux); `None` elsewhere.
+pub fn resident_memory_bytes() -> Option<i64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten()?;
+    Some(pages * page_size)
+}
