@@ -80,6 +80,8 @@ fn field_error(path: &str, message: &str) -> FieldError {
         .and_then(|rest| rest.split('`').next());
     let field = match (path, named) {
         (".", Some(name)) => name.to_string(),
+        // An unknown field is already the last segment of the path.
+        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => path.to_string(),
         (path, Some(name)) => format!("{path}.{name}"),
         (path, None) => path.to_string(),
     };
@@ -98,7 +100,8 @@ mod tests {
     #[test]
     fn fields_are_named_from_path_or_message() {
         assert_eq!(field_error(".", "missing field `name` at line 1 column 2").field, "name");
-        assert_eq!(field_error("kind", "unknown field `bogus`, expected `count`").field, "kind.bogus");
+        assert_eq!(field_error("kind", "missing field `count`").field, "kind.count");
+        assert_eq!(field_error("surprise", "unknown field `surprise`, expected `name`").field, "surprise");
         assert_eq!(field_error("confidence", "invalid type: string \"x\", expected f64").field, "confidence");
     }
 }

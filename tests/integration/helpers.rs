@@ -26,11 +26,13 @@ async fn server_url() -> DatabaseUrl {
         .url()
 }
 
-/// A database of its own for one test, dropped when the value is.
+/// A database of its own for one test, dropped when the last handle to it is.
 pub struct TestDatabase {
     pub url: DatabaseUrl,
     admin: DatabaseUrl,
     name: String,
+    /// Shared by handles to the same database (replicas in one test).
+    handles: std::sync::Arc<()>,
 }
 
 impl TestDatabase {
@@ -57,7 +59,17 @@ impl TestDatabase {
         let name = format!("grace_test_{}", uuid::Uuid::new_v4().simple());
         let client = db::connect(&admin).await.expect("connect to the test server");
         client.batch_execute(&format!("CREATE DATABASE {name} {options}")).await.expect("create test database");
-        Self { url: admin.with_database(&name), admin, name }
+        Self { url: admin.with_database(&name), admin, name, handles: std::sync::Arc::default() }
+    }
+
+    /// Another handle to this database; it is dropped with the last handle.
+    pub fn same_database(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            admin: self.admin.clone(),
+            name: self.name.clone(),
+            handles: std::sync::Arc::clone(&self.handles),
+        }
     }
 
     pub async fn client(&self) -> Client {
@@ -67,6 +79,9 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if std::sync::Arc::strong_count(&self.handles) > 1 {
+            return;
+        }
         let (admin, name) = (self.admin.clone(), self.name.clone());
         // Drop runs inside the test's runtime, which cannot be blocked on; a
         // short-lived thread with its own runtime does the async cleanup.

@@ -1,0 +1,148 @@
+//! `TestApp`: the real backend on a random port against a fresh database, with
+//! request helpers that speak its API.
+
+use crate::helpers::TestDatabase;
+use grace::backend::auth::{Role, Tokens};
+use grace::backend::{Application, ServeSettings};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub tokens: Tokens,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<()>>,
+    // Last: dropped after the server has stopped using it.
+    pub database: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_on(TestDatabase::migrated().await, true).await
+    }
+
+    /// A server on `database`, which may already have another server (a replica).
+    pub async fn spawn_on(database: TestDatabase, enable_faults: bool) -> Self {
+        let tokens = Tokens::parse(
+            "operator=operator-test-token,approver=approver-test-token,governance=governance-test-token,admin=admin-test-token",
+        )
+        .unwrap();
+        let settings = ServeSettings {
+            database: database.url.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tokens: tokens.clone(),
+            enable_faults,
+            pool_size: 8,
+        };
+        let application = Application::build(settings).await.expect("the backend builds");
+        let address = format!("http://{}", application.local_addr());
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move { application.run_until(stop).await.expect("the backend serves") });
+        let app = Self { address, http: reqwest::Client::new(), tokens, shutdown, server: Some(server), database };
+        app.wait_until_mesh_started().await;
+        app
+    }
+
+    /// Another server on the same database.
+    pub async fn replica(&self) -> Self {
+        Self::spawn_on(self.database.same_database(), true).await
+    }
+
+    async fn wait_until_mesh_started(&self) {
+        for _ in 0..100 {
+            let health = self.http.get(self.url("/api/health")).send().await.unwrap();
+            if health.status() == StatusCode::OK {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the backend never became healthy");
+    }
+
+    /// Stops the server gracefully and waits until it has.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn token(&self, role: Role) -> &str {
+        self.tokens.token_for(role).unwrap()
+    }
+
+    pub async fn get(&self, path: &str, role: Role) -> Response {
+        self.http.get(self.url(path)).bearer_auth(self.token(role)).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, role: Role, body: &Value) -> Response {
+        self.http.post(self.url(path)).bearer_auth(self.token(role)).json(body).send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path, Role::Operator).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn create_mission(&self) -> Uuid {
+        let response = self.post("/api/missions", Role::Operator, &json!({ "name": "test mission" })).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let mission: Value = response.json().await.unwrap();
+        mission["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn report_error(&self, mission: Uuid, error_type: &str, confidence: f64, key: &str) -> Response {
+        let body = json!({
+            "mission_id": mission, "error_type": error_type, "message": "seen in a test",
+            "severity": "high", "confidence": confidence, "idempotency_key": key,
+        });
+        self.post("/api/errors", Role::Operator, &body).await
+    }
+
+    /// Reports an error that must be accepted, returning the receipt.
+    pub async fn accepted_error(&self, mission: Uuid, error_type: &str, confidence: f64) -> Value {
+        let response = self.report_error(mission, error_type, confidence, &Uuid::new_v4().to_string()).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        response.json().await.unwrap()
+    }
+
+    pub async fn decide(&self, approval: &str, role: Role, decision: &str) -> Response {
+        let path = format!("/api/approvals/{approval}/decision");
+        self.post(&path, role, &json!({ "decision": decision, "reason": "decided in a test" })).await
+    }
+
+    pub async fn set_fault(&self, mission: Option<Uuid>, kind: Value) {
+        let response =
+            self.post("/api/admin/faults", Role::Admin, &json!({ "mission_id": mission, "kind": kind })).await;
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    }
+
+    /// Waits until every committed event is chained into the immutable log.
+    pub async fn wait_for_zero_log_lag(&self) {
+        for _ in 0..200 {
+            let health: Value = self.http.get(self.url("/api/health")).send().await.unwrap().json().await.unwrap();
+            if health["log_lag"] == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("log lag never reached zero");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,143 @@
+//! Chaos: injected faults fail requests and pipeline steps before they write,
+//! so whatever was acknowledged is stored exactly once and nothing is partial.
+
+use super::app::TestApp;
+use grace::backend::auth::Role;
+use grace::backend::pipeline::required_events;
+use grace::policy::Tier;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn chaos_at_half_rate_leaves_no_partial_rows_and_stores_every_acknowledged_write_once() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    app.set_fault(Some(mission), json!({ "chaos": { "rate": 0.5 } })).await;
+
+    let (mut acked, mut injected, mut refused) = (BTreeSet::new(), 0, 0);
+    let error_types = ["timeout", "permission_denied", "database_locked", "dependency_unavailable"];
+    for n in 0..160 {
+        let key = format!("chaos-{n}");
+        let response = match n % 3 {
+            0 => app.report_error(mission, error_types[n / 3 % 4], 0.9, &key).await,
+            1 => {
+                app.post(
+                    "/api/chat",
+                    Role::Operator,
+                    &json!({ "mission_id": mission, "session_id": "chaos",
+                        "message": format!("message {n}"), "idempotency_key": key }),
+                )
+                .await
+            }
+            _ => {
+                app.post(
+                    "/api/tasks",
+                    Role::Operator,
+                    &json!({ "mission_id": mission, "title": format!("task {n}"),
+                        "idempotency_key": key }),
+                )
+                .await
+            }
+        };
+        let status = response.status();
+        if status.is_success() {
+            acked.insert(key);
+        } else {
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "only injected faults may fail");
+            let injected_fault = response.headers().get("x-grace-fault").is_some_and(|v| v == "injected");
+            let body: Value = response.json().await.unwrap();
+            assert!(
+                injected_fault || body["error"]["code"] == "circuit_open",
+                "a failure is an injected fault or the open breaker: {body}"
+            );
+            if injected_fault {
+                injected += 1
+            } else {
+                refused += 1
+            }
+        }
+    }
+    assert!(
+        injected > 10 && acked.len() > 20,
+        "chaos at 0.5 both injects and lets through: {injected} injected, {refused} refused, {} acked",
+        acked.len()
+    );
+
+    app.set_fault(Some(mission), json!({ "chaos": { "rate": 0.0 } })).await;
+    app.wait_for_zero_log_lag().await;
+    let client = app.database.client().await;
+    let stored: BTreeSet<String> = client
+        .query(
+            "SELECT idempotency_key FROM action_contracts UNION ALL
+             SELECT idempotency_key FROM chat_messages WHERE role = 'user' UNION ALL
+             SELECT idempotency_key FROM tasks WHERE kind = 'submitted'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored, acked, "stored exactly the acknowledged writes");
+
+    // Nothing partial: every contract has its complete event sequence and
+    // artifacts, every chat message its reply, every event its log entry.
+    let contracts = client.query("SELECT id, tier, status FROM action_contracts", &[]).await.unwrap();
+    for row in &contracts {
+        let (id, tier, status): (Uuid, i16, String) = (row.get(0), row.get(1), row.get(2));
+        let events: Vec<String> = client
+            .query("SELECT event_type FROM action_events WHERE contract_id = $1 ORDER BY id", &[&id])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let expected: Vec<&str> =
+            required_events(Tier::from_level(tier).unwrap(), &status).unwrap().iter().map(|k| k.name()).collect();
+        assert_eq!(events, expected, "contract {id} ({status})");
+    }
+    let orphans = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM chat_messages u WHERE role = 'user'
+                      AND NOT EXISTS (SELECT 1 FROM chat_messages a WHERE a.reply_to = u.id)),
+                    (SELECT count(*) FROM action_events WHERE log_seq IS NULL),
+                    (SELECT count(*) FROM action_contracts c WHERE tier > 1
+                      AND (snapshot_id IS NULL OR NOT EXISTS (SELECT 1 FROM approval_requests a WHERE a.contract_id = c.id))),
+                    (SELECT total_actions FROM missions WHERE id = $1) - (SELECT count(*) FROM action_contracts)",
+            &[&mission],
+        )
+        .await
+        .unwrap();
+    let orphans: Vec<i64> = (0..4).map(|i| orphans.get::<_, i64>(i)).collect();
+    assert_eq!(
+        orphans,
+        [0, 0, 0, 0],
+        "unreplied chats, unlogged events, tier 2+ without artifacts, miscounted mission"
+    );
+    assert_eq!(app.get_json("/api/log/verify").await["valid"], true);
+}
+
+#[tokio::test]
+async fn injected_faults_are_retried_inside_the_pipeline() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    // At this rate most tier-1 operations meet at least one injected step
+    // fault. Requests fail only when the request gate or every retry fails, so
+    // many more faults are injected than requests fail: the rest were retried.
+    app.set_fault(Some(mission), json!({ "chaos": { "rate": 0.25 } })).await;
+    let mut acked = 0;
+    for n in 0..60 {
+        if app.report_error(mission, "timeout", 0.9, &format!("retry-{n}")).await.status().is_success() {
+            acked += 1;
+        }
+    }
+    let faults: Value = app.get("/api/admin/faults", Role::Admin).await.json().await.unwrap();
+    let injected = faults["injected_total"].as_u64().unwrap();
+    let failed = 60 - acked;
+    assert!(
+        injected > failed,
+        "more faults were injected ({injected}) than requests failed ({failed}): the rest were retried away"
+    );
+}

@@ -1,0 +1,187 @@
+//! Bad input and wrong roles: the right status, the JSON error body naming the
+//! problem, and nothing written.
+
+use super::app::TestApp;
+use grace::backend::auth::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Rows in every table a bad request could have touched.
+async fn row_counts(app: &TestApp) -> Vec<i64> {
+    let row = app
+        .database
+        .client()
+        .await
+        .query_one(
+            "SELECT (SELECT count(*) FROM missions), (SELECT count(*) FROM action_contracts),
+                    (SELECT count(*) FROM action_events), (SELECT count(*) FROM chat_messages),
+                    (SELECT count(*) FROM tasks), (SELECT count(*) FROM approval_requests),
+                    (SELECT count(*) FROM log_outbox) + (SELECT count(*) FROM immutable_log)",
+            &[],
+        )
+        .await
+        .unwrap();
+    (0..7).map(|i| row.get(i)).collect()
+}
+
+async fn assert_error(response: reqwest::Response, status: StatusCode, code: &str, field: Option<&str>) {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    match field {
+        Some(field) => assert_eq!(body["error"]["field"], field, "{body}"),
+        None => assert!(body["error"].get("field").is_none(), "{body}"),
+    }
+}
+
+#[tokio::test]
+async fn every_class_of_bad_input_is_refused_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    let before = row_counts(&app).await;
+    let operator = app.token(Role::Operator).to_string();
+    let post_raw = |body: &'static str, content_type: &'static str| {
+        app.http
+            .post(app.url("/api/errors"))
+            .bearer_auth(&operator)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    assert_error(
+        post_raw("{\"mission_id\": ", "application/json").await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+        None,
+    )
+    .await;
+    assert_error(
+        post_raw("{}", "text/plain").await.unwrap(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        None,
+    )
+    .await;
+    let huge = json!({ "mission_id": mission, "error_type": "timeout", "message": "x".repeat(70_000), "severity": "high",
+                       "confidence": 0.9, "idempotency_key": "huge" });
+    assert_error(
+        app.post("/api/errors", Role::Operator, &huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        None,
+    )
+    .await;
+
+    let valid = json!({ "mission_id": mission, "error_type": "timeout", "message": "slow", "severity": "high",
+                        "confidence": 0.9, "idempotency_key": "k" });
+    let invalid = |field: &str, value: Value| {
+        let mut body = valid.clone();
+        body[field] = value;
+        body
+    };
+    for (body, field) in [
+        (invalid("confidence", json!(1.5)), "confidence"),
+        (invalid("confidence", json!("high")), "confidence"),
+        (invalid("severity", json!("apocalyptic")), "severity"),
+        (invalid("error_type", json!("Not A Type")), "error_type"),
+        (invalid("idempotency_key", json!("")), "idempotency_key"),
+        (invalid("message", json!("   ")), "message"),
+        (invalid("mission_id", json!("not-a-uuid")), "mission_id"),
+        (invalid("surprise", json!(1)), "surprise"),
+    ] {
+        assert_error(
+            app.post("/api/errors", Role::Operator, &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some(field),
+        )
+        .await;
+    }
+    let mut missing = valid.clone();
+    missing.as_object_mut().unwrap().remove("severity");
+    assert_error(
+        app.post("/api/errors", Role::Operator, &missing).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("severity"),
+    )
+    .await;
+
+    let unknown_mission = invalid("mission_id", json!(Uuid::new_v4()));
+    assert_error(
+        app.post("/api/errors", Role::Operator, &unknown_mission).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    )
+    .await;
+    let chat = json!({ "mission_id": Uuid::new_v4(), "session_id": "s", "message": "hi", "idempotency_key": "c" });
+    assert_error(app.post("/api/chat", Role::Operator, &chat).await, StatusCode::NOT_FOUND, "not_found", None).await;
+    let task = json!({ "mission_id": Uuid::new_v4(), "title": "t", "idempotency_key": "t" });
+    assert_error(app.post("/api/tasks", Role::Operator, &task).await, StatusCode::NOT_FOUND, "not_found", None).await;
+    assert_error(app.get("/api/contracts/not-a-uuid", Role::Operator).await, StatusCode::NOT_FOUND, "not_found", None)
+        .await;
+    assert_error(app.get("/api/no/such/route", Role::Operator).await, StatusCode::NOT_FOUND, "not_found", None).await;
+    assert_error(
+        app.get("/api/log?limit=0", Role::Operator).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("limit"),
+    )
+    .await;
+    assert_error(
+        app.get("/api/log?limit=abc", Role::Operator).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("limit"),
+    )
+    .await;
+
+    assert_eq!(row_counts(&app).await, before, "no bad request wrote anything");
+}
+
+#[tokio::test]
+async fn a_missing_token_is_401_and_a_wrong_role_is_403_and_nothing_changes() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    let tier3 = app.accepted_error(mission, "dependency_unavailable", 0.9).await;
+    let before = row_counts(&app).await;
+    let error = json!({ "mission_id": mission, "error_type": "timeout", "message": "m", "severity": "low",
+                        "confidence": 0.9, "idempotency_key": "role-check" });
+
+    let anonymous = app.http.post(app.url("/api/errors")).json(&error).send().await.unwrap();
+    assert_error(anonymous, StatusCode::UNAUTHORIZED, "unauthorized", None).await;
+    let forged =
+        app.http.post(app.url("/api/errors")).bearer_auth("not-a-real-token-at-all").json(&error).send().await.unwrap();
+    assert_error(forged, StatusCode::UNAUTHORIZED, "unauthorized", None).await;
+    assert_error(app.post("/api/errors", Role::Approver, &error).await, StatusCode::FORBIDDEN, "forbidden", None).await;
+
+    let approval = tier3["approval_id"].as_str().unwrap();
+    assert_error(app.decide(approval, Role::Operator, "approve").await, StatusCode::FORBIDDEN, "forbidden", None).await;
+    assert_error(app.decide(approval, Role::Approver, "approve").await, StatusCode::FORBIDDEN, "forbidden", None).await;
+    let faults = json!({ "kind": { "chaos": { "rate": 0.5 } } });
+    assert_error(
+        app.post("/api/admin/faults", Role::Operator, &faults).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        None,
+    )
+    .await;
+
+    assert_eq!(row_counts(&app).await, before);
+    let detail = app.get_json(&format!("/api/contracts/{}", tier3["contract_id"].as_str().unwrap())).await;
+    assert_eq!(detail["approval"]["status"], "pending");
+    assert_eq!(app.get("/api/admin/faults", Role::Operator).await.status(), StatusCode::FORBIDDEN);
+    let faults: Value = app.get("/api/admin/faults", Role::Admin).await.json().await.unwrap();
+    assert_eq!(faults["chaos"], json!({}), "the refused fault was not set");
+}
+
+#[tokio::test]
+async fn faults_are_refused_unless_the_server_enables_them() {
+    let app = TestApp::spawn_on(crate::helpers::TestDatabase::migrated().await, false).await;
+    let response = app.post("/api/admin/faults", Role::Admin, &json!({ "kind": { "chaos": { "rate": 0.5 } } })).await;
+    assert_error(response, StatusCode::FORBIDDEN, "faults_disabled", None).await;
+}

@@ -1,0 +1,48 @@
+//! The immutable log through the API, and shutdown leaving no log lag.
+
+use super::app::TestApp;
+use grace::backend::auth::Role;
+
+#[tokio::test]
+async fn log_verify_finds_a_row_altered_behind_the_triggers_back() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    for _ in 0..3 {
+        app.accepted_error(mission, "timeout", 0.9).await;
+    }
+    app.wait_for_zero_log_lag().await;
+    assert_eq!(app.get_json("/api/log/verify").await["valid"], true);
+    let page = app.get_json("/api/log?after_seq=2&limit=2").await;
+    assert_eq!(page.as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect::<Vec<_>>(), [3, 4]);
+
+    app.database
+        .client()
+        .await
+        .batch_execute(
+            "ALTER TABLE immutable_log DISABLE TRIGGER immutable_log_append_only;
+             UPDATE immutable_log SET result = 'forged' WHERE seq = 5;
+             ALTER TABLE immutable_log ENABLE TRIGGER immutable_log_append_only;",
+        )
+        .await
+        .unwrap();
+    let verdict = app.get_json("/api/log/verify").await;
+    assert_eq!(verdict["valid"], false);
+    assert_eq!(verdict["breaks"][0]["seq"], 5);
+    assert_eq!(app.get_json("/api/log/verify?from=6").await["valid"], true, "the entries after it still link");
+    assert_eq!(app.get("/api/log/verify?from=0", Role::Operator).await.status(), 422);
+}
+
+#[tokio::test]
+async fn a_graceful_stop_drains_the_outbox() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    for _ in 0..20 {
+        app.accepted_error(mission, "validation_error", 0.9).await;
+    }
+    let database = app.database.same_database();
+    app.stop().await;
+    let client = database.client().await;
+    let pending: i64 = client.query_one("SELECT count(*) FROM log_outbox", &[]).await.unwrap().get(0);
+    assert_eq!(pending, 0, "every committed event is chained by the time the server has stopped");
+    assert!(grace::immutable_log::verify(&client).await.unwrap().holds());
+}
