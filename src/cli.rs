@@ -69,6 +69,8 @@ enum Command {
         #[arg(long, env = "GRACE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=500))]
         pool_size: u16,
     },
+    /// Print the backend's OpenAPI 3 document (the same as GET /api/openapi.json).
+    Openapi,
     /// Manage a private PostgreSQL for local use.
     Db {
         #[command(subcommand)]
@@ -230,6 +232,12 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
             }
             println!("grace backend listening on http://{addr}");
             application.run_until(shutdown.clone()).await.map_err(startup_error)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            use utoipa::OpenApi;
+            let document = crate::backend::routes::ApiDoc::openapi();
+            println!("{}", document.to_pretty_json().map_err(|e| CommandError::Failed(e.to_string()))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Db { command: DbCommand::Up } => {

@@ -66,6 +66,8 @@ pub struct PrivatePostgres {
     root: PathBuf,
     port: u16,
     postmaster: Option<Postmaster>,
+    binaries: Binaries,
+    owner: Owner,
 }
 
 impl PrivatePostgres {
@@ -78,16 +80,16 @@ impl PrivatePostgres {
             std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
         std::fs::create_dir(&root).map_err(|e| PrivateClusterError::start("creating its directory", e))?;
         // From here on, dropping `cluster` removes whatever was made.
-        let mut cluster = Self { root, port: 0, postmaster: None };
+        let mut cluster = Self { root, port: 0, postmaster: None, binaries, owner };
         std::fs::set_permissions(&cluster.root, std::fs::Permissions::from_mode(0o700))
-            .and_then(|_| owner.chown(&cluster.root))
+            .and_then(|_| cluster.owner.chown(&cluster.root))
             .map_err(|e| PrivateClusterError::start("preparing its directory", e))?;
 
-        cluster.initdb(&binaries, &owner).await?;
+        cluster.initdb().await?;
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
             cluster.port = free_port().map_err(|e| PrivateClusterError::start("finding a free port", e))?;
-            match cluster.launch(&binaries, &owner).await {
+            match cluster.launch().await {
                 Ok(()) => {
                     cluster.create_database().await?;
                     tracing::info!(url = %cluster.url(), dir = %cluster.root.display(), "private PostgreSQL started");
@@ -98,6 +100,23 @@ impl PrivatePostgres {
             }
         }
         Err(PrivateClusterError::start("no free port", last_error.unwrap_or_default()))
+    }
+
+    /// Stops the server but keeps its files and port, as a database outage
+    /// would: clients lose their sessions and cannot reconnect until `resume`.
+    pub fn pause(&mut self) {
+        if let Some(postmaster) = self.postmaster.take() {
+            postmaster.stop();
+        }
+    }
+
+    /// Starts the server again after `pause`, on the same port with the same data.
+    pub async fn resume(&mut self) -> Result<(), PrivateClusterError> {
+        match self.launch().await {
+            Ok(()) => Ok(()),
+            Err(LaunchError::PortTaken) => Err(PrivateClusterError::start("resuming", "its port was taken meanwhile")),
+            Err(LaunchError::Failed(e)) => Err(e),
+        }
     }
 
     /// The `grace` database on this cluster, as the `postgres` superuser.
@@ -123,8 +142,8 @@ impl PrivatePostgres {
         self.root.join("postgres.log")
     }
 
-    async fn initdb(&self, binaries: &Binaries, owner: &Owner) -> Result<(), PrivateClusterError> {
-        let mut command = tokio::process::Command::new(binaries.dir.join("initdb"));
+    async fn initdb(&self) -> Result<(), PrivateClusterError> {
+        let mut command = tokio::process::Command::new(self.binaries.dir.join("initdb"));
         command
             .args([
                 "--auth=trust",
@@ -139,7 +158,7 @@ impl PrivatePostgres {
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        owner.apply(command.as_std_mut());
+        self.owner.apply(command.as_std_mut());
         let output = command.output().await.map_err(|e| PrivateClusterError::start("running initdb", e))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -149,10 +168,10 @@ impl PrivatePostgres {
     }
 
     /// Starts the server and waits until it accepts connections.
-    async fn launch(&mut self, binaries: &Binaries, owner: &Owner) -> Result<(), LaunchError> {
+    async fn launch(&mut self) -> Result<(), LaunchError> {
         let log = std::fs::File::create(self.server_log())
             .map_err(|e| PrivateClusterError::start("creating the server log", e))?;
-        let mut command = std::process::Command::new(binaries.dir.join("postgres"));
+        let mut command = std::process::Command::new(self.binaries.dir.join("postgres"));
         command
             .arg("-D")
             .arg(self.data_dir())
@@ -169,7 +188,7 @@ impl PrivatePostgres {
             // Its own process group: a terminal's Ctrl-C goes to Grace, which then
             // stops the server in order, rather than to both at once.
             .process_group(0);
-        owner.apply(&mut command);
+        self.owner.apply(&mut command);
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             command.pre_exec(|| {

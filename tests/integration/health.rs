@@ -91,3 +91,28 @@ async fn health_against_a_closed_port_exits_3_without_printing_the_password() {
         assert!(ran.stdout.contains("postgres://grace:***@"), "{}", ran.stdout);
     }
 }
+
+#[tokio::test]
+async fn health_checks_a_running_backend_its_mesh_and_its_log_lag() {
+    let app = crate::backend::TestApp::spawn().await;
+    let token = app.token(grace::backend::auth::Role::Operator).to_string();
+    let url = app.database.url.to_string();
+    let ran = run_grace(&["health", "--database-url", &url, "--backend", &app.address, "--token", &token]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    assert!(ran.stdout.contains("✓ backend reachable"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("✓ mesh round trip: ping delivered in"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("✓ log lag zero"), "{}", ran.stdout);
+    assert!(!ran.all_output().contains(&token), "the token is never printed");
+
+    let ran = run_grace(&["health", "--database-url", &url, "--backend", &app.address]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    assert!(ran.stdout.contains("– mesh round trip: no --token given"), "{}", ran.stdout);
+
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    let ran = run_grace(&["health", "--database-url", &url, "--backend", &closed]).await;
+    assert_eq!(ran.code, Some(3), "{}", ran.all_output());
+    assert!(ran.stdout.contains("✗ backend reachable"), "{}", ran.stdout);
+
+    let ran = run_grace(&["health", "--database-url", &url, "--backend", "ftp://example"]).await;
+    assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+}

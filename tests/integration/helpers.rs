@@ -38,7 +38,11 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// A database with every migration applied (a clone of the template).
     pub async fn migrated() -> Self {
-        let admin = server_url().await;
+        Self::migrated_on(server_url().await).await
+    }
+
+    /// The same, on another server (one a test stops and starts, say).
+    pub async fn migrated_on(admin: DatabaseUrl) -> Self {
         let template = ensure_template(&admin).await;
         Self::create(admin, &format!("TEMPLATE {template}")).await
     }

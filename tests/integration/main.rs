@@ -2,7 +2,7 @@
 //! PostgreSQL, one fresh database per test. One binary, so the server and the
 //! migrated template are set up once.
 
-mod backend;
+pub mod backend;
 mod bootstrap;
 mod cli;
 mod health;

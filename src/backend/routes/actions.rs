@@ -264,6 +264,7 @@ pub async fn contract(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalFilter {
     pub mission_id: Option<Uuid>,

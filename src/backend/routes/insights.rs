@@ -13,6 +13,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MissionScope {
     /// Limit to one mission; all missions when absent.
@@ -103,7 +104,7 @@ pub async fn stats(
 }
 
 /// The latest contracts with their verification results.
-#[utoipa::path(get, path = "/api/verification/contracts", tag = "insights", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/verification/contracts", tag = "insights", operation_id = "verification_contracts", security(("bearer" = [])),
     params(MissionScope), responses((status = 200, body = Object)))]
 pub async fn contracts(
     State(state): State<AppState>,

@@ -26,6 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogPage {
     /// Entries after this seq (default 0: from the start).
@@ -93,6 +94,7 @@ pub async fn entries(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRange {
     /// First seq to check (default 1).
@@ -138,6 +140,7 @@ pub async fn verify(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamFilter {
     /// `*` (default), a prefix such as `agentic.*`, or an event name.

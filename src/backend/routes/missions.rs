@@ -131,7 +131,7 @@ pub struct ContractSummary {
     pub created_at: DateTime<Utc>,
 }
 
-#[utoipa::path(get, path = "/api/missions/{id}/contracts", tag = "missions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/missions/{id}/contracts", tag = "missions", operation_id = "mission_contracts", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "mission id")),
     responses((status = 200, body = Vec<ContractSummary>), (status = 404, body = ErrorBody)))]
 pub async fn contracts(

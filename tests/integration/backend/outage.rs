@@ -1,0 +1,59 @@
+//! Postgres going away under a running backend: requests fail fast with a 503
+//! and a JSON error, and everything resumes by itself when it is back — the
+//! pool reconnects, the mesh bridge relistens, the sequencer continues the chain.
+
+use super::app::TestApp;
+use crate::helpers::TestDatabase;
+use grace::backend::auth::Role;
+use grace::db::private::PrivatePostgres;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Far above the backend's own deadline: exceeding it means a request hung.
+const NO_HANG: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn requests_fail_fast_while_the_database_is_gone_and_resume_when_it_is_back() {
+    let mut cluster = PrivatePostgres::start().await.unwrap();
+    let app = TestApp::spawn_on(TestDatabase::migrated_on(cluster.url()).await, true).await;
+    let mission = app.create_mission().await;
+    app.accepted_error(mission, "timeout", 0.9).await;
+    app.wait_for_zero_log_lag().await;
+
+    cluster.pause();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let response =
+            tokio::time::timeout(NO_HANG, app.report_error(mission, "timeout", 0.9, &uuid::Uuid::new_v4().to_string()))
+                .await
+                .expect("a request while the database is down answers instead of hanging");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+        assert!(started.elapsed() < NO_HANG);
+    }
+    let health = app.http.get(app.url("/api/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(health.json::<Value>().await.unwrap()["status"], "degraded");
+
+    cluster.resume().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let receipt = loop {
+        let response = app.report_error(mission, "timeout", 0.9, &uuid::Uuid::new_v4().to_string()).await;
+        if response.status() == StatusCode::ACCEPTED {
+            break response.json::<Value>().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "traffic never resumed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(receipt["status"], "verified");
+    app.wait_for_zero_log_lag().await;
+    let ping: Value = app.post("/api/mesh/ping", Role::Operator, &Value::Null).await.json().await.unwrap();
+    assert!(ping["log_seq"].as_i64().is_some(), "the mesh bridge reconnected: {ping}");
+    let verdict = app.get_json("/api/log/verify").await;
+    assert_eq!(verdict["valid"], true, "the chain resumed where it stopped: {verdict}");
+    assert_eq!(app.get_json(&format!("/api/missions/{mission}")).await["total_actions"], 2);
+    app.stop().await;
+}
