@@ -17,6 +17,7 @@
 //! - [`auth`]: roles by bearer token.
 //! - [`telemetry`]: Prometheus metrics.
 //! - [`error`], [`extract`], [`state`]: the API's error type, extractors and shared state.
+//! - [`prepared`]: statements prepared once per connection.
 
 pub mod auth;
 pub mod domain;
@@ -26,6 +27,7 @@ pub mod extract;
 pub mod faults;
 pub mod mesh;
 pub mod pipeline;
+pub mod prepared;
 pub mod routes;
 pub mod sequencer;
 pub mod startup;

@@ -16,12 +16,14 @@ use super::domain::{Confidence, ErrorType, IdempotencyKey, Severity, TierDecisio
 use super::error::ApiError;
 use super::events::{self, EventKind, NewEvent};
 use super::faults::with_retries;
+use super::prepared::Prepared;
 use super::state::AppState;
 use crate::policy::Tier;
 use deadpool_postgres::Transaction;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tokio_postgres::error::SqlState;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -106,7 +108,7 @@ pub async fn submit_error(state: &AppState, report: &ErrorReport) -> Result<(Con
     state.faults.chaos(Some(report.mission_id), "request")?;
     with_retries(&state.breaker, move || async move {
         let mut client = state.pool.get().await?;
-        if let Some(existing) = receipt_by_key(&**client, report.idempotency_key.as_str()).await? {
+        if let Some(existing) = receipt_by_key(&client, report.idempotency_key.as_str()).await? {
             return Ok((existing, false));
         }
         let tx = client.transaction().await?;
@@ -118,7 +120,7 @@ pub async fn submit_error(state: &AppState, report: &ErrorReport) -> Result<(Con
             None => {
                 // A concurrent request with the same key committed first.
                 drop(tx);
-                let existing = receipt_by_key(&**client, report.idempotency_key.as_str()).await?;
+                let existing = receipt_by_key(&client, report.idempotency_key.as_str()).await?;
                 Ok((existing.ok_or_else(|| ApiError::Unexpected("idempotent contract vanished".into()))?, false))
             }
         }
@@ -126,12 +128,9 @@ pub async fn submit_error(state: &AppState, report: &ErrorReport) -> Result<(Con
     .await
 }
 
-async fn receipt_by_key(
-    client: &impl tokio_postgres::GenericClient,
-    key: &str,
-) -> Result<Option<ContractReceipt>, ApiError> {
+async fn receipt_by_key(client: &impl Prepared, key: &str) -> Result<Option<ContractReceipt>, ApiError> {
     let row = client
-        .query_opt(
+        .opt(
             "SELECT c.id, c.mission_id, c.tier, c.confidence_path, c.status, c.escalation_reason, a.id
                FROM action_contracts c LEFT JOIN approval_requests a ON a.contract_id = c.id
               WHERE c.idempotency_key = $1",
@@ -158,25 +157,7 @@ async fn create_contract(
 ) -> Result<Option<ContractReceipt>, ApiError> {
     let mission = report.mission_id;
     let confidence = report.confidence.value();
-    // Counting the contract on its mission first also locks the mission row and
-    // proves the mission exists.
-    let counted = tx
-        .execute(
-            "UPDATE missions
-                SET total_actions = total_actions + 1,
-                    confidence = (coalesce(confidence, 0) * total_actions + $2) / (total_actions + 1),
-                    progress_ratio = (completed_actions + failed_actions + rolled_back_actions)::float8
-                                     / (total_actions + 1),
-                    updated_at = now()
-              WHERE id = $1",
-            &[&mission, &confidence],
-        )
-        .await?;
-    if counted == 0 {
-        return Err(ApiError::not_found("mission", mission));
-    }
-    let policy = tx
-        .query_opt("SELECT tier, action_type FROM tier_policy WHERE error_type = $1", &[&report.error_type.as_str()])
+    let policy = tx.opt("SELECT tier, action_type FROM tier_policy WHERE error_type = $1", &[&report.error_type.as_str()])
         .await?;
     let (policy_tier, action_type) = match &policy {
         Some(row) => (Tier::from_level(row.get(0)), row.get::<_, String>(1)),
@@ -189,15 +170,21 @@ async fn create_contract(
     let effect = expected_effect();
     let tier = decision.tier.level();
     let digest = contract_digest(report.error_type.as_str(), &action_type, tier, &effect, &baseline);
+    // The mission's FOREIGN KEY proves it exists (a violation is its 404)
+    // without locking its row; the counters are updated last.
     let resource: Uuid = tx
-        .query_one(
+        .one(
             "INSERT INTO managed_resources (mission_id, name, state) VALUES ($1, $2, $3) RETURNING id",
             &[&mission, &format!("{action_type}/{contract_id}"), &baseline],
         )
-        .await?
+        .await
+        .map_err(|e| match e.code() {
+            Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", mission),
+            _ => e.into(),
+        })?
         .get(0);
     let inserted = tx
-        .execute(
+        .run(
             "INSERT INTO action_contracts (id, mission_id, resource_id, idempotency_key, error_type, error_message,
                  severity, action_type, policy_tier, tier, confidence, confidence_path, escalation_reason,
                  expected_effect, baseline_state, status, contract_digest)
@@ -244,6 +231,7 @@ async fn create_contract(
         let approval = hold_for_approval(state, tx, mission, contract_id, resource, decision.tier).await?;
         ("awaiting_approval".to_string(), Some(approval))
     };
+    MissionTally { created: Some(confidence), ..MissionTally::ended(&status) }.apply(tx, mission).await?;
     state.telemetry.record_action(tier, &status);
     Ok(Some(ContractReceipt {
         contract_id,
@@ -267,18 +255,16 @@ async fn hold_for_approval(
 ) -> Result<Uuid, ApiError> {
     state.faults.chaos(Some(mission), "snapshot")?;
     let resource_state: Value =
-        tx.query_one("SELECT state FROM managed_resources WHERE id = $1", &[&resource]).await?.get(0);
+        tx.one("SELECT state FROM managed_resources WHERE id = $1", &[&resource]).await?.get(0);
     let manifest_hash = hex::encode(Sha256::digest(resource_state.to_string().as_bytes()));
-    let snapshot: Uuid = tx
-        .query_one(
+    let snapshot: Uuid = tx.one(
             "INSERT INTO safe_hold_snapshots (contract_id, state, manifest_hash) VALUES ($1, $2, $3) RETURNING id",
             &[&contract, &resource_state, &manifest_hash],
         )
         .await?
         .get(0);
     state.faults.chaos(Some(mission), "approval_request")?;
-    let approval: Uuid = tx
-        .query_one(
+    let approval: Uuid = tx.one(
             "WITH contract AS (
                 UPDATE action_contracts SET snapshot_id = $2, status = 'awaiting_approval' WHERE id = $1)
              INSERT INTO approval_requests (contract_id, tier, requested_by) VALUES ($1, $3, $4) RETURNING id",
@@ -329,8 +315,7 @@ async fn execute_and_verify(
     benchmark_kind: &str,
 ) -> Result<String, ApiError> {
     state.faults.chaos(Some(mission), "execute")?;
-    let stored = tx
-        .query_one(
+    let stored = tx.one(
             "SELECT error_type, action_type, tier, expected_effect, baseline_state, contract_digest, resource_id,
                     snapshot_id
                FROM action_contracts WHERE id = $1",
@@ -347,7 +332,7 @@ async fn execute_and_verify(
     }
     let resource: Uuid = stored.get(6);
     let snapshot: Option<Uuid> = stored.get(7);
-    tx.execute(
+    tx.run(
         "WITH executed AS (
             UPDATE action_contracts SET status = 'executing', executed_at = now() WHERE id = $1)
          UPDATE managed_resources SET state = state || $3, updated_at = now() WHERE id = $2",
@@ -368,7 +353,7 @@ async fn execute_and_verify(
     state.faults.chaos(Some(mission), "verify")?;
     let sabotage = state.faults.reserve_sabotage(mission);
     let verdict = state.baselines.run(benchmark_kind, contract, sabotage.is_some());
-    tx.execute(
+    tx.run(
         "INSERT INTO benchmark_runs (contract_id, kind, metrics, passed, drift_detected) VALUES ($1, $2, $3, $4, $5)",
         &[&contract, &benchmark_kind, &verdict.metrics, &verdict.passed, &!verdict.passed],
     )
@@ -376,14 +361,14 @@ async fn execute_and_verify(
     let result = json!({ "benchmark": benchmark_kind, "passed": verdict.passed, "drift": verdict.drift,
                          "sabotaged": sabotage.is_some() });
     let status = if verdict.passed {
-        finish(tx, mission, contract, "verified", "completed_actions", &result).await?;
+        finish(tx, contract, "verified", &result).await?;
         events::record(tx, &[NewEvent::for_contract(EventKind::VerificationPassed, mission, contract, result)]).await?;
         "verified"
     } else if let Some(snapshot) = snapshot {
         roll_back(state, tx, mission, contract, resource, snapshot, result).await?;
         "rolled_back"
     } else {
-        finish(tx, mission, contract, "failed", "failed_actions", &result).await?;
+        finish(tx, contract, "failed", &result).await?;
         let mut failed = NewEvent::for_contract(EventKind::VerificationFailed, mission, contract, result);
         failed.result = "failed";
         events::record(tx, &[failed]).await?;
@@ -398,27 +383,60 @@ async fn execute_and_verify(
     Ok(status.to_string())
 }
 
-/// Moves a contract to a terminal status and counts it on its mission.
-async fn finish(
-    tx: &Transaction<'_>,
-    mission: Uuid,
-    contract: Uuid,
-    status: &str,
-    counter: &str,
-    verification: &Value,
-) -> Result<(), ApiError> {
-    // `counter` is one of three column names chosen in this module, never input.
-    let sql = format!(
-        "WITH contract AS (
-            UPDATE action_contracts SET status = $2, verification_result = $3, verified_at = now() WHERE id = $1)
-         UPDATE missions SET {counter} = {counter} + 1,
-                progress_ratio = (completed_actions + failed_actions + rolled_back_actions + 1)::float8
-                                 / greatest(total_actions, 1),
-                updated_at = now()
-          WHERE id = $4"
-    );
-    tx.execute(&sql, &[&contract, &status, verification, &mission]).await?;
+/// Moves a contract to a terminal status.
+async fn finish(tx: &Transaction<'_>, contract: Uuid, status: &str, verification: &Value) -> Result<(), ApiError> {
+    tx.run(
+        "UPDATE action_contracts SET status = $2, verification_result = $3, verified_at = now() WHERE id = $1",
+        &[&contract, &status, verification],
+    )
+    .await?;
     Ok(())
+}
+
+/// What one operation changes on its mission's counters. Applied once, as the
+/// operation's last statement, so concurrent actions of one mission hold its
+/// row lock only for the moment before their commit.
+#[derive(Debug, Default)]
+struct MissionTally {
+    /// A new contract, with its confidence.
+    created: Option<f64>,
+    completed: i32,
+    /// Failed and rejected.
+    failed: i32,
+    rolled_back: i32,
+}
+
+impl MissionTally {
+    /// The counter a contract's status moves.
+    fn ended(status: &str) -> Self {
+        match status {
+            "verified" => Self { completed: 1, ..Self::default() },
+            "failed" | "rejected" => Self { failed: 1, ..Self::default() },
+            "rolled_back" => Self { rolled_back: 1, ..Self::default() },
+            _ => Self::default(),
+        }
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, mission: Uuid) -> Result<(), ApiError> {
+        let created = i32::from(self.created.is_some());
+        tx.run(
+            "UPDATE missions
+                SET total_actions = total_actions + $2,
+                    confidence = CASE WHEN $2 = 1
+                                      THEN (coalesce(confidence, 0) * total_actions + $3) / (total_actions + 1)
+                                      ELSE confidence END,
+                    completed_actions = completed_actions + $4,
+                    failed_actions = failed_actions + $5,
+                    rolled_back_actions = rolled_back_actions + $6,
+                    progress_ratio = (completed_actions + failed_actions + rolled_back_actions + $4 + $5 + $6)::float8
+                                     / greatest(total_actions + $2, 1),
+                    updated_at = now()
+              WHERE id = $1",
+            &[&mission, &created, &self.created.unwrap_or(0.0), &self.completed, &self.failed, &self.rolled_back],
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// Verification was violated: restore the resource from the snapshot.
@@ -435,8 +453,7 @@ async fn roll_back(
     violated.result = "violated";
     events::record(tx, &[violated]).await?;
     state.faults.chaos(Some(mission), "restore")?;
-    let restored: Value = tx
-        .query_one(
+    let restored: Value = tx.one(
             "WITH snapshot AS (
                 UPDATE safe_hold_snapshots SET status = 'restored', restored_at = now() WHERE id = $2 RETURNING state)
              UPDATE managed_resources r SET state = snapshot.state, updated_at = now()
@@ -445,7 +462,7 @@ async fn roll_back(
         )
         .await?
         .get(0);
-    finish(tx, mission, contract, "rolled_back", "rolled_back_actions", &verification).await?;
+    finish(tx, contract, "rolled_back", &verification).await?;
     events::record(
         tx,
         &[NewEvent::for_contract(
@@ -487,8 +504,7 @@ async fn decide_in(
     reason: Option<&str>,
     caller: &Caller,
 ) -> Result<DecisionOutcome, ApiError> {
-    let row = tx
-        .query_opt(
+    let row = tx.opt(
             "SELECT a.status, a.tier, a.contract_id, c.mission_id
                FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id
               WHERE a.id = $1 FOR UPDATE OF a, c",
@@ -507,7 +523,7 @@ async fn decide_in(
         Decision::Approve => "approved",
         Decision::Reject => "rejected",
     };
-    tx.execute(
+    tx.run(
         "WITH contract AS (UPDATE action_contracts SET decided_at = now() WHERE id = $5)
          UPDATE approval_requests SET status = $2, decided_by = $3, reason = $4, decided_at = now() WHERE id = $1",
         &[&approval, &decided, &caller.identity, &reason, &contract],
@@ -530,6 +546,7 @@ async fn decide_in(
             ("rejected".to_string(), Some(task))
         }
     };
+    MissionTally::ended(&contract_status).apply(tx, mission).await?;
     state.telemetry.record_action(tier.level(), &contract_status);
     Ok(DecisionOutcome { approval_id: approval, contract_id: contract, decision, contract_status, fallback_task_id })
 }
@@ -545,9 +562,8 @@ async fn open_fallback(
 ) -> Result<Uuid, ApiError> {
     state.faults.chaos(Some(mission), "fallback")?;
     let verdict = json!({ "rejected": true, "reason": reason });
-    finish(tx, mission, contract, "rejected", "failed_actions", &verdict).await?;
-    let task: Uuid = tx
-        .query_one(
+    finish(tx, contract, "rejected", &verdict).await?;
+    let task: Uuid = tx.one(
             "INSERT INTO tasks (mission_id, contract_id, kind, title, payload, idempotency_key)
              SELECT $1, $2, 'manual_remediation', 'Remediate by hand: ' || error_type || ' (' || action_type || ')',
                     jsonb_build_object('contract_id', id, 'error_message', error_message, 'reason', $3::text),

@@ -8,6 +8,7 @@ use crate::backend::domain::{bounded_text, FieldError, IdempotencyKey};
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::events::{self, EventKind, NewEvent};
 use crate::backend::extract::{parse_id, ApiJson};
+use crate::backend::prepared::Prepared;
 use crate::backend::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -68,7 +69,7 @@ pub async fn chat(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let row = tx
-        .query_opt(
+        .opt(
             "WITH mission AS (
                 SELECT id, name, status, total_actions, completed_actions, failed_actions, rolled_back_actions,
                        progress_ratio
@@ -89,7 +90,7 @@ pub async fn chat(
     };
     let reply = compose_reply(&row, &message);
     let reply_id: Uuid = tx
-        .query_one(
+        .one(
             "INSERT INTO chat_messages (mission_id, session_id, role, content, reply_to)
              VALUES ($1, $2, 'assistant', $3, $4) RETURNING id",
             &[&body.mission_id, &session, &reply, &message_id],
@@ -215,7 +216,7 @@ pub async fn submit_task(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let inserted = tx
-        .query_opt(
+        .opt(
             &format!(
                 "INSERT INTO tasks (mission_id, title, payload, idempotency_key) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (idempotency_key) DO NOTHING RETURNING {TASK_COLUMNS}"
@@ -309,7 +310,7 @@ pub async fn change_task(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let status: String = tx
-        .query_opt("SELECT status FROM tasks WHERE id = $1 FOR UPDATE", &[&id])
+        .opt("SELECT status FROM tasks WHERE id = $1 FOR UPDATE", &[&id])
         .await?
         .ok_or_else(|| ApiError::not_found("task", id))?
         .get(0);
@@ -317,7 +318,7 @@ pub async fn change_task(
         return Err(ApiError::Conflict(format!("task {id} is {status}; only a queued task can change")));
     }
     let row = tx
-        .query_one(
+        .one(
             &format!(
                 "UPDATE tasks SET title = coalesce($2, title), payload = coalesce($3, payload),
                         status = coalesce($4, status), updated_at = now()
