@@ -5,6 +5,7 @@
 //! Trigger Mesh publishes the events in log order.
 
 use super::error::ApiError;
+use super::prepared::Prepared;
 use deadpool_postgres::Transaction;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -90,49 +91,68 @@ impl NewEvent {
 /// The actor recorded for steps the pipeline takes on its own.
 pub const PIPELINE_ACTOR: &str = "grace-pipeline";
 
-/// Records events in order inside `tx`, each with its log outbox entry, and
-/// returns their ids.
+/// Records events in order inside `tx`, each with its log outbox entry, in
+/// one statement however many there are; returns their ids in order.
 pub async fn record(tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Vec<i64>, ApiError> {
-    let statement = tx
-        .prepare_cached(
-            "WITH event AS (
-                INSERT INTO action_events (event_type, mission_id, contract_id, approval_id, payload)
-                VALUES ($1, $2, $3, $4, $5) RETURNING id)
+    if events.is_empty() {
+        return Ok(vec![]);
+    }
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    let missions: Vec<Option<Uuid>> = events.iter().map(|e| e.mission_id).collect();
+    let contracts: Vec<Option<Uuid>> = events.iter().map(|e| e.contract_id).collect();
+    let approvals: Vec<Option<Uuid>> = events.iter().map(|e| e.approval_id).collect();
+    let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
+    let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+    let resources: Vec<&str> = events.iter().map(|e| e.resource.as_str()).collect();
+    let subsystems: Vec<&str> = events.iter().map(|e| e.kind.subsystem()).collect();
+    let results: Vec<&str> = events.iter().map(|e| e.result).collect();
+    // The log entry carries the event's identity and content, so the chain
+    // alone tells what happened even without the events table.
+    let log_payloads: Vec<String> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "event_type": e.kind.name(),
+                "mission_id": e.mission_id,
+                "contract_id": e.contract_id,
+                "approval_id": e.approval_id,
+                "payload": e.payload,
+            })
+            .to_string()
+        })
+        .collect();
+    // Ids are drawn in input order (the CTE is evaluated once), so event ids,
+    // outbox order and thus log order all follow the order given here.
+    let rows = tx
+        .all(
+            "WITH input AS (
+                SELECT nextval(pg_get_serial_sequence('action_events', 'id')) AS id, t.*
+                  FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::jsonb[], $6::text[], $7::text[],
+                              $8::text[], $9::text[], $10::text[])
+                       WITH ORDINALITY AS t(event_type, mission_id, contract_id, approval_id, payload, actor,
+                                            resource, subsystem, log_payload, result, ord)),
+             event AS (
+                INSERT INTO action_events (id, event_type, mission_id, contract_id, approval_id, payload)
+                OVERRIDING SYSTEM VALUE
+                SELECT id, event_type, mission_id, contract_id, approval_id, payload FROM input ORDER BY ord)
              INSERT INTO log_outbox (event_id, actor, action, resource, subsystem, payload, result)
-             SELECT id, $6, $1, $7, $8, $9, $10 FROM event
+             SELECT id, actor, event_type, resource, subsystem, log_payload, result FROM input ORDER BY ord
              RETURNING event_id",
+            &[
+                &kinds,
+                &missions,
+                &contracts,
+                &approvals,
+                &payloads,
+                &actors,
+                &resources,
+                &subsystems,
+                &log_payloads,
+                &results,
+            ],
         )
         .await?;
-    let mut ids = Vec::with_capacity(events.len());
-    for event in events {
-        // The log entry carries the event's identity and content, so the chain
-        // alone tells what happened even without the events table.
-        let log_payload = json!({
-            "event_type": event.kind.name(),
-            "mission_id": event.mission_id,
-            "contract_id": event.contract_id,
-            "approval_id": event.approval_id,
-            "payload": event.payload,
-        })
-        .to_string();
-        let row = tx
-            .query_one(
-                &statement,
-                &[
-                    &event.kind.name(),
-                    &event.mission_id,
-                    &event.contract_id,
-                    &event.approval_id,
-                    &event.payload,
-                    &event.actor,
-                    &event.resource,
-                    &event.kind.subsystem(),
-                    &log_payload,
-                    &event.result,
-                ],
-            )
-            .await?;
-        ids.push(row.get(0));
-    }
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    ids.sort_unstable();
     Ok(ids)
 }

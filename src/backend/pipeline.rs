@@ -148,6 +148,41 @@ async fn receipt_by_key(client: &impl Prepared, key: &str) -> Result<Option<Cont
     }))
 }
 
+/// A contract's terms as stored: what execution acts on.
+struct StoredContract {
+    id: Uuid,
+    mission: Uuid,
+    error_type: String,
+    action_type: String,
+    tier: i16,
+    effect: Value,
+    baseline: Value,
+    digest: String,
+    resource: Uuid,
+    snapshot: Option<Uuid>,
+}
+
+/// What one operation records besides its state changes: its events, written
+/// together in one statement, and its mission counter changes, applied once as
+/// the last statement so the mission row is locked only briefly.
+#[derive(Default)]
+struct Pending {
+    events: Vec<NewEvent>,
+    tally: MissionTally,
+}
+
+impl Pending {
+    fn event(&mut self, kind: EventKind, contract: &StoredContract, payload: Value) -> &mut NewEvent {
+        self.events.push(NewEvent::for_contract(kind, contract.mission, contract.id, payload));
+        self.events.last_mut().expect("just pushed")
+    }
+
+    async fn write(self, tx: &Transaction<'_>, mission: Uuid) -> Result<(), ApiError> {
+        events::record(tx, &self.events).await?;
+        self.tally.apply(tx, mission).await
+    }
+}
+
 /// Writes the contract and runs it as far as its tier allows without a human.
 /// `None` when another request with the same key won the race.
 async fn create_contract(
@@ -157,7 +192,8 @@ async fn create_contract(
 ) -> Result<Option<ContractReceipt>, ApiError> {
     let mission = report.mission_id;
     let confidence = report.confidence.value();
-    let policy = tx.opt("SELECT tier, action_type FROM tier_policy WHERE error_type = $1", &[&report.error_type.as_str()])
+    let policy = tx
+        .opt("SELECT tier, action_type FROM tier_policy WHERE error_type = $1", &[&report.error_type.as_str()])
         .await?;
     let (policy_tier, action_type) = match &policy {
         Some(row) => (Tier::from_level(row.get(0)), row.get::<_, String>(1)),
@@ -165,35 +201,27 @@ async fn create_contract(
     };
     let decision: TierDecision = super::domain::decide_tier(&report.error_type, policy_tier, report.confidence);
 
-    let contract_id = Uuid::new_v4();
+    let id = Uuid::new_v4();
     let baseline = baseline_state(&action_type);
     let effect = expected_effect();
     let tier = decision.tier.level();
     let digest = contract_digest(report.error_type.as_str(), &action_type, tier, &effect, &baseline);
     // The mission's FOREIGN KEY proves it exists (a violation is its 404)
-    // without locking its row; the counters are updated last.
-    let resource: Uuid = tx
-        .one(
-            "INSERT INTO managed_resources (mission_id, name, state) VALUES ($1, $2, $3) RETURNING id",
-            &[&mission, &format!("{action_type}/{contract_id}"), &baseline],
-        )
-        .await
-        .map_err(|e| match e.code() {
-            Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", mission),
-            _ => e.into(),
-        })?
-        .get(0);
+    // without locking its row; its counters are updated last.
     let inserted = tx
-        .run(
-            "INSERT INTO action_contracts (id, mission_id, resource_id, idempotency_key, error_type, error_message,
+        .opt(
+            "WITH resource AS (
+                INSERT INTO managed_resources (mission_id, name, state) VALUES ($2, $16, $14) RETURNING id)
+             INSERT INTO action_contracts (id, mission_id, resource_id, idempotency_key, error_type, error_message,
                  severity, action_type, policy_tier, tier, confidence, confidence_path, escalation_reason,
                  expected_effect, baseline_state, status, contract_digest)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'planned', $16)
-             ON CONFLICT (idempotency_key) DO NOTHING",
+             SELECT $1, $2, resource.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'planned', $15
+               FROM resource
+             ON CONFLICT (idempotency_key) DO NOTHING
+             RETURNING resource_id",
             &[
-                &contract_id,
+                &id,
                 &mission,
-                &resource,
                 &report.idempotency_key.as_str(),
                 &report.error_type.as_str(),
                 &report.message,
@@ -207,34 +235,54 @@ async fn create_contract(
                 &effect,
                 &baseline,
                 &digest,
+                &format!("{action_type}/{id}"),
             ],
         )
-        .await?;
-    if inserted == 0 {
-        return Ok(None);
-    }
-    let created = json!({
-        "error_type": report.error_type.as_str(),
-        "action_type": action_type,
-        "tier": tier,
-        "policy_tier": decision.policy_tier.level(),
-        "confidence": confidence,
-        "confidence_path": decision.path.as_str(),
-        "escalation_reason": decision.escalation_reason,
-    });
-    events::record(tx, &[NewEvent::for_contract(EventKind::ContractCreated, mission, contract_id, created)]).await?;
+        .await
+        .map_err(|e| match e.code() {
+            Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", mission),
+            _ => e.into(),
+        })?;
+    let Some(inserted) = inserted else { return Ok(None) };
+    let mut contract = StoredContract {
+        id,
+        mission,
+        error_type: report.error_type.as_str().to_string(),
+        action_type,
+        tier,
+        effect,
+        baseline,
+        digest,
+        resource: inserted.get(0),
+        snapshot: None,
+    };
+    let mut pending = Pending::default();
+    pending.event(
+        EventKind::ContractCreated,
+        &contract,
+        json!({
+            "error_type": contract.error_type,
+            "action_type": contract.action_type,
+            "tier": tier,
+            "policy_tier": decision.policy_tier.level(),
+            "confidence": confidence,
+            "confidence_path": decision.path.as_str(),
+            "escalation_reason": decision.escalation_reason,
+        }),
+    );
 
     let (status, approval_id) = if decision.tier == Tier::Auto {
         let benchmark = if decision.path == super::domain::ConfidencePath::Medium { "regression" } else { "smoke" };
-        (execute_and_verify(state, tx, mission, contract_id, benchmark).await?, None)
+        (execute_and_verify(state, tx, &contract, benchmark, &mut pending).await?, None)
     } else {
-        let approval = hold_for_approval(state, tx, mission, contract_id, resource, decision.tier).await?;
+        let approval = hold_for_approval(state, tx, &mut contract, decision.tier, &mut pending).await?;
         ("awaiting_approval".to_string(), Some(approval))
     };
-    MissionTally { created: Some(confidence), ..MissionTally::ended(&status) }.apply(tx, mission).await?;
+    pending.tally = MissionTally { created: Some(confidence), ..MissionTally::ended(&status) };
+    pending.write(tx, mission).await?;
     state.telemetry.record_action(tier, &status);
     Ok(Some(ContractReceipt {
-        contract_id,
+        contract_id: id,
         mission_id: mission,
         tier,
         confidence_path: decision.path.as_str().to_string(),
@@ -248,50 +296,39 @@ async fn create_contract(
 async fn hold_for_approval(
     state: &AppState,
     tx: &Transaction<'_>,
-    mission: Uuid,
-    contract: Uuid,
-    resource: Uuid,
+    contract: &mut StoredContract,
     tier: Tier,
+    pending: &mut Pending,
 ) -> Result<Uuid, ApiError> {
-    state.faults.chaos(Some(mission), "snapshot")?;
-    let resource_state: Value =
-        tx.one("SELECT state FROM managed_resources WHERE id = $1", &[&resource]).await?.get(0);
-    let manifest_hash = hex::encode(Sha256::digest(resource_state.to_string().as_bytes()));
-    let snapshot: Uuid = tx.one(
-            "INSERT INTO safe_hold_snapshots (contract_id, state, manifest_hash) VALUES ($1, $2, $3) RETURNING id",
-            &[&contract, &resource_state, &manifest_hash],
+    state.faults.chaos(Some(contract.mission), "snapshot")?;
+    state.faults.chaos(Some(contract.mission), "approval_request")?;
+    let row = tx
+        .one(
+            "WITH snapshot AS (
+                INSERT INTO safe_hold_snapshots (contract_id, state, manifest_hash)
+                SELECT $1, state, encode(sha256(convert_to(state::text, 'UTF8')), 'hex')
+                  FROM managed_resources WHERE id = $2
+                RETURNING id, manifest_hash),
+             approval AS (
+                INSERT INTO approval_requests (contract_id, tier, requested_by) VALUES ($1, $3, $4) RETURNING id),
+             held AS (
+                UPDATE action_contracts SET snapshot_id = (SELECT id FROM snapshot), status = 'awaiting_approval'
+                 WHERE id = $1)
+             SELECT snapshot.id, snapshot.manifest_hash, approval.id FROM snapshot, approval",
+            &[&contract.id, &contract.resource, &tier.level(), &events::PIPELINE_ACTOR],
         )
-        .await?
-        .get(0);
-    state.faults.chaos(Some(mission), "approval_request")?;
-    let approval: Uuid = tx.one(
-            "WITH contract AS (
-                UPDATE action_contracts SET snapshot_id = $2, status = 'awaiting_approval' WHERE id = $1)
-             INSERT INTO approval_requests (contract_id, tier, requested_by) VALUES ($1, $3, $4) RETURNING id",
-            &[&contract, &snapshot, &tier.level(), &events::PIPELINE_ACTOR],
-        )
-        .await?
-        .get(0);
-    let mut requested = NewEvent::for_contract(
-        EventKind::ApprovalRequested,
-        mission,
+        .await?;
+    let (snapshot, manifest_hash, approval): (Uuid, String, Uuid) = (row.get(0), row.get(1), row.get(2));
+    contract.snapshot = Some(snapshot);
+    pending.event(
+        EventKind::SnapshotTaken,
         contract,
-        json!({ "tier": tier.level(), "needs": approver_roles(tier).iter().map(|r| r.as_str()).collect::<Vec<_>>() }),
+        json!({ "snapshot_id": snapshot, "manifest_hash": manifest_hash }),
     );
-    requested.approval_id = Some(approval);
-    events::record(
-        tx,
-        &[
-            NewEvent::for_contract(
-                EventKind::SnapshotTaken,
-                mission,
-                contract,
-                json!({ "snapshot_id": snapshot, "manifest_hash": manifest_hash }),
-            ),
-            requested,
-        ],
-    )
-    .await?;
+    let needs: Vec<&str> = approver_roles(tier).iter().map(|r| r.as_str()).collect();
+    pending
+        .event(EventKind::ApprovalRequested, contract, json!({ "tier": tier.level(), "needs": needs }))
+        .approval_id = Some(approval);
     Ok(approval)
 }
 
@@ -310,69 +347,76 @@ pub fn approver_roles(tier: Tier) -> &'static [Role] {
 async fn execute_and_verify(
     state: &AppState,
     tx: &Transaction<'_>,
-    mission: Uuid,
-    contract: Uuid,
+    contract: &StoredContract,
     benchmark_kind: &str,
+    pending: &mut Pending,
 ) -> Result<String, ApiError> {
-    state.faults.chaos(Some(mission), "execute")?;
-    let stored = tx.one(
-            "SELECT error_type, action_type, tier, expected_effect, baseline_state, contract_digest, resource_id,
-                    snapshot_id
-               FROM action_contracts WHERE id = $1",
-            &[&contract],
-        )
-        .await?;
-    let (error_type, action_type, tier): (String, String, i16) = (stored.get(0), stored.get(1), stored.get(2));
-    let (effect, baseline): (Value, Value) = (stored.get(3), stored.get(4));
-    let recorded_digest: String = stored.get(5);
-    if contract_digest(&error_type, &action_type, tier, &effect, &baseline) != recorded_digest {
+    let recomputed = contract_digest(
+        &contract.error_type,
+        &contract.action_type,
+        contract.tier,
+        &contract.effect,
+        &contract.baseline,
+    );
+    if recomputed != contract.digest {
         return Err(ApiError::Conflict(format!(
-            "contract {contract} changed since it was written; refusing to execute"
+            "contract {} changed since it was written; refusing to execute",
+            contract.id
         )));
     }
-    let resource: Uuid = stored.get(6);
-    let snapshot: Option<Uuid> = stored.get(7);
-    tx.run(
-        "WITH executed AS (
-            UPDATE action_contracts SET status = 'executing', executed_at = now() WHERE id = $1)
-         UPDATE managed_resources SET state = state || $3, updated_at = now() WHERE id = $2",
-        &[&contract, &resource, &effect],
-    )
-    .await?;
-    events::record(
-        tx,
-        &[NewEvent::for_contract(
-            EventKind::ActionExecuting,
-            mission,
-            contract,
-            json!({ "action_type": action_type, "effect": effect }),
-        )],
-    )
-    .await?;
-
-    state.faults.chaos(Some(mission), "verify")?;
-    let sabotage = state.faults.reserve_sabotage(mission);
-    let verdict = state.baselines.run(benchmark_kind, contract, sabotage.is_some());
-    tx.run(
-        "INSERT INTO benchmark_runs (contract_id, kind, metrics, passed, drift_detected) VALUES ($1, $2, $3, $4, $5)",
-        &[&contract, &benchmark_kind, &verdict.metrics, &verdict.passed, &!verdict.passed],
-    )
-    .await?;
+    state.faults.chaos(Some(contract.mission), "execute")?;
+    state.faults.chaos(Some(contract.mission), "verify")?;
+    // The benchmark's verdict depends only on the contract and the sabotage,
+    // so it is known before anything is written: execution, the benchmark run
+    // and the contract's final state go to the database in one statement.
+    let sabotage = state.faults.reserve_sabotage(contract.mission);
+    let verdict = state.baselines.run(benchmark_kind, contract.id, sabotage.is_some());
     let result = json!({ "benchmark": benchmark_kind, "passed": verdict.passed, "drift": verdict.drift,
                          "sabotaged": sabotage.is_some() });
-    let status = if verdict.passed {
-        finish(tx, contract, "verified", &result).await?;
-        events::record(tx, &[NewEvent::for_contract(EventKind::VerificationPassed, mission, contract, result)]).await?;
-        "verified"
-    } else if let Some(snapshot) = snapshot {
-        roll_back(state, tx, mission, contract, resource, snapshot, result).await?;
-        "rolled_back"
-    } else {
-        finish(tx, contract, "failed", &result).await?;
-        let mut failed = NewEvent::for_contract(EventKind::VerificationFailed, mission, contract, result);
-        failed.result = "failed";
-        events::record(tx, &[failed]).await?;
-        "failed"
+    let status = match (verdict.passed, contract.snapshot) {
+        (true, _) => "verified",
+        (false, None) => "failed",
+        (false, Some(_)) => "violated",
+    };
+    tx.run(
+        "WITH executed AS (
+            UPDATE managed_resources SET state = state || $2, updated_at = now() WHERE id = $1),
+         benchmark AS (
+            INSERT INTO benchmark_runs (contract_id, kind, metrics, passed, drift_detected)
+            VALUES ($3, $4, $5, $6, NOT $6))
+         UPDATE action_contracts SET status = $7, verification_result = $8, executed_at = now(), verified_at = now()
+          WHERE id = $3",
+        &[
+            &contract.resource,
+            &contract.effect,
+            &contract.id,
+            &benchmark_kind,
+            &verdict.metrics,
+            &verdict.passed,
+            &status,
+            &result,
+        ],
+    )
+    .await?;
+    pending.event(
+        EventKind::ActionExecuting,
+        contract,
+        json!({ "action_type": contract.action_type, "effect": contract.effect }),
+    );
+    let status = match status {
+        "verified" => {
+            pending.event(EventKind::VerificationPassed, contract, result);
+            status
+        }
+        "failed" => {
+            pending.event(EventKind::VerificationFailed, contract, result).result = "failed";
+            status
+        }
+        _ => {
+            pending.event(EventKind::VerificationViolated, contract, result).result = "violated";
+            roll_back(state, tx, contract, pending).await?;
+            "rolled_back"
+        }
     };
     if let Some(ticket) = sabotage {
         // Consumed once every write of the verification succeeded; an injected
@@ -383,19 +427,35 @@ async fn execute_and_verify(
     Ok(status.to_string())
 }
 
-/// Moves a contract to a terminal status.
-async fn finish(tx: &Transaction<'_>, contract: Uuid, status: &str, verification: &Value) -> Result<(), ApiError> {
-    tx.run(
-        "UPDATE action_contracts SET status = $2, verification_result = $3, verified_at = now() WHERE id = $1",
-        &[&contract, &status, verification],
-    )
-    .await?;
+/// Verification was violated: restore the resource from the snapshot.
+async fn roll_back(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    contract: &StoredContract,
+    pending: &mut Pending,
+) -> Result<(), ApiError> {
+    state.faults.chaos(Some(contract.mission), "restore")?;
+    let restored: Value = tx
+        .one(
+            "WITH snapshot AS (
+                UPDATE safe_hold_snapshots SET status = 'restored', restored_at = now() WHERE id = $2 RETURNING state),
+             contract AS (
+                UPDATE action_contracts SET status = 'rolled_back' WHERE id = $3)
+             UPDATE managed_resources r SET state = snapshot.state, updated_at = now()
+               FROM snapshot WHERE r.id = $1 RETURNING r.state",
+            &[&contract.resource, &contract.snapshot, &contract.id],
+        )
+        .await?
+        .get(0);
+    pending.event(
+        EventKind::RollbackCompleted,
+        contract,
+        json!({ "snapshot_id": contract.snapshot, "restored_state": restored }),
+    );
     Ok(())
 }
 
-/// What one operation changes on its mission's counters. Applied once, as the
-/// operation's last statement, so concurrent actions of one mission hold its
-/// row lock only for the moment before their commit.
+/// What one operation changes on its mission's counters.
 #[derive(Debug, Default)]
 struct MissionTally {
     /// A new contract, with its confidence.
@@ -439,43 +499,6 @@ impl MissionTally {
     }
 }
 
-/// Verification was violated: restore the resource from the snapshot.
-async fn roll_back(
-    state: &AppState,
-    tx: &Transaction<'_>,
-    mission: Uuid,
-    contract: Uuid,
-    resource: Uuid,
-    snapshot: Uuid,
-    verification: Value,
-) -> Result<(), ApiError> {
-    let mut violated = NewEvent::for_contract(EventKind::VerificationViolated, mission, contract, verification.clone());
-    violated.result = "violated";
-    events::record(tx, &[violated]).await?;
-    state.faults.chaos(Some(mission), "restore")?;
-    let restored: Value = tx.one(
-            "WITH snapshot AS (
-                UPDATE safe_hold_snapshots SET status = 'restored', restored_at = now() WHERE id = $2 RETURNING state)
-             UPDATE managed_resources r SET state = snapshot.state, updated_at = now()
-               FROM snapshot WHERE r.id = $1 RETURNING r.state",
-            &[&resource, &snapshot],
-        )
-        .await?
-        .get(0);
-    finish(tx, contract, "rolled_back", &verification).await?;
-    events::record(
-        tx,
-        &[NewEvent::for_contract(
-            EventKind::RollbackCompleted,
-            mission,
-            contract,
-            json!({ "snapshot_id": snapshot, "restored_state": restored }),
-        )],
-    )
-    .await?;
-    Ok(())
-}
-
 /// Decides a pending approval. Approve executes the stored contract; reject
 /// marks it rejected and opens a manual-remediation task on its mission.
 pub async fn decide(
@@ -504,51 +527,61 @@ async fn decide_in(
     reason: Option<&str>,
     caller: &Caller,
 ) -> Result<DecisionOutcome, ApiError> {
-    let row = tx.opt(
-            "SELECT a.status, a.tier, a.contract_id, c.mission_id
+    let row = tx
+        .opt(
+            "SELECT a.status, a.tier, c.id, c.mission_id, c.error_type, c.action_type, c.tier, c.expected_effect,
+                    c.baseline_state, c.contract_digest, c.resource_id, c.snapshot_id
                FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id
               WHERE a.id = $1 FOR UPDATE OF a, c",
             &[&approval],
         )
         .await?
         .ok_or_else(|| ApiError::not_found("approval", approval))?;
-    let (status, tier, contract, mission): (String, i16, Uuid, Uuid) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (status, tier): (String, i16) = (row.get(0), row.get(1));
+    let contract = StoredContract {
+        id: row.get(2),
+        mission: row.get(3),
+        error_type: row.get(4),
+        action_type: row.get(5),
+        tier: row.get(6),
+        effect: row.get(7),
+        baseline: row.get(8),
+        digest: row.get(9),
+        resource: row.get(10),
+        snapshot: row.get(11),
+    };
     let tier = Tier::from_level(tier).ok_or_else(|| ApiError::Unexpected(format!("approval has tier {tier}")))?;
     caller.require(approver_roles(tier))?;
     if status != "pending" {
         return Err(ApiError::Conflict(format!("approval {approval} was already decided: {status}")));
     }
-    state.faults.chaos(Some(mission), "decision")?;
-    let decided = match decision {
-        Decision::Approve => "approved",
-        Decision::Reject => "rejected",
+    state.faults.chaos(Some(contract.mission), "decision")?;
+    let (decided, kind) = match decision {
+        Decision::Approve => ("approved", EventKind::ApprovalGranted),
+        Decision::Reject => ("rejected", EventKind::ApprovalRejected),
     };
     tx.run(
         "WITH contract AS (UPDATE action_contracts SET decided_at = now() WHERE id = $5)
          UPDATE approval_requests SET status = $2, decided_by = $3, reason = $4, decided_at = now() WHERE id = $1",
-        &[&approval, &decided, &caller.identity, &reason, &contract],
+        &[&approval, &decided, &caller.identity, &reason, &contract.id],
     )
     .await?;
-    let mut decided_event = NewEvent::for_contract(
-        if decision == Decision::Approve { EventKind::ApprovalGranted } else { EventKind::ApprovalRejected },
-        mission,
-        contract,
-        json!({ "decided_by": caller.identity, "reason": reason }),
-    );
+    let mut pending = Pending::default();
+    let decided_event = pending.event(kind, &contract, json!({ "decided_by": caller.identity, "reason": reason }));
     decided_event.actor = caller.identity.clone();
     decided_event.approval_id = Some(approval);
-    events::record(tx, &[decided_event]).await?;
 
     let (contract_status, fallback_task_id) = match decision {
-        Decision::Approve => (execute_and_verify(state, tx, mission, contract, "regression").await?, None),
+        Decision::Approve => (execute_and_verify(state, tx, &contract, "regression", &mut pending).await?, None),
         Decision::Reject => {
-            let task = open_fallback(state, tx, mission, contract, reason).await?;
+            let task = open_fallback(state, tx, &contract, reason, &mut pending).await?;
             ("rejected".to_string(), Some(task))
         }
     };
-    MissionTally::ended(&contract_status).apply(tx, mission).await?;
+    pending.tally = MissionTally::ended(&contract_status);
+    pending.write(tx, contract.mission).await?;
     state.telemetry.record_action(tier.level(), &contract_status);
-    Ok(DecisionOutcome { approval_id: approval, contract_id: contract, decision, contract_status, fallback_task_id })
+    Ok(DecisionOutcome { approval_id: approval, contract_id: contract.id, decision, contract_status, fallback_task_id })
 }
 
 /// The graceful fallback of a rejection: the contract is rejected, and a human
@@ -556,29 +589,29 @@ async fn decide_in(
 async fn open_fallback(
     state: &AppState,
     tx: &Transaction<'_>,
-    mission: Uuid,
-    contract: Uuid,
+    contract: &StoredContract,
     reason: Option<&str>,
+    pending: &mut Pending,
 ) -> Result<Uuid, ApiError> {
-    state.faults.chaos(Some(mission), "fallback")?;
+    state.faults.chaos(Some(contract.mission), "fallback")?;
     let verdict = json!({ "rejected": true, "reason": reason });
-    finish(tx, contract, "rejected", &verdict).await?;
-    let task: Uuid = tx.one(
-            "INSERT INTO tasks (mission_id, contract_id, kind, title, payload, idempotency_key)
-             SELECT $1, $2, 'manual_remediation', 'Remediate by hand: ' || error_type || ' (' || action_type || ')',
+    let task: Uuid = tx
+        .one(
+            "WITH rejected AS (
+                UPDATE action_contracts SET status = 'rejected', verification_result = $4, verified_at = now()
+                 WHERE id = $2
+                RETURNING id, error_type, action_type, error_message)
+             INSERT INTO tasks (mission_id, contract_id, kind, title, payload, idempotency_key)
+             SELECT $1, id, 'manual_remediation', 'Remediate by hand: ' || error_type || ' (' || action_type || ')',
                     jsonb_build_object('contract_id', id, 'error_message', error_message, 'reason', $3::text),
                     'fallback:' || id
-               FROM action_contracts WHERE id = $2
+               FROM rejected
              RETURNING id",
-            &[&mission, &contract, &reason],
+            &[&contract.mission, &contract.id, &reason, &verdict],
         )
         .await?
         .get(0);
-    events::record(
-        tx,
-        &[NewEvent::for_contract(EventKind::FallbackOpened, mission, contract, json!({ "task_id": task }))],
-    )
-    .await?;
+    pending.event(EventKind::FallbackOpened, contract, json!({ "task_id": task }));
     Ok(task)
 }
 

@@ -22,12 +22,20 @@ pub trait Prepared: GenericClient {
     }
 
     /// At most one row.
-    fn opt<'a>(&'a self, sql: &'a str, params: Params<'a>) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a {
+    fn opt<'a>(
+        &'a self,
+        sql: &'a str,
+        params: Params<'a>,
+    ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a {
         async move { self.query_opt(&self.prepare_cached(sql).await?, params).await }
     }
 
     /// All rows.
-    fn all<'a>(&'a self, sql: &'a str, params: Params<'a>) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
+    fn all<'a>(
+        &'a self,
+        sql: &'a str,
+        params: Params<'a>,
+    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
         async move { self.query(&self.prepare_cached(sql).await?, params).await }
     }
 }
