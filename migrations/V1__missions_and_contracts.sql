@@ -83,7 +83,6 @@ CREATE TABLE action_contracts (
 );
 CREATE INDEX action_contracts_mission_id_idx ON action_contracts (mission_id);
 CREATE INDEX action_contracts_resource_id_idx ON action_contracts (resource_id);
-CREATE INDEX action_contracts_status_idx ON action_contracts (mission_id, status);
 
 CREATE TABLE safe_hold_snapshots (
     id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -105,7 +105,6 @@ CREATE TABLE action_events (
 CREATE INDEX action_events_mission_id_idx ON action_events (mission_id);
 CREATE INDEX action_events_contract_id_idx ON action_events (contract_id);
 CREATE INDEX action_events_approval_id_idx ON action_events (approval_id);
-CREATE INDEX action_events_unsequenced_idx ON action_events (id) WHERE log_seq IS NULL;
 
 -- Log entries committed by requests and waiting for the sequencer. A row leaves
 -- the outbox in the same transaction that appends it to the chain.

@@ -16,7 +16,7 @@ CREATE TABLE chat_messages (
     CHECK ((role = 'user' AND idempotency_key IS NOT NULL AND reply_to IS NULL)
         OR (role = 'assistant' AND idempotency_key IS NULL AND reply_to IS NOT NULL))
 );
-CREATE INDEX chat_messages_mission_id_idx ON chat_messages (mission_id);
+-- Leads with mission_id, so it also serves the mission FOREIGN KEY.
 CREATE INDEX chat_messages_session_idx ON chat_messages (mission_id, session_id, created_at);
 
 CREATE TABLE tasks (

@@ -107,10 +107,9 @@ const ESCALATION_ACTION: &str = "escalate_to_operator";
 pub async fn submit_error(state: &AppState, report: &ErrorReport) -> Result<(ContractReceipt, bool), ApiError> {
     state.faults.chaos(Some(report.mission_id), "request")?;
     with_retries(&state.breaker, move || async move {
+        // No look-up first: a new key is the common case, and a replayed one
+        // is caught by the contract's ON CONFLICT, which then rolls back.
         let mut client = state.pool.get().await?;
-        if let Some(existing) = receipt_by_key(&client, report.idempotency_key.as_str()).await? {
-            return Ok((existing, false));
-        }
         let tx = client.transaction().await?;
         match create_contract(state, &tx, report).await? {
             Some(receipt) => {
