@@ -10,3 +10,4 @@ mod helpers;
 mod immutable_log;
 mod private_postgres;
 mod schema;
+mod serve;

@@ -1,0 +1,54 @@
+//! `grace serve` as a process: it announces where it listens and stops
+//! cleanly on SIGTERM.
+
+use crate::helpers::grace;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm_with_its_outbox_drained() {
+    let database = crate::helpers::TestDatabase::migrated().await;
+    let port = crate::helpers::closed_port();
+    let tokens = "operator=sigterm-operator-token";
+    let mut child = grace()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", database.url.to_string())
+        .env("GRACE_TOKENS", tokens)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
+    assert_eq!(listening, format!("grace backend listening on http://127.0.0.1:{port}"));
+
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mission: serde_json::Value = http
+        .post(format!("{base}/api/missions"))
+        .bearer_auth("sigterm-operator-token")
+        .json(&serde_json::json!({ "name": "sigterm" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for n in 0..10 {
+        let chat = serde_json::json!({ "mission_id": mission["id"], "session_id": "s", "message": "hi",
+                                        "idempotency_key": format!("sigterm-{n}") });
+        let sent = http.post(format!("{base}/api/chat")).bearer_auth("sigterm-operator-token").json(&chat).send().await;
+        assert_eq!(sent.unwrap().status(), 201);
+    }
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let client = database.client().await;
+    let pending: i64 = client.query_one("SELECT count(*) FROM log_outbox", &[]).await.unwrap().get(0);
+    assert_eq!(pending, 0, "the sequencer drained the outbox before exiting");
+    let events: i64 =
+        client.query_one("SELECT count(*) FROM action_events WHERE log_seq IS NOT NULL", &[]).await.unwrap().get(0);
+    assert_eq!(events, 10);
+}
