@@ -42,6 +42,13 @@ async fn json_document(
     Ok(Json(row.get(0)))
 }
 
+/// The latest rows of a verification read: `sql` takes the mission ($1, or
+/// null for all) and the limit ($2) and returns one JSON array.
+async fn latest(state: &AppState, scope: &MissionScope, sql: &str) -> Result<Json<Value>, ApiError> {
+    let limit = scope.limit()?;
+    json_document(state, sql, &[&scope.mission_id, &limit]).await
+}
+
 /// Action rates, rollback frequency, confidence trend and counts.
 #[utoipa::path(get, path = "/api/metrics/summary", tag = "insights", security(("bearer" = [])), params(MissionScope),
     responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
@@ -111,13 +118,12 @@ pub async fn contracts(
     _caller: Caller,
     ApiQuery(scope): ApiQuery<MissionScope>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = scope.limit()?;
-    json_document(
+    latest(
         &state,
+        &scope,
         "SELECT coalesce(jsonb_agg(to_jsonb(c) ORDER BY c.created_at DESC), '[]') FROM (
             SELECT id, mission_id, error_type, tier, status, verification_result, created_at FROM action_contracts
              WHERE $1::uuid IS NULL OR mission_id = $1 ORDER BY created_at DESC LIMIT $2) c",
-        &[&scope.mission_id, &limit],
     )
     .await
 }
@@ -130,14 +136,13 @@ pub async fn snapshots(
     _caller: Caller,
     ApiQuery(scope): ApiQuery<MissionScope>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = scope.limit()?;
-    json_document(
+    latest(
         &state,
+        &scope,
         "SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.created_at DESC), '[]') FROM (
             SELECT s.id, s.contract_id, s.manifest_hash, s.status, s.created_at, s.restored_at
               FROM safe_hold_snapshots s JOIN action_contracts c ON c.id = s.contract_id
              WHERE $1::uuid IS NULL OR c.mission_id = $1 ORDER BY s.created_at DESC LIMIT $2) s",
-        &[&scope.mission_id, &limit],
     )
     .await
 }
@@ -150,14 +155,13 @@ pub async fn benchmarks(
     _caller: Caller,
     ApiQuery(scope): ApiQuery<MissionScope>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = scope.limit()?;
-    json_document(
+    latest(
         &state,
+        &scope,
         "SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.created_at DESC), '[]') FROM (
             SELECT b.id, b.contract_id, b.kind, b.metrics, b.passed, b.drift_detected, b.created_at
               FROM benchmark_runs b JOIN action_contracts c ON c.id = b.contract_id
              WHERE $1::uuid IS NULL OR c.mission_id = $1 ORDER BY b.created_at DESC LIMIT $2) b",
-        &[&scope.mission_id, &limit],
     )
     .await
 }
