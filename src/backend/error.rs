@@ -131,10 +131,7 @@ impl From<tokio_postgres::Error> for ApiError {
         if gone {
             Self::DatabaseUnavailable(e.to_string())
         } else {
-            // tokio-postgres displays a server error as just "db error"; the
-            // server's own message says what went wrong.
-            let detail = e.as_db_error().map_or_else(|| e.to_string(), |db| db.message().to_string());
-            Self::Unexpected(format!("database: {detail}"))
+            Self::Unexpected(format!("database: {}", crate::db::describe(&e)))
         }
     }
 }

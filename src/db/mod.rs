@@ -16,8 +16,14 @@ pub enum DbError {
     Unreachable { endpoint: String, reason: String },
     #[error("migration failed: {0}")]
     Migration(#[from] refinery::Error),
-    #[error("database query failed: {0}")]
+    #[error("database query failed: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
+}
+
+/// What went wrong, in the server's words when the server said something:
+/// tokio-postgres displays every server error as just "db error".
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    error.as_db_error().map_or_else(|| error.to_string(), |db| format!("{}: {}", db.severity(), db.message()))
 }
 
 /// Opens one connection and drives it on a background task. The task ends when

@@ -1,0 +1,40 @@
+# Shared by scripts that run grace's services in the background: start a
+# private PostgreSQL or a backend, wait for them, and stop them in order.
+# Expects $grace (the binary) and $state (a scratch directory) to be set. The
+# services' logs go to $state/*.err.
+
+# Waits until NAME.out has a line starting with PREFIX, or the process PID is
+# gone (then shows what it said on NAME.err).
+await_line() {
+    local name=$1 prefix=$2 pid=$3 what=$4
+    until grep -q "^$prefix" "$state/$name.out" 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || die "$what did not start: $(tail -5 "$state/$name.err")"
+        sleep 0.1
+    done
+}
+
+# Starts `grace db up` and exports its DATABASE_URL; sets db_pid.
+start_private_postgres() {
+    "$grace" db up >"$state/db.out" 2>"$state/db.err" &
+    db_pid=$!
+    await_line db DATABASE_URL= "$db_pid" "the private PostgreSQL"
+    DATABASE_URL=$(sed -n 's/^DATABASE_URL=//p' "$state/db.out")
+    export DATABASE_URL
+}
+
+# Starts `grace serve` on a free port with the given GRACE_TOKENS spec and sets
+# backend (its URL) and serve_pid.
+start_backend() {
+    GRACE_TOKENS=$1 "$grace" serve --listen 127.0.0.1:0 >"$state/serve.out" 2>"$state/serve.err" &
+    serve_pid=$!
+    await_line serve "grace backend listening on " "$serve_pid" "grace serve"
+    backend=$(sed -n 's/^grace backend listening on //p' "$state/serve.out")
+}
+
+# The backend stops first (it drains its log outbox), then the database.
+stop_services() {
+    for pid in ${serve_pid:-} ${db_pid:-}; do
+        kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$state"
+}
