@@ -5,7 +5,6 @@
 
 use crate::policy::Tier;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use utoipa::ToSchema;
 
 /// A field that failed to parse, and why. Turned into a 422 by the API layer.
@@ -180,12 +179,6 @@ pub fn decide_tier(error_type: &ErrorType, policy_tier: Option<Tier>, confidence
         base
     };
     TierDecision { policy_tier: base, tier, path, escalation_reason: (!reasons.is_empty()).then(|| reasons.join("; ")) }
-}
-
-impl fmt::Display for ErrorType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 #[cfg(test)]

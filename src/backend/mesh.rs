@@ -91,14 +91,13 @@ pub struct TriggerMesh {
     /// A std mutex: held only to walk the list, never across an await.
     subscribers: Mutex<Vec<Subscriber>>,
     dropped: AtomicU64,
-    published: AtomicU64,
     started: AtomicBool,
     last_seq: AtomicU64,
 }
 
 impl std::fmt::Debug for TriggerMesh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TriggerMesh").field("dropped", &self.dropped).field("published", &self.published).finish()
+        f.debug_struct("TriggerMesh").field("dropped", &self.dropped).field("last_seq", &self.last_seq).finish()
     }
 }
 
@@ -126,7 +125,6 @@ impl TriggerMesh {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
-        self.published.fetch_add(1, Ordering::Relaxed);
         self.last_seq.fetch_max(event.log_seq as u64, Ordering::Relaxed);
     }
 

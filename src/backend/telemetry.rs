@@ -45,9 +45,10 @@ pub struct ScrapeSnapshot {
 
 #[derive(Debug)]
 pub struct Telemetry {
+    /// Encoding needs `&Registry` while scrapes may run concurrently.
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     actions: Family<ActionLabels, Counter>,
     mesh_queue_depth: Gauge,
     mesh_dropped: Counter<u64, AtomicU64>,
@@ -68,46 +69,45 @@ fn latency_histogram() -> Histogram {
 
 impl Default for Telemetry {
     fn default() -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let actions = Family::<ActionLabels, Counter>::default();
+        let (mesh_queue_depth, mesh_subscribers, log_lag) = (Gauge::default(), Gauge::default(), Gauge::default());
+        let (pool_size, pool_available, pool_waiting) = (Gauge::default(), Gauge::default(), Gauge::default());
+        let (breaker_open, resident_memory) = (Gauge::default(), Gauge::default());
+        let mesh_dropped = Counter::<u64, AtomicU64>::default();
+        let faults_injected = Counter::<u64, AtomicU64>::default();
+
         let mut registry = Registry::default();
-        let telemetry = Self {
-            requests: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram),
-            actions: Family::default(),
-            mesh_queue_depth: Gauge::default(),
-            mesh_dropped: Counter::default(),
-            mesh_subscribers: Gauge::default(),
-            log_lag: Gauge::default(),
-            pool_size: Gauge::default(),
-            pool_available: Gauge::default(),
-            pool_waiting: Gauge::default(),
-            faults_injected: Counter::default(),
-            breaker_open: Gauge::default(),
-            resident_memory: Gauge::default(),
-            registry: Mutex::new(Registry::default()),
-        };
-        registry.register("grace_http_requests", "HTTP requests by route and status", telemetry.requests.clone());
-        registry.register("grace_http_request_duration_seconds", "HTTP latency by route", telemetry.latency.clone());
-        registry.register("grace_actions", "Contracts reaching a status, by tier", telemetry.actions.clone());
-        registry.register(
-            "grace_mesh_queue_depth",
-            "Events queued for mesh subscribers",
-            telemetry.mesh_queue_depth.clone(),
-        );
-        registry.register(
-            "grace_mesh_dropped",
-            "Events dropped for slow mesh subscribers",
-            telemetry.mesh_dropped.clone(),
-        );
-        registry.register("grace_mesh_subscribers", "Live mesh subscriptions", telemetry.mesh_subscribers.clone());
-        registry.register("grace_log_lag", "Events not yet chained into the immutable log", telemetry.log_lag.clone());
-        registry.register("grace_db_pool_size", "Database connections open", telemetry.pool_size.clone());
-        registry.register("grace_db_pool_available", "Database connections idle", telemetry.pool_available.clone());
-        registry.register("grace_db_pool_waiting", "Requests waiting for a connection", telemetry.pool_waiting.clone());
-        registry.register("grace_faults_injected", "Faults injected on purpose", telemetry.faults_injected.clone());
-        registry.register("grace_circuit_breaker_open", "1 while the breaker is open", telemetry.breaker_open.clone());
-        registry.register("process_resident_memory_bytes", "Resident memory", telemetry.resident_memory.clone());
-        *telemetry.registry.lock().expect("registry lock") = registry;
-        telemetry
+        registry.register("grace_http_requests", "HTTP requests by route and status", requests.clone());
+        registry.register("grace_http_request_duration_seconds", "HTTP latency by route", latency.clone());
+        registry.register("grace_actions", "Contracts reaching a status, by tier", actions.clone());
+        registry.register("grace_mesh_queue_depth", "Events queued for mesh subscribers", mesh_queue_depth.clone());
+        registry.register("grace_mesh_dropped", "Events dropped for slow mesh subscribers", mesh_dropped.clone());
+        registry.register("grace_mesh_subscribers", "Live mesh subscriptions", mesh_subscribers.clone());
+        registry.register("grace_log_lag", "Events not yet chained into the immutable log", log_lag.clone());
+        registry.register("grace_db_pool_size", "Database connections open", pool_size.clone());
+        registry.register("grace_db_pool_available", "Database connections idle", pool_available.clone());
+        registry.register("grace_db_pool_waiting", "Requests waiting for a connection", pool_waiting.clone());
+        registry.register("grace_faults_injected", "Faults injected on purpose", faults_injected.clone());
+        registry.register("grace_circuit_breaker_open", "1 while the breaker is open", breaker_open.clone());
+        registry.register("process_resident_memory_bytes", "Resident memory", resident_memory.clone());
+        Self {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            actions,
+            mesh_queue_depth,
+            mesh_dropped,
+            mesh_subscribers,
+            log_lag,
+            pool_size,
+            pool_available,
+            pool_waiting,
+            faults_injected,
+            breaker_open,
+            resident_memory,
+        }
     }
 }
 
