@@ -161,7 +161,8 @@ impl IntoResponse for ApiError {
                 headers.insert(FAULT_HEADER, HeaderValue::from_static("injected"));
             }
             Self::CircuitOpen { retry_after } => {
-                let seconds = retry_after.as_secs().max(1).to_string();
+                // Rounded up: a client that waits this long finds the breaker closed.
+                let seconds = (retry_after.as_secs_f64().ceil() as u64).max(1).to_string();
                 headers
                     .insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits are a valid header"));
             }

@@ -141,3 +141,29 @@ async fn injected_faults_are_retried_inside_the_pipeline() {
         "more faults were injected ({injected}) than requests failed ({failed}): the rest were retried away"
     );
 }
+
+#[tokio::test]
+async fn the_breaker_opens_after_repeated_failures_and_closes_after_its_cooldown() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    let receipt = app.accepted_error(mission, "permission_denied", 0.9).await;
+    let approval = receipt["approval_id"].as_str().unwrap();
+    // Every pipeline step fails: each decision exhausts its retries.
+    app.set_fault(Some(mission), json!({ "chaos": { "rate": 1.0 } })).await;
+    for _ in 0..5 {
+        let response = app.decide(approval, Role::Approver, "approve").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["x-grace-fault"], "injected");
+    }
+    let refused = app.decide(approval, Role::Approver, "approve").await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=5).contains(&retry_after), "{retry_after}");
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], "circuit_open");
+
+    app.set_fault(Some(mission), json!({ "chaos": { "rate": 0.0 } })).await;
+    tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
+    let approved = app.decide(approval, Role::Approver, "approve").await;
+    assert_eq!(approved.status(), StatusCode::OK, "the breaker closed after its cooldown");
+    assert_eq!(app.get_json(&format!("/api/missions/{mission}")).await["completed_actions"], 1);
+}
