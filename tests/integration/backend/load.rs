@@ -1,0 +1,71 @@
+//! The goose scenarios of `grace-loadtests` against the real backend: every
+//! write the load saw acknowledged is stored exactly once, and nothing else.
+
+use super::app::TestApp;
+use grace::backend::auth::Role;
+use grace_loadtests::goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
+use grace_loadtests::goose::GooseAttack;
+use grace_loadtests::{scenarios, LoadTarget, Recorder};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn acknowledged_writes_of_a_goose_run_are_exactly_the_stored_rows() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    let target = Arc::new(LoadTarget {
+        mission_id: mission.to_string(),
+        token: app.token(Role::Operator).to_string(),
+        key_prefix: "run-test/w1".into(),
+    });
+    let recorder = Arc::new(Recorder::default());
+    let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default()).unwrap();
+    for scenario in scenarios(target, Arc::clone(&recorder)) {
+        attack = attack.register_scenario(scenario);
+    }
+    let metrics = attack
+        .set_default(GooseDefault::Host, app.address.as_str())
+        .unwrap()
+        .set_default(GooseDefault::Users, 8)
+        .unwrap()
+        .set_default(GooseDefault::IncreaseRate, "8")
+        .unwrap()
+        .set_default(GooseDefault::RunTime, 3)
+        .unwrap()
+        .set_default(GooseDefault::NoTelnet, true)
+        .unwrap()
+        .set_default(GooseDefault::NoWebSocket, true)
+        .unwrap()
+        .set_default(GooseDefault::NoResetMetrics, true)
+        .unwrap()
+        .set_default(GooseDefault::NoPrintMetrics, true)
+        .unwrap()
+        .execute()
+        .await
+        .unwrap();
+
+    let recorded = recorder.snapshot();
+    let acknowledged: BTreeSet<String> = recorded.acknowledged_keys.iter().cloned().collect();
+    assert_eq!(acknowledged.len(), recorded.acknowledged_keys.len(), "keys are unique");
+    assert!(acknowledged.len() > 20, "the load wrote: {}", acknowledged.len());
+    let client = app.database.client().await;
+    let stored: BTreeSet<String> = client
+        .query(
+            "SELECT idempotency_key FROM chat_messages WHERE role = 'user' UNION ALL
+             SELECT idempotency_key FROM tasks WHERE kind = 'submitted'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored, acknowledged);
+    assert!(stored.iter().all(|k| k.starts_with("run-test/w1/u")));
+
+    // Every request goose made was timed by the recorder too, named by template.
+    let names: Vec<&str> = recorded.by_name.keys().map(String::as_str).collect();
+    assert!(names.contains(&"POST /api/chat") && names.contains(&"GET /api/tasks/%"), "{names:?}");
+    let goose_requests: usize = metrics.requests.values().map(|r| r.success_count + r.fail_count).sum();
+    assert_eq!(recorded.overall.len() as usize, goose_requests);
+}
