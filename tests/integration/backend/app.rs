@@ -128,6 +128,24 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
     }
 
+    /// The idempotency keys of every client write stored: contracts, chat
+    /// messages the clients sent, and submitted tasks.
+    pub async fn stored_write_keys(&self) -> std::collections::BTreeSet<String> {
+        let rows = self
+            .database
+            .client()
+            .await
+            .query(
+                "SELECT idempotency_key FROM action_contracts UNION ALL
+                 SELECT idempotency_key FROM chat_messages WHERE role = 'user' UNION ALL
+                 SELECT idempotency_key FROM tasks WHERE kind = 'submitted'",
+                &[],
+            )
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    }
+
     /// Waits until every committed event is chained into the immutable log.
     pub async fn wait_for_zero_log_lag(&self) {
         for _ in 0..200 {

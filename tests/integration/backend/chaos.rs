@@ -68,18 +68,7 @@ async fn chaos_at_half_rate_leaves_no_partial_rows_and_stores_every_acknowledged
     app.set_fault(Some(mission), json!({ "chaos": { "rate": 0.0 } })).await;
     app.wait_for_zero_log_lag().await;
     let client = app.database.client().await;
-    let stored: BTreeSet<String> = client
-        .query(
-            "SELECT idempotency_key FROM action_contracts UNION ALL
-             SELECT idempotency_key FROM chat_messages WHERE role = 'user' UNION ALL
-             SELECT idempotency_key FROM tasks WHERE kind = 'submitted'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let stored = app.stored_write_keys().await;
     assert_eq!(stored, acked, "stored exactly the acknowledged writes");
 
     // Nothing partial: every contract has its complete event sequence and

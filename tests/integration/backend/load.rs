@@ -48,18 +48,7 @@ async fn acknowledged_writes_of_a_goose_run_are_exactly_the_stored_rows() {
     let acknowledged: BTreeSet<String> = recorded.acknowledged_keys.iter().cloned().collect();
     assert_eq!(acknowledged.len(), recorded.acknowledged_keys.len(), "keys are unique");
     assert!(acknowledged.len() > 20, "the load wrote: {}", acknowledged.len());
-    let client = app.database.client().await;
-    let stored: BTreeSet<String> = client
-        .query(
-            "SELECT idempotency_key FROM chat_messages WHERE role = 'user' UNION ALL
-             SELECT idempotency_key FROM tasks WHERE kind = 'submitted'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let stored = app.stored_write_keys().await;
     assert_eq!(stored, acknowledged);
     assert!(stored.iter().all(|k| k.starts_with("run-test/w1/u")));
 
