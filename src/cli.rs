@@ -42,7 +42,7 @@ enum Command {
         #[arg(long, env = "GRACE_BACKEND_URL", value_name = "URL")]
         backend: Option<String>,
         /// A token of any role, to publish the mesh ping with.
-        #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN", requires = "backend")]
+        #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
         token: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
