@@ -46,3 +46,34 @@ async fn a_graceful_stop_drains_the_outbox() {
     assert_eq!(pending, 0, "every committed event is chained by the time the server has stopped");
     assert!(grace::immutable_log::verify(&client).await.unwrap().holds());
 }
+
+#[tokio::test]
+async fn metrics_expose_requests_actions_mesh_log_lag_pool_and_memory() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    app.accepted_error(mission, "timeout", 0.9).await;
+    app.accepted_error(mission, "permission_denied", 0.9).await;
+    app.get(&format!("/api/contracts/{}", uuid::Uuid::new_v4()), Role::Operator).await;
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for expected in [
+        r#"grace_http_requests_total{method="POST",route="/api/errors",status="202"} 2"#,
+        r#"grace_http_requests_total{method="GET",route="/api/contracts/{id}",status="404"} 1"#,
+        r#"grace_http_request_duration_seconds_count{route="/api/errors"} 2"#,
+        r#"grace_actions_total{tier="1",outcome="verified"} 1"#,
+        r#"grace_actions_total{tier="2",outcome="awaiting_approval"} 1"#,
+        "grace_mesh_dropped_total 0",
+        "grace_mesh_queue_depth ",
+        "grace_log_lag ",
+        "grace_db_pool_size ",
+        "grace_circuit_breaker_open 0",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let memory: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .expect("memory is reported")
+        .parse()
+        .unwrap();
+    assert!(memory > 1_000_000.0, "{memory}");
+}
