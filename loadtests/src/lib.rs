@@ -48,7 +48,7 @@ pub fn scenarios(target: Arc<LoadTarget>, recorder: Arc<Recorder>) -> Vec<Scenar
         Call {
             method: GooseMethod::Post,
             path: "/api/chat".into(),
-            name: "POST /api/chat",
+            name: "/api/chat",
             body: Some(body),
             check: |v| v["reply"].as_str().is_some_and(|r| r.starts_with("Mission ")),
         }
@@ -59,7 +59,7 @@ pub fn scenarios(target: Arc<LoadTarget>, recorder: Arc<Recorder>) -> Vec<Scenar
         Call {
             method: GooseMethod::Post,
             path: "/api/tasks".into(),
-            name: "POST /api/tasks",
+            name: "/api/tasks",
             body: Some(body),
             check: |v| v["status"].is_string() && v["id"].is_string(),
         }
@@ -67,43 +67,40 @@ pub fn scenarios(target: Arc<LoadTarget>, recorder: Arc<Recorder>) -> Vec<Scenar
     let summary = step(&target, &recorder, |target, _user, _key| Call {
         method: GooseMethod::Get,
         path: format!("/api/metrics/summary?mission_id={}", target.mission_id),
-        name: "GET /api/metrics/summary",
+        name: "/api/metrics/summary",
         body: None,
         check: |v| v["contracts"].is_number(),
     });
     let mut verification = scenario!("VerificationReads").set_weight(1).expect("a positive weight");
-    for (path, name) in [
-        ("/api/verification/stats", "GET /api/verification/stats"),
-        ("/api/verification/contracts", "GET /api/verification/contracts"),
-        ("/api/verification/snapshots", "GET /api/verification/snapshots"),
-        ("/api/verification/benchmarks", "GET /api/verification/benchmarks"),
+    for path in [
+        "/api/verification/stats",
+        "/api/verification/contracts",
+        "/api/verification/snapshots",
+        "/api/verification/benchmarks",
     ] {
         verification = verification.register_transaction(
             step(&target, &recorder, move |target, _user, _key| Call {
                 method: GooseMethod::Get,
                 path: format!("{path}?mission_id={}", target.mission_id),
-                name,
+                name: path,
                 body: None,
                 check: |v| v.is_object() || v.is_array(),
             })
-            .set_name(name),
+            .set_name(&format!("read {path}")),
         );
     }
     let poll = task_poll(&target, &recorder);
     vec![
-        scenario!("Chat")
-            .set_weight(4)
-            .expect("a positive weight")
-            .register_transaction(chat.set_name("POST /api/chat")),
+        scenario!("Chat").set_weight(4).expect("a positive weight").register_transaction(chat.set_name("chat")),
         scenario!("Tasks")
             .set_weight(3)
             .expect("a positive weight")
-            .register_transaction(task.set_name("POST /api/tasks"))
-            .register_transaction(poll.set_name("GET /api/tasks/%")),
+            .register_transaction(task.set_name("submit task"))
+            .register_transaction(poll.set_name("submit and poll task")),
         scenario!("MetricSummary")
             .set_weight(2)
             .expect("a positive weight")
-            .register_transaction(summary.set_name("GET /api/metrics/summary")),
+            .register_transaction(summary.set_name("read metric summary")),
         verification,
     ]
 }
@@ -146,7 +143,7 @@ fn task_poll(target: &Arc<LoadTarget>, recorder: &Arc<Recorder>) -> Transaction 
             let submit = Call {
                 method: GooseMethod::Post,
                 path: "/api/tasks".into(),
-                name: "POST /api/tasks",
+                name: "/api/tasks",
                 body: Some(body),
                 check: |v| v["id"].is_string(),
             };
@@ -154,7 +151,7 @@ fn task_poll(target: &Arc<LoadTarget>, recorder: &Arc<Recorder>) -> Transaction 
             let poll = Call {
                 method: GooseMethod::Get,
                 path: format!("/api/tasks/{}", task["id"].as_str().unwrap_or_default()),
-                name: "GET /api/tasks/%",
+                name: "/api/tasks/%",
                 body: None,
                 check: |v| v["status"].is_string(),
             };
