@@ -18,7 +18,7 @@ mod recorder;
 /// The goose this crate is built on, for callers that configure attacks.
 pub use goose;
 
-pub use recorder::{Recorded, Recorder};
+pub use recorder::{combine_digests, key_digest, LatencyUpload, Recorded, Recorder, UploadError};
 
 use goose::prelude::*;
 use serde_json::{json, Value};

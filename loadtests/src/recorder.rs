@@ -1,9 +1,17 @@
 //! What the load saw, kept apart from how it is reported: a latency histogram
 //! per request name and overall (microseconds, HdrHistogram, so workers'
-//! histograms merge into exact percentiles), and the idempotency keys of the
-//! writes the backend acknowledged.
+//! histograms merge into exact percentiles — percentiles are never averaged),
+//! and the idempotency keys of the writes the backend acknowledged.
+//!
+//! For the trip through the control plane a worker ships its histograms in
+//! HdrHistogram's V2 encoding (`LatencyUpload`) and its keys as a count and an
+//! order-independent digest (`key_digest`), which the coordinator merges.
 
+use base64::Engine;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,7 +32,7 @@ pub struct Recorder {
     recorded: Mutex<Recorded>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Recorded {
     pub overall: Histogram<u64>,
     pub by_name: BTreeMap<String, Histogram<u64>>,
@@ -52,5 +60,164 @@ impl Recorder {
     /// A copy of everything recorded so far.
     pub fn snapshot(&self) -> Recorded {
         self.recorded.lock().expect("recorder lock").clone()
+    }
+}
+
+impl Recorded {
+    /// Adds another worker's recordings: every histogram merges exactly (the
+    /// result is the histogram of the union of both sets of samples).
+    pub fn merge(&mut self, other: &Recorded) -> Result<(), hdrhistogram::AdditionError> {
+        self.overall.add(&other.overall)?;
+        for (name, histogram) in &other.by_name {
+            self.by_name.entry(name.clone()).or_insert_with(self::histogram).add(histogram)?;
+        }
+        self.acknowledged_keys.extend(other.acknowledged_keys.iter().cloned());
+        Ok(())
+    }
+
+    /// The histograms in their portable form (keys travel as a digest instead).
+    pub fn latency_upload(&self) -> LatencyUpload {
+        LatencyUpload {
+            overall: encode(&self.overall),
+            by_name: self.by_name.iter().map(|(name, h)| (name.clone(), encode(h))).collect(),
+        }
+    }
+}
+
+/// Histograms as a worker uploads them: base64 of HdrHistogram's V2 encoding,
+/// overall and by request name. JSON, so it stays readable in the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyUpload {
+    pub overall: String,
+    pub by_name: BTreeMap<String, String>,
+}
+
+/// Why an upload could not be read back.
+#[derive(Debug)]
+pub enum UploadError {
+    Base64(base64::DecodeError),
+    Histogram(hdrhistogram::serialization::DeserializeError),
+}
+
+impl std::fmt::Display for UploadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Base64(e) => write!(f, "histogram upload is not base64: {e}"),
+            Self::Histogram(e) => write!(f, "histogram upload is not an HdrHistogram V2 encoding: {e:?}"),
+        }
+    }
+}
+
+impl std::error::Error for UploadError {}
+
+impl LatencyUpload {
+    /// Back to histograms (with no keys: those travel as a digest).
+    pub fn decode(&self) -> Result<Recorded, UploadError> {
+        Ok(Recorded {
+            overall: decode(&self.overall)?,
+            by_name: self
+                .by_name
+                .iter()
+                .map(|(n, h)| Ok((n.clone(), decode(h)?)))
+                .collect::<Result<_, UploadError>>()?,
+            acknowledged_keys: Vec::new(),
+        })
+    }
+}
+
+fn encode(histogram: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    V2Serializer::new().serialize(histogram, &mut bytes).expect("serializing into memory cannot fail");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn decode(text: &str) -> Result<Histogram<u64>, UploadError> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(UploadError::Base64)?;
+    Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(UploadError::Histogram)
+}
+
+/// An order-independent digest of a set of keys: the XOR of their SHA-256
+/// hashes, in hex. Workers' key sets are disjoint (each key names its worker),
+/// so the digest of the union is the XOR of the workers' digests, and the
+/// coordinator can compare it with the digest of the rows in the database.
+pub fn key_digest<'a>(keys: impl IntoIterator<Item = &'a str>) -> String {
+    let mut digest = [0u8; 32];
+    for key in keys {
+        for (d, k) in digest.iter_mut().zip(Sha256::digest(key.as_bytes())) {
+            *d ^= k;
+        }
+    }
+    hex::encode(digest)
+}
+
+/// Combines digests of disjoint key sets into the digest of their union.
+pub fn combine_digests<'a>(digests: impl IntoIterator<Item = &'a str>) -> Result<String, hex::FromHexError> {
+    let mut combined = [0u8; 32];
+    for digest in digests {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(digest, &mut bytes)?;
+        for (c, b) in combined.iter_mut().zip(bytes) {
+            *c ^= b;
+        }
+    }
+    Ok(hex::encode(combined))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(latencies_ms: &[u64], name: &str, keys: &[&str]) -> Recorded {
+        let recorder = Recorder::default();
+        for ms in latencies_ms {
+            recorder.record_latency(name, Duration::from_millis(*ms));
+        }
+        for key in keys {
+            recorder.acknowledge(key);
+        }
+        recorder.snapshot()
+    }
+
+    #[test]
+    fn two_histograms_merge_to_exactly_the_percentiles_of_their_union() {
+        let fast: Vec<u64> = (1..=900).map(|n| n % 20 + 1).collect();
+        let slow: Vec<u64> = (1..=100).map(|n| 200 + n * 3).collect();
+        let mut merged = recorded(&fast, "/api/chat", &["w1/u0/1"]);
+        merged.merge(&recorded(&slow, "/api/chat", &["w2/u0/1"])).unwrap();
+        let union = recorded(&[fast.clone(), slow.clone()].concat(), "/api/chat", &[]);
+        for q in [0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
+            assert_eq!(merged.overall.value_at_quantile(q), union.overall.value_at_quantile(q), "q{q}");
+            assert_eq!(
+                merged.by_name["/api/chat"].value_at_quantile(q),
+                union.by_name["/api/chat"].value_at_quantile(q)
+            );
+        }
+        assert_eq!(merged.overall.len(), 1000, "counts add up");
+        assert_eq!(merged.overall.max(), union.overall.max(), "the max of maxes");
+        // The union's p99 is in the slow worker's range; averaging the two
+        // workers' p99s would have halved it.
+        assert!(merged.overall.value_at_quantile(0.99) > 400_000);
+        assert_eq!(merged.acknowledged_keys, ["w1/u0/1", "w2/u0/1"]);
+    }
+
+    #[test]
+    fn histograms_survive_the_upload_encoding() {
+        let original = recorded(&[1, 5, 5, 80, 1200], "/api/tasks", &["k"]);
+        let upload = original.latency_upload();
+        let json = serde_json::to_string(&upload).unwrap();
+        let decoded = serde_json::from_str::<LatencyUpload>(&json).unwrap().decode().unwrap();
+        assert_eq!(decoded.overall, original.overall);
+        assert_eq!(decoded.by_name, original.by_name);
+        assert!(LatencyUpload { overall: "not base64!".into(), by_name: BTreeMap::new() }.decode().is_err());
+    }
+
+    #[test]
+    fn the_key_digest_ignores_order_and_combines_across_disjoint_sets() {
+        let all = ["w1/u0/1", "w1/u0/2", "w2/u3/1"];
+        assert_eq!(key_digest(all), key_digest(["w2/u3/1", "w1/u0/1", "w1/u0/2"]));
+        let combined = combine_digests([key_digest(["w1/u0/1", "w1/u0/2"]).as_str(), key_digest(["w2/u3/1"]).as_str()]);
+        assert_eq!(combined.unwrap(), key_digest(all));
+        assert_ne!(key_digest(all), key_digest(["w1/u0/1", "w1/u0/2"]), "a missing key changes the digest");
+        assert_eq!(key_digest([]), "0".repeat(64));
     }
 }
