@@ -155,28 +155,14 @@ impl TriggerMesh {
 /// second regardless), reconnect with backoff when the database goes away, and
 /// resume after the last event published — nothing is skipped across outages.
 pub async fn run_bridge(mesh: Arc<TriggerMesh>, url: DatabaseUrl, shutdown: CancellationToken) {
-    let mut backoff = Duration::from_millis(100);
-    let mut after: Option<i64> = None;
-    loop {
-        let session = bridge_session(&mesh, &url, &mut after, &shutdown);
-        match session.await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "Trigger Mesh lost its database connection");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    crate::db::keep_running("Trigger Mesh", &shutdown, || bridge_session(&mesh, &url, &shutdown)).await;
 }
 
+/// One connection's worth of bridging. Where it resumes is the mesh's own
+/// `last_seq`: the log position it has published up to.
 async fn bridge_session(
     mesh: &TriggerMesh,
     url: &DatabaseUrl,
-    after: &mut Option<i64>,
     shutdown: &CancellationToken,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = url.connect_config().connect(tokio_postgres::NoTls).await?;
@@ -196,13 +182,11 @@ async fn bridge_session(
         Ok(())
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    let start = match *after {
-        Some(seq) => seq,
+    if !mesh.is_started() {
         // First connection: publish what happens from now on, not the history.
-        None => client.query_one("SELECT coalesce(max(log_seq), 0) FROM action_events", &[]).await?.get(0),
-    };
-    *after = Some(start);
-    if !mesh.started.swap(true, Ordering::Relaxed) {
+        let now: i64 = client.query_one("SELECT coalesce(max(log_seq), 0) FROM action_events", &[]).await?.get(0);
+        mesh.last_seq.fetch_max(now as u64, Ordering::Relaxed);
+        mesh.started.store(true, Ordering::Relaxed);
         tracing::info!("Trigger Mesh started");
     }
     let statement = client
@@ -213,7 +197,7 @@ async fn bridge_session(
         .await?;
     loop {
         loop {
-            let rows = client.query(&statement, &[&after.unwrap_or(0), &BRIDGE_BATCH]).await?;
+            let rows = client.query(&statement, &[&mesh.last_seq(), &BRIDGE_BATCH]).await?;
             for row in &rows {
                 let event = MeshEvent {
                     id: row.get(0),
@@ -224,7 +208,6 @@ async fn bridge_session(
                     approval_id: row.get(5),
                     payload: row.get(6),
                 };
-                *after = Some(event.log_seq);
                 mesh.publish(Arc::new(event));
             }
             if (rows.len() as i64) < BRIDGE_BATCH {

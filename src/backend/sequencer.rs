@@ -30,20 +30,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// retried with backoff; the chain resumes where it stopped because its tail
 /// lives in the database.
 pub async fn run(url: DatabaseUrl, stop: CancellationToken) {
-    let mut backoff = Duration::from_millis(100);
-    while !stop.is_cancelled() {
-        match lead(&url, &stop).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "log sequencer lost its database connection");
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    crate::db::keep_running("log sequencer", &stop, || lead(&url, &stop)).await;
 }
 
 async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError> {

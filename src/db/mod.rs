@@ -7,7 +7,11 @@ pub mod private;
 pub mod schema;
 
 use crate::configuration::DatabaseUrl;
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -18,6 +22,32 @@ pub enum DbError {
     Migration(#[from] refinery::Error),
     #[error("database query failed: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
+}
+
+/// Runs `session` — work on a database connection of its own — until it ends
+/// cleanly or `stop` fires. When it fails (the database went away), says so,
+/// waits with exponential backoff (0.1 s doubling to 5 s) and runs it again:
+/// how background tasks outlive database restarts.
+pub async fn keep_running<F, Fut, E>(what: &str, stop: &CancellationToken, mut session: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let mut backoff = Duration::from_millis(100);
+    while !stop.is_cancelled() {
+        match session().await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "{what} lost its database connection");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 /// What went wrong, in the server's words when the server said something:
