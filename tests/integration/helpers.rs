@@ -181,3 +181,15 @@ pub fn entries(dir: &Path) -> Vec<PathBuf> {
 pub fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// Runs `sql` with the append-only trigger disabled, as a superuser could.
+pub async fn tamper_with_log(client: &Client, sql: &str) {
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE immutable_log DISABLE TRIGGER immutable_log_append_only;
+             {sql};
+             ALTER TABLE immutable_log ENABLE TRIGGER immutable_log_append_only;"
+        ))
+        .await
+        .unwrap();
+}

@@ -1,6 +1,6 @@
 //! The immutable log: append-only, chained by Postgres, verifiable in one query.
 
-use crate::helpers::TestDatabase;
+use crate::helpers::{tamper_with_log, TestDatabase};
 use grace::immutable_log::{self, LogEntry};
 use serde_json::json;
 use tokio_postgres::Client;
@@ -13,18 +13,6 @@ async fn append_entries(client: &Client, count: i64) {
     for n in 1..=count {
         immutable_log::append(client, &entry(&json!({ "n": n }))).await.unwrap();
     }
-}
-
-/// Runs `sql` with the append-only trigger disabled, as a superuser could.
-async fn tamper(client: &Client, sql: &str) {
-    client
-        .batch_execute(&format!(
-            "ALTER TABLE immutable_log DISABLE TRIGGER immutable_log_append_only;
-             {sql};
-             ALTER TABLE immutable_log ENABLE TRIGGER immutable_log_append_only;"
-        ))
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -77,14 +65,14 @@ async fn verification_finds_an_entry_altered_behind_the_triggers_back() {
     append_entries(&client, 4).await;
     assert!(immutable_log::verify(&client).await.unwrap().holds());
 
-    tamper(&client, "UPDATE immutable_log SET payload = '{\"n\":99}' WHERE seq = 2").await;
+    tamper_with_log(&client, "UPDATE immutable_log SET payload = '{\"n\":99}' WHERE seq = 2").await;
     let verdict = immutable_log::verify(&client).await.unwrap();
     assert_eq!(verdict.broken, 1, "{verdict:?}");
     assert_eq!(verdict.breaks[0].seq, 2);
     assert!(verdict.breaks[0].problem.contains("entry_hash"), "{verdict:?}");
 
     // Rewriting an entry's hash to match its new content breaks the next link instead.
-    tamper(
+    tamper_with_log(
         &client,
         "UPDATE immutable_log SET entry_hash = grace_log_entry_hash(seq, recorded_at, actor, action, resource,
                  subsystem, payload, result, prev_hash) WHERE seq = 2",
@@ -101,7 +89,7 @@ async fn a_gap_in_the_sequence_is_reported() {
     let database = TestDatabase::migrated().await;
     let client = database.client().await;
     append_entries(&client, 3).await;
-    tamper(&client, "DELETE FROM immutable_log WHERE seq = 2").await;
+    tamper_with_log(&client, "DELETE FROM immutable_log WHERE seq = 2").await;
     let verdict = immutable_log::verify(&client).await.unwrap();
     assert_eq!(verdict.breaks.len(), 1, "{verdict:?}");
     assert_eq!(verdict.breaks[0].seq, 3);

@@ -15,16 +15,11 @@ async fn log_verify_finds_a_row_altered_behind_the_triggers_back() {
     let page = app.get_json("/api/log?after_seq=2&limit=2").await;
     assert_eq!(page.as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect::<Vec<_>>(), [3, 4]);
 
-    app.database
-        .client()
-        .await
-        .batch_execute(
-            "ALTER TABLE immutable_log DISABLE TRIGGER immutable_log_append_only;
-             UPDATE immutable_log SET result = 'forged' WHERE seq = 5;
-             ALTER TABLE immutable_log ENABLE TRIGGER immutable_log_append_only;",
-        )
-        .await
-        .unwrap();
+    crate::helpers::tamper_with_log(
+        &app.database.client().await,
+        "UPDATE immutable_log SET result = 'forged' WHERE seq = 5",
+    )
+    .await;
     let verdict = app.get_json("/api/log/verify").await;
     assert_eq!(verdict["valid"], false);
     assert_eq!(verdict["breaks"][0]["seq"], 5);
