@@ -66,8 +66,21 @@ async fn chaos_at_half_rate_leaves_no_partial_rows_and_stores_every_acknowledged
     );
 
     app.set_fault(Some(mission), json!({ "chaos": { "rate": 0.0 } })).await;
-    app.wait_for_zero_log_lag().await;
     let client = app.database.client().await;
+    // The task runner keeps writing (task.completed events) until every
+    // submitted task is done; only then can the log lag stay at zero.
+    for _ in 0..200 {
+        let queued: i64 = client
+            .query_one("SELECT count(*) FROM tasks WHERE kind = 'submitted' AND status = 'queued'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if queued == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    app.wait_for_zero_log_lag().await;
     let stored = app.stored_write_keys().await;
     assert_eq!(stored, acked, "stored exactly the acknowledged writes");
 
