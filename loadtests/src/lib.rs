@@ -11,7 +11,15 @@
 //! key made of (run, worker, user, sequence), and the `Recorder` keeps the
 //! keys the backend acknowledged and a latency histogram per request name:
 //! the raw material of the acknowledged-writes check (C7) and of merged
-//! percentiles.
+//! percentiles. A write the backend refused for a transient reason (5xx, 429,
+//! a transport error) is retried with the same key, as a real client would:
+//! the key makes the retry safe.
+//!
+//! Two load models: closed (each user sends its next request when the last is
+//! answered, the default) and open (`LoadTarget::pace`: each user starts a
+//! transaction at fixed intervals, and latency is measured from the *intended*
+//! start, so a stall shows as latency instead of as fewer requests —
+//! coordinated omission cannot hide it).
 
 mod recorder;
 
@@ -20,10 +28,11 @@ pub use goose;
 
 pub use recorder::{combine_digests, key_digest, LatencyUpload, Recorded, Recorder, UploadError};
 
+use goose::goose::GooseResponse;
 use goose::prelude::*;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where the load goes and as whom.
 #[derive(Debug, Clone)]
@@ -34,11 +43,23 @@ pub struct LoadTarget {
     pub token: String,
     /// Prefix of every idempotency key: the run and the worker, e.g. `run-7/worker-2`.
     pub key_prefix: String,
+    /// Open model: each user starts a transaction this often (users ÷ rate).
+    /// `None`: closed model.
+    pub pace: Option<Duration>,
 }
 
-/// A user's own counter, for unique idempotency keys.
+/// How often a write refused for a transient reason is sent again.
+const WRITE_ATTEMPTS: u32 = 4;
+/// The first retry's delay; it doubles each time.
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A user's own state: its counter for unique idempotency keys, and in the
+/// open model when its next transaction is due.
 #[derive(Clone)]
-struct UserSequence(u64);
+struct UserSequence {
+    sent: u64,
+    next_due: Option<Instant>,
+}
 
 /// The four weighted scenarios, recording into `recorder`.
 pub fn scenarios(target: Arc<LoadTarget>, recorder: Arc<Recorder>) -> Vec<Scenario> {
@@ -125,9 +146,10 @@ fn step(
     Transaction::new(Arc::new(move |user| {
         let (target, recorder, describe) = (Arc::clone(&target), Arc::clone(&recorder), Arc::clone(&describe));
         Box::pin(async move {
+            let intended = pace(user, &target).await;
             let key = next_key(user, &target);
             let call = describe(&target, user, &key);
-            perform(user, &target, &recorder, call).await.map(|_| ())
+            perform(user, &target, &recorder, call, intended).await.map(|_| ())
         })
     }))
 }
@@ -138,6 +160,7 @@ fn task_poll(target: &Arc<LoadTarget>, recorder: &Arc<Recorder>) -> Transaction 
     Transaction::new(Arc::new(move |user| {
         let (target, recorder) = (Arc::clone(&target), Arc::clone(&recorder));
         Box::pin(async move {
+            let intended = pace(user, &target).await;
             let key = next_key(user, &target);
             let body = json!({ "mission_id": target.mission_id, "title": "poll me", "idempotency_key": key });
             let submit = Call {
@@ -147,7 +170,7 @@ fn task_poll(target: &Arc<LoadTarget>, recorder: &Arc<Recorder>) -> Transaction 
                 body: Some(body),
                 check: |v| v["id"].is_string(),
             };
-            let Some(task) = perform(user, &target, &recorder, submit).await? else { return Ok(()) };
+            let Some(task) = perform(user, &target, &recorder, submit, intended).await? else { return Ok(()) };
             let poll = Call {
                 method: GooseMethod::Get,
                 path: format!("/api/tasks/{}", task["id"].as_str().unwrap_or_default()),
@@ -155,61 +178,94 @@ fn task_poll(target: &Arc<LoadTarget>, recorder: &Arc<Recorder>) -> Transaction 
                 body: None,
                 check: |v| v["status"].is_string(),
             };
-            perform(user, &target, &recorder, poll).await.map(|_| ())
+            perform(user, &target, &recorder, poll, Instant::now()).await.map(|_| ())
         })
     }))
 }
 
-fn next_key(user: &mut GooseUser, target: &LoadTarget) -> String {
+fn sequence(user: &mut GooseUser) -> &mut UserSequence {
     if user.get_session_data::<UserSequence>().is_none() {
-        user.set_session_data(UserSequence(0));
+        user.set_session_data(UserSequence { sent: 0, next_due: None });
     }
-    let sequence = user.get_session_data_unchecked_mut::<UserSequence>();
-    sequence.0 += 1;
-    let n = sequence.0;
+    user.get_session_data_unchecked_mut::<UserSequence>()
+}
+
+fn next_key(user: &mut GooseUser, target: &LoadTarget) -> String {
+    let sequence = sequence(user);
+    sequence.sent += 1;
+    let n = sequence.sent;
     format!("{}/u{}/{n}", target.key_prefix, user.weighted_users_index)
 }
 
-/// Sends `call`, records its latency and (for an acknowledged write) its key,
-/// and checks the answer. Returns the answer's JSON when it passed.
+/// When this transaction was meant to start. In the open model, waits for that
+/// moment; a user running late starts at once, and its latency still counts
+/// from when it was due. In the closed model, now.
+async fn pace(user: &mut GooseUser, target: &LoadTarget) -> Instant {
+    let Some(interval) = target.pace else { return Instant::now() };
+    let sequence = sequence(user);
+    let due = sequence.next_due.unwrap_or_else(Instant::now);
+    sequence.next_due = Some(due + interval);
+    tokio::time::sleep_until(due.into()).await;
+    due
+}
+
+/// Sends `call` (a write again, with the same key, while it is refused for a
+/// transient reason), records each attempt's latency — the first one's from
+/// `intended` — and the key of an acknowledged write, and checks the answer.
+/// Returns the answer's JSON when it passed.
 async fn perform(
     user: &mut GooseUser,
     target: &LoadTarget,
     recorder: &Recorder,
     call: Call,
+    intended: Instant,
 ) -> Result<Option<Value>, Box<TransactionError>> {
-    let mut builder = user.get_request_builder(&call.method, &call.path)?.bearer_auth(&target.token);
-    if let Some(body) = &call.body {
-        builder = builder.json(body);
-    }
-    let request = GooseRequest::builder().set_request_builder(builder).name(call.name).build();
-    let started = Instant::now();
-    let mut goose = user.request(request).await?;
-    let response = match goose.response {
-        Ok(response) => response,
-        Err(_) => {
-            // goose has already recorded the transport error as a failure.
-            recorder.record_latency(call.name, started.elapsed());
-            return Ok(None);
+    let attempts = if call.body.is_some() { WRITE_ATTEMPTS } else { 1 };
+    let mut started = intended;
+    let mut attempt = 1;
+    let goose = loop {
+        let mut builder = user.get_request_builder(&call.method, &call.path)?.bearer_auth(&target.token);
+        if let Some(body) = &call.body {
+            builder = builder.json(body);
         }
+        let request = GooseRequest::builder().set_request_builder(builder).name(call.name).build();
+        let goose = user.request(request).await?;
+        let transient = match &goose.response {
+            // goose has already recorded a transport error as a failure.
+            Err(_) => true,
+            Ok(response) => response.status().is_server_error() || response.status() == 429,
+        };
+        if !transient || attempt == attempts {
+            break goose;
+        }
+        recorder.record_latency(call.name, started.elapsed());
+        tokio::time::sleep(RETRY_BACKOFF * 2u32.pow(attempt - 1)).await;
+        started = Instant::now();
+        attempt += 1;
+    };
+    let GooseResponse { mut request, response } = goose;
+    let Ok(response) = response else {
+        recorder.record_latency(call.name, started.elapsed());
+        return Ok(None);
     };
     let status = response.status();
     let body: Result<Value, _> = response.json().await;
     recorder.record_latency(call.name, started.elapsed());
-    match body {
-        Ok(body) if status.is_success() && (call.check)(&body) => {
-            if let Some(key) = call.body.as_ref().and_then(|b| b["idempotency_key"].as_str()) {
-                recorder.acknowledge(key);
-            }
-            Ok(Some(body))
+    if status.is_success() {
+        // Stored, whatever the content check says next: C7 counts it.
+        if let Some(key) = call.body.as_ref().and_then(|b| b["idempotency_key"].as_str()) {
+            recorder.acknowledge(key);
         }
+    }
+    match body {
+        Ok(body) if status.is_success() && (call.check)(&body) => Ok(Some(body)),
         Ok(body) => {
             let detail = format!("{} answered {status} with {body}", call.name);
-            user.set_failure(&detail, &mut goose.request, None, None).map(|_| None)
+            user.set_failure(&detail, &mut request, None, None).map(|_| None)
         }
         Err(e) => {
             let detail = format!("{} answered {status} with a body that is not JSON: {e}", call.name);
-            user.set_failure(&detail, &mut goose.request, None, None).map(|_| None)
+            user.set_failure(&detail, &mut request, None, None).map(|_| None)
         }
     }
 }

@@ -13,13 +13,12 @@
 //! event is published only once it is committed and logged.
 
 use crate::configuration::DatabaseUrl;
-use futures::StreamExt;
+use crate::db::Listener;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -165,31 +164,16 @@ async fn bridge_session(
     url: &DatabaseUrl,
     shutdown: &CancellationToken,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = url.connect_config().connect(tokio_postgres::NoTls).await?;
-    let (wake, mut woken) = mpsc::channel::<()>(1);
-    let connection_task = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    // One pending wake-up is enough: the reader catches up fully.
-                    let _ = wake.try_send(());
-                }
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    let mut listener = Listener::start(url, CHANNEL).await?;
     if !mesh.is_started() {
         // First connection: publish what happens from now on, not the history.
-        let now: i64 = client.query_one("SELECT coalesce(max(log_seq), 0) FROM action_events", &[]).await?.get(0);
+        let now: i64 = listener.client.query_one("SELECT coalesce(max(log_seq), 0) FROM action_events", &[]).await?.get(0);
         mesh.last_seq.fetch_max(now as u64, Ordering::Relaxed);
         mesh.started.store(true, Ordering::Relaxed);
         tracing::info!("Trigger Mesh started");
     }
-    let statement = client
+    let statement = listener
+            .client
         .prepare(
             "SELECT id, log_seq, event_type, mission_id, contract_id, approval_id, payload
                FROM action_events WHERE log_seq > $1 ORDER BY log_seq LIMIT $2",
@@ -197,7 +181,7 @@ async fn bridge_session(
         .await?;
     loop {
         loop {
-            let rows = client.query(&statement, &[&mesh.last_seq(), &BRIDGE_BATCH]).await?;
+            let rows = listener.client.query(&statement, &[&mesh.last_seq(), &BRIDGE_BATCH]).await?;
             for row in &rows {
                 let event = MeshEvent {
                     id: row.get(0),
@@ -214,16 +198,10 @@ async fn bridge_session(
                 break;
             }
         }
-        if connection_task.is_finished() {
-            return match connection_task.await {
-                Ok(Err(e)) => Err(e),
-                _ => Ok(()),
-            };
-        }
+        listener.check().await?;
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            _ = woken.recv() => {}
-            () = tokio::time::sleep(BRIDGE_POLL) => {}
+            () = listener.wait(BRIDGE_POLL) => {}
         }
     }
 }

@@ -10,7 +10,10 @@ use crate::configuration::DatabaseUrl;
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
-use tokio_postgres::{Client, NoTls};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_postgres::{AsyncMessage, Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,58 @@ pub async fn connect(url: &DatabaseUrl) -> Result<Client, DbError> {
         }
     });
     Ok(client)
+}
+
+/// A connection of its own that LISTENs on a channel, for tasks that wait on
+/// NOTIFY (the Trigger Mesh bridge, load workers and coordinators). A burst of
+/// notifications wakes the waiter once: waiters re-read state from tables, so
+/// the payloads don't matter and nothing is lost by folding them.
+pub struct Listener {
+    pub client: Client,
+    woken: mpsc::Receiver<()>,
+    connection: JoinHandle<Result<(), tokio_postgres::Error>>,
+}
+
+impl Listener {
+    pub async fn start(url: &DatabaseUrl, channel: &str) -> Result<Self, tokio_postgres::Error> {
+        let (client, mut connection) = url.connect_config().connect(NoTls).await?;
+        let (wake, woken) = mpsc::channel::<()>(1);
+        let connection = tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(_)) => {
+                        let _ = wake.try_send(());
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        });
+        client.batch_execute(&format!("LISTEN {channel}")).await?;
+        Ok(Self { client, woken, connection })
+    }
+
+    /// Returns after a notification, or after `at_most` in case one was missed
+    /// (NOTIFY is lost with a session that reconnects).
+    pub async fn wait(&mut self, at_most: Duration) {
+        tokio::select! {
+            _ = self.woken.recv() => {}
+            () = tokio::time::sleep(at_most) => {}
+        }
+    }
+
+    /// The error that ended the connection, once it has ended.
+    pub async fn check(&mut self) -> Result<(), tokio_postgres::Error> {
+        if !self.connection.is_finished() {
+            return Ok(());
+        }
+        match (&mut self.connection).await {
+            Ok(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The most specific cause in the error chain ("Connection refused (os error

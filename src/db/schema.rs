@@ -25,6 +25,7 @@ pub const TABLES: &[&str] = &[
     "control.runs",
     "control.run_workers",
     "control.worker_results",
+    "control.acked_writes",
 ];
 
 /// A link between tables, identified by what it connects rather than by the
@@ -65,6 +66,8 @@ const FOREIGN_KEYS: &[(&str, &str, &str)] = &[
     ("control.run_workers", "worker_id", "control.workers"),
     ("control.worker_results", "run_id", "control.runs"),
     ("control.worker_results", "worker_id", "control.workers"),
+    ("control.acked_writes", "run_id", "control.runs"),
+    ("control.acked_writes", "worker_id", "control.workers"),
 ];
 
 pub fn expected_foreign_keys() -> Vec<ForeignKey> {

@@ -17,6 +17,7 @@ async fn acknowledged_writes_of_a_goose_run_are_exactly_the_stored_rows() {
         mission_id: mission.to_string(),
         token: app.token(Role::Operator).to_string(),
         key_prefix: "run-test/w1".into(),
+        pace: None,
     });
     let recorder = Arc::new(Recorder::default());
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default()).unwrap();
