@@ -6,7 +6,10 @@
 use crate::backend::auth::Tokens;
 use crate::backend::{Application, ServeSettings, StartupError};
 use crate::bootstrap::{self, BootstrapReport};
-use crate::configuration::{ConfigError, DatabaseUrl};
+use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl};
+use crate::control::coordinator::{self, LoadOutcome, LoadPlan};
+use crate::control::worker::{Worker, WorkerSettings};
+use crate::control::{self, ControlError};
 use crate::db::private::{PrivateClusterError, PrivatePostgres};
 use crate::db::{self, Database, DbError};
 use crate::health;
@@ -69,6 +72,55 @@ enum Command {
         #[arg(long, env = "GRACE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=500))]
         pool_size: u16,
     },
+    /// Run load against a backend and merge the result: in this process, or
+    /// across `grace worker`s with --expect-workers. Exit 1 when a worker was
+    /// lost or an acknowledged write is not stored exactly once (C7).
+    Load {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Wait for this many `grace worker`s and split the users between them;
+        /// without it, one worker runs in this process.
+        #[arg(long, env = "GRACE_EXPECT_WORKERS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        expect_workers: Option<u32>,
+        /// How long to wait for the expected workers (exit 3 after, naming who joined).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        join_timeout: std::time::Duration,
+        /// A worker silent this long is marked lost.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        heartbeat_timeout: std::time::Duration,
+        /// The mission the load is tagged with (default: a new one per run).
+        #[arg(long, value_name = "UUID")]
+        mission: Option<uuid::Uuid>,
+        /// Write the merged result (load-result.json) and each worker's goose
+        /// HTML report into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Serve as a load worker: register in the control plane, heartbeat, run
+    /// the shares of runs given to it, upload what it saw. Until Ctrl-C.
+    Worker {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The backend as this worker reaches it (default: the run's URL).
+        #[arg(long, env = "GRACE_WORKER_BACKEND_URL", value_name = "URL")]
+        backend: Option<String>,
+        /// An operator token of the backend.
+        #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+        token: Option<String>,
+        /// The most users this worker takes.
+        #[arg(long, env = "GRACE_WORKER_CAPACITY", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        capacity: u32,
+        /// Exit after one run.
+        #[arg(long)]
+        once: bool,
+        /// Write goose's HTML report of each run here.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Print the backend's OpenAPI 3 document (the same as GET /api/openapi.json).
     Openapi,
     /// Manage a private PostgreSQL for local use.
@@ -96,6 +148,81 @@ impl DatabaseArgs {
     fn parse(&self) -> Result<Option<DatabaseUrl>, ConfigError> {
         self.database_url.as_deref().map(DatabaseUrl::parse).transpose()
     }
+}
+
+/// The load options shared by `grace load` and the scenario.
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// The backend under load.
+    #[arg(long, env = "GRACE_BACKEND_URL", value_name = "URL")]
+    backend: String,
+    /// An operator token of the backend.
+    #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    token: Option<String>,
+    /// Concurrent users, across all workers.
+    #[arg(long, short = 'u', default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    users: u32,
+    /// How long the load runs (30s, 2m, 1h).
+    #[arg(long, short = 't', default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    run_time: std::time::Duration,
+    /// Open model: requests per second across all workers, sent on schedule;
+    /// latency counts from when a request was due. Default: closed model.
+    #[arg(long, value_name = "PER_SECOND")]
+    rate: Option<f64>,
+}
+
+impl LoadArgs {
+    fn plan(
+        self,
+        expect_workers: Option<u32>,
+        join_timeout: std::time::Duration,
+        heartbeat_timeout: std::time::Duration,
+        mission: Option<uuid::Uuid>,
+    ) -> Result<LoadPlan, CommandError> {
+        let backend = BackendUrl::parse(&self.backend)?;
+        let token = required_token(self.token)?;
+        if self.run_time < std::time::Duration::from_secs(1) {
+            return Err(CommandError::Usage("invalid --run-time: at least 1s".into()));
+        }
+        if let Some(rate) = self.rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+            return Err(CommandError::Usage(format!(
+                "invalid --rate {rate}: a positive number of requests per second"
+            )));
+        }
+        if let Some(workers) = expect_workers.filter(|w| *w > self.users) {
+            return Err(CommandError::Usage(format!(
+                "--users {} cannot be split between {workers} workers",
+                self.users
+            )));
+        }
+        if heartbeat_timeout < 2 * control::HEARTBEAT {
+            return Err(CommandError::Usage("invalid --heartbeat-timeout: at least 2s, twice the heartbeat".into()));
+        }
+        Ok(LoadPlan {
+            backend,
+            token,
+            users: self.users,
+            run_time: self.run_time,
+            rate: self.rate,
+            expect_workers,
+            join_timeout,
+            heartbeat_timeout,
+            mission,
+        })
+    }
+}
+
+fn required_token(token: Option<String>) -> Result<String, CommandError> {
+    token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| CommandError::Usage("an operator token is required: pass --token or set GRACE_TOKEN".into()))
+}
+
+/// The control plane's database: load runs meet there, so it must be named.
+fn control_plane(database: &DatabaseArgs) -> Result<DatabaseUrl, CommandError> {
+    database.parse()?.ok_or_else(|| {
+        CommandError::Usage("the control plane's database is required: pass --database-url or set DATABASE_URL (the backend's database)".into())
+    })
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +269,22 @@ impl From<PrivateClusterError> for CommandError {
                 Self::Usage(e.to_string())
             }
             PrivateClusterError::Start(_) => Self::Unreachable(e.to_string()),
+        }
+    }
+}
+
+impl From<ControlError> for CommandError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::Database(e) => e.into(),
+            ControlError::BackendUnreachable { .. } | ControlError::TooFewWorkers { .. } => {
+                Self::Unreachable(e.to_string())
+            }
+            ControlError::TooLittleCapacity { .. } => Self::Usage(e.to_string()),
+            ControlError::BackendRefused { .. } | ControlError::Goose(_) | ControlError::Upload(_) => {
+                Self::Failed(e.to_string())
+            }
+            ControlError::Interrupted => Self::Interrupted,
         }
     }
 }
@@ -234,6 +377,42 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
             application.run_until(shutdown.clone()).await.map_err(startup_error)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Load { database, load, expect_workers, join_timeout, heartbeat_timeout, mission, out, output } => {
+            let database = control_plane(&database)?;
+            let plan = load.plan(expect_workers, join_timeout, heartbeat_timeout, mission)?;
+            let outcome = coordinator::run(&database, &plan, shutdown).await?;
+            if let Some(dir) = &out {
+                write_load_outputs(dir, &outcome)?;
+            }
+            if output.json {
+                println!("{}", serde_json::to_string_pretty(&outcome.result).expect("results serialize"));
+            } else {
+                print!("{}", outcome.result);
+            }
+            if outcome.result.passed {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(CommandError::Failed("the load run failed: see the result above".into()))
+            }
+        }
+        Command::Worker { database, backend, token, capacity, once, out } => {
+            let settings = WorkerSettings {
+                database: control_plane(&database)?,
+                backend: backend.as_deref().map(BackendUrl::parse).transpose()?,
+                token: required_token(token)?,
+                capacity,
+                once,
+                out,
+            };
+            let worker = interruptible(shutdown, async { Ok(Worker::register(settings).await?) }).await?;
+            eprintln!("worker {} registered as {}; waiting for runs", worker.identity.id, worker.identity);
+            match worker.serve(shutdown).await {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                // Stopping a worker between runs is how it ends.
+                Err(ControlError::Interrupted) if !once => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::Openapi => {
             use utoipa::OpenApi;
             let document = crate::backend::routes::ApiDoc::openapi();
@@ -253,12 +432,19 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
     }
 }
 
+fn write_load_outputs(dir: &std::path::Path, outcome: &LoadOutcome) -> Result<(), CommandError> {
+    let failed = |e: std::io::Error| CommandError::Failed(format!("cannot write into --out {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let json = serde_json::to_string_pretty(&outcome.result).expect("results serialize");
+    std::fs::write(dir.join("load-result.json"), json).map_err(failed)?;
+    for (worker, html) in &outcome.reports {
+        std::fs::write(dir.join(format!("goose-report-{}.html", worker.id)), html).map_err(failed)?;
+    }
+    Ok(())
+}
+
 fn parse_backend(raw: &str, token: Option<String>) -> Result<health::BackendTarget, CommandError> {
-    let url = reqwest::Url::parse(raw)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-        .ok_or_else(|| CommandError::Usage("invalid --backend: expected an http:// or https:// URL".into()))?;
-    Ok(health::BackendTarget { url, token })
+    Ok(health::BackendTarget { url: BackendUrl::parse(raw)?.url().clone(), token })
 }
 
 /// Tokens from the spec, else the file, else freshly made (the `bool`).

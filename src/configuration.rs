@@ -18,6 +18,8 @@ pub enum ConfigError {
     /// still contain a password.
     #[error("invalid database URL: {reason}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")]
     InvalidDatabaseUrl { reason: String },
+    #[error("invalid backend URL: {reason}; expected http://HOST[:PORT] or https://HOST[:PORT]")]
+    InvalidBackendUrl { reason: String },
 }
 
 /// A parsed PostgreSQL connection target. `Display` and `Debug` redact the password.
@@ -70,6 +72,43 @@ impl DatabaseUrl {
 
     pub fn database(&self) -> &str {
         self.config.get_dbname().or(self.config.get_user()).unwrap_or("postgres")
+    }
+}
+
+/// A backend's base URL: http or https, with a host, without credentials —
+/// tokens travel in headers, never in a URL that gets stored or logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendUrl(reqwest::Url);
+
+impl BackendUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: &str| ConfigError::InvalidBackendUrl { reason: reason.to_string() };
+        let url = reqwest::Url::parse(raw).map_err(|_| invalid("it is not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid("its scheme must be http or https"));
+        }
+        if !url.has_host() {
+            return Err(invalid("it names no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid("it must not carry credentials (pass a token instead)"));
+        }
+        Ok(Self(url))
+    }
+
+    /// The URL of `path` (which starts with `/`) on this backend.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.0.as_str().trim_end_matches('/'))
+    }
+
+    pub fn url(&self) -> &reqwest::Url {
+        &self.0
+    }
+}
+
+impl fmt::Display for BackendUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str().trim_end_matches('/'))
     }
 }
 

@@ -6,6 +6,8 @@
 //! - [`backend`]: the system under test, `grace serve` (its own module list).
 //! - [`cli`]: the `grace` command line; parses options into domain types and
 //!   maps outcomes to exit codes.
+//! - [`control`]: distributed load through Postgres — `grace worker`,
+//!   `grace load`, merged results and the acknowledged-writes check (C7).
 //! - [`configuration`]: settings parsed at the edge (the redacting `DatabaseUrl`).
 //! - [`db`]: connecting, embedded migrations, the expected schema, and the
 //!   private PostgreSQL started when no database is configured.
@@ -19,6 +21,7 @@ pub mod backend;
 pub mod bootstrap;
 pub mod cli;
 pub mod configuration;
+pub mod control;
 pub mod db;
 pub mod health;
 pub mod immutable_log;

@@ -26,7 +26,7 @@ mod recorder;
 /// The goose this crate is built on, for callers that configure attacks.
 pub use goose;
 
-pub use recorder::{combine_digests, key_digest, LatencyUpload, Recorded, Recorder, UploadError};
+pub use recorder::{combine_digests, key_digest, KeyDigest, LatencyUpload, Recorded, Recorder, UploadError};
 
 use goose::goose::GooseResponse;
 use goose::prelude::*;

@@ -141,13 +141,25 @@ fn decode(text: &str) -> Result<Histogram<u64>, UploadError> {
 /// so the digest of the union is the XOR of the workers' digests, and the
 /// coordinator can compare it with the digest of the rows in the database.
 pub fn key_digest<'a>(keys: impl IntoIterator<Item = &'a str>) -> String {
-    let mut digest = [0u8; 32];
-    for key in keys {
-        for (d, k) in digest.iter_mut().zip(Sha256::digest(key.as_bytes())) {
+    let mut digest = KeyDigest::default();
+    keys.into_iter().for_each(|key| digest.add(key));
+    digest.to_hex()
+}
+
+/// `key_digest` built one key at a time, for keys streamed from a database.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KeyDigest([u8; 32]);
+
+impl KeyDigest {
+    pub fn add(&mut self, key: &str) {
+        for (d, k) in self.0.iter_mut().zip(Sha256::digest(key.as_bytes())) {
             *d ^= k;
         }
     }
-    hex::encode(digest)
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
 }
 
 /// Combines digests of disjoint key sets into the digest of their union.

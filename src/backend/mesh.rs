@@ -167,13 +167,14 @@ async fn bridge_session(
     let mut listener = Listener::start(url, CHANNEL).await?;
     if !mesh.is_started() {
         // First connection: publish what happens from now on, not the history.
-        let now: i64 = listener.client.query_one("SELECT coalesce(max(log_seq), 0) FROM action_events", &[]).await?.get(0);
+        let now: i64 =
+            listener.client.query_one("SELECT coalesce(max(log_seq), 0) FROM action_events", &[]).await?.get(0);
         mesh.last_seq.fetch_max(now as u64, Ordering::Relaxed);
         mesh.started.store(true, Ordering::Relaxed);
         tracing::info!("Trigger Mesh started");
     }
     let statement = listener
-            .client
+        .client
         .prepare(
             "SELECT id, log_seq, event_type, mission_id, contract_id, approval_id, payload
                FROM action_events WHERE log_seq > $1 ORDER BY log_seq LIMIT $2",

@@ -7,10 +7,10 @@ pub mod private;
 pub mod schema;
 
 use crate::configuration::DatabaseUrl;
+use futures::StreamExt;
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
-use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client, NoTls};

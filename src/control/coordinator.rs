@@ -1,0 +1,397 @@
+//! The coordinator of a load run (`grace load`, and the scenario's load
+//! phase): it creates the run, waits for the workers it expects, splits the
+//! users between them, announces the start on the database clock, watches
+//! heartbeats — a worker silent for `heartbeat_timeout`, or still busy long
+//! after the run should have ended, is marked lost, so a run always ends —
+//! and merges what the workers uploaded.
+//!
+//! Without an expected worker count, one worker runs inside this process,
+//! through exactly the same control-plane path.
+
+use super::result::{LoadResult, Uploaded, WorkerUpload};
+use super::worker::{Worker, WorkerIdentity, WorkerSettings};
+use super::{acked_writes, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD};
+use crate::configuration::{BackendUrl, DatabaseUrl};
+use crate::db::{self, DbError, Listener};
+use grace_loadtests::LatencyUpload;
+use serde_json::json;
+use std::time::Duration;
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// How long a worker that was silent once may still upload late: past the
+/// run's end plus this, a worker that still has not uploaded is lost.
+const UPLOAD_ALLOWANCE: Duration = Duration::from_secs(60);
+/// How long a backend has to answer the coordinator's own requests.
+const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to run, parsed at the edge.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub backend: BackendUrl,
+    /// An operator token (creates the run's mission; the in-process worker uses it).
+    pub token: String,
+    pub users: u32,
+    pub run_time: Duration,
+    /// Open model: requests per second across all workers.
+    pub rate: Option<f64>,
+    /// Workers to wait for; `None` runs one in this process.
+    pub expect_workers: Option<u32>,
+    /// How long to wait for them.
+    pub join_timeout: Duration,
+    /// Silence after which a worker is lost.
+    pub heartbeat_timeout: Duration,
+    /// The mission the load is tagged with; a fresh one when `None`.
+    pub mission: Option<Uuid>,
+}
+
+/// A finished run: the merged result and each worker's goose report.
+pub struct LoadOutcome {
+    pub result: LoadResult,
+    /// (worker, goose's HTML report) for each worker that uploaded one.
+    pub reports: Vec<(WorkerIdentity, String)>,
+}
+
+/// Fails with `BackendUnreachable` unless the backend answers its health route.
+pub async fn check_backend(backend: &BackendUrl) -> Result<(), ControlError> {
+    let http = reqwest::Client::builder().timeout(BACKEND_TIMEOUT).build().expect("a plain HTTP client builds");
+    match http.get(backend.join("/api/health")).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ControlError::BackendUnreachable { url: backend.to_string(), reason: innermost(&e) }),
+    }
+}
+
+fn innermost(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+/// Runs `plan` to the end and merges it.
+pub async fn run(
+    database: &DatabaseUrl,
+    plan: &LoadPlan,
+    shutdown: &CancellationToken,
+) -> Result<LoadOutcome, ControlError> {
+    check_backend(&plan.backend).await?;
+    let client = db::connect(database).await?;
+    let run_id = Uuid::new_v4();
+    let mission_id = match plan.mission {
+        Some(mission) => mission,
+        None => create_mission(plan, run_id).await?,
+    };
+    let config = RunConfig {
+        backend: plan.backend.to_string(),
+        mission_id,
+        users: plan.users,
+        run_time_secs: plan.run_time.as_secs(),
+        rate: plan.rate,
+    };
+    let expected = plan.expect_workers.unwrap_or(1);
+    client
+        .execute(
+            "INSERT INTO control.runs (id, mission_id, config, expected_workers) VALUES ($1, $2, $3, $4)",
+            &[&run_id, &mission_id, &serde_json::to_value(&config).expect("configs serialize"), &(expected as i32)],
+        )
+        .await?;
+    tracing::info!(run = %run_id, mission = %mission_id, "load run created");
+
+    // The in-process worker, when no workers are expected.
+    let local_stop = shutdown.child_token();
+    let local = match plan.expect_workers {
+        Some(_) => None,
+        None => {
+            let settings = WorkerSettings {
+                database: database.clone(),
+                backend: None,
+                token: plan.token.clone(),
+                capacity: plan.users,
+                once: true,
+                out: None,
+            };
+            let worker = Worker::register(settings).await?;
+            let only = worker.identity.id;
+            let stop = local_stop.clone();
+            Some((only, tokio::spawn(async move { worker.serve(&stop).await })))
+        }
+    };
+    let outcome = coordinate(database, &client, plan, run_id, local.as_ref().map(|(id, _)| *id), shutdown).await;
+    local_stop.cancel();
+    if let Some((_, task)) = local {
+        match task.await {
+            Ok(Err(ControlError::Interrupted)) | Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the in-process worker failed"),
+            Err(e) => tracing::warn!(error = %e, "the in-process worker panicked"),
+        }
+    }
+    if let Err(e) = &outcome {
+        let _ = client
+            .execute(
+                "UPDATE control.runs SET status = 'failed', verdict = $2, finished_at = now() WHERE id = $1",
+                &[&run_id, &json!({ "error": e.to_string() })],
+            )
+            .await;
+    }
+    outcome
+}
+
+async fn coordinate(
+    database: &DatabaseUrl,
+    client: &Client,
+    plan: &LoadPlan,
+    run_id: Uuid,
+    only: Option<Uuid>,
+    shutdown: &CancellationToken,
+) -> Result<LoadOutcome, ControlError> {
+    let mut listener = Listener::start(database, CHANNEL).await?;
+    let workers = claim_workers(database, &mut listener, plan, run_id, only, shutdown).await?;
+    let names: Vec<String> = workers.iter().map(ToString::to_string).collect();
+    tracing::info!(run = %run_id, "started on {} worker(s): {}", workers.len(), names.join(", "));
+    watch(client, &mut listener, plan, run_id, shutdown).await?;
+    client.execute("UPDATE control.runs SET status = 'merging' WHERE id = $1", &[&run_id]).await?;
+    let uploads = read_uploads(client, run_id).await?;
+    let acked = acked_writes::check(client, run_id).await?;
+    let result = LoadResult::merge(run_id, plan, &uploads, acked)?;
+    client
+        .execute(
+            "UPDATE control.runs SET status = 'completed', verdict = $2, finished_at = now() WHERE id = $1",
+            &[&run_id, &serde_json::to_value(&result).expect("results serialize")],
+        )
+        .await?;
+    let reports = uploads.into_iter().filter_map(|u| u.report_html.map(|html| (u.worker, html))).collect();
+    Ok(LoadOutcome { result, reports })
+}
+
+/// Creates the run's mission through the backend's API, with the run's id as
+/// the mission's, so a retry after a refused attempt finds it.
+async fn create_mission(plan: &LoadPlan, run_id: Uuid) -> Result<Uuid, ControlError> {
+    let http = reqwest::Client::builder().timeout(BACKEND_TIMEOUT).build().expect("a plain HTTP client builds");
+    let refused = |reason: String| ControlError::BackendRefused { url: plan.backend.to_string(), reason };
+    let body = json!({ "id": run_id, "name": format!("load run {run_id}"), "goal": "carry a Grace load run" });
+    let mut last = String::new();
+    for attempt in 0..5u32 {
+        tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+        let response =
+            http.post(plan.backend.join("/api/missions")).bearer_auth(&plan.token).json(&body).send().await.map_err(
+                |e| ControlError::BackendUnreachable { url: plan.backend.to_string(), reason: innermost(&e) },
+            )?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(run_id);
+        }
+        last = format!("creating the run's mission answered {status}: {}", response.text().await.unwrap_or_default());
+        if !status.is_server_error() {
+            break;
+        }
+    }
+    Err(refused(last))
+}
+
+/// Waits until `expected` live, idle workers can be claimed, then assigns
+/// them their users and announces the start, all in one transaction.
+async fn claim_workers(
+    database: &DatabaseUrl,
+    listener: &mut Listener,
+    plan: &LoadPlan,
+    run_id: Uuid,
+    only: Option<Uuid>,
+    shutdown: &CancellationToken,
+) -> Result<Vec<WorkerIdentity>, ControlError> {
+    let expected = plan.expect_workers.unwrap_or(1);
+    let deadline = tokio::time::Instant::now() + plan.join_timeout;
+    let fresh = plan.heartbeat_timeout.as_secs_f64();
+    let mut connection = db::connect(database).await?;
+    loop {
+        let transaction = connection.transaction().await?;
+        let rows = transaction
+            .query(
+                "SELECT w.id, w.host, w.pid, w.capacity FROM control.workers w
+                  WHERE w.status = 'idle' AND w.last_heartbeat > now() - make_interval(secs => $1)
+                    AND ($2::uuid IS NULL OR w.id = $2)
+                    AND NOT EXISTS (SELECT 1 FROM control.run_workers rw
+                                     WHERE rw.worker_id = w.id AND rw.status IN ('assigned', 'running'))
+                  ORDER BY w.registered_at
+                  LIMIT $3 FOR UPDATE OF w SKIP LOCKED",
+                &[&fresh, &only, &i64::from(expected)],
+            )
+            .await?;
+        if rows.len() == expected as usize {
+            let capacities: Vec<u32> = rows.iter().map(|r| r.get::<_, i32>(3) as u32).collect();
+            let capacity: u32 = capacities.iter().sum();
+            if capacity < plan.users {
+                return Err(ControlError::TooLittleCapacity { users: plan.users, capacity });
+            }
+            let shares = split_users(plan.users, &capacities);
+            let mut workers = Vec::new();
+            for (row, users) in rows.iter().zip(shares) {
+                let worker = WorkerIdentity { id: row.get(0), host: row.get(1), pid: row.get::<_, i32>(2) as u32 };
+                transaction
+                    .execute(
+                        "INSERT INTO control.run_workers (run_id, worker_id, users) VALUES ($1, $2, $3)",
+                        &[&run_id, &worker.id, &(users as i32)],
+                    )
+                    .await?;
+                workers.push(worker);
+            }
+            transaction
+                .execute(
+                    "UPDATE control.runs SET status = 'running', start_at = now() + make_interval(secs => $2)
+                      WHERE id = $1",
+                    &[&run_id, &START_LEAD.as_secs_f64()],
+                )
+                .await?;
+            transaction.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
+            transaction.commit().await?;
+            return Ok(workers);
+        }
+        drop(transaction);
+        if tokio::time::Instant::now() >= deadline {
+            let joined = live_workers(&connection, fresh).await?;
+            return Err(ControlError::TooFewWorkers { expected, joined, waited: plan.join_timeout });
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Err(ControlError::Interrupted),
+            () = listener.wait(Duration::from_millis(250)) => {}
+        }
+    }
+}
+
+/// Every worker heard from recently, named for a message.
+async fn live_workers(client: &Client, fresh: f64) -> Result<Vec<String>, ControlError> {
+    let rows = client
+        .query(
+            "SELECT host, pid, status FROM control.workers
+              WHERE last_heartbeat > now() - make_interval(secs => $1) ORDER BY registered_at",
+            &[&fresh],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (host, pid, status): (String, i32, String) = (r.get(0), r.get(1), r.get(2));
+            if status == "idle" {
+                format!("{host} (pid {pid})")
+            } else {
+                format!("{host} (pid {pid}, {status})")
+            }
+        })
+        .collect())
+}
+
+/// `users` split as evenly as the workers' capacities allow: each worker gets
+/// its even part, capped at its capacity, and what the caps left over goes to
+/// workers with room, in order.
+fn split_users(users: u32, capacities: &[u32]) -> Vec<u32> {
+    let n = capacities.len() as u32;
+    let mut shares: Vec<u32> = capacities
+        .iter()
+        .enumerate()
+        .map(|(i, cap)| (users / n + u32::from((i as u32) < users % n)).min(*cap))
+        .collect();
+    let mut left = users - shares.iter().sum::<u32>();
+    for (share, cap) in shares.iter_mut().zip(capacities) {
+        let more = left.min(cap - *share);
+        *share += more;
+        left -= more;
+    }
+    shares
+}
+
+/// Waits until every worker of the run has uploaded or is lost.
+async fn watch(
+    client: &Client,
+    listener: &mut Listener,
+    plan: &LoadPlan,
+    run_id: Uuid,
+    shutdown: &CancellationToken,
+) -> Result<(), ControlError> {
+    let overrun = (plan.run_time + START_LEAD + UPLOAD_ALLOWANCE).as_secs_f64();
+    loop {
+        let lost = client
+            .query(
+                "WITH lost AS (
+                   UPDATE control.run_workers rw SET status = 'lost'
+                     FROM control.workers w, control.runs r
+                    WHERE rw.run_id = $1 AND r.id = rw.run_id AND w.id = rw.worker_id
+                      AND rw.status IN ('assigned', 'running')
+                      AND (w.last_heartbeat < now() - make_interval(secs => $2)
+                           OR now() > r.start_at + make_interval(secs => $3))
+                RETURNING w.id, w.host, w.pid)
+                 UPDATE control.workers w SET status = 'lost' FROM lost WHERE w.id = lost.id
+                RETURNING lost.host, lost.pid",
+                &[&run_id, &plan.heartbeat_timeout.as_secs_f64(), &overrun],
+            )
+            .await?;
+        for row in &lost {
+            let (host, pid): (String, i32) = (row.get(0), row.get(1));
+            tracing::warn!(run = %run_id, "worker {host} (pid {pid}) is lost: no heartbeat or no upload in time");
+        }
+        let busy: i64 = client
+            .query_one(
+                "SELECT count(*) FROM control.run_workers WHERE run_id = $1 AND status IN ('assigned', 'running')",
+                &[&run_id],
+            )
+            .await?
+            .get(0);
+        if busy == 0 {
+            return Ok(());
+        }
+        listener.check().await?;
+        tokio::select! {
+            () = shutdown.cancelled() => return Err(ControlError::Interrupted),
+            () = listener.wait(HEARTBEAT / 2) => {}
+        }
+    }
+}
+
+/// Every worker of the run with what it uploaded (nothing, if it was lost).
+async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>, ControlError> {
+    let rows = client
+        .query(
+            "SELECT w.id, w.host, w.pid, rw.users, rw.status, res.goose_metrics, res.latency_histogram,
+                    res.acked_keys_count, res.goose_report_html
+               FROM control.run_workers rw
+               JOIN control.workers w ON w.id = rw.worker_id
+               LEFT JOIN control.worker_results res ON res.run_id = rw.run_id AND res.worker_id = rw.worker_id
+              WHERE rw.run_id = $1
+              ORDER BY w.registered_at",
+            &[&run_id],
+        )
+        .await
+        .map_err(DbError::Query)?;
+    rows.iter()
+        .map(|row| {
+            let worker = WorkerIdentity { id: row.get(0), host: row.get(1), pid: row.get::<_, i32>(2) as u32 };
+            let lost = row.get::<_, String>(4) == "lost";
+            let goose_metrics: Option<serde_json::Value> = row.get(5);
+            let uploaded = match (lost, goose_metrics) {
+                (false, Some(goose_metrics)) => {
+                    let histograms: Vec<u8> = row.get(6);
+                    let histograms = serde_json::from_slice::<LatencyUpload>(&histograms)
+                        .map_err(|e| e.to_string())
+                        .and_then(|upload| upload.decode().map_err(|e| e.to_string()))
+                        .map_err(|e| ControlError::Upload(format!("{worker}'s histograms: {e}")))?;
+                    Some(Uploaded { goose_metrics, histograms, acked_writes: row.get::<_, i64>(7) as u64 })
+                }
+                _ => None,
+            };
+            Ok(WorkerUpload { worker, users: row.get::<_, i32>(3) as u32, uploaded, report_html: row.get(8) })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_users;
+
+    #[test]
+    fn users_split_evenly_within_capacities() {
+        assert_eq!(split_users(10, &[100, 100, 100]), [4, 3, 3]);
+        assert_eq!(split_users(10, &[2, 100, 100]), [2, 5, 3]);
+        assert_eq!(split_users(3, &[1, 1, 1]), [1, 1, 1]);
+        assert_eq!(split_users(50, &[10, 100]), [10, 40]);
+    }
+}

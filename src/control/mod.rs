@@ -1,0 +1,81 @@
+//! Distributed load, with Postgres as the control plane (DESIGN.md,
+//! "Distributed load through Postgres"): goose 0.19 has no manager/worker
+//! mode, so workers and the coordinator meet in the `control` schema.
+//!
+//! - [`worker`]: `grace worker` — registers, heartbeats every second, waits
+//!   for a share of a run, runs it with goose ([`share`]), uploads what it saw.
+//! - [`coordinator`]: `grace load` and the scenario's load phase — creates a
+//!   run, waits for its workers, splits the users, announces the start on the
+//!   database clock, marks silent workers lost, and merges the uploads.
+//! - [`result`]: the merged result, its percentiles taken from merged
+//!   histograms, never averaged.
+//! - [`acked_writes`]: consistency condition C7 — the writes the workers saw
+//!   acknowledged are exactly the rows stored.
+
+pub mod acked_writes;
+pub mod coordinator;
+pub mod result;
+mod share;
+pub mod worker;
+
+use crate::db::DbError;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The NOTIFY channel of the control plane: runs announced, results uploaded.
+const CHANNEL: &str = "grace_control";
+/// How often a worker says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How far ahead of the database clock a run's start is announced, so every
+/// worker has heard of it before it begins.
+const START_LEAD: Duration = Duration::from_secs(2);
+
+/// What a run asks of its workers, stored in `control.runs.config`. It holds
+/// no secret: each process brings its own token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// The backend, as the coordinator reaches it (a worker may override it).
+    pub backend: String,
+    pub mission_id: Uuid,
+    /// Users across all workers.
+    pub users: u32,
+    pub run_time_secs: u64,
+    /// Open model: requests per second across all workers.
+    pub rate: Option<f64>,
+}
+
+/// Why load could not be run or judged.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("the backend at {url} is unreachable: {reason}")]
+    BackendUnreachable { url: String, reason: String },
+    #[error("the backend at {url} refused: {reason}")]
+    BackendRefused { url: String, reason: String },
+    #[error("expected {expected} workers, but {} joined within {}s{}", .joined.len(), .waited.as_secs(), named(.joined))]
+    TooFewWorkers { expected: u32, joined: Vec<String>, waited: Duration },
+    #[error("the workers that joined can take {capacity} users in all, fewer than the {users} asked for")]
+    TooLittleCapacity { users: u32, capacity: u32 },
+    #[error("goose could not run the load: {0}")]
+    Goose(String),
+    #[error("a worker's upload is unreadable: {0}")]
+    Upload(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+fn named(joined: &[String]) -> String {
+    if joined.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", joined.join(", "))
+    }
+}
+
+impl From<tokio_postgres::Error> for ControlError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Database(DbError::Query(e))
+    }
+}

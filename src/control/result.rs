@@ -1,0 +1,244 @@
+//! The merged result of a load run, and how a person reads it. Counts and
+//! failures come from goose's metrics, summed over workers; latency
+//! percentiles come from the workers' HdrHistograms merged into one (the
+//! histogram of every sample), never from averaging the workers' percentiles;
+//! the max is the max of maxes. Throughput is per worker and, since workers
+//! run side by side, the total is their sum.
+
+use super::acked_writes::AckedWritesCheck;
+use super::coordinator::LoadPlan;
+use super::worker::WorkerIdentity;
+use super::ControlError;
+use grace_loadtests::Recorded;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// One worker of a run as the coordinator read it back.
+pub struct WorkerUpload {
+    pub worker: WorkerIdentity,
+    pub users: u32,
+    /// `None` for a worker that was lost.
+    pub uploaded: Option<Uploaded>,
+    pub report_html: Option<String>,
+}
+
+pub struct Uploaded {
+    pub goose_metrics: serde_json::Value,
+    pub histograms: Recorded,
+    pub acked_writes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadResult {
+    pub run_id: Uuid,
+    pub users: u32,
+    pub run_time_secs: u64,
+    pub rate: Option<f64>,
+    pub workers: Vec<WorkerSummary>,
+    pub total: Throughput,
+    /// Overall first, then by request name.
+    pub latency: Vec<LatencySummary>,
+    pub acked_writes: AckedWritesCheck,
+    /// Workers that went silent or never uploaded, by name.
+    pub lost_workers: Vec<String>,
+    /// No worker lost and C7 holds.
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSummary {
+    pub worker_id: Uuid,
+    pub name: String,
+    pub users: u32,
+    pub lost: bool,
+    #[serde(flatten)]
+    pub throughput: Throughput,
+    pub acked_writes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    pub requests: u64,
+    pub failures: u64,
+    pub requests_per_second: f64,
+}
+
+/// Latency in milliseconds, from a merged histogram of microseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub name: String,
+    pub requests: u64,
+    pub failures: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// The name every request of a run is summed under.
+pub const OVERALL: &str = "overall";
+
+impl LoadResult {
+    pub fn merge(
+        run_id: Uuid,
+        plan: &LoadPlan,
+        uploads: &[WorkerUpload],
+        acked_writes: AckedWritesCheck,
+    ) -> Result<Self, ControlError> {
+        let mut merged = Recorded::default();
+        let mut counts: BTreeMap<String, Throughput> = BTreeMap::new();
+        let mut workers = Vec::new();
+        for upload in uploads {
+            let mut summary = WorkerSummary {
+                worker_id: upload.worker.id,
+                name: upload.worker.to_string(),
+                users: upload.users,
+                lost: upload.uploaded.is_none(),
+                throughput: Throughput::default(),
+                acked_writes: 0,
+            };
+            if let Some(uploaded) = &upload.uploaded {
+                merged
+                    .merge(&uploaded.histograms)
+                    .map_err(|e| ControlError::Upload(format!("{}'s histograms do not merge: {e:?}", upload.worker)))?;
+                let goose = GooseCounts::read(&uploaded.goose_metrics)?;
+                for (name, count) in &goose.by_name {
+                    let total = counts.entry(name.clone()).or_default();
+                    total.requests += count.requests;
+                    total.failures += count.failures;
+                }
+                summary.throughput = Throughput {
+                    requests: goose.requests(),
+                    failures: goose.failures(),
+                    requests_per_second: goose.requests() as f64 / goose.duration_secs.max(1) as f64,
+                };
+                summary.acked_writes = uploaded.acked_writes;
+            }
+            workers.push(summary);
+        }
+        let total = Throughput {
+            requests: workers.iter().map(|w| w.throughput.requests).sum(),
+            failures: workers.iter().map(|w| w.throughput.failures).sum(),
+            requests_per_second: workers.iter().map(|w| w.throughput.requests_per_second).sum(),
+        };
+        let mut latency = vec![LatencySummary::of(OVERALL, &total, &merged.overall)];
+        for (name, histogram) in &merged.by_name {
+            let count = counts.get(name).cloned().unwrap_or_default();
+            latency.push(LatencySummary::of(name, &count, histogram));
+        }
+        let lost_workers: Vec<String> = workers.iter().filter(|w| w.lost).map(|w| w.name.clone()).collect();
+        Ok(Self {
+            run_id,
+            users: plan.users,
+            run_time_secs: plan.run_time.as_secs(),
+            rate: plan.rate,
+            passed: lost_workers.is_empty() && acked_writes.passed,
+            workers,
+            total,
+            latency,
+            acked_writes,
+            lost_workers,
+        })
+    }
+}
+
+impl LatencySummary {
+    fn of(name: &str, count: &Throughput, histogram: &hdrhistogram::Histogram<u64>) -> Self {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Self {
+            name: name.to_string(),
+            requests: count.requests,
+            failures: count.failures,
+            p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p90_ms: ms(histogram.value_at_quantile(0.90)),
+            p95_ms: ms(histogram.value_at_quantile(0.95)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            max_ms: ms(histogram.max()),
+        }
+    }
+}
+
+/// The counts in goose's metrics, by request name (goose keys them
+/// "METHOD name").
+struct GooseCounts {
+    by_name: BTreeMap<String, Throughput>,
+    duration_secs: u64,
+}
+
+impl GooseCounts {
+    fn read(metrics: &serde_json::Value) -> Result<Self, ControlError> {
+        let unreadable = |what: &str| ControlError::Upload(format!("goose metrics without {what}"));
+        let requests = metrics["requests"].as_object().ok_or_else(|| unreadable("requests"))?;
+        let mut by_name: BTreeMap<String, Throughput> = BTreeMap::new();
+        for (key, aggregate) in requests {
+            let name = key.split_once(' ').map_or(key.as_str(), |(_, name)| name);
+            let success = aggregate["success_count"].as_u64().ok_or_else(|| unreadable("success_count"))?;
+            let failures = aggregate["fail_count"].as_u64().ok_or_else(|| unreadable("fail_count"))?;
+            let entry = by_name.entry(name.to_string()).or_default();
+            entry.requests += success + failures;
+            entry.failures += failures;
+        }
+        let duration_secs = metrics["duration"].as_u64().ok_or_else(|| unreadable("duration"))?;
+        Ok(Self { by_name, duration_secs })
+    }
+
+    fn requests(&self) -> u64 {
+        self.by_name.values().map(|c| c.requests).sum()
+    }
+
+    fn failures(&self) -> u64 {
+        self.by_name.values().map(|c| c.failures).sum()
+    }
+}
+
+impl std::fmt::Display for LoadResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let model = self.rate.map_or_else(|| "closed model".to_string(), |r| format!("open model at {r} req/s"));
+        writeln!(
+            f,
+            "load run {}: {} users on {} worker(s) for {}s, {model}",
+            self.run_id,
+            self.users,
+            self.workers.len(),
+            self.run_time_secs
+        )?;
+        writeln!(f, "{:<36} {:>6} {:>10} {:>9} {:>10}", "worker", "users", "requests", "failures", "req/s")?;
+        for w in &self.workers {
+            let name = if w.lost { format!("{} LOST", w.name) } else { w.name.clone() };
+            let t = &w.throughput;
+            writeln!(
+                f,
+                "{name:<36} {:>6} {:>10} {:>9} {:>10.1}",
+                w.users, t.requests, t.failures, t.requests_per_second
+            )?;
+        }
+        let t = &self.total;
+        writeln!(
+            f,
+            "{:<36} {:>6} {:>10} {:>9} {:>10.1}",
+            "total", self.users, t.requests, t.failures, t.requests_per_second
+        )?;
+        writeln!(
+            f,
+            "\n{:<28} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "request (latency in ms)", "count", "fail", "p50", "p90", "p95", "p99", "max"
+        )?;
+        for l in &self.latency {
+            writeln!(
+                f,
+                "{:<28} {:>9} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                l.name, l.requests, l.failures, l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.max_ms
+            )?;
+        }
+        let mark = |ok: bool| if ok { "✓" } else { "✗" };
+        writeln!(f, "\n{} acknowledged writes (C7): {}", mark(self.acked_writes.passed), self.acked_writes)?;
+        if self.lost_workers.is_empty() {
+            writeln!(f, "✓ workers: every worker finished and uploaded")?;
+        } else {
+            writeln!(f, "✗ workers lost: {}", self.lost_workers.join(", "))?;
+        }
+        writeln!(f, "{}", if self.passed { "load run passed" } else { "load run FAILED" })
+    }
+}

@@ -1,0 +1,83 @@
+//! One worker's share of a run, driven by goose: the scenarios of
+//! `grace-loadtests`, these users, this long, against this backend. Kept apart
+//! from the control plane so the load loop knows nothing about Postgres.
+//!
+//! goose keeps a process-wide killswitch and takes over SIGINT while it runs
+//! (the `ctrlc` crate), so stopping is wired both ways: our shutdown trips the
+//! killswitch, and a Ctrl-C goose caught cancels our shutdown.
+
+use super::ControlError;
+use grace_loadtests::goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
+use grace_loadtests::goose::{self, GooseAttack};
+use grace_loadtests::{scenarios, LoadTarget, Recorded, Recorder};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What one worker runs.
+pub struct Share {
+    pub host: String,
+    pub users: u32,
+    pub run_time: Duration,
+    pub target: LoadTarget,
+}
+
+/// What it saw.
+pub struct ShareOutcome {
+    /// goose's own metrics, as goose serializes them.
+    pub goose_metrics: serde_json::Value,
+    pub recorded: Recorded,
+    /// goose's HTML report.
+    pub report_html: Option<String>,
+}
+
+pub async fn run(share: Share, shutdown: &CancellationToken) -> Result<ShareOutcome, ControlError> {
+    let recorder = Arc::new(Recorder::default());
+    let report_dir = tempfile::tempdir().map_err(|e| ControlError::Goose(format!("no temporary directory: {e}")))?;
+    let report_path = report_dir.path().join("goose-report.html");
+    let goose_error = |e: goose::GooseError| ControlError::Goose(e.to_string());
+    let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(goose_error)?;
+    for scenario in scenarios(Arc::new(share.target), Arc::clone(&recorder)) {
+        attack = attack.register_scenario(scenario);
+    }
+    // Every user starts within the first second.
+    let attack = attack
+        .set_default(GooseDefault::Host, share.host.as_str())
+        .and_then(|a| a.set_default(GooseDefault::Users, share.users as usize))
+        .and_then(|a| a.set_default(GooseDefault::IncreaseRate, share.users.to_string().as_str()))
+        .and_then(|a| a.set_default(GooseDefault::RunTime, share.run_time.as_secs().max(1) as usize))
+        .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))
+        .and_then(|a| a.set_default(GooseDefault::NoResetMetrics, true))
+        .and_then(|a| a.set_default(GooseDefault::NoPrintMetrics, true))
+        .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
+        .and_then(|a| a.set_default(GooseDefault::ReportFile, report_path.to_string_lossy().as_ref()))
+        .map_err(goose_error)?;
+    // A killswitch left from an earlier run in this process is not a Ctrl-C.
+    goose::reset_killswitch();
+    let stop_goose = shutdown.clone();
+    let relay = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop_goose.cancelled() => {
+                    goose::trigger_killswitch("grace is stopping");
+                    return;
+                }
+                () = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if goose::is_killswitch_triggered() {
+                        stop_goose.cancel();
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let metrics = attack.execute().await;
+    relay.abort();
+    let metrics = metrics.map_err(goose_error)?;
+    let goose_metrics = serde_json::to_value(&metrics).map_err(|e| ControlError::Goose(e.to_string()))?;
+    Ok(ShareOutcome {
+        goose_metrics,
+        recorded: recorder.snapshot(),
+        report_html: std::fs::read_to_string(&report_path).ok(),
+    })
+}

@@ -1,0 +1,264 @@
+//! `grace worker`: one load generator of a distributed run. It registers in
+//! the control plane (host, pid, capacity), heartbeats every second, waits for
+//! a share of a run (NOTIFY, and a look every second in case one was missed),
+//! starts it at the announced moment on the database clock, and uploads what
+//! it saw: goose's metrics and HTML report, its latency histograms, and its
+//! acknowledged write keys (as a count, a digest and the keys themselves).
+//!
+//! The coordinator decides everything else; a worker only ever touches its
+//! own rows, so any number of them can come and go.
+
+use super::share::{self, Share};
+use super::{ControlError, RunConfig, CHANNEL, HEARTBEAT};
+use crate::configuration::{BackendUrl, DatabaseUrl};
+use crate::db::{self, Listener};
+use grace_loadtests::{key_digest, LoadTarget};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// How a worker is set up.
+pub struct WorkerSettings {
+    pub database: DatabaseUrl,
+    /// The backend as this worker reaches it; the run's own URL when `None`.
+    pub backend: Option<BackendUrl>,
+    /// An operator token of the backend.
+    pub token: String,
+    /// The most users this worker takes.
+    pub capacity: u32,
+    /// Stop after one run.
+    pub once: bool,
+    /// Where goose's HTML reports are written, one per run.
+    pub out: Option<PathBuf>,
+}
+
+/// A worker as the control plane knows it.
+#[derive(Debug, Clone)]
+pub struct WorkerIdentity {
+    pub id: Uuid,
+    pub host: String,
+    pub pid: u32,
+}
+
+impl std::fmt::Display for WorkerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (pid {})", self.host, self.pid)
+    }
+}
+
+/// A share of a run this worker was given.
+struct Assignment {
+    run_id: Uuid,
+    config: RunConfig,
+    users: u32,
+    /// How long until the announced start, by the database clock.
+    starts_in: Duration,
+}
+
+/// A registered worker, heartbeating until dropped.
+pub struct Worker {
+    pub identity: WorkerIdentity,
+    settings: WorkerSettings,
+    client: Arc<Client>,
+    status: watch::Sender<&'static str>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+impl Worker {
+    /// Checks the backend answers (when this worker names one), then registers.
+    pub async fn register(settings: WorkerSettings) -> Result<Self, ControlError> {
+        if let Some(backend) = &settings.backend {
+            super::coordinator::check_backend(backend).await?;
+        }
+        let client = Arc::new(db::connect(&settings.database).await?);
+        let host = nix::unistd::gethostname().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());
+        let pid = std::process::id();
+        let id: Uuid = client
+            .query_one(
+                "INSERT INTO control.workers (host, pid, capacity) VALUES ($1, $2, $3) RETURNING id",
+                &[&host, &(pid as i32), &(settings.capacity as i32)],
+            )
+            .await?
+            .get(0);
+        let identity = WorkerIdentity { id, host, pid };
+        tracing::info!(worker = %id, "registered as {identity}");
+        let (status, watched) = watch::channel("idle");
+        let heartbeat = tokio::spawn(heartbeat(Arc::clone(&client), id, watched));
+        Ok(Self { identity, settings, client, status, heartbeat })
+    }
+
+    /// Runs shares as they come until `shutdown` (or after one, with `once`).
+    pub async fn serve(self, shutdown: &CancellationToken) -> Result<(), ControlError> {
+        let outcome = self.serve_runs(shutdown).await;
+        self.heartbeat.abort();
+        let _ = self
+            .client
+            .execute("UPDATE control.workers SET status = 'stopped' WHERE id = $1", &[&self.identity.id])
+            .await;
+        outcome
+    }
+
+    async fn serve_runs(&self, shutdown: &CancellationToken) -> Result<(), ControlError> {
+        let mut listener = Listener::start(&self.settings.database, CHANNEL).await?;
+        loop {
+            if let Some(assignment) = self.next_assignment().await? {
+                self.run_share(assignment, shutdown).await?;
+                if self.settings.once {
+                    return Ok(());
+                }
+            }
+            if shutdown.is_cancelled() {
+                return Err(ControlError::Interrupted);
+            }
+            listener.check().await?;
+            tokio::select! {
+                () = shutdown.cancelled() => return Err(ControlError::Interrupted),
+                () = listener.wait(HEARTBEAT) => {}
+            }
+        }
+    }
+
+    /// The oldest share assigned to this worker of a run that has started,
+    /// claimed so no second look takes it again.
+    async fn next_assignment(&self) -> Result<Option<Assignment>, ControlError> {
+        let row = self
+            .client
+            .query_opt(
+                "UPDATE control.run_workers rw SET status = 'running'
+                   FROM control.runs r
+                  WHERE r.id = rw.run_id AND rw.worker_id = $1 AND rw.status = 'assigned' AND r.status = 'running'
+                    AND rw.run_id = (SELECT run_id FROM control.run_workers x JOIN control.runs y ON y.id = x.run_id
+                                      WHERE x.worker_id = $1 AND x.status = 'assigned' AND y.status = 'running'
+                                      ORDER BY y.created_at LIMIT 1)
+              RETURNING r.id, r.config, rw.users,
+                        greatest(extract(epoch FROM r.start_at - clock_timestamp()), 0)::float8",
+                &[&self.identity.id],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let config: serde_json::Value = row.get(1);
+        let config = serde_json::from_value(config)
+            .map_err(|e| ControlError::Upload(format!("the run's config is not one this worker reads: {e}")))?;
+        Ok(Some(Assignment {
+            run_id: row.get(0),
+            config,
+            users: row.get::<_, i32>(2) as u32,
+            starts_in: Duration::from_secs_f64(row.get(3)),
+        }))
+    }
+
+    async fn run_share(&self, assignment: Assignment, shutdown: &CancellationToken) -> Result<(), ControlError> {
+        let Assignment { run_id, config, users, starts_in } = assignment;
+        let _ = self.status.send("running");
+        tracing::info!(run = %run_id, users, "starting in {:.1}s", starts_in.as_secs_f64());
+        tokio::select! {
+            () = shutdown.cancelled() => return Err(ControlError::Interrupted),
+            () = tokio::time::sleep(starts_in) => {}
+        }
+        let host = self.settings.backend.as_ref().map_or_else(|| config.backend.clone(), ToString::to_string);
+        let pace = config.rate.map(|rate| Duration::from_secs_f64(f64::from(config.users) / rate));
+        let target = LoadTarget {
+            mission_id: config.mission_id.to_string(),
+            token: self.settings.token.clone(),
+            key_prefix: format!("{run_id}/{}", self.identity.id),
+            pace,
+        };
+        let share = Share { host, users, run_time: Duration::from_secs(config.run_time_secs), target };
+        let outcome = share::run(share, shutdown).await?;
+        let keys = &outcome.recorded.acknowledged_keys;
+        let histograms = serde_json::to_vec(&outcome.recorded.latency_upload()).expect("uploads serialize");
+        let uploaded =
+            self.upload(run_id, &outcome.goose_metrics, &histograms, keys, outcome.report_html.as_deref()).await?;
+        if uploaded {
+            tracing::info!(run = %run_id, requests = outcome.recorded.overall.len(), acked = keys.len(), "uploaded");
+        } else {
+            tracing::warn!(run = %run_id, "the coordinator had given this worker up as lost; results not uploaded");
+        }
+        if let (Some(dir), Some(html)) = (&self.settings.out, &outcome.report_html) {
+            let path = dir.join(format!("goose-report-{run_id}-{}.html", self.identity.id));
+            if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, html)) {
+                tracing::warn!(path = %path.display(), error = %e, "could not write goose's report");
+            }
+        }
+        let _ = self.status.send("idle");
+        if shutdown.is_cancelled() {
+            return Err(ControlError::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Uploads in one transaction, unless the coordinator has since given this
+    /// worker up (then nothing is written and `false` returned).
+    async fn upload(
+        &self,
+        run_id: Uuid,
+        goose_metrics: &serde_json::Value,
+        histograms: &[u8],
+        keys: &[String],
+        report_html: Option<&str>,
+    ) -> Result<bool, ControlError> {
+        let mut client = db::connect(&self.settings.database).await?;
+        let transaction = client.transaction().await?;
+        let still_ours = transaction
+            .execute(
+                "UPDATE control.run_workers SET status = 'done'
+                  WHERE run_id = $1 AND worker_id = $2 AND status = 'running'",
+                &[&run_id, &self.identity.id],
+            )
+            .await?;
+        if still_ours == 0 {
+            return Ok(false);
+        }
+        let digest = key_digest(keys.iter().map(String::as_str));
+        transaction
+            .execute(
+                "INSERT INTO control.worker_results
+                   (run_id, worker_id, goose_metrics, latency_histogram, acked_keys_count, acked_keys_digest,
+                    goose_report_html)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&run_id, &self.identity.id, goose_metrics, &histograms, &(keys.len() as i64), &digest, &report_html],
+            )
+            .await?;
+        let sink = transaction
+            .copy_in("COPY control.acked_writes (run_id, worker_id, idempotency_key) FROM STDIN (FORMAT binary)")
+            .await?;
+        let writer = BinaryCopyInWriter::new(sink, &[Type::UUID, Type::UUID, Type::TEXT]);
+        futures::pin_mut!(writer);
+        for key in keys {
+            writer.as_mut().write(&[&run_id, &self.identity.id, key]).await?;
+        }
+        writer.finish().await?;
+        transaction.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Says this worker is alive, and what it is doing, every second. A missed
+/// beat (the database briefly away) is logged; the coordinator decides when
+/// silence means lost.
+async fn heartbeat(client: Arc<Client>, id: Uuid, status: watch::Receiver<&'static str>) {
+    let mut ticks = tokio::time::interval(HEARTBEAT);
+    loop {
+        ticks.tick().await;
+        let current = *status.borrow();
+        if let Err(e) = client
+            .execute("UPDATE control.workers SET last_heartbeat = now(), status = $2 WHERE id = $1", &[&id, &current])
+            .await
+        {
+            tracing::warn!(error = %db::describe(&e), "heartbeat missed");
+        }
+    }
+}
