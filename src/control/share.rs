@@ -4,7 +4,10 @@
 //!
 //! goose keeps a process-wide killswitch and takes over SIGINT while it runs
 //! (the `ctrlc` crate), so stopping is wired both ways: our shutdown trips the
-//! killswitch, and a Ctrl-C goose caught cancels our shutdown.
+//! killswitch, and a Ctrl-C goose caught cancels our shutdown. goose also
+//! prints progress to stdout even when asked not to print metrics, and stdout
+//! is where `grace load --json` writes its result, so while goose runs the
+//! process's stdout goes to stderr.
 
 use super::ControlError;
 use grace_loadtests::goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
@@ -71,7 +74,10 @@ pub async fn run(share: Share, shutdown: &CancellationToken) -> Result<ShareOutc
             }
         }
     });
-    let metrics = attack.execute().await;
+    let metrics = {
+        let _redirect = StdoutToStderr::start();
+        attack.execute().await
+    };
     relay.abort();
     let metrics = metrics.map_err(goose_error)?;
     let goose_metrics = serde_json::to_value(&metrics).map_err(|e| ControlError::Goose(e.to_string()))?;
@@ -80,4 +86,31 @@ pub async fn run(share: Share, shutdown: &CancellationToken) -> Result<ShareOutc
         recorded: recorder.snapshot(),
         report_html: std::fs::read_to_string(&report_path).ok(),
     })
+}
+
+/// While alive, what is written to file descriptor 1 goes to 2.
+struct StdoutToStderr {
+    saved: Option<std::os::fd::OwnedFd>,
+}
+
+impl StdoutToStderr {
+    fn start() -> Self {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let saved = nix::unistd::dup(std::io::stdout()).ok();
+        if saved.is_some() {
+            let _ = nix::unistd::dup2_stdout(std::io::stderr());
+        }
+        Self { saved }
+    }
+}
+
+impl Drop for StdoutToStderr {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        if let Some(saved) = &self.saved {
+            let _ = nix::unistd::dup2_stdout(saved);
+        }
+    }
 }

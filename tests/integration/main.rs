@@ -5,6 +5,7 @@
 pub mod backend;
 mod bootstrap;
 mod cli;
+mod distributed_load;
 mod health;
 mod helpers;
 mod immutable_log;

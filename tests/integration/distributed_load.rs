@@ -1,0 +1,263 @@
+//! Distributed load through the Postgres control plane: real `grace worker`
+//! processes, a real `grace load` coordinator, the real backend, and the
+//! numbers checked against Postgres.
+
+use crate::backend::TestApp;
+use crate::helpers::{closed_port, grace, run_grace, Ran};
+use grace::backend::auth::Role;
+use serde_json::{json, Value};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::Child;
+
+/// A `grace worker` process on the app's database.
+fn spawn_worker(app: &TestApp, extra: &[&str]) -> Child {
+    grace()
+        .args(["worker", "--database-url", &app.database.url.to_string()])
+        .args(extra)
+        .env("GRACE_TOKEN", app.token(Role::Operator))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn grace worker")
+}
+
+/// Waits until `n` workers have registered and heartbeat.
+async fn wait_for_workers(app: &TestApp, n: i64) {
+    let client = app.database.client().await;
+    for _ in 0..200 {
+        let live: i64 = client
+            .query_one("SELECT count(*) FROM control.workers WHERE last_heartbeat > now() - interval '2 s'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if live >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{n} workers never registered");
+}
+
+async fn load(app: &TestApp, args: &[&str]) -> Ran {
+    let database = app.database.url.to_string();
+    let mut all = vec!["load", "--json", "--database-url", &database, "--backend", &app.address];
+    all.extend_from_slice(args);
+    grace().args(&all).env("GRACE_TOKEN", app.token(Role::Operator)).output().await.unwrap().into()
+}
+
+fn sum(result: &Value, field: &str) -> u64 {
+    result["workers"].as_array().unwrap().iter().map(|w| w[field].as_u64().unwrap()).sum()
+}
+
+#[tokio::test]
+async fn two_workers_under_chaos_merge_to_their_sums_and_every_acknowledged_write_is_stored_once() {
+    let app = TestApp::spawn().await;
+    app.set_fault(None, json!({ "chaos": { "rate": 0.2 } })).await;
+    let workers = [spawn_worker(&app, &["--once"]), spawn_worker(&app, &["--once"])];
+    wait_for_workers(&app, 2).await;
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let ran = load(&app, &["--users", "6", "--run-time", "3s", "--expect-workers", "2", "--out", out_dir]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+
+    // Merged numbers are the per-worker sums.
+    let workers_seen = result["workers"].as_array().unwrap();
+    assert_eq!(workers_seen.len(), 2);
+    assert_eq!(sum(&result, "users"), 6);
+    assert_eq!(result["total"]["requests"].as_u64().unwrap(), sum(&result, "requests"));
+    assert_eq!(result["total"]["failures"].as_u64().unwrap(), sum(&result, "failures"));
+    let rps: f64 = workers_seen.iter().map(|w| w["requests_per_second"].as_f64().unwrap()).sum();
+    assert!((result["total"]["requests_per_second"].as_f64().unwrap() - rps).abs() < 1e-6);
+    let overall = &result["latency"][0];
+    assert_eq!(overall["name"], "overall");
+    assert_eq!(overall["requests"], result["total"]["requests"]);
+    let by_name: u64 = result["latency"].as_array().unwrap()[1..].iter().map(|l| l["requests"].as_u64().unwrap()).sum();
+    assert_eq!(by_name, overall["requests"].as_u64().unwrap());
+    assert!(overall["p50_ms"].as_f64().unwrap() <= overall["p99_ms"].as_f64().unwrap());
+
+    // Chaos refused writes, the workers retried with the same key, and C7 holds.
+    assert!(result["total"]["failures"].as_u64().unwrap() > 0, "chaos at 0.2 refused nothing: {result}");
+    let acked = &result["acked_writes"];
+    assert_eq!(acked["passed"], true, "{acked}");
+    assert_eq!(acked["acknowledged"].as_u64().unwrap(), sum(&result, "acked_writes"));
+    assert!(acked["acknowledged"].as_u64().unwrap() > 20, "{acked}");
+
+    // And independently of the check: the run's stored rows are exactly the uploaded keys.
+    let client = app.database.client().await;
+    let run = result["run_id"].as_str().unwrap();
+    let row = client
+        .query_one(
+            "WITH stored AS (
+               SELECT idempotency_key k FROM chat_messages WHERE role = 'user' AND starts_with(idempotency_key, $1)
+               UNION ALL SELECT idempotency_key FROM tasks WHERE starts_with(idempotency_key, $1)),
+             acked AS (SELECT idempotency_key k FROM control.acked_writes WHERE run_id = $2::text::uuid)
+             SELECT (SELECT count(*) FROM stored), (SELECT count(DISTINCT k) FROM stored), (SELECT count(*) FROM acked),
+                    (SELECT count(*) FROM (SELECT k FROM stored EXCEPT SELECT k FROM acked) x)",
+            &[&format!("{run}/"), &run],
+        )
+        .await
+        .unwrap();
+    let (stored, distinct, uploaded, unacked): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!((stored, distinct, unacked), (uploaded, uploaded, 0));
+    let status: String =
+        client.query_one("SELECT status FROM control.runs WHERE id = $1::text::uuid", &[&run]).await.unwrap().get(0);
+    assert_eq!(status, "completed");
+
+    // The merged result and both goose reports are written out.
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("load-result.json")).unwrap()).unwrap();
+    assert_eq!(written, result);
+    let reports = std::fs::read_dir(out.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("goose-report-"));
+    assert_eq!(reports.count(), 2);
+    for mut worker in workers {
+        assert_eq!(worker.wait().await.unwrap().code(), Some(0), "--once workers exit after their run");
+    }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_run_is_reported_lost_and_the_run_still_ends() {
+    let app = TestApp::spawn().await;
+    let _steady = spawn_worker(&app, &["--once"]);
+    let mut doomed = spawn_worker(&app, &["--once"]);
+    wait_for_workers(&app, 2).await;
+    let killer = tokio::spawn(async move {
+        // The run starts 2 s after it is announced; kill inside the run.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let pid = doomed.id().unwrap();
+        doomed.start_kill().unwrap();
+        doomed.wait().await.unwrap();
+        pid
+    });
+    let started = Instant::now();
+    let ran =
+        load(&app, &["--users", "4", "--run-time", "6s", "--expect-workers", "2", "--heartbeat-timeout", "3s"]).await;
+    let pid = killer.await.unwrap();
+    assert_eq!(ran.code, Some(1), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let lost = result["lost_workers"].as_array().unwrap();
+    assert_eq!(lost.len(), 1, "{result}");
+    assert!(lost[0].as_str().unwrap().contains(&format!("pid {pid})")), "{lost:?} names pid {pid}");
+    assert_eq!(result["passed"], false);
+    // The survivor's writes still check out; the dead worker's are counted apart.
+    assert_eq!(result["acked_writes"]["passed"], true, "{}", result["acked_writes"]);
+    // Lost within the heartbeat timeout of the end of the run, not after the upload allowance.
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    let client = app.database.client().await;
+    let statuses: Vec<String> = client
+        .query(
+            "SELECT status FROM control.run_workers WHERE run_id = $1::text::uuid ORDER BY status",
+            &[&result["run_id"].as_str().unwrap()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(statuses, ["done", "lost"]);
+}
+
+#[tokio::test]
+async fn expecting_three_workers_when_two_joined_exits_3_and_names_them() {
+    let app = TestApp::spawn().await;
+    let workers = [spawn_worker(&app, &[]), spawn_worker(&app, &[])];
+    wait_for_workers(&app, 2).await;
+    let ran = load(&app, &["--users", "3", "--run-time", "1s", "--expect-workers", "3", "--join-timeout", "2s"]).await;
+    assert_eq!(ran.code, Some(3), "{}", ran.all_output());
+    assert!(ran.stderr.contains("expected 3 workers, but 2 joined within 2s"), "{}", ran.stderr);
+    for worker in &workers {
+        let pid = worker.id().unwrap();
+        assert!(ran.stderr.contains(&format!("(pid {pid})")), "pid {pid} is named: {}", ran.stderr);
+    }
+    let client = app.database.client().await;
+    let (status, verdict): (String, Value) = {
+        let row = client.query_one("SELECT status, verdict FROM control.runs", &[]).await.unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(status, "failed");
+    assert!(verdict["error"].as_str().unwrap().contains("expected 3 workers"));
+    let claimed: i64 = client.query_one("SELECT count(*) FROM control.run_workers", &[]).await.unwrap().get(0);
+    assert_eq!(claimed, 0, "no worker was handed a share of a run that never started");
+}
+
+#[tokio::test]
+async fn a_coordinator_without_workers_runs_one_in_process_and_c7_names_missing_and_extra_writes() {
+    let app = TestApp::spawn().await;
+    let ran = load(&app, &["--users", "4", "--run-time", "2s"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(result["workers"].as_array().unwrap().len(), 1);
+    assert_eq!(result["acked_writes"]["passed"], true);
+
+    // Lose one acknowledged task and store one the client never saw: C7 says so.
+    let client = app.database.client().await;
+    let run: uuid::Uuid = result["run_id"].as_str().unwrap().parse().unwrap();
+    let lost_key: String = client
+        .query_one(
+            "DELETE FROM tasks WHERE id = (SELECT id FROM tasks WHERE starts_with(idempotency_key, $1) LIMIT 1)
+             RETURNING idempotency_key",
+            &[&format!("{run}/")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let worker = result["workers"][0]["worker_id"].as_str().unwrap();
+    let extra_key = format!("{run}/{worker}/u0/999999");
+    client
+        .execute(
+            "INSERT INTO tasks (mission_id, title, idempotency_key) SELECT mission_id, 'sneaked in', $2
+               FROM control.runs WHERE id = $1",
+            &[&run, &extra_key],
+        )
+        .await
+        .unwrap();
+    let check = grace::control::acked_writes::check(&client, run).await.unwrap();
+    assert!(!check.passed);
+    assert_eq!((check.missing, check.extra), (1, 1), "{check}");
+    assert_eq!(check.missing_sample, [lost_key]);
+    assert_eq!(check.extra_sample, [extra_key]);
+    assert_ne!(check.stored_digest, check.acknowledged_digest);
+    assert!(check.to_string().contains("1 missing"), "{check}");
+}
+
+#[tokio::test]
+async fn bad_worker_configuration_exits_with_a_clear_message() {
+    let app = TestApp::spawn().await;
+    let database = app.database.url.to_string();
+    let token = app.token(Role::Operator).to_string();
+    let unreachable = format!("postgres://postgres@127.0.0.1:{}/grace", closed_port());
+    let cases: [(&[&str], i32, &str); 5] = [
+        (&["worker", "--database-url", &unreachable, "--token", &token], 3, "database unreachable at 127.0.0.1:"),
+        (
+            &["worker", "--database-url", &database, "--token", &token, "--backend", "not a url"],
+            2,
+            "invalid backend URL",
+        ),
+        (
+            &[
+                "worker",
+                "--database-url",
+                &database,
+                "--token",
+                &token,
+                "--backend",
+                &format!("http://127.0.0.1:{}", closed_port()),
+            ],
+            3,
+            "is unreachable",
+        ),
+        (&["worker", "--database-url", &database], 2, "an operator token is required"),
+        (&["worker", "--token", &token], 2, "the control plane's database is required"),
+    ];
+    for (args, code, message) in cases {
+        let ran = run_grace(args).await;
+        assert_eq!(ran.code, Some(code), "{args:?}: {}", ran.all_output());
+        assert!(ran.stderr.contains(message), "{args:?}: {}", ran.stderr);
+    }
+    let registered: i64 =
+        app.database.client().await.query_one("SELECT count(*) FROM control.workers", &[]).await.unwrap().get(0);
+    assert_eq!(registered, 0, "a worker that cannot start registers nothing");
+}
