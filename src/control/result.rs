@@ -242,3 +242,89 @@ impl std::fmt::Display for LoadResult {
         writeln!(f, "{}", if self.passed { "load run passed" } else { "load run FAILED" })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::configuration::BackendUrl;
+    use grace_loadtests::Recorder;
+    use std::time::Duration;
+
+    fn plan() -> LoadPlan {
+        LoadPlan {
+            backend: BackendUrl::parse("http://127.0.0.1:1").unwrap(),
+            token: "t".into(),
+            users: 4,
+            run_time: Duration::from_secs(10),
+            rate: None,
+            expect_workers: Some(2),
+            join_timeout: Duration::from_secs(1),
+            heartbeat_timeout: Duration::from_secs(5),
+            mission: None,
+        }
+    }
+
+    /// A worker that made `latencies_ms` requests to /api/chat, `failures` of them failed.
+    fn upload(pid: u32, latencies_ms: &[u64], failures: u64) -> WorkerUpload {
+        let recorder = Recorder::default();
+        for ms in latencies_ms {
+            recorder.record_latency("/api/chat", Duration::from_millis(*ms));
+        }
+        let requests = latencies_ms.len() as u64;
+        let goose_metrics = serde_json::json!({
+            "duration": 10,
+            "requests": { "POST /api/chat": { "success_count": requests - failures, "fail_count": failures } },
+        });
+        WorkerUpload {
+            worker: WorkerIdentity { id: Uuid::new_v4(), host: "h".into(), pid },
+            users: 2,
+            uploaded: Some(Uploaded { goose_metrics, histograms: recorder.snapshot(), acked_writes: 0 }),
+            report_html: None,
+        }
+    }
+
+    fn check() -> AckedWritesCheck {
+        AckedWritesCheck {
+            acknowledged: 0,
+            stored: 0,
+            acknowledged_digest: "0".repeat(64),
+            stored_digest: "0".repeat(64),
+            missing: 0,
+            extra: 0,
+            missing_sample: vec![],
+            extra_sample: vec![],
+            unverifiable: 0,
+            passed: true,
+        }
+    }
+
+    #[test]
+    fn the_total_is_the_sum_of_workers_and_percentiles_are_those_of_all_samples() {
+        let fast: Vec<u64> = (0..900).map(|n| 1 + n % 10).collect();
+        let slow: Vec<u64> = (0..100).map(|n| 500 + n).collect();
+        let uploads = [upload(1, &fast, 3), upload(2, &slow, 7)];
+        let result = LoadResult::merge(Uuid::nil(), &plan(), &uploads, check()).unwrap();
+        assert_eq!(result.total, Throughput { requests: 1000, failures: 10, requests_per_second: 100.0 });
+        assert_eq!(result.workers[0].throughput.requests_per_second, 90.0);
+        let overall = &result.latency[0];
+        assert_eq!((overall.name.as_str(), overall.requests, overall.failures), (OVERALL, 1000, 10));
+        // Of all 1000 samples, the 99th percentile is in the slow worker's range
+        // (averaging the two workers' p99s would say ~305 ms).
+        assert!((589.0..=591.0).contains(&overall.p99_ms), "{}", overall.p99_ms);
+        assert!((599.0..=600.5).contains(&overall.max_ms), "the max of maxes: {}", overall.max_ms);
+        assert_eq!(result.latency[1].name, "/api/chat");
+        assert_eq!(result.latency[1].requests, 1000);
+        assert!(result.passed);
+    }
+
+    #[test]
+    fn a_lost_worker_fails_the_run_and_adds_nothing() {
+        let mut lost = upload(2, &[5], 0);
+        lost.uploaded = None;
+        let result = LoadResult::merge(Uuid::nil(), &plan(), &[upload(1, &[1, 2, 3], 0), lost], check()).unwrap();
+        assert_eq!(result.total.requests, 3);
+        assert_eq!(result.lost_workers, ["h (pid 2)"]);
+        assert!(!result.passed);
+        assert!(result.to_string().contains("✗ workers lost: h (pid 2)"));
+    }
+}
