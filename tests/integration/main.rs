@@ -5,6 +5,7 @@
 pub mod backend;
 mod bootstrap;
 mod cli;
+mod compose;
 mod distributed_load;
 mod health;
 mod helpers;
