@@ -14,6 +14,7 @@ use crate::db::private::{PrivateClusterError, PrivatePostgres};
 use crate::db::{self, Database, DbError};
 use crate::health;
 use clap::{Args, Parser, Subcommand};
+use grace_loadtests::Traffic;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -169,6 +170,11 @@ struct LoadArgs {
     /// latency counts from when a request was due. Default: closed model.
     #[arg(long, value_name = "PER_SECOND")]
     rate: Option<f64>,
+    /// What to send: the mission traffic (chat, tasks, metric summaries,
+    /// verification reads), or only GET /api/health (to measure the load
+    /// generator itself).
+    #[arg(long, default_value = "mission", value_parser = ["mission", "health"])]
+    traffic: String,
 }
 
 impl LoadArgs {
@@ -204,6 +210,7 @@ impl LoadArgs {
             users: self.users,
             run_time: self.run_time,
             rate: self.rate,
+            traffic: if self.traffic == "health" { Traffic::Health } else { Traffic::Mission },
             expect_workers,
             join_timeout,
             heartbeat_timeout,

@@ -30,6 +30,7 @@ pub use recorder::{combine_digests, key_digest, KeyDigest, LatencyUpload, Record
 
 use goose::goose::GooseResponse;
 use goose::prelude::*;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,6 +125,34 @@ pub fn scenarios(target: Arc<LoadTarget>, recorder: Arc<Recorder>) -> Vec<Scenar
             .register_transaction(summary.set_name("read metric summary")),
         verification,
     ]
+}
+
+/// What the load sends: the mission traffic above, or only `GET /api/health`
+/// — the cheapest request there is, to measure the load generator itself
+/// against a peer such as wrk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Traffic {
+    #[default]
+    Mission,
+    Health,
+}
+
+/// The scenarios of `traffic`, recording into `recorder`.
+pub fn scenarios_for(traffic: Traffic, target: Arc<LoadTarget>, recorder: Arc<Recorder>) -> Vec<Scenario> {
+    match traffic {
+        Traffic::Mission => scenarios(target, recorder),
+        Traffic::Health => {
+            let probe = step(&target, &recorder, |_target, _user, _key| Call {
+                method: GooseMethod::Get,
+                path: "/api/health".into(),
+                name: "/api/health",
+                body: None,
+                check: |v| v["status"].is_string(),
+            });
+            vec![scenario!("HealthProbe").register_transaction(probe.set_name("read health"))]
+        }
+    }
 }
 
 /// One request a transaction makes, and how to tell its answer is right.

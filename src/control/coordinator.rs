@@ -13,7 +13,7 @@ use super::worker::{Worker, WorkerIdentity, WorkerSettings};
 use super::{acked_writes, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD};
 use crate::configuration::{BackendUrl, DatabaseUrl};
 use crate::db::{self, DbError, Listener};
-use grace_loadtests::LatencyUpload;
+use grace_loadtests::{LatencyUpload, Traffic};
 use serde_json::json;
 use std::time::Duration;
 use tokio_postgres::Client;
@@ -36,6 +36,7 @@ pub struct LoadPlan {
     pub run_time: Duration,
     /// Open model: requests per second across all workers.
     pub rate: Option<f64>,
+    pub traffic: Traffic,
     /// Workers to wait for; `None` runs one in this process.
     pub expect_workers: Option<u32>,
     /// How long to wait for them.
@@ -89,6 +90,7 @@ pub async fn run(
         users: plan.users,
         run_time_secs: plan.run_time.as_secs(),
         rate: plan.rate,
+        traffic: plan.traffic,
     };
     let expected = plan.expect_workers.unwrap_or(1);
     client

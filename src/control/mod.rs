@@ -19,6 +19,7 @@ mod share;
 pub mod worker;
 
 use crate::db::DbError;
+use grace_loadtests::Traffic;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use uuid::Uuid;
@@ -43,6 +44,8 @@ pub struct RunConfig {
     pub run_time_secs: u64,
     /// Open model: requests per second across all workers.
     pub rate: Option<f64>,
+    #[serde(default)]
+    pub traffic: Traffic,
 }
 
 /// Why load could not be run or judged.

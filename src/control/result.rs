@@ -257,6 +257,7 @@ mod tests {
             users: 4,
             run_time: Duration::from_secs(10),
             rate: None,
+            traffic: grace_loadtests::Traffic::Mission,
             expect_workers: Some(2),
             join_timeout: Duration::from_secs(1),
             heartbeat_timeout: Duration::from_secs(5),

@@ -12,7 +12,7 @@
 use super::ControlError;
 use grace_loadtests::goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use grace_loadtests::goose::{self, GooseAttack};
-use grace_loadtests::{scenarios, LoadTarget, Recorded, Recorder};
+use grace_loadtests::{scenarios_for, LoadTarget, Recorded, Recorder, Traffic};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ pub struct Share {
     pub host: String,
     pub users: u32,
     pub run_time: Duration,
+    pub traffic: Traffic,
     pub target: LoadTarget,
 }
 
@@ -40,7 +41,7 @@ pub async fn run(share: Share, shutdown: &CancellationToken) -> Result<ShareOutc
     let report_path = report_dir.path().join("goose-report.html");
     let goose_error = |e: goose::GooseError| ControlError::Goose(e.to_string());
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(goose_error)?;
-    for scenario in scenarios(Arc::new(share.target), Arc::clone(&recorder)) {
+    for scenario in scenarios_for(share.traffic, Arc::new(share.target), Arc::clone(&recorder)) {
         attack = attack.register_scenario(scenario);
     }
     // Every user starts within the first second.

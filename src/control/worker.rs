@@ -175,7 +175,8 @@ impl Worker {
             key_prefix: format!("{run_id}/{}", self.identity.id),
             pace,
         };
-        let share = Share { host, users, run_time: Duration::from_secs(config.run_time_secs), target };
+        let run_time = Duration::from_secs(config.run_time_secs);
+        let share = Share { host, users, run_time, traffic: config.traffic, target };
         let outcome = share::run(share, shutdown).await?;
         let keys = &outcome.recorded.acknowledged_keys;
         let histograms = serde_json::to_vec(&outcome.recorded.latency_upload()).expect("uploads serialize");

@@ -22,11 +22,8 @@ async fn every_metric_on_the_grafana_dashboard_is_exported_by_the_backend() {
     app.accepted_error(mission, "timeout", 0.95).await;
     let _ = app.get("/api/metrics/summary", Role::Operator).await;
     let scrape = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    let exported: BTreeSet<&str> = scrape
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.split(['{', ' ']).next())
-        .collect();
+    let exported: BTreeSet<&str> =
+        scrape.lines().filter(|line| !line.starts_with('#')).filter_map(|line| line.split(['{', ' ']).next()).collect();
 
     let dashboard: Value =
         serde_json::from_str(include_str!("../../compose/grafana/dashboards/grace-backend.json")).unwrap();
