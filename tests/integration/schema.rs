@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 5, "{status:?}");
+    assert_eq!(status.pending.len(), 6, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -20,7 +20,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V2__events_and_immutable_log",
             "V3__everyday_traffic",
             "V4__control_plane",
-            "V5__pipeline_and_sequencer"
+            "V5__pipeline_and_sequencer",
+            "V6__acked_writes"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());
