@@ -7,12 +7,14 @@ use crate::backend::auth::Tokens;
 use crate::backend::{Application, ServeSettings, StartupError};
 use crate::bootstrap::{self, BootstrapReport};
 use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl};
-use crate::control::coordinator::{self, LoadOutcome, LoadPlan};
+use crate::control::coordinator::{self, LoadOutcome, LoadPlan, LoadShape};
 use crate::control::worker::{Worker, WorkerSettings};
 use crate::control::{self, ControlError};
 use crate::db::private::{PrivateClusterError, PrivatePostgres};
 use crate::db::{self, Database, DbError};
 use crate::health;
+use crate::report::compare;
+use crate::scenario::{ScenarioError, ScenarioSettings, Target, Thresholds};
 use clap::{Args, Parser, Subcommand};
 use grace_loadtests::Traffic;
 use std::process::ExitCode;
@@ -73,6 +75,53 @@ enum Command {
         #[arg(long, env = "GRACE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=500))]
         pool_size: u16,
     },
+    /// The production scenario, phases 1–8: against the bundled backend on a
+    /// private (or DATABASE_URL's) Postgres, or against --backend. Exit 0 only
+    /// when every criterion held; the reports are written either way.
+    Scenario {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// A running backend to prove (e.g. staging; needs DATABASE_URL of its
+        /// database and --tokens). Default: start the bundled backend.
+        #[arg(long, env = "GRACE_BACKEND_URL", value_name = "URL")]
+        backend: Option<String>,
+        /// With --backend: its tokens as role=token pairs (operator, approver,
+        /// governance, admin).
+        #[arg(long, env = "GRACE_TOKENS", hide_env_values = true, value_name = "SPEC")]
+        tokens: Option<String>,
+        #[command(flatten)]
+        shape: LoadShapeArgs,
+        #[command(flatten)]
+        thresholds: ThresholdArgs,
+        /// Chaos at 10% for the mission: retries, the circuit breaker and
+        /// rollbacks exercised; integrity must still be perfect.
+        #[arg(long, env = "GRACE_CHAOS")]
+        chaos: bool,
+        /// Run this many missions back to back and judge resource trends.
+        #[arg(long, env = "GRACE_ITERATIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        iterations: u32,
+        /// Print a live status line every 2 s.
+        #[arg(long)]
+        monitor: bool,
+        /// Where the reports go.
+        #[arg(long, env = "GRACE_OUT", default_value = "grace-reports", value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
+    /// Check the consistency conditions C1–C7 for one mission, on any Grace
+    /// database (phase 7 alone). Exit 1 when one fails.
+    Verify {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long, value_name = "UUID")]
+        mission: uuid::Uuid,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Compare scenario reports, or list past runs.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Run load against a backend and merge the result: in this process, or
     /// across `grace worker`s with --expect-workers. Exit 1 when a worker was
     /// lost or an acknowledged write is not stored exactly once (C7).
@@ -81,16 +130,8 @@ enum Command {
         database: DatabaseArgs,
         #[command(flatten)]
         load: LoadArgs,
-        /// Wait for this many `grace worker`s and split the users between them;
-        /// without it, one worker runs in this process.
-        #[arg(long, env = "GRACE_EXPECT_WORKERS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
-        expect_workers: Option<u32>,
-        /// How long to wait for the expected workers (exit 3 after, naming who joined).
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-        join_timeout: std::time::Duration,
-        /// A worker silent this long is marked lost.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-        heartbeat_timeout: std::time::Duration,
+        #[command(flatten)]
+        shape: LoadShapeArgs,
         /// The mission the load is tagged with (default: a new one per run).
         #[arg(long, value_name = "UUID")]
         mission: Option<uuid::Uuid>,
@@ -132,6 +173,36 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Compare two scenario_report_*.json files; exit 1 on a regression past
+    /// the tolerances.
+    Compare {
+        old: std::path::PathBuf,
+        new: std::path::PathBuf,
+        /// How much throughput may drop (0.1 = 10%).
+        #[arg(long, default_value_t = 0.10, value_name = "FRACTION")]
+        max_throughput_drop: f64,
+        /// How much p50/p95/p99 latency may rise (0.2 = 20%).
+        #[arg(long, default_value_t = 0.20, value_name = "FRACTION")]
+        max_latency_increase: f64,
+        /// How much the (genuine) error rate may rise, absolute (0.01 = 1 point).
+        #[arg(long, default_value_t = 0.01, value_name = "FRACTION")]
+        max_error_rate_increase: f64,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List past scenario runs recorded in the database, newest first.
+    History {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum DbCommand {
     /// Start a private PostgreSQL, print its DATABASE_URL, and keep it until Ctrl-C.
     Up,
@@ -151,7 +222,7 @@ impl DatabaseArgs {
     }
 }
 
-/// The load options shared by `grace load` and the scenario.
+/// Where `grace load` sends load, as whom, and what.
 #[derive(Debug, Args)]
 struct LoadArgs {
     /// The backend under load.
@@ -160,16 +231,6 @@ struct LoadArgs {
     /// An operator token of the backend.
     #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     token: Option<String>,
-    /// Concurrent users, across all workers.
-    #[arg(long, short = 'u', default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    users: u32,
-    /// How long the load runs (30s, 2m, 1h).
-    #[arg(long, short = 't', default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    run_time: std::time::Duration,
-    /// Open model: requests per second across all workers, sent on schedule;
-    /// latency counts from when a request was due. Default: closed model.
-    #[arg(long, value_name = "PER_SECOND")]
-    rate: Option<f64>,
     /// What to send: the mission traffic (chat, tasks, metric summaries,
     /// verification reads), or only GET /api/health (to measure the load
     /// generator itself).
@@ -177,16 +238,33 @@ struct LoadArgs {
     traffic: String,
 }
 
-impl LoadArgs {
-    fn plan(
-        self,
-        expect_workers: Option<u32>,
-        join_timeout: std::time::Duration,
-        heartbeat_timeout: std::time::Duration,
-        mission: Option<uuid::Uuid>,
-    ) -> Result<LoadPlan, CommandError> {
-        let backend = BackendUrl::parse(&self.backend)?;
-        let token = required_token(self.token)?;
+/// The load options shared by `grace load` and `grace scenario`.
+#[derive(Debug, Args)]
+struct LoadShapeArgs {
+    /// Concurrent users, across all workers.
+    #[arg(long, short = 'u', env = "GRACE_USERS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    users: u32,
+    /// How long the load runs (30s, 2m, 1h).
+    #[arg(long, short = 't', env = "GRACE_RUN_TIME", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    run_time: std::time::Duration,
+    /// Open model: requests per second across all workers, sent on schedule;
+    /// latency counts from when a request was due. Default: closed model.
+    #[arg(long, value_name = "PER_SECOND")]
+    rate: Option<f64>,
+    /// Wait for this many `grace worker`s and split the users between them;
+    /// without it, one worker runs in this process.
+    #[arg(long, env = "GRACE_EXPECT_WORKERS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    expect_workers: Option<u32>,
+    /// How long to wait for the expected workers (exit 3 after, naming who joined).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    join_timeout: std::time::Duration,
+    /// A worker silent this long is marked lost.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    heartbeat_timeout: std::time::Duration,
+}
+
+impl LoadShapeArgs {
+    fn parse(self) -> Result<LoadShape, CommandError> {
         if self.run_time < std::time::Duration::from_secs(1) {
             return Err(CommandError::Usage("invalid --run-time: at least 1s".into()));
         }
@@ -195,26 +273,70 @@ impl LoadArgs {
                 "invalid --rate {rate}: a positive number of requests per second"
             )));
         }
-        if let Some(workers) = expect_workers.filter(|w| *w > self.users) {
+        if let Some(workers) = self.expect_workers.filter(|w| *w > self.users) {
             return Err(CommandError::Usage(format!(
                 "--users {} cannot be split between {workers} workers",
                 self.users
             )));
         }
-        if heartbeat_timeout < 2 * control::HEARTBEAT {
+        if self.heartbeat_timeout < 2 * control::HEARTBEAT {
             return Err(CommandError::Usage("invalid --heartbeat-timeout: at least 2s, twice the heartbeat".into()));
         }
-        Ok(LoadPlan {
-            backend,
-            token,
+        Ok(LoadShape {
             users: self.users,
             run_time: self.run_time,
             rate: self.rate,
+            expect_workers: self.expect_workers,
+            join_timeout: self.join_timeout,
+            heartbeat_timeout: self.heartbeat_timeout,
+        })
+    }
+}
+
+impl LoadArgs {
+    fn plan(self, shape: LoadShape, mission: Option<uuid::Uuid>) -> Result<LoadPlan, CommandError> {
+        Ok(LoadPlan {
+            backend: BackendUrl::parse(&self.backend)?,
+            token: required_token(self.token)?,
+            shape,
             traffic: if self.traffic == "health" { Traffic::Health } else { Traffic::Mission },
-            expect_workers,
-            join_timeout,
-            heartbeat_timeout,
             mission,
+        })
+    }
+}
+
+/// Phase 6's limits.
+#[derive(Debug, Args)]
+struct ThresholdArgs {
+    /// The highest average latency that passes, in ms.
+    #[arg(long, env = "GRACE_MAX_AVG_MS", default_value_t = 500.0, value_name = "MS")]
+    max_avg_ms: f64,
+    /// The highest single latency that passes, in ms.
+    #[arg(long, env = "GRACE_MAX_LATENCY_MS", default_value_t = 2000.0, value_name = "MS")]
+    max_latency_ms: f64,
+    /// The highest error rate that passes, as a fraction (0.1 = 10%); with
+    /// --chaos, injected faults are counted apart.
+    #[arg(long, env = "GRACE_MAX_ERROR_RATE", default_value_t = 0.10, value_name = "FRACTION")]
+    max_error_rate: f64,
+}
+
+impl ThresholdArgs {
+    fn parse(self) -> Result<Thresholds, CommandError> {
+        for (name, value) in [("--max-avg-ms", self.max_avg_ms), ("--max-latency-ms", self.max_latency_ms)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(CommandError::Usage(format!("invalid {name} {value}: a positive number of milliseconds")));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.max_error_rate) {
+            return Err(CommandError::Usage(format!(
+                "invalid --max-error-rate {}: a fraction between 0 and 1",
+                self.max_error_rate
+            )));
+        }
+        Ok(Thresholds {
+            max_avg_ms: self.max_avg_ms,
+            max_latency_ms: self.max_latency_ms,
+            max_error_rate: self.max_error_rate,
         })
     }
 }
@@ -227,9 +349,25 @@ fn required_token(token: Option<String>) -> Result<String, CommandError> {
 
 /// The control plane's database: load runs meet there, so it must be named.
 fn control_plane(database: &DatabaseArgs) -> Result<DatabaseUrl, CommandError> {
-    database.parse()?.ok_or_else(|| {
-        CommandError::Usage("the control plane's database is required: pass --database-url or set DATABASE_URL (the backend's database)".into())
-    })
+    required_database(database, "the control plane's database")
+}
+
+/// A database the command cannot invent: a private one would be empty.
+fn required_database(database: &DatabaseArgs, what: &str) -> Result<DatabaseUrl, CommandError> {
+    database
+        .parse()?
+        .ok_or_else(|| CommandError::Usage(format!("{what} is required: pass --database-url or set DATABASE_URL")))
+}
+
+fn scenario_error(e: ScenarioError) -> CommandError {
+    match e {
+        ScenarioError::Database(e) => e.into(),
+        ScenarioError::PrivateCluster(e) => e.into(),
+        ScenarioError::Backend(e) => startup_error(e),
+        ScenarioError::BackendUnreachable { .. } => CommandError::Unreachable(e.to_string()),
+        ScenarioError::Reports { .. } => CommandError::Failed(e.to_string()),
+        ScenarioError::Interrupted => CommandError::Interrupted,
+    }
 }
 
 #[derive(Debug, Args)]
@@ -384,9 +522,122 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
             application.run_until(shutdown.clone()).await.map_err(startup_error)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Load { database, load, expect_workers, join_timeout, heartbeat_timeout, mission, out, output } => {
+        Command::Scenario { database, backend, tokens, shape, thresholds, chaos, iterations, monitor, out } => {
+            let database = database.parse()?;
+            let target = match backend {
+                None => Target::Bundled { database },
+                Some(url) => {
+                    let backend = BackendUrl::parse(&url)?;
+                    let database = database.ok_or_else(|| {
+                        CommandError::Usage(
+                            "with --backend, set DATABASE_URL (or --database-url) to that backend's database".into(),
+                        )
+                    })?;
+                    let spec = tokens.ok_or_else(|| {
+                        CommandError::Usage(
+                            "with --backend, set GRACE_TOKENS (or --tokens) to its role=token pairs".into(),
+                        )
+                    })?;
+                    let tokens =
+                        Tokens::parse(&spec).map_err(|e| CommandError::Usage(format!("invalid tokens: {e}")))?;
+                    Target::Remote { backend, tokens, database }
+                }
+            };
+            let settings = ScenarioSettings {
+                target,
+                load: shape.parse()?,
+                chaos,
+                iterations,
+                monitor,
+                out,
+                thresholds: thresholds.parse()?,
+            };
+            let outcome = crate::scenario::run(settings, shutdown).await.map_err(scenario_error)?;
+            let report = &outcome.report;
+            let s = &report.summary;
+            if report.passed {
+                println!(
+                    "scenario passed: {} of {} criteria met; {}",
+                    s.criteria_passed, s.criteria, report.trends.verdict
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(CommandError::Failed(format!(
+                    "scenario failed: {} of {} criteria met; failed: {}",
+                    s.criteria_passed,
+                    s.criteria,
+                    s.failed.join("; ")
+                )))
+            }
+        }
+        Command::Verify { database, mission, output } => {
+            let database = required_database(&database, "the database to verify")?;
+            let client = db::connect(&database).await?;
+            if !crate::verify::mission_exists(&client, mission).await.map_err(DbError::Query)? {
+                return Err(CommandError::Usage(format!("no mission {mission} in {database}")));
+            }
+            let checks = crate::verify::verify_mission(&client, mission).await?;
+            if output.json {
+                println!("{}", serde_json::to_string_pretty(&checks).expect("checks serialize"));
+            } else {
+                println!("grace verify — mission {mission} in {database}");
+                for check in &checks {
+                    println!("{check}");
+                }
+            }
+            match checks.iter().filter(|c| !c.passed).map(|c| c.id.as_str()).collect::<Vec<_>>() {
+                failed if failed.is_empty() => Ok(ExitCode::SUCCESS),
+                failed => Err(CommandError::Failed(format!("failed: {}", failed.join(", ")))),
+            }
+        }
+        Command::Report {
+            command:
+                ReportCommand::Compare {
+                    old,
+                    new,
+                    max_throughput_drop,
+                    max_latency_increase,
+                    max_error_rate_increase,
+                    output,
+                },
+        } => {
+            let read = |path: &std::path::Path| -> Result<crate::report::ScenarioReport, CommandError> {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| CommandError::Usage(format!("cannot read {}: {e}", path.display())))?;
+                serde_json::from_str(&text).map_err(|e| {
+                    CommandError::Usage(format!("{} is not a scenario_report_*.json: {e}", path.display()))
+                })
+            };
+            let tolerances = compare::Tolerances {
+                throughput_drop: max_throughput_drop,
+                latency_increase: max_latency_increase,
+                error_rate_increase: max_error_rate_increase,
+            };
+            let rows = compare::compare(&read(&old)?, &read(&new)?, &tolerances);
+            if output.json {
+                println!("{}", serde_json::to_string_pretty(&rows).expect("comparisons serialize"));
+            } else {
+                print!("{}", compare::render(&rows));
+            }
+            match rows.iter().filter(|r| r.regressed).map(|r| r.metric.as_str()).collect::<Vec<_>>() {
+                regressed if regressed.is_empty() => Ok(ExitCode::SUCCESS),
+                regressed => Err(CommandError::Failed(format!("regressed: {}", regressed.join(", ")))),
+            }
+        }
+        Command::Report { command: ReportCommand::History { database, limit, output } } => {
+            let database = required_database(&database, "the database the scenarios ran on")?;
+            let client = db::connect(&database).await?;
+            let runs = crate::report::history::list(&client, limit.clamp(1, 10_000)).await.map_err(DbError::Query)?;
+            if output.json {
+                println!("{}", serde_json::to_string_pretty(&runs).expect("runs serialize"));
+            } else {
+                print!("{}", crate::report::history::render(&runs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load { database, load, shape, mission, out, output } => {
             let database = control_plane(&database)?;
-            let plan = load.plan(expect_workers, join_timeout, heartbeat_timeout, mission)?;
+            let plan = load.plan(shape.parse()?, mission)?;
             let outcome = coordinator::run(&database, &plan, shutdown).await?;
             if let Some(dir) = &out {
                 write_load_outputs(dir, &outcome)?;

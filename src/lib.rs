@@ -14,8 +14,11 @@
 //! - [`bootstrap`]: `grace bootstrap`, which migrates and seeds, idempotently.
 //! - [`health`]: `grace health`, the fitness checklist.
 //! - [`immutable_log`]: appending to and verifying the hash-chained log.
+//! - [`scenario`]: `grace scenario`, the 8 phases — the main job.
+//! - [`report`]: the scenario's reports (JSON, HTML, JUnit), `grace report`.
 //! - [`policy`]: the autonomy tiers and the shipped error-type policy.
 //! - [`shutdown`]: turning SIGINT/SIGTERM into one cancellation token.
+//! - [`verify`]: the consistency conditions C1–C7, as SQL (`grace verify`).
 
 pub mod backend;
 pub mod bootstrap;
@@ -26,4 +29,7 @@ pub mod db;
 pub mod health;
 pub mod immutable_log;
 pub mod policy;
+pub mod report;
+pub mod scenario;
 pub mod shutdown;
+pub mod verify;

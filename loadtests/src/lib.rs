@@ -26,7 +26,7 @@ mod recorder;
 /// The goose this crate is built on, for callers that configure attacks.
 pub use goose;
 
-pub use recorder::{combine_digests, key_digest, KeyDigest, LatencyUpload, Recorded, Recorder, UploadError};
+pub use recorder::{combine_digests, key_digest, KeyDigest, LatencyUpload, Recorded, Recorder, TimeSlot, UploadError};
 
 use goose::goose::GooseResponse;
 use goose::prelude::*;
@@ -259,6 +259,9 @@ async fn perform(
         }
         let request = GooseRequest::builder().set_request_builder(builder).name(call.name).build();
         let goose = user.request(request).await?;
+        if goose.response.as_ref().is_ok_and(|r| r.headers().contains_key("x-grace-fault")) {
+            recorder.count_injected_fault();
+        }
         let transient = match &goose.response {
             // goose has already recorded a transport error as a failure.
             Err(_) => true,

@@ -37,11 +37,39 @@ pub struct Recorded {
     pub overall: Histogram<u64>,
     pub by_name: BTreeMap<String, Histogram<u64>>,
     pub acknowledged_keys: Vec<String>,
+    /// Responses that were faults injected on purpose (`X-Grace-Fault`), so a
+    /// report can count them apart from genuine errors.
+    pub injected_faults: u64,
+    /// Latency second by second (Unix time), for "latency over time" charts;
+    /// workers' timelines add up because they share the wall clock.
+    pub timeline: BTreeMap<u64, TimeSlot>,
+}
+
+/// One second of requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeSlot {
+    pub requests: u64,
+    pub total_micros: u64,
+    pub max_micros: u64,
+}
+
+impl TimeSlot {
+    fn add(&mut self, other: &TimeSlot) {
+        self.requests += other.requests;
+        self.total_micros += other.total_micros;
+        self.max_micros = self.max_micros.max(other.max_micros);
+    }
 }
 
 impl Default for Recorded {
     fn default() -> Self {
-        Self { overall: histogram(), by_name: BTreeMap::new(), acknowledged_keys: Vec::new() }
+        Self {
+            overall: histogram(),
+            by_name: BTreeMap::new(),
+            acknowledged_keys: Vec::new(),
+            injected_faults: 0,
+            timeline: BTreeMap::new(),
+        }
     }
 }
 
@@ -51,6 +79,16 @@ impl Recorder {
         let mut recorded = self.recorded.lock().expect("recorder lock");
         recorded.overall.saturating_record(micros);
         recorded.by_name.entry(name.to_string()).or_insert_with(histogram).saturating_record(micros);
+        let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        recorded.timeline.entry(second).or_default().add(&TimeSlot {
+            requests: 1,
+            total_micros: micros,
+            max_micros: micros,
+        });
+    }
+
+    pub fn count_injected_fault(&self) {
+        self.recorded.lock().expect("recorder lock").injected_faults += 1;
     }
 
     pub fn acknowledge(&self, key: &str) {
@@ -72,6 +110,10 @@ impl Recorded {
             self.by_name.entry(name.clone()).or_insert_with(self::histogram).add(histogram)?;
         }
         self.acknowledged_keys.extend(other.acknowledged_keys.iter().cloned());
+        self.injected_faults += other.injected_faults;
+        for (second, slot) in &other.timeline {
+            self.timeline.entry(*second).or_default().add(slot);
+        }
         Ok(())
     }
 
@@ -80,6 +122,8 @@ impl Recorded {
         LatencyUpload {
             overall: encode(&self.overall),
             by_name: self.by_name.iter().map(|(name, h)| (name.clone(), encode(h))).collect(),
+            injected_faults: self.injected_faults,
+            timeline: self.timeline.clone(),
         }
     }
 }
@@ -90,6 +134,10 @@ impl Recorded {
 pub struct LatencyUpload {
     pub overall: String,
     pub by_name: BTreeMap<String, String>,
+    #[serde(default)]
+    pub injected_faults: u64,
+    #[serde(default)]
+    pub timeline: BTreeMap<u64, TimeSlot>,
 }
 
 /// Why an upload could not be read back.
@@ -121,6 +169,8 @@ impl LatencyUpload {
                 .map(|(n, h)| Ok((n.clone(), decode(h)?)))
                 .collect::<Result<_, UploadError>>()?,
             acknowledged_keys: Vec::new(),
+            injected_faults: self.injected_faults,
+            timeline: self.timeline.clone(),
         })
     }
 }
@@ -220,7 +270,10 @@ mod tests {
         let decoded = serde_json::from_str::<LatencyUpload>(&json).unwrap().decode().unwrap();
         assert_eq!(decoded.overall, original.overall);
         assert_eq!(decoded.by_name, original.by_name);
-        assert!(LatencyUpload { overall: "not base64!".into(), by_name: BTreeMap::new() }.decode().is_err());
+        assert_eq!(decoded.timeline, original.timeline);
+        assert_eq!(decoded.timeline.values().map(|s| s.requests).sum::<u64>(), 5);
+        let garbled = LatencyUpload { overall: "not base64!".into(), ..upload };
+        assert!(garbled.decode().is_err());
     }
 
     #[test]

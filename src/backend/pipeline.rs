@@ -70,8 +70,8 @@ pub enum Decision {
 }
 
 /// The terms a contract is executed by. Hashed at creation (`contract_digest`)
-/// and checked again before execution.
-fn contract_digest(
+/// and checked again before execution (and by C4 after the fact).
+pub fn contract_digest(
     error_type: &str,
     action_type: &str,
     tier: i16,

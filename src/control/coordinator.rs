@@ -26,23 +26,30 @@ const UPLOAD_ALLOWANCE: Duration = Duration::from_secs(60);
 /// How long a backend has to answer the coordinator's own requests.
 const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What to run, parsed at the edge.
+/// How much load, for how long, on how many workers.
 #[derive(Debug, Clone)]
-pub struct LoadPlan {
-    pub backend: BackendUrl,
-    /// An operator token (creates the run's mission; the in-process worker uses it).
-    pub token: String,
+pub struct LoadShape {
+    /// Users across all workers.
     pub users: u32,
     pub run_time: Duration,
     /// Open model: requests per second across all workers.
     pub rate: Option<f64>,
-    pub traffic: Traffic,
     /// Workers to wait for; `None` runs one in this process.
     pub expect_workers: Option<u32>,
     /// How long to wait for them.
     pub join_timeout: Duration,
     /// Silence after which a worker is lost.
     pub heartbeat_timeout: Duration,
+}
+
+/// What to run, parsed at the edge.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub backend: BackendUrl,
+    /// An operator token (creates the run's mission; the in-process worker uses it).
+    pub token: String,
+    pub shape: LoadShape,
+    pub traffic: Traffic,
     /// The mission the load is tagged with; a fresh one when `None`.
     pub mission: Option<Uuid>,
 }
@@ -50,6 +57,8 @@ pub struct LoadPlan {
 /// A finished run: the merged result and each worker's goose report.
 pub struct LoadOutcome {
     pub result: LoadResult,
+    /// The merged histograms behind `result`.
+    pub histograms: grace_loadtests::Recorded,
     /// (worker, goose's HTML report) for each worker that uploaded one.
     pub reports: Vec<(WorkerIdentity, String)>,
 }
@@ -87,12 +96,12 @@ pub async fn run(
     let config = RunConfig {
         backend: plan.backend.to_string(),
         mission_id,
-        users: plan.users,
-        run_time_secs: plan.run_time.as_secs(),
-        rate: plan.rate,
+        users: plan.shape.users,
+        run_time_secs: plan.shape.run_time.as_secs(),
+        rate: plan.shape.rate,
         traffic: plan.traffic,
     };
-    let expected = plan.expect_workers.unwrap_or(1);
+    let expected = plan.shape.expect_workers.unwrap_or(1);
     client
         .execute(
             "INSERT INTO control.runs (id, mission_id, config, expected_workers) VALUES ($1, $2, $3, $4)",
@@ -103,14 +112,14 @@ pub async fn run(
 
     // The in-process worker, when no workers are expected.
     let local_stop = shutdown.child_token();
-    let local = match plan.expect_workers {
+    let local = match plan.shape.expect_workers {
         Some(_) => None,
         None => {
             let settings = WorkerSettings {
                 database: database.clone(),
                 backend: None,
                 token: plan.token.clone(),
-                capacity: plan.users,
+                capacity: plan.shape.users,
                 once: true,
                 out: None,
             };
@@ -156,7 +165,7 @@ async fn coordinate(
     client.execute("UPDATE control.runs SET status = 'merging' WHERE id = $1", &[&run_id]).await?;
     let uploads = read_uploads(client, run_id).await?;
     let acked = acked_writes::check(client, run_id).await?;
-    let result = LoadResult::merge(run_id, plan, &uploads, acked)?;
+    let (result, histograms) = LoadResult::merge(run_id, plan, &uploads, acked)?;
     client
         .execute(
             "UPDATE control.runs SET status = 'completed', verdict = $2, finished_at = now() WHERE id = $1",
@@ -164,7 +173,7 @@ async fn coordinate(
         )
         .await?;
     let reports = uploads.into_iter().filter_map(|u| u.report_html.map(|html| (u.worker, html))).collect();
-    Ok(LoadOutcome { result, reports })
+    Ok(LoadOutcome { result, histograms, reports })
 }
 
 /// Creates the run's mission through the backend's API, with the run's id as
@@ -202,9 +211,9 @@ async fn claim_workers(
     only: Option<Uuid>,
     shutdown: &CancellationToken,
 ) -> Result<Vec<WorkerIdentity>, ControlError> {
-    let expected = plan.expect_workers.unwrap_or(1);
-    let deadline = tokio::time::Instant::now() + plan.join_timeout;
-    let fresh = plan.heartbeat_timeout.as_secs_f64();
+    let expected = plan.shape.expect_workers.unwrap_or(1);
+    let deadline = tokio::time::Instant::now() + plan.shape.join_timeout;
+    let fresh = plan.shape.heartbeat_timeout.as_secs_f64();
     let mut connection = db::connect(database).await?;
     loop {
         let transaction = connection.transaction().await?;
@@ -223,10 +232,10 @@ async fn claim_workers(
         if rows.len() == expected as usize {
             let capacities: Vec<u32> = rows.iter().map(|r| r.get::<_, i32>(3) as u32).collect();
             let capacity: u32 = capacities.iter().sum();
-            if capacity < plan.users {
-                return Err(ControlError::TooLittleCapacity { users: plan.users, capacity });
+            if capacity < plan.shape.users {
+                return Err(ControlError::TooLittleCapacity { users: plan.shape.users, capacity });
             }
-            let shares = split_users(plan.users, &capacities);
+            let shares = split_users(plan.shape.users, &capacities);
             let mut workers = Vec::new();
             for (row, users) in rows.iter().zip(shares) {
                 let worker = WorkerIdentity { id: row.get(0), host: row.get(1), pid: row.get::<_, i32>(2) as u32 };
@@ -252,7 +261,7 @@ async fn claim_workers(
         drop(transaction);
         if tokio::time::Instant::now() >= deadline {
             let joined = live_workers(&connection, fresh).await?;
-            return Err(ControlError::TooFewWorkers { expected, joined, waited: plan.join_timeout });
+            return Err(ControlError::TooFewWorkers { expected, joined, waited: plan.shape.join_timeout });
         }
         tokio::select! {
             () = shutdown.cancelled() => return Err(ControlError::Interrupted),
@@ -310,7 +319,7 @@ async fn watch(
     run_id: Uuid,
     shutdown: &CancellationToken,
 ) -> Result<(), ControlError> {
-    let overrun = (plan.run_time + START_LEAD + UPLOAD_ALLOWANCE).as_secs_f64();
+    let overrun = (plan.shape.run_time + START_LEAD + UPLOAD_ALLOWANCE).as_secs_f64();
     loop {
         let lost = client
             .query(
@@ -324,7 +333,7 @@ async fn watch(
                 RETURNING w.id, w.host, w.pid)
                  UPDATE control.workers w SET status = 'lost' FROM lost WHERE w.id = lost.id
                 RETURNING lost.host, lost.pid",
-                &[&run_id, &plan.heartbeat_timeout.as_secs_f64(), &overrun],
+                &[&run_id, &plan.shape.heartbeat_timeout.as_secs_f64(), &overrun],
             )
             .await?;
         for row in &lost {

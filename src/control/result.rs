@@ -9,7 +9,7 @@ use super::acked_writes::AckedWritesCheck;
 use super::coordinator::LoadPlan;
 use super::worker::WorkerIdentity;
 use super::ControlError;
-use grace_loadtests::Recorded;
+use grace_loadtests::{Recorded, TimeSlot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -37,8 +37,12 @@ pub struct LoadResult {
     pub rate: Option<f64>,
     pub workers: Vec<WorkerSummary>,
     pub total: Throughput,
+    /// Failed responses that were faults injected on purpose (also in `total.failures`).
+    pub injected_faults: u64,
     /// Overall first, then by request name.
     pub latency: Vec<LatencySummary>,
+    /// Requests and latency second by second (Unix time), all workers together.
+    pub timeline: BTreeMap<u64, TimeSlot>,
     pub acked_writes: AckedWritesCheck,
     /// Workers that went silent or never uploaded, by name.
     pub lost_workers: Vec<String>,
@@ -70,10 +74,12 @@ pub struct LatencySummary {
     pub name: String,
     pub requests: u64,
     pub failures: u64,
+    pub mean_ms: f64,
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
     pub max_ms: f64,
 }
 
@@ -81,12 +87,14 @@ pub struct LatencySummary {
 pub const OVERALL: &str = "overall";
 
 impl LoadResult {
+    /// The result, and the merged histograms it was read from (so results of
+    /// several runs can be merged again, exactly).
     pub fn merge(
         run_id: Uuid,
         plan: &LoadPlan,
         uploads: &[WorkerUpload],
         acked_writes: AckedWritesCheck,
-    ) -> Result<Self, ControlError> {
+    ) -> Result<(Self, Recorded), ControlError> {
         let mut merged = Recorded::default();
         let mut counts: BTreeMap<String, Throughput> = BTreeMap::new();
         let mut workers = Vec::new();
@@ -129,32 +137,37 @@ impl LoadResult {
             latency.push(LatencySummary::of(name, &count, histogram));
         }
         let lost_workers: Vec<String> = workers.iter().filter(|w| w.lost).map(|w| w.name.clone()).collect();
-        Ok(Self {
+        let result = Self {
             run_id,
-            users: plan.users,
-            run_time_secs: plan.run_time.as_secs(),
-            rate: plan.rate,
+            users: plan.shape.users,
+            run_time_secs: plan.shape.run_time.as_secs(),
+            rate: plan.shape.rate,
             passed: lost_workers.is_empty() && acked_writes.passed,
             workers,
             total,
+            injected_faults: merged.injected_faults,
             latency,
+            timeline: merged.timeline.clone(),
             acked_writes,
             lost_workers,
-        })
+        };
+        Ok((result, merged))
     }
 }
 
 impl LatencySummary {
-    fn of(name: &str, count: &Throughput, histogram: &hdrhistogram::Histogram<u64>) -> Self {
+    pub fn of(name: &str, count: &Throughput, histogram: &hdrhistogram::Histogram<u64>) -> Self {
         let ms = |micros: u64| micros as f64 / 1000.0;
         Self {
             name: name.to_string(),
             requests: count.requests,
             failures: count.failures,
+            mean_ms: histogram.mean() / 1000.0,
             p50_ms: ms(histogram.value_at_quantile(0.50)),
             p90_ms: ms(histogram.value_at_quantile(0.90)),
             p95_ms: ms(histogram.value_at_quantile(0.95)),
             p99_ms: ms(histogram.value_at_quantile(0.99)),
+            p999_ms: ms(histogram.value_at_quantile(0.999)),
             max_ms: ms(histogram.max()),
         }
     }
@@ -247,6 +260,7 @@ impl std::fmt::Display for LoadResult {
 mod tests {
     use super::*;
     use crate::configuration::BackendUrl;
+    use crate::control::coordinator::LoadShape;
     use grace_loadtests::Recorder;
     use std::time::Duration;
 
@@ -254,13 +268,15 @@ mod tests {
         LoadPlan {
             backend: BackendUrl::parse("http://127.0.0.1:1").unwrap(),
             token: "t".into(),
-            users: 4,
-            run_time: Duration::from_secs(10),
-            rate: None,
+            shape: LoadShape {
+                users: 4,
+                run_time: Duration::from_secs(10),
+                rate: None,
+                expect_workers: Some(2),
+                join_timeout: Duration::from_secs(1),
+                heartbeat_timeout: Duration::from_secs(5),
+            },
             traffic: grace_loadtests::Traffic::Mission,
-            expect_workers: Some(2),
-            join_timeout: Duration::from_secs(1),
-            heartbeat_timeout: Duration::from_secs(5),
             mission: None,
         }
     }
@@ -304,7 +320,7 @@ mod tests {
         let fast: Vec<u64> = (0..900).map(|n| 1 + n % 10).collect();
         let slow: Vec<u64> = (0..100).map(|n| 500 + n).collect();
         let uploads = [upload(1, &fast, 3), upload(2, &slow, 7)];
-        let result = LoadResult::merge(Uuid::nil(), &plan(), &uploads, check()).unwrap();
+        let (result, _) = LoadResult::merge(Uuid::nil(), &plan(), &uploads, check()).unwrap();
         assert_eq!(result.total, Throughput { requests: 1000, failures: 10, requests_per_second: 100.0 });
         assert_eq!(result.workers[0].throughput.requests_per_second, 90.0);
         let overall = &result.latency[0];
@@ -322,7 +338,7 @@ mod tests {
     fn a_lost_worker_fails_the_run_and_adds_nothing() {
         let mut lost = upload(2, &[5], 0);
         lost.uploaded = None;
-        let result = LoadResult::merge(Uuid::nil(), &plan(), &[upload(1, &[1, 2, 3], 0), lost], check()).unwrap();
+        let (result, _) = LoadResult::merge(Uuid::nil(), &plan(), &[upload(1, &[1, 2, 3], 0), lost], check()).unwrap();
         assert_eq!(result.total.requests, 3);
         assert_eq!(result.lost_workers, ["h (pid 2)"]);
         assert!(!result.passed);

@@ -26,6 +26,8 @@ pub const TABLES: &[&str] = &[
     "control.run_workers",
     "control.worker_results",
     "control.acked_writes",
+    "control.scenario_runs",
+    "control.scenario_iterations",
 ];
 
 /// A link between tables, identified by what it connects rather than by the
@@ -68,6 +70,8 @@ const FOREIGN_KEYS: &[(&str, &str, &str)] = &[
     ("control.worker_results", "worker_id", "control.workers"),
     ("control.acked_writes", "run_id", "control.runs"),
     ("control.acked_writes", "worker_id", "control.workers"),
+    ("control.scenario_iterations", "run_id", "control.scenario_runs"),
+    ("control.scenario_iterations", "mission_id", "public.missions"),
 ];
 
 pub fn expected_foreign_keys() -> Vec<ForeignKey> {

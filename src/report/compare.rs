@@ -1,0 +1,96 @@
+//! `grace report compare OLD NEW`: did the new run regress against the old?
+//! Throughput may drop, latency percentiles rise and the error rate grow only
+//! within tolerances, and integrity that held must still hold.
+
+use super::ScenarioReport;
+use crate::control::result::LatencySummary;
+use serde::Serialize;
+
+/// How much worse the new run may be before it counts as a regression.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Tolerances {
+    /// Fraction throughput may fall (0.1 = 10%).
+    pub throughput_drop: f64,
+    /// Fraction a latency percentile may rise.
+    pub latency_increase: f64,
+    /// Absolute rise in error rate (0.01 = one percentage point).
+    pub error_rate_increase: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub metric: String,
+    pub old: Option<f64>,
+    pub new: Option<f64>,
+    pub regressed: bool,
+    pub note: String,
+}
+
+pub fn compare(old: &ScenarioReport, new: &ScenarioReport, tolerances: &Tolerances) -> Vec<Comparison> {
+    let mut rows = Vec::new();
+    let (o, n) = (&old.aggregates, &new.aggregates);
+    rows.push(judge("throughput (req/s)", Some(o.throughput_rps), Some(n.throughput_rps), |old, new| {
+        (new < old * (1.0 - tolerances.throughput_drop), format!("may drop {:.0}%", tolerances.throughput_drop * 100.0))
+    }));
+    let latency =
+        |report: &ScenarioReport, pick: fn(&LatencySummary) -> f64| report.aggregates.latency.as_ref().map(pick);
+    let percentiles: [(&str, fn(&LatencySummary) -> f64); 3] =
+        [("p50 latency (ms)", |l| l.p50_ms), ("p95 latency (ms)", |l| l.p95_ms), ("p99 latency (ms)", |l| l.p99_ms)];
+    for (name, pick) in percentiles {
+        rows.push(judge(name, latency(old, pick), latency(new, pick), |old, new| {
+            (
+                new > old * (1.0 + tolerances.latency_increase),
+                format!("may rise {:.0}%", tolerances.latency_increase * 100.0),
+            )
+        }));
+    }
+    rows.push(judge(
+        "error rate (%)",
+        Some(o.genuine_error_rate * 100.0),
+        Some(n.genuine_error_rate * 100.0),
+        |old, new| {
+            (
+                new > old + tolerances.error_rate_increase * 100.0,
+                format!("may rise {:.1} points", tolerances.error_rate_increase * 100.0),
+            )
+        },
+    ));
+    let integrity = |report: &ScenarioReport| {
+        let all = report.iterations.iter().flat_map(|it| &it.consistency);
+        let held = all.clone().all(|c| c.passed) && all.count() > 0;
+        f64::from(u8::from(held))
+    };
+    rows.push(judge("integrity held (1 = yes)", Some(integrity(old)), Some(integrity(new)), |old, new| {
+        (new < old, "must keep holding".to_string())
+    }));
+    rows
+}
+
+fn judge(metric: &str, old: Option<f64>, new: Option<f64>, rule: impl Fn(f64, f64) -> (bool, String)) -> Comparison {
+    let (regressed, note) = match (old, new) {
+        (Some(old), Some(new)) => rule(old, new),
+        (_, None) => (true, "missing from the new report".to_string()),
+        (None, Some(_)) => (false, "new in this report".to_string()),
+    };
+    Comparison { metric: metric.to_string(), old, new, regressed, note }
+}
+
+pub fn render(rows: &[Comparison]) -> String {
+    let mut text = format!("{:<26} {:>12} {:>12} {:>9}  {}\n", "metric", "old", "new", "change", "verdict");
+    let show = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+    for row in rows {
+        let change = match (row.old, row.new) {
+            (Some(old), Some(new)) if old != 0.0 => format!("{:+.1}%", (new - old) / old * 100.0),
+            _ => "-".to_string(),
+        };
+        let verdict = if row.regressed { format!("REGRESSED ({})", row.note) } else { format!("ok ({})", row.note) };
+        text.push_str(&format!(
+            "{:<26} {:>12} {:>12} {:>9}  {verdict}\n",
+            row.metric,
+            show(row.old),
+            show(row.new),
+            change
+        ));
+    }
+    text
+}

@@ -1,0 +1,366 @@
+//! The scenario report as one self-contained HTML page: styles inline, charts
+//! drawn as inline SVG, no script and no network, so it reads the same
+//! offline, attached to a CI run or mailed. Verdict first, then the numbers.
+
+use super::{escape, IterationReport, ScenarioReport};
+use crate::control::result::LatencySummary;
+use std::fmt::Write;
+
+const COLORS: &[&str] = &["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563"];
+
+pub fn render(report: &ScenarioReport) -> String {
+    let mut page = String::new();
+    let verdict = if report.passed { "PASSED" } else { "FAILED" };
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Grace scenario {verdict} — {}</title><style>{STYLE}</style></head><body>",
+        report.started_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    let class = if report.passed { "pass" } else { "fail" };
+    let s = &report.summary;
+    let _ = write!(
+        page,
+        "<header class=\"verdict {class}\"><h1>Grace scenario: {verdict}</h1>\
+         <p>{} of {} criteria met ({:.1}%) over {} iteration(s); exit code {}. Run {} · {} → {}</p></header>",
+        s.criteria_passed,
+        s.criteria,
+        s.success_rate * 100.0,
+        s.iterations,
+        report.exit_code,
+        report.run_id,
+        report.started_at.format("%Y-%m-%d %H:%M:%S"),
+        report.finished_at.format("%H:%M:%S UTC"),
+    );
+    if !s.failed.is_empty() {
+        page.push_str("<section><h2>What failed</h2><ul class=\"failed\">");
+        for failed in &s.failed {
+            let _ = write!(page, "<li>{}</li>", escape(failed));
+        }
+        page.push_str("</ul></section>");
+    }
+    aggregates(&mut page, report);
+    latency_over_time(&mut page, &report.iterations);
+    for iteration in &report.iterations {
+        iteration_section(&mut page, iteration, report.iterations.len() > 1);
+    }
+    trends(&mut page, report);
+    page.push_str("<section><h2>Configuration</h2><pre>");
+    page.push_str(&escape(&serde_json::to_string_pretty(&report.configuration).unwrap_or_default()));
+    page.push_str("</pre></section></body></html>\n");
+    page
+}
+
+fn aggregates(page: &mut String, report: &ScenarioReport) {
+    let a = &report.aggregates;
+    page.push_str("<section><h2>Load, all iterations</h2><table><tr><th>requests</th><th>failures</th><th>injected faults</th><th>error rate</th><th>genuine error rate</th><th>throughput</th></tr>");
+    let _ = write!(
+        page,
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{:.1} req/s</td></tr></table>",
+        a.requests,
+        a.failures,
+        a.injected_faults,
+        a.error_rate * 100.0,
+        a.genuine_error_rate * 100.0,
+        a.throughput_rps
+    );
+    if let Some(latency) = &a.latency {
+        page.push_str("<h3>Latency percentiles (merged histograms)</h3>");
+        latency_table(page, std::slice::from_ref(latency));
+    }
+    page.push_str("</section>");
+}
+
+fn latency_table(page: &mut String, rows: &[LatencySummary]) {
+    page.push_str("<table><tr><th>request</th><th>count</th><th>fail</th><th>mean ms</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th></tr>");
+    for l in rows {
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
+            escape(&l.name), l.requests, l.failures, l.mean_ms, l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.p999_ms, l.max_ms
+        );
+    }
+    page.push_str("</table>");
+}
+
+/// Mean and max latency, and requests, second by second of each iteration's load.
+fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
+    let mut mean = Vec::new();
+    let mut max = Vec::new();
+    let mut rate = Vec::new();
+    for (i, iteration) in iterations.iter().enumerate() {
+        let Some(load) = &iteration.load else { continue };
+        let Some(first) = load.timeline.keys().next().copied() else { continue };
+        let color = COLORS[i % COLORS.len()];
+        let points = |f: &dyn Fn(&grace_loadtests::TimeSlot) -> f64| -> Vec<(f64, f64)> {
+            load.timeline.iter().map(|(s, slot)| ((s - first) as f64, f(slot))).collect()
+        };
+        let label = format!("iteration {}", iteration.iteration);
+        mean.push(Series {
+            label: format!("{label} mean"),
+            color,
+            dashed: false,
+            points: points(&|s| s.total_micros as f64 / s.requests.max(1) as f64 / 1000.0),
+        });
+        max.push(Series {
+            label: format!("{label} max"),
+            color,
+            dashed: true,
+            points: points(&|s| s.max_micros as f64 / 1000.0),
+        });
+        rate.push(Series { label, color, dashed: false, points: points(&|s| s.requests as f64) });
+    }
+    if mean.is_empty() {
+        return;
+    }
+    page.push_str("<section><h2>Latency over time</h2>");
+    mean.extend(max);
+    page.push_str(&line_chart(&mean, "seconds into the load", "latency (ms)"));
+    page.push_str("<h3>Requests per second</h3>");
+    page.push_str(&line_chart(&rate, "seconds into the load", "requests"));
+    page.push_str("</section>");
+}
+
+fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool) {
+    let class = if iteration.passed { "pass" } else { "fail" };
+    let title = if many { format!("Iteration {}", iteration.iteration) } else { "The run".to_string() };
+    let _ = write!(
+        page,
+        "<section><h2>{title} <span class=\"badge {class}\">{}</span></h2><p>mission {}</p>",
+        if iteration.passed { "passed" } else { "failed" },
+        iteration.mission_id
+    );
+    phase_timeline(page, iteration);
+    page.push_str("<h3>Criteria</h3><table><tr><th>phase</th><th>criterion</th><th>result</th><th>detail</th></tr>");
+    for (phase, c) in iteration.criteria() {
+        let (class, mark) = if c.passed { ("pass", "✓") } else { ("fail", "✗") };
+        let _ = write!(
+            page,
+            "<tr><td>{} {}</td><td>{}</td><td class=\"{class}\">{mark}</td><td>{}</td></tr>",
+            phase.number,
+            escape(&phase.name),
+            escape(&c.name),
+            escape(&c.detail)
+        );
+    }
+    page.push_str("</table>");
+    page.push_str("<h3>Integrity (C1–C7)</h3><table><tr><th>condition</th><th>checked</th><th>violations</th><th>examples</th></tr>");
+    for check in &iteration.consistency {
+        let class = if check.passed { "pass" } else { "fail" };
+        let examples: Vec<String> = check.examples.iter().map(|e| escape(e)).collect();
+        let _ = write!(
+            page,
+            "<tr><td>{} {}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
+            check.id,
+            escape(&check.name),
+            check.checked,
+            check.violations,
+            examples.join("<br>")
+        );
+    }
+    page.push_str("</table>");
+    if let Some(load) = &iteration.load {
+        page.push_str("<h3>Per endpoint</h3>");
+        latency_table(page, &load.latency);
+        page.push_str("<h3>Workers</h3><table><tr><th>worker</th><th>users</th><th>requests</th><th>failures</th><th>req/s</th><th>acked writes</th></tr>");
+        for w in &load.workers {
+            let name = if w.lost { format!("{} (LOST)", w.name) } else { w.name.clone() };
+            let t = &w.throughput;
+            let _ = write!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td></tr>",
+                escape(&name),
+                w.users,
+                t.requests,
+                t.failures,
+                t.requests_per_second,
+                w.acked_writes
+            );
+        }
+        page.push_str("</table>");
+    }
+    for phase in &iteration.phases {
+        if phase.notes.is_empty() && phase.error.is_none() {
+            continue;
+        }
+        let _ = write!(page, "<details><summary>phase {} {}</summary><ul>", phase.number, escape(&phase.name));
+        for note in &phase.notes {
+            let _ = write!(page, "<li>{}</li>", escape(note));
+        }
+        if let Some(error) = &phase.error {
+            let _ = write!(page, "<li class=\"fail\">error: {}</li>", escape(error));
+        }
+        page.push_str("</ul></details>");
+    }
+    page.push_str("</section>");
+}
+
+/// Each phase as a bar from its start, as long as it took.
+fn phase_timeline(page: &mut String, iteration: &IterationReport) {
+    let Some(start) = iteration.phases.first().map(|p| p.started_at) else { return };
+    let end_ms = iteration
+        .phases
+        .iter()
+        .map(|p| (p.started_at - start).num_milliseconds().max(0) as u64 + p.duration_ms)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let (width, row, left) = (760.0, 22.0, 170.0);
+    let height = row * iteration.phases.len() as f64 + 24.0;
+    let _ = write!(
+        page,
+        "<h3>Phase timeline</h3><svg class=\"chart\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"phase timeline\">"
+    );
+    let scale = (width - left - 70.0) / end_ms as f64;
+    for (i, phase) in iteration.phases.iter().enumerate() {
+        let y = i as f64 * row + 4.0;
+        let x = left + (phase.started_at - start).num_milliseconds().max(0) as f64 * scale;
+        let w = (phase.duration_ms as f64 * scale).max(2.0);
+        let color = if phase.passed { "#16a34a" } else { "#dc2626" };
+        let _ = write!(
+            page,
+            "<text x=\"0\" y=\"{:.1}\" class=\"label\">{} {}</text><rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\" class=\"label\">{:.2}s</text>",
+            y + 13.0,
+            phase.number,
+            escape(&phase.name),
+            row - 6.0,
+            x + w + 4.0,
+            y + 13.0,
+            phase.duration_ms as f64 / 1000.0
+        );
+    }
+    let _ = write!(
+        page,
+        "<text x=\"{left}\" y=\"{:.1}\" class=\"axis\">0 s</text><text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\">{:.1} s</text></svg>",
+        height - 4.0,
+        width - 110.0,
+        height - 4.0,
+        end_ms as f64 / 1000.0
+    );
+}
+
+fn trends(page: &mut String, report: &ScenarioReport) {
+    let t = &report.trends;
+    if report.iterations.len() < 2 {
+        return;
+    }
+    let class = if t.leak_suspected { "fail" } else { "pass" };
+    let _ = write!(page, "<section><h2>Trends across iterations</h2><p class=\"{class}\">{}</p>", escape(&t.verdict));
+    let indexed = |values: Vec<f64>| values.into_iter().enumerate().map(|(i, v)| ((i + 1) as f64, v)).collect();
+    let series = [
+        Series {
+            label: "backend RSS (MiB)".into(),
+            color: COLORS[0],
+            dashed: false,
+            points: indexed(t.backend_rss_mib.clone()),
+        },
+        Series {
+            label: "database connections".into(),
+            color: COLORS[1],
+            dashed: false,
+            points: indexed(t.database_connections.iter().map(|c| *c as f64).collect()),
+        },
+        Series { label: "tables (MiB)".into(), color: COLORS[2], dashed: false, points: indexed(t.table_mib.clone()) },
+    ];
+    for s in series {
+        if !s.points.is_empty() {
+            let label = s.label.clone();
+            page.push_str(&line_chart(&[s], "iteration", &label));
+        }
+    }
+    page.push_str("</section>");
+}
+
+struct Series {
+    label: String,
+    color: &'static str,
+    dashed: bool,
+    points: Vec<(f64, f64)>,
+}
+
+/// A line chart with axes, tick labels and a legend, as inline SVG.
+fn line_chart(series: &[Series], x_label: &str, y_label: &str) -> String {
+    let (width, height, left, right, top, bottom) = (760.0, 280.0, 60.0, 16.0, 12.0, 76.0);
+    let all = series.iter().flat_map(|s| s.points.iter());
+    let x_max = all.clone().map(|p| p.0).fold(0.0, f64::max).max(1.0);
+    let y_max = all.map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.1;
+    let x_of = |x: f64| left + x / x_max * (width - left - right);
+    let y_of = |y: f64| top + (1.0 - y / y_max) * (height - top - bottom);
+    let mut svg = format!(
+        "<svg class=\"chart\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{}\">",
+        escape(y_label)
+    );
+    for i in 0..=4 {
+        let value = y_max * f64::from(i) / 4.0;
+        let y = y_of(value);
+        let _ = write!(
+            svg,
+            "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" class=\"grid\"/><text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\" text-anchor=\"end\">{}</text>",
+            width - right,
+            left - 6.0,
+            y + 4.0,
+            tick(value)
+        );
+        let x_value = x_max * f64::from(i) / 4.0;
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\" text-anchor=\"middle\">{}</text>",
+            x_of(x_value),
+            height - bottom + 16.0,
+            tick(x_value)
+        );
+    }
+    let _ = write!(
+        svg,
+        "<text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\" text-anchor=\"middle\">{}</text>",
+        left + (width - left - right) / 2.0,
+        height - bottom + 32.0,
+        escape(x_label)
+    );
+    for (i, s) in series.iter().enumerate() {
+        let points: Vec<String> = s.points.iter().map(|(x, y)| format!("{:.1},{:.1}", x_of(*x), y_of(*y))).collect();
+        let dash = if s.dashed { " stroke-dasharray=\"4 3\"" } else { "" };
+        let _ = write!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\"{dash} points=\"{}\"/>",
+            s.color,
+            points.join(" ")
+        );
+        let lx = left + (i % 4) as f64 * 170.0;
+        let ly = height - 22.0 + (i / 4) as f64 * 14.0;
+        let _ = write!(
+            svg,
+            "<line x1=\"{lx:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-width=\"2\"{dash}/><text x=\"{:.1}\" y=\"{ly:.1}\" class=\"label\">{}</text>",
+            ly - 4.0,
+            lx + 18.0,
+            ly - 4.0,
+            s.color,
+            lx + 22.0,
+            escape(&s.label)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn tick(value: f64) -> String {
+    if value >= 100.0 || value == 0.0 {
+        format!("{value:.0}")
+    } else if value >= 1.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;max-width:980px;padding:0 16px 40px;color:#111827}\
+header.verdict{padding:18px 22px;margin:16px 0;border-radius:8px;color:#fff}\
+header.pass{background:#15803d}header.fail{background:#b91c1c}header h1{margin:0 0 6px}header p{margin:0}\
+section{margin:26px 0}h2{border-bottom:1px solid #e5e7eb;padding-bottom:4px}\
+table{border-collapse:collapse;width:100%;font-size:14px;margin:8px 0}th,td{border:1px solid #e5e7eb;padding:4px 8px;text-align:left;vertical-align:top}\
+th{background:#f3f4f6}td.pass,p.pass,li.pass{color:#15803d}td.fail,p.fail,li.fail,ul.failed li{color:#b91c1c}\
+.badge{font-size:13px;padding:2px 8px;border-radius:10px;color:#fff}.badge.pass{background:#15803d}.badge.fail{background:#b91c1c}\
+svg.chart{width:100%;height:auto;background:#fafafa;border:1px solid #e5e7eb;margin:6px 0}\
+svg .grid{stroke:#e5e7eb}svg .axis{font-size:11px;fill:#4b5563}svg .label{font-size:12px;fill:#111827}\
+pre{background:#f3f4f6;padding:10px;overflow:auto;font-size:13px}";

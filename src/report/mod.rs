@@ -1,0 +1,288 @@
+//! What a scenario reports, kept apart from how it was measured: the report's
+//! data (serialized as `scenario_report_<timestamp>.json`), the per-mission
+//! `e2e_metrics_<mission_id>.json`, and renderings of the same data as a
+//! self-contained HTML page ([`html`]) and JUnit XML ([`junit`]). Past runs
+//! are listed from Postgres ([`history`]) and two reports compared
+//! ([`compare`]).
+
+pub mod compare;
+pub mod history;
+pub mod html;
+pub mod junit;
+
+use crate::control::result::{LatencySummary, LoadResult};
+use crate::verify::ConsistencyCheck;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// Bumped when a report's shape changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One pass/fail judgement; JUnit gets one testcase per criterion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Criterion {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+impl Criterion {
+    pub fn new(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Self {
+        Self { name: name.into(), passed, detail: detail.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    pub number: u8,
+    pub name: String,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub passed: bool,
+    pub criteria: Vec<Criterion>,
+    /// What the phase did, for people.
+    pub notes: Vec<String>,
+    /// Why the phase could not finish, when it could not.
+    pub error: Option<String>,
+}
+
+/// Counts from Postgres about one mission (phase 6's telemetry, and the
+/// e2e metrics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MissionCounts {
+    pub contracts_created: i64,
+    pub actions_completed: i64,
+    pub actions_failed: i64,
+    pub rejected: i64,
+    pub rollbacks: i64,
+    pub approvals_requested: i64,
+    pub approvals_granted: i64,
+    pub approvals_rejected: i64,
+    pub benchmarks_run: i64,
+    pub snapshots_created: i64,
+    pub events_persisted: i64,
+    /// Events with no log entry or whose contract is gone.
+    pub orphaned_events: i64,
+    pub log_entries: i64,
+    /// Contracts per minute over the mission's life.
+    pub action_rate_per_minute: f64,
+    /// Rolled back over executed (verified or rolled back) contracts.
+    pub rollback_frequency: f64,
+    /// The mission's running confidence after each contract, in order.
+    pub confidence_trend: Vec<f64>,
+}
+
+/// Resource use after an iteration, for leak trends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceSample {
+    pub backend_rss_bytes: Option<u64>,
+    pub database_connections: i64,
+    pub table_bytes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IterationReport {
+    pub iteration: u32,
+    pub mission_id: Uuid,
+    pub passed: bool,
+    pub phases: Vec<PhaseRecord>,
+    pub load: Option<LoadResult>,
+    pub counts: Option<MissionCounts>,
+    pub consistency: Vec<ConsistencyCheck>,
+    pub resources: ResourceSample,
+}
+
+impl IterationReport {
+    pub fn criteria(&self) -> impl Iterator<Item = (&PhaseRecord, &Criterion)> {
+        self.phases.iter().flat_map(|p| p.criteria.iter().map(move |c| (p, c)))
+    }
+}
+
+/// Numbers over every iteration; percentiles from histograms merged across
+/// iterations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Aggregates {
+    pub requests: u64,
+    pub failures: u64,
+    pub injected_faults: u64,
+    pub error_rate: f64,
+    /// Genuine errors only: failures that were not injected faults.
+    pub genuine_error_rate: f64,
+    pub throughput_rps: f64,
+    pub latency: Option<LatencySummary>,
+}
+
+/// Resource trends across iterations and the leak verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trends {
+    pub backend_rss_mib: Vec<f64>,
+    pub database_connections: Vec<i64>,
+    pub table_mib: Vec<f64>,
+    pub leak_suspected: bool,
+    pub verdict: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub iterations: u32,
+    pub iterations_passed: u32,
+    pub criteria: u32,
+    pub criteria_passed: u32,
+    /// Criteria passed over criteria judged.
+    pub success_rate: f64,
+    pub failed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    pub schema_version: u32,
+    pub run_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub passed: bool,
+    pub exit_code: u8,
+    /// The options the scenario ran with; secrets redacted.
+    pub configuration: Value,
+    pub summary: Summary,
+    pub iterations: Vec<IterationReport>,
+    pub aggregates: Aggregates,
+    pub trends: Trends,
+}
+
+impl ScenarioReport {
+    /// Every criterion, named `phase N name: criterion` and, for iterations
+    /// after the first, prefixed with the iteration.
+    pub fn all_criteria(&self) -> Vec<(String, &Criterion)> {
+        let many = self.iterations.len() > 1;
+        self.iterations
+            .iter()
+            .flat_map(|it| {
+                it.criteria().map(move |(phase, c)| {
+                    let prefix = if many { format!("iteration {} ", it.iteration) } else { String::new() };
+                    (format!("{prefix}phase {} {}: {}", phase.number, phase.name, c.name), c)
+                })
+            })
+            .collect()
+    }
+
+    pub fn summarize(iterations: &[IterationReport], trends: &Trends) -> Summary {
+        let criteria: Vec<&Criterion> = iterations.iter().flat_map(|it| it.criteria().map(|(_, c)| c)).collect();
+        let passed = criteria.iter().filter(|c| c.passed).count() as u32;
+        let mut failed: Vec<String> = iterations
+            .iter()
+            .flat_map(|it| {
+                it.criteria()
+                    .filter(|(_, c)| !c.passed)
+                    .map(move |(p, c)| format!("iteration {} phase {} {}: {}", it.iteration, p.number, p.name, c.name))
+            })
+            .collect();
+        if trends.leak_suspected {
+            failed.push(format!("leak: {}", trends.verdict));
+        }
+        Summary {
+            iterations: iterations.len() as u32,
+            iterations_passed: iterations.iter().filter(|it| it.passed).count() as u32,
+            criteria: criteria.len() as u32,
+            criteria_passed: passed,
+            success_rate: if criteria.is_empty() { 0.0 } else { f64::from(passed) / criteria.len() as f64 },
+            failed,
+        }
+    }
+
+    /// The seed's `e2e_metrics_<mission_id>.json` for one iteration.
+    pub fn e2e_metrics(&self, iteration: &IterationReport, chaos: bool) -> Value {
+        let counts = iteration.counts.clone().unwrap_or_default();
+        let load = iteration.load.as_ref();
+        let overall = load.and_then(|l| l.latency.first());
+        let per_endpoint: Vec<&LatencySummary> = load.map(|l| l.latency.iter().skip(1).collect()).unwrap_or_default();
+        let validation: Vec<Value> = iteration
+            .criteria()
+            .map(|(p, c)| json!({ "phase": p.number, "criterion": c.name, "passed": c.passed, "detail": c.detail }))
+            .collect();
+        json!({
+            "schema_version": SCHEMA_VERSION,
+            "mission_id": iteration.mission_id,
+            "timestamp": self.finished_at,
+            "chaos": chaos,
+            "passed": iteration.passed,
+            "actions_triggered": counts.contracts_created,
+            "actions_completed": counts.actions_completed,
+            "actions_failed": counts.actions_failed,
+            "approvals_requested": counts.approvals_requested,
+            "approvals_granted": counts.approvals_granted,
+            "approvals_rejected": counts.approvals_rejected,
+            "contracts_created": counts.contracts_created,
+            "benchmarks_run": counts.benchmarks_run,
+            "snapshots_created": counts.snapshots_created,
+            "rollbacks": counts.rollbacks,
+            "avg_latency_ms": overall.map(|o| o.mean_ms),
+            "max_latency_ms": overall.map(|o| o.max_ms),
+            "p50_latency_ms": overall.map(|o| o.p50_ms),
+            "p90_latency_ms": overall.map(|o| o.p90_ms),
+            "p95_latency_ms": overall.map(|o| o.p95_ms),
+            "p99_latency_ms": overall.map(|o| o.p99_ms),
+            "p999_latency_ms": overall.map(|o| o.p999_ms),
+            "throughput_rps": load.map(|l| l.total.requests_per_second),
+            "requests": load.map(|l| l.total.requests),
+            "request_failures": load.map(|l| l.total.failures),
+            "injected_faults": load.map(|l| l.injected_faults),
+            "events_persisted": counts.events_persisted,
+            "orphaned_events": counts.orphaned_events,
+            "log_entries": counts.log_entries,
+            "per_endpoint": per_endpoint,
+            "consistency": iteration.consistency,
+            "validation_results": validation,
+        })
+    }
+
+    /// Writes every report file into `dir`; returns their paths.
+    pub fn write(&self, dir: &Path, chaos: bool, goose_reports: &[(String, String)]) -> std::io::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let stamp = self.started_at.format("%Y%m%dT%H%M%SZ");
+        let mut written = Vec::new();
+        for iteration in &self.iterations {
+            let path = dir.join(format!("e2e_metrics_{}.json", iteration.mission_id));
+            write_json(&path, &self.e2e_metrics(iteration, chaos))?;
+            written.push(path);
+        }
+        let path = dir.join(format!("scenario_report_{stamp}.json"));
+        write_json(&path, &serde_json::to_value(self).expect("reports serialize"))?;
+        written.push(path);
+        let path = dir.join(format!("scenario_report_{stamp}.html"));
+        std::fs::write(&path, html::render(self))?;
+        written.push(path);
+        let path = dir.join("junit.xml");
+        std::fs::write(&path, junit::render(self))?;
+        written.push(path);
+        for (name, report) in goose_reports {
+            let path = dir.join(name);
+            std::fs::write(&path, report)?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
+fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(value).expect("JSON values serialize"))
+}
+
+/// Text safe inside HTML and XML, in content and in quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}

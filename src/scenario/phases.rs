@@ -1,0 +1,363 @@
+//! Phases 1–7 of one iteration (DESIGN.md, "The scenario"), each a function
+//! that does its work through the backend's API, checks the outcome — where
+//! it matters, in Postgres — and returns its criteria. A phase that cannot
+//! finish returns an error, which the runner records as that phase's failure.
+
+use super::api::{ApiFailure, BackendClient};
+use super::Thresholds;
+use crate::control::coordinator::{self, LoadOutcome, LoadPlan};
+use crate::control::ControlError;
+use crate::policy::{Tier, DEFAULT_POLICY};
+use crate::report::{Criterion, MissionCounts};
+use crate::verify::{self, ConsistencyCheck};
+use serde_json::json;
+use std::time::Duration;
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Why a phase could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum PhaseError {
+    #[error(transparent)]
+    Api(#[from] ApiFailure),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("database: {}", crate::db::describe(.0))]
+    Database(#[from] tokio_postgres::Error),
+    #[error("skipped: {0}")]
+    Skipped(String),
+}
+
+/// What a phase did and found.
+#[derive(Default)]
+pub struct PhaseResult {
+    pub criteria: Vec<Criterion>,
+    pub notes: Vec<String>,
+}
+
+impl PhaseResult {
+    fn check(&mut self, name: &str, passed: bool, detail: impl Into<String>) {
+        self.criteria.push(Criterion::new(name, passed, detail));
+    }
+}
+
+/// The confidences phase 2 reports each error type at: high, medium, low.
+const CONFIDENCES: [(&str, f64); 3] = [("high", 0.9), ("medium", 0.65), ("low", 0.3)];
+
+/// Phase 1: a mission with a known id.
+pub async fn mission_setup(api: &BackendClient, mission: Uuid, name: &str) -> Result<PhaseResult, PhaseError> {
+    let mut result = PhaseResult::default();
+    api.create_mission(mission, name).await?;
+    let stored = api.mission(mission).await?;
+    result.check(
+        "mission created with its id",
+        stored["id"] == json!(mission) && stored["total_actions"] == 0,
+        format!("GET /api/missions/{mission} answered {}", stored["status"]),
+    );
+    result.notes.push(format!("mission {mission} ({name})"));
+    Ok(result)
+}
+
+/// Phase 2: all six error types at high, medium and low confidence.
+pub async fn error_injection(api: &BackendClient, mission: Uuid) -> Result<PhaseResult, PhaseError> {
+    let mut result = PhaseResult::default();
+    let mut wrong = Vec::new();
+    let (mut executed, mut held) = (0, 0);
+    for rule in DEFAULT_POLICY {
+        for (path, confidence) in CONFIDENCES {
+            let key = format!("scenario/{mission}/{}/{path}", rule.error_type);
+            let receipt = api.report_error(mission, rule.error_type, confidence, &key).await?;
+            let tier = if path == "low" { rule.tier.escalated() } else { rule.tier };
+            let status_ok = match tier {
+                Tier::Auto => receipt.status == "verified",
+                _ => receipt.status == "awaiting_approval" && receipt.approval_id.is_some(),
+            };
+            if tier == Tier::Auto {
+                executed += 1;
+            } else {
+                held += 1;
+            }
+            if receipt.tier != tier.level() || receipt.confidence_path != path || !status_ok {
+                wrong.push(format!(
+                    "{} at {confidence}: {} ({}), expected {tier} ({path})",
+                    rule.error_type, receipt.status, receipt.tier,
+                ));
+            }
+        }
+    }
+    let reported = DEFAULT_POLICY.len() * CONFIDENCES.len();
+    result.check(
+        "every error got its tier and path",
+        wrong.is_empty(),
+        if wrong.is_empty() {
+            format!("{reported} errors: {executed} executed at tier 1, {held} held for approval")
+        } else {
+            wrong.join("; ")
+        },
+    );
+    Ok(result)
+}
+
+/// Phase 3: approve two of every three pending requests, reject the third.
+pub async fn approvals(api: &BackendClient, db: &Client, mission: Uuid) -> Result<PhaseResult, PhaseError> {
+    let mut result = PhaseResult::default();
+    let pending = api.pending_approvals(mission).await?;
+    let mut wrong = Vec::new();
+    let (mut approved, mut rejected) = (0, 0);
+    for (i, approval) in pending.iter().enumerate() {
+        let approve = i % 3 != 2;
+        let outcome = api.decide(approval, approve).await?;
+        if approve {
+            approved += 1;
+            if outcome.contract_status != "verified" {
+                wrong.push(format!("approved contract {} ended {}", outcome.contract_id, outcome.contract_status));
+            }
+        } else {
+            rejected += 1;
+            let fallback = match outcome.fallback_task_id {
+                Some(task) => db
+                    .query_opt(
+                        "SELECT 1 FROM tasks WHERE id = $1 AND kind = 'manual_remediation' AND contract_id = $2",
+                        &[&task, &outcome.contract_id],
+                    )
+                    .await?
+                    .is_some(),
+                None => false,
+            };
+            if outcome.contract_status != "rejected" || !fallback {
+                wrong.push(format!("rejected contract {} has no manual-remediation task", outcome.contract_id));
+            }
+        }
+    }
+    result.check("there were requests to decide", !pending.is_empty(), format!("{} pending", pending.len()));
+    result.check(
+        "approved executed, rejected fell back",
+        wrong.is_empty(),
+        if wrong.is_empty() {
+            format!("{approved} approved and verified, {rejected} rejected with a remediation task")
+        } else {
+            wrong.join("; ")
+        },
+    );
+    // The executed contract is the stored one: its terms still hash to the
+    // digest taken when it was written, before the decision.
+    let rebuilt: i64 = db
+        .query_one(
+            "SELECT count(*) FROM action_contracts c JOIN approval_requests a ON a.contract_id = c.id
+              WHERE c.mission_id = $1 AND a.status = 'approved' AND NOT (c.created_at <= a.decided_at)",
+            &[&mission],
+        )
+        .await?
+        .get(0);
+    result.check(
+        "approved contracts are the ones stored before the decision",
+        rebuilt == 0,
+        format!("{rebuilt} rebuilt"),
+    );
+    Ok(result)
+}
+
+/// Phase 4: a sabotaged verification of a tier-2 action must roll back.
+pub async fn forced_rollback(api: &BackendClient, db: &Client, mission: Uuid) -> Result<PhaseResult, PhaseError> {
+    let mut result = PhaseResult::default();
+    let counter = "SELECT rolled_back_actions FROM missions WHERE id = $1";
+    let before: i32 = db.query_one(counter, &[&mission]).await?.get(0);
+    api.set_fault(mission, json!({ "sabotage_verification": { "count": 1 } })).await?;
+    let receipt = api.report_error(mission, "permission_denied", 0.9, &format!("scenario/{mission}/rollback")).await?;
+    let approval = api
+        .pending_approvals(mission)
+        .await?
+        .into_iter()
+        .find(|a| a.contract_id == receipt.contract_id)
+        .ok_or_else(|| PhaseError::Skipped(format!("contract {} asked for no approval", receipt.contract_id)))?;
+    let outcome = api.decide(&approval, true).await?;
+    result.check(
+        "violated and rolled back",
+        outcome.contract_status == "rolled_back",
+        format!("contract {} ended {}", receipt.contract_id, outcome.contract_status),
+    );
+    let lag_zero = api.await_zero_log_lag(Duration::from_secs(20)).await?;
+    let row = db
+        .query_one(
+            "SELECT s.status = 'restored', r.state = s.state,
+                    EXISTS (SELECT 1 FROM action_events e JOIN immutable_log l ON l.seq = e.log_seq
+                             WHERE e.contract_id = c.id AND e.event_type = 'agentic.rollback_completed')
+               FROM action_contracts c
+               JOIN safe_hold_snapshots s ON s.id = c.snapshot_id
+               JOIN managed_resources r ON r.id = c.resource_id
+              WHERE c.id = $1",
+            &[&receipt.contract_id],
+        )
+        .await?;
+    let (restored, state_equal, logged): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    result.check(
+        "snapshot restored",
+        restored && state_equal,
+        format!("marked restored: {restored}; state equal: {state_equal}"),
+    );
+    let after: i32 = db.query_one(counter, &[&mission]).await?.get(0);
+    result.check("counted on the mission", after == before + 1, format!("rolled_back_actions {before} → {after}"));
+    result.check(
+        "rollback in the immutable log",
+        logged && lag_zero,
+        format!("logged: {logged}; log lag zero: {lag_zero}"),
+    );
+    Ok(result)
+}
+
+/// Phase 5: the distributed load.
+pub async fn concurrent_load(
+    db_url: &crate::configuration::DatabaseUrl,
+    plan: &LoadPlan,
+    shutdown: &CancellationToken,
+) -> Result<(PhaseResult, LoadOutcome), PhaseError> {
+    let mut result = PhaseResult::default();
+    let outcome = coordinator::run(db_url, plan, shutdown).await?;
+    let load = &outcome.result;
+    result.check(
+        "every worker finished",
+        load.lost_workers.is_empty(),
+        if load.lost_workers.is_empty() {
+            format!("{} worker(s)", load.workers.len())
+        } else {
+            format!("lost: {}", load.lost_workers.join(", "))
+        },
+    );
+    result.check("requests were made", load.total.requests > 0, format!("{} requests", load.total.requests));
+    result.notes.push(format!(
+        "{} users, {} requests, {:.1} req/s, {} failures ({} injected faults)",
+        load.users, load.total.requests, load.total.requests_per_second, load.total.failures, load.injected_faults
+    ));
+    Ok((result, outcome))
+}
+
+/// Phase 6: thresholds from the merged histograms, and the mission's telemetry.
+pub async fn telemetry(
+    db: &Client,
+    mission: Uuid,
+    load: Option<&LoadOutcome>,
+    thresholds: &Thresholds,
+    chaos: bool,
+) -> Result<(PhaseResult, MissionCounts), PhaseError> {
+    let mut result = PhaseResult::default();
+    match load.and_then(|l| l.result.latency.first().map(|overall| (l, overall))) {
+        Some((load, overall)) => {
+            result.check(
+                "average latency",
+                overall.mean_ms < thresholds.max_avg_ms,
+                format!("{:.1} ms (limit {} ms)", overall.mean_ms, thresholds.max_avg_ms),
+            );
+            result.check(
+                "maximum latency",
+                overall.max_ms < thresholds.max_latency_ms,
+                format!("{:.1} ms (limit {} ms)", overall.max_ms, thresholds.max_latency_ms),
+            );
+            let total = &load.result.total;
+            let counted_apart = if chaos { load.result.injected_faults.min(total.failures) } else { 0 };
+            let rate = (total.failures - counted_apart) as f64 / total.requests.max(1) as f64;
+            let apart = if chaos { format!(", {counted_apart} injected faults counted apart") } else { String::new() };
+            result.check(
+                "error rate",
+                rate < thresholds.max_error_rate,
+                format!("{:.2}% (limit {:.2}%){apart}", rate * 100.0, thresholds.max_error_rate * 100.0),
+            );
+        }
+        None => result.check("latency measured", false, "no load result to judge"),
+    }
+    let counts = mission_counts(db, mission).await?;
+    result.notes.push(format!(
+        "{:.1} actions/min, rollback frequency {:.2}, confidence {}",
+        counts.action_rate_per_minute,
+        counts.rollback_frequency,
+        trend(&counts.confidence_trend)
+    ));
+    Ok((result, counts))
+}
+
+fn trend(values: &[f64]) -> String {
+    match (values.first(), values.last()) {
+        (Some(first), Some(last)) => format!("{first:.2} → {last:.2} over {} contracts", values.len()),
+        _ => "no contracts".to_string(),
+    }
+}
+
+/// Phase 7: the consistency conditions, after the log caught up.
+pub async fn integrity(
+    api: &BackendClient,
+    db: &Client,
+    mission: Uuid,
+) -> Result<(PhaseResult, Vec<ConsistencyCheck>), PhaseError> {
+    let mut result = PhaseResult::default();
+    let lag_zero = api.await_zero_log_lag(Duration::from_secs(30)).await?;
+    result.check("log lag reached zero", lag_zero, "every committed event chained before checking");
+    let checks = verify::verify_mission(db, mission).await?;
+    for check in &checks {
+        let detail = if check.examples.is_empty() {
+            format!("{} checked, {} violations", check.checked, check.violations)
+        } else {
+            format!("{} checked, {} violations: {}", check.checked, check.violations, check.examples.join("; "))
+        };
+        result.check(&format!("{} {}", check.id, check.name), check.passed, detail);
+    }
+    Ok((result, checks))
+}
+
+/// The mission's numbers, from Postgres.
+pub async fn mission_counts(db: &Client, mission: Uuid) -> Result<MissionCounts, tokio_postgres::Error> {
+    let row = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM action_contracts WHERE mission_id = $1),
+                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status = 'verified'),
+                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status IN ('failed', 'rejected')),
+                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status = 'rejected'),
+                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status = 'rolled_back'),
+                    (SELECT count(*) FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id WHERE c.mission_id = $1),
+                    (SELECT count(*) FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id WHERE c.mission_id = $1 AND a.status = 'approved'),
+                    (SELECT count(*) FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id WHERE c.mission_id = $1 AND a.status = 'rejected'),
+                    (SELECT count(*) FROM benchmark_runs b JOIN action_contracts c ON c.id = b.contract_id WHERE c.mission_id = $1),
+                    (SELECT count(*) FROM safe_hold_snapshots s JOIN action_contracts c ON c.id = s.contract_id WHERE c.mission_id = $1),
+                    (SELECT count(*) FROM action_events WHERE mission_id = $1),
+                    (SELECT count(*) FROM action_events e WHERE e.mission_id = $1
+                       AND (e.log_seq IS NULL OR (e.contract_id IS NOT NULL
+                            AND NOT EXISTS (SELECT 1 FROM action_contracts c WHERE c.id = e.contract_id)))),
+                    (SELECT count(*) FROM immutable_log),
+                    (SELECT extract(epoch FROM greatest(max(created_at) - min(created_at), interval '1 second'))::float8
+                       FROM action_contracts WHERE mission_id = $1),
+                    array(SELECT c.confidence FROM action_contracts c WHERE c.mission_id = $1 ORDER BY c.created_at)",
+            &[&mission],
+        )
+        .await?;
+    let count = |i: usize| row.get::<_, i64>(i);
+    let confidences: Vec<f64> = row.get(14);
+    // The mission's running confidence after each contract: how it trends.
+    let mut sum = 0.0;
+    let confidence_trend = confidences
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            sum += c;
+            (sum / (i + 1) as f64 * 1000.0).round() / 1000.0
+        })
+        .collect();
+    let executed_held: i64 = count(1) + count(4);
+    let seconds: Option<f64> = row.get(13);
+    Ok(MissionCounts {
+        contracts_created: count(0),
+        actions_completed: count(1),
+        actions_failed: count(2),
+        rejected: count(3),
+        rollbacks: count(4),
+        approvals_requested: count(5),
+        approvals_granted: count(6),
+        approvals_rejected: count(7),
+        benchmarks_run: count(8),
+        snapshots_created: count(9),
+        events_persisted: count(10),
+        orphaned_events: count(11),
+        log_entries: count(12),
+        action_rate_per_minute: count(0) as f64 / (seconds.unwrap_or(60.0) / 60.0),
+        rollback_frequency: count(4) as f64 / executed_held.max(1) as f64,
+        confidence_trend,
+    })
+}
