@@ -72,7 +72,7 @@ impl BackendClient {
             }
             let response = match request.send().await {
                 Ok(response) => response,
-                Err(e) if attempt < ATTEMPTS && (e.is_timeout() || e.is_request()) => {
+                Err(e) if attempt < ATTEMPTS && e.is_timeout() => {
                     self.pause(attempt, None).await;
                     continue;
                 }

@@ -1,0 +1,232 @@
+//! End-to-end: the real `grace scenario` binary, all 8 phases, against the
+//! bundled backend on a real PostgreSQL — the seed's pytest trio (normal,
+//! chaos, stress) and the ways it must fail. Run alone with
+//! `cargo test --test e2e`; `scripts/test` runs it with everything else.
+
+// Shared with the integration tests; this binary uses part of it.
+#[allow(dead_code)]
+#[path = "../integration/helpers.rs"]
+mod helpers;
+
+use helpers::{closed_port, grace, Ran, TestDatabase};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A short scenario: the phases are all there, the load is brief.
+const SHORT: &[&str] = &["--users", "10", "--run-time", "3s"];
+
+async fn scenario(database: &TestDatabase, out: &Path, extra: &[&str]) -> Ran {
+    grace()
+        .arg("scenario")
+        .args(SHORT)
+        .args(["--out", out.to_str().unwrap()])
+        .args(extra)
+        .env("DATABASE_URL", database.url.to_string())
+        .output()
+        .await
+        .expect("run grace scenario")
+        .into()
+}
+
+fn report_file(out: &Path, prefix: &str, suffix: &str) -> PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(suffix)
+        })
+        .unwrap_or_else(|| panic!("no {prefix}*{suffix} in {}", out.display()))
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn consistency_held(report: &Value) -> bool {
+    report["iterations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|it| it["consistency"].as_array().unwrap().iter().all(|c| c["passed"] == true))
+}
+
+#[tokio::test]
+async fn normal_mode_meets_every_criterion_and_writes_the_four_reports() {
+    let database = TestDatabase::migrated().await;
+    let out = tempfile::tempdir().unwrap();
+    let ran = scenario(&database, out.path(), &[]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    for phase in 1..=8 {
+        assert!(ran.stdout.contains(&format!("phase {phase}/8 ")), "phase {phase} is reported:\n{}", ran.stdout);
+    }
+    assert!(!ran.stdout.contains('✗'), "{}", ran.stdout);
+
+    let report = json(&report_file(out.path(), "scenario_report_", ".json"));
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["summary"]["criteria"], report["summary"]["criteria_passed"]);
+    assert!(consistency_held(&report));
+    let iteration = &report["iterations"][0];
+    let mission = iteration["mission_id"].as_str().unwrap();
+
+    // The seed's metrics agree with Postgres.
+    let metrics = json(&out.path().join(format!("e2e_metrics_{mission}.json")));
+    let client = database.client().await;
+    let contracts: i64 = client
+        .query_one("SELECT count(*) FROM action_contracts WHERE mission_id = $1::text::uuid", &[&mission])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(metrics["contracts_created"], contracts);
+    assert_eq!(metrics["actions_triggered"], contracts);
+    assert_eq!(metrics["rollbacks"], 1, "phase 4 forced exactly one");
+    assert_eq!(metrics["approvals_requested"].as_i64().unwrap(), 13, "12 held in phase 2, 1 in phase 4");
+    for key in
+        ["avg_latency_ms", "max_latency_ms", "p50_latency_ms", "p999_latency_ms", "throughput_rps", "log_entries"]
+    {
+        assert!(metrics[key].is_number(), "{key} in {metrics}");
+    }
+    assert_eq!(metrics["orphaned_events"], 0);
+
+    // JUnit: one testcase per criterion, none failed.
+    let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    let criteria = report["summary"]["criteria"].as_u64().unwrap() as usize;
+    assert_eq!(junit.matches("<testcase ").count(), criteria, "{junit}");
+    assert!(!junit.contains("<failure"), "{junit}");
+
+    // HTML: self-contained, verdict first, charts inline.
+    let html = std::fs::read_to_string(report_file(out.path(), "scenario_report_", ".html")).unwrap();
+    assert!(html.contains("Grace scenario: PASSED"));
+    assert!(html.matches("<svg").count() >= 3, "latency, requests and phase timeline charts");
+    assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
+    assert!(report_file(out.path(), "goose_report_", ".html").exists());
+
+    // Phase 7 alone, as against staging, agrees.
+    let verified: Ran = grace()
+        .args(["verify", "--mission", mission, "--database-url", &database.url.to_string()])
+        .output()
+        .await
+        .unwrap()
+        .into();
+    assert_eq!(verified.code, Some(0), "{}", verified.all_output());
+    assert_eq!(verified.stdout.matches('✓').count(), 7, "{}", verified.stdout);
+
+    // A report compared with itself has not regressed; one with half the throughput has.
+    let path = report_file(out.path(), "scenario_report_", ".json");
+    let same: Ran = grace().args(["report", "compare"]).arg(&path).arg(&path).output().await.unwrap().into();
+    assert_eq!(same.code, Some(0), "{}", same.all_output());
+    let mut slower = report.clone();
+    slower["aggregates"]["throughput_rps"] = (report["aggregates"]["throughput_rps"].as_f64().unwrap() / 2.0).into();
+    let slower_path = out.path().join("slower.json");
+    std::fs::write(&slower_path, slower.to_string()).unwrap();
+    let regressed: Ran =
+        grace().args(["report", "compare"]).arg(&path).arg(&slower_path).output().await.unwrap().into();
+    assert_eq!(regressed.code, Some(1), "{}", regressed.all_output());
+    assert!(regressed.stdout.contains("throughput (req/s)") && regressed.stdout.contains("REGRESSED"));
+
+    // And the run is in the history.
+    let history: Ran = grace()
+        .args(["report", "history", "--json", "--database-url", &database.url.to_string()])
+        .output()
+        .await
+        .unwrap()
+        .into();
+    let runs: Value = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(runs[0]["run_id"], report["run_id"]);
+    assert_eq!(runs[0]["missions"][0], mission);
+}
+
+#[tokio::test]
+async fn chaos_mode_keeps_integrity_perfect_with_injected_faults_present() {
+    let database = TestDatabase::migrated().await;
+    let out = tempfile::tempdir().unwrap();
+    let ran = scenario(&database, out.path(), &["--chaos"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let report = json(&report_file(out.path(), "scenario_report_", ".json"));
+    assert_eq!(report["configuration"]["chaos"], true);
+    assert!(report["aggregates"]["injected_faults"].as_u64().unwrap() > 0, "{}", report["aggregates"]);
+    assert!(consistency_held(&report));
+    assert!(ran.stdout.contains("injected faults counted apart"), "{}", ran.stdout);
+}
+
+#[tokio::test]
+async fn stress_of_three_iterations_passes_with_no_leak_verdict() {
+    let database = TestDatabase::migrated().await;
+    let out = tempfile::tempdir().unwrap();
+    let ran = scenario(&database, out.path(), &["--iterations", "3"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let report = json(&report_file(out.path(), "scenario_report_", ".json"));
+    assert_eq!(report["summary"]["iterations_passed"], 3);
+    assert_eq!(report["trends"]["leak_suspected"], false);
+    assert!(report["trends"]["verdict"].as_str().unwrap().starts_with("no leak"), "{}", report["trends"]);
+    assert_eq!(report["trends"]["backend_rss_mib"].as_array().unwrap().len(), 3);
+    let missions: Vec<&str> =
+        report["iterations"].as_array().unwrap().iter().map(|i| i["mission_id"].as_str().unwrap()).collect();
+    for mission in &missions {
+        assert!(out.path().join(format!("e2e_metrics_{mission}.json")).exists());
+    }
+}
+
+#[tokio::test]
+async fn an_orphaned_row_fails_phase_7_naming_it() {
+    let database = TestDatabase::bootstrapped().await;
+    let ghost = uuid::Uuid::new_v4();
+    database
+        .client()
+        .await
+        .batch_execute(&format!(
+            "SET session_replication_role = replica;
+             INSERT INTO action_events (event_type, mission_id) VALUES ('test.orphan', '{ghost}');
+             SET session_replication_role = DEFAULT;"
+        ))
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let ran = scenario(&database, out.path(), &[]).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.all_output());
+    assert!(ran.stdout.contains("✗ C1 no orphans"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains(&format!("public.action_events.mission_id = {ghost} refers to no row")),
+        "{}",
+        ran.stdout
+    );
+    assert!(ran.stderr.contains("C1 no orphans"), "the failure is named on exit: {}", ran.stderr);
+    let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<failure").count(), 1, "{junit}");
+}
+
+#[tokio::test]
+async fn a_missing_foreign_key_fails_phase_7_naming_it() {
+    let database = TestDatabase::bootstrapped().await;
+    database.client().await.batch_execute("ALTER TABLE tasks DROP CONSTRAINT tasks_mission_id_fkey").await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let ran = scenario(&database, out.path(), &[]).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.all_output());
+    assert!(ran.stdout.contains("FOREIGN KEY missing: public.tasks.mission_id → public.missions"), "{}", ran.stdout);
+    let report = json(&report_file(out.path(), "scenario_report_", ".json"));
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["exit_code"], 1);
+}
+
+#[tokio::test]
+async fn impossible_thresholds_fail_phase_6() {
+    let database = TestDatabase::migrated().await;
+    let out = tempfile::tempdir().unwrap();
+    let ran = scenario(&database, out.path(), &["--max-avg-ms", "0.001", "--max-latency-ms", "0.002"]).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.all_output());
+    assert!(ran.stdout.contains("phase 6/8 telemetry ✗"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("✗ average latency") && ran.stdout.contains("✗ maximum latency"), "{}", ran.stdout);
+    // Integrity still held: only the thresholds failed.
+    assert!(consistency_held(&json(&report_file(out.path(), "scenario_report_", ".json"))));
+}
+
+#[tokio::test]
+async fn an_unreachable_backend_exits_3() {
+    let database = TestDatabase::bootstrapped().await;
+    let out = tempfile::tempdir().unwrap();
+    let backend = format!("http://127.0.0.1:{}", closed_port());
+    let tokens = "operator=operator-e2e-token-1,approver=approver-e2e-token-1";
+    let ran = scenario(&database, out.path(), &["--backend", &backend, "--tokens", tokens]).await;
+    assert_eq!(ran.code, Some(3), "{}", ran.all_output());
+    assert!(ran.stderr.contains(&format!("the backend at {backend} is unreachable")), "{}", ran.stderr);
+}
