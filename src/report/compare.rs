@@ -26,6 +26,9 @@ pub struct Comparison {
     pub note: String,
 }
 
+/// Reads one number off a latency summary.
+type Pick = fn(&LatencySummary) -> f64;
+
 pub fn compare(old: &ScenarioReport, new: &ScenarioReport, tolerances: &Tolerances) -> Vec<Comparison> {
     let mut rows = Vec::new();
     let (o, n) = (&old.aggregates, &new.aggregates);
@@ -34,7 +37,7 @@ pub fn compare(old: &ScenarioReport, new: &ScenarioReport, tolerances: &Toleranc
     }));
     let latency =
         |report: &ScenarioReport, pick: fn(&LatencySummary) -> f64| report.aggregates.latency.as_ref().map(pick);
-    let percentiles: [(&str, fn(&LatencySummary) -> f64); 3] =
+    let percentiles: [(&str, Pick); 3] =
         [("p50 latency (ms)", |l| l.p50_ms), ("p95 latency (ms)", |l| l.p95_ms), ("p99 latency (ms)", |l| l.p99_ms)];
     for (name, pick) in percentiles {
         rows.push(judge(name, latency(old, pick), latency(new, pick), |old, new| {
