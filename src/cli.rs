@@ -555,7 +555,9 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
             let outcome = crate::scenario::run(settings, shutdown).await.map_err(scenario_error)?;
             let report = &outcome.report;
             let s = &report.summary;
-            if report.passed {
+            if shutdown.is_cancelled() {
+                Err(CommandError::Interrupted)
+            } else if report.passed {
                 println!(
                     "scenario passed: {} of {} criteria met; {}",
                     s.criteria_passed, s.criteria, report.trends.verdict

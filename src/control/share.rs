@@ -68,6 +68,8 @@ pub async fn run(share: Share, shutdown: &CancellationToken) -> Result<ShareOutc
                 }
                 () = tokio::time::sleep(Duration::from_millis(200)) => {
                     if goose::is_killswitch_triggered() {
+                        // goose caught a Ctrl-C: the whole process is stopping.
+                        crate::shutdown::trigger();
                         stop_goose.cancel();
                         return;
                     }
@@ -80,6 +82,11 @@ pub async fn run(share: Share, shutdown: &CancellationToken) -> Result<ShareOutc
         attack.execute().await
     };
     relay.abort();
+    if goose::is_killswitch_triggered() && !shutdown.is_cancelled() {
+        // goose caught a Ctrl-C and stopped before the relay looked.
+        crate::shutdown::trigger();
+        shutdown.cancel();
+    }
     let metrics = metrics.map_err(goose_error)?;
     let goose_metrics = serde_json::to_value(&metrics).map_err(|e| ControlError::Goose(e.to_string()))?;
     Ok(ShareOutcome {

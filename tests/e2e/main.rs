@@ -140,8 +140,14 @@ async fn normal_mode_meets_every_criterion_and_writes_the_four_reports() {
 async fn chaos_mode_keeps_integrity_perfect_with_injected_faults_present() {
     let database = TestDatabase::migrated().await;
     let out = tempfile::tempdir().unwrap();
-    let ran = scenario(&database, out.path(), &["--chaos"]).await;
+    let ran = scenario(&database, out.path(), &["--chaos", "--monitor"]).await;
     assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    // Not a terminal: the monitor prints plain lines on stderr.
+    let line =
+        ran.stderr.lines().find(|l| l.starts_with("monitor: phase ")).unwrap_or_else(|| panic!("{}", ran.stderr));
+    for part in ["| events ", "| contracts ", "| latest ", " req/s ", "| errors ", "| p95 ", "| log lag "] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
     let report = json(&report_file(out.path(), "scenario_report_", ".json"));
     assert_eq!(report["configuration"]["chaos"], true);
     assert!(report["aggregates"]["injected_faults"].as_u64().unwrap() > 0, "{}", report["aggregates"]);

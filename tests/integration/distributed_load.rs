@@ -224,6 +224,22 @@ async fn a_coordinator_without_workers_runs_one_in_process_and_c7_names_missing_
 }
 
 #[tokio::test]
+async fn the_open_model_sends_on_schedule_instead_of_as_fast_as_answers_come() {
+    let app = TestApp::spawn().await;
+    // 4 users at 10 transactions/s in all for 3 s: each user starts one every
+    // 0.4 s. A transaction makes at most 2 requests (submit and poll), so the
+    // schedule allows at most 2 × 10 × (3 s + 1 s of start-up) requests; the
+    // closed model does thousands here.
+    let ran = load(&app, &["--users", "4", "--run-time", "3s", "--rate", "10"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(result["rate"], 10.0);
+    let requests = result["total"]["requests"].as_u64().unwrap();
+    assert!((10..=80).contains(&requests), "{requests} requests at 10 transactions/s");
+    assert_eq!(result["acked_writes"]["passed"], true);
+}
+
+#[tokio::test]
 async fn bad_worker_configuration_exits_with_a_clear_message() {
     let app = TestApp::spawn().await;
     let database = app.database.url.to_string();
