@@ -104,8 +104,9 @@ pub async fn check(client: &Client, run_id: Uuid) -> Result<AckedWritesCheck, Co
             &format!(
                 "WITH {STORED},
                  acked AS (SELECT idempotency_key AS key FROM control.acked_writes WHERE run_id = $1),
-                 missing AS (SELECT key FROM acked a WHERE NOT EXISTS (SELECT 1 FROM stored s WHERE s.key = a.key)),
-                 extra AS (SELECT key FROM stored s WHERE NOT EXISTS (SELECT 1 FROM acked a WHERE a.key = s.key))
+                 -- Set differences (hashed), not NOT EXISTS: over CTEs that would be a nested loop.
+                 missing AS (SELECT key FROM acked EXCEPT SELECT key FROM stored),
+                 extra AS (SELECT key FROM stored EXCEPT SELECT key FROM acked)
                  SELECT (SELECT count(*) FROM stored),
                         (SELECT count(*) FROM missing),
                         (SELECT count(*) FROM extra),
