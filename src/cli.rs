@@ -174,6 +174,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ReportCommand {
+    /// Render a scenario_report_*.json as the self-contained HTML page (to stdout).
+    Render { report: std::path::PathBuf },
     /// Compare two scenario_report_*.json files; exit 1 on a regression past
     /// the tolerances.
     Compare {
@@ -357,6 +359,13 @@ fn required_database(database: &DatabaseArgs, what: &str) -> Result<DatabaseUrl,
     database
         .parse()?
         .ok_or_else(|| CommandError::Usage(format!("{what} is required: pass --database-url or set DATABASE_URL")))
+}
+
+fn read_report(path: &std::path::Path) -> Result<crate::report::ScenarioReport, CommandError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CommandError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| CommandError::Usage(format!("{} is not a scenario_report_*.json: {e}", path.display())))
 }
 
 fn scenario_error(e: ScenarioError) -> CommandError {
@@ -603,19 +612,12 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
                     output,
                 },
         } => {
-            let read = |path: &std::path::Path| -> Result<crate::report::ScenarioReport, CommandError> {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| CommandError::Usage(format!("cannot read {}: {e}", path.display())))?;
-                serde_json::from_str(&text).map_err(|e| {
-                    CommandError::Usage(format!("{} is not a scenario_report_*.json: {e}", path.display()))
-                })
-            };
             let tolerances = compare::Tolerances {
                 throughput_drop: max_throughput_drop,
                 latency_increase: max_latency_increase,
                 error_rate_increase: max_error_rate_increase,
             };
-            let rows = compare::compare(&read(&old)?, &read(&new)?, &tolerances);
+            let rows = compare::compare(&read_report(&old)?, &read_report(&new)?, &tolerances);
             if output.json {
                 println!("{}", serde_json::to_string_pretty(&rows).expect("comparisons serialize"));
             } else {
@@ -625,6 +627,10 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
                 regressed if regressed.is_empty() => Ok(ExitCode::SUCCESS),
                 regressed => Err(CommandError::Failed(format!("regressed: {}", regressed.join(", ")))),
             }
+        }
+        Command::Report { command: ReportCommand::Render { report } } => {
+            print!("{}", crate::report::html::render(&read_report(&report)?));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Report { command: ReportCommand::History { database, limit, output } } => {
             let database = required_database(&database, "the database the scenarios ran on")?;

@@ -124,6 +124,11 @@ async fn normal_mode_meets_every_criterion_and_writes_the_four_reports() {
     assert_eq!(regressed.code, Some(1), "{}", regressed.all_output());
     assert!(regressed.stdout.contains("throughput (req/s)") && regressed.stdout.contains("REGRESSED"));
 
+    // The HTML renders again, identically, from the JSON.
+    let rendered: Ran = grace().args(["report", "render"]).arg(&path).output().await.unwrap().into();
+    assert_eq!(rendered.code, Some(0), "{}", rendered.all_output());
+    assert_eq!(rendered.stdout, html);
+
     // And the run is in the history.
     let history: Ran = grace()
         .args(["report", "history", "--json", "--database-url", &database.url.to_string()])
