@@ -230,7 +230,38 @@ async fn run_on(
     for path in &written {
         println!("   wrote {}", path.display());
     }
+    if report.iterations.len() > 1 {
+        print!("{}", iteration_table(&report));
+    }
     Ok(ScenarioOutcome { report, written })
+}
+
+/// One line per iteration, and the trend verdict under it.
+fn iteration_table(report: &ScenarioReport) -> String {
+    let mut table = format!(
+        "\n{:>4} {:<36} {:>6} {:>9} {:>8} {:>8} {:>9} {:>6} {:>10}\n",
+        "it", "mission", "result", "requests", "req/s", "p95 ms", "RSS MiB", "conns", "tables MiB"
+    );
+    for it in &report.iterations {
+        let load = it.load.as_ref();
+        let p95 = load.and_then(|l| l.latency.first()).map_or_else(|| "-".into(), |o| format!("{:.1}", o.p95_ms));
+        let rss =
+            it.resources.backend_rss_bytes.map_or_else(|| "-".into(), |b| format!("{:.1}", b as f64 / 1_048_576.0));
+        table.push_str(&format!(
+            "{:>4} {:<36} {:>6} {:>9} {:>8.1} {:>8} {:>9} {:>6} {:>10.1}\n",
+            it.iteration,
+            it.mission_id,
+            if it.passed { "passed" } else { "FAILED" },
+            load.map_or(0, |l| l.total.requests),
+            load.map_or(0.0, |l| l.total.requests_per_second),
+            p95,
+            rss,
+            it.resources.database_connections,
+            it.resources.table_bytes as f64 / 1_048_576.0,
+        ));
+    }
+    table.push_str(&format!("trends: {}\n", report.trends.verdict));
+    table
 }
 
 /// Waits briefly for the backend to answer; unreachable is exit 3.
