@@ -304,6 +304,7 @@ impl Context<'_> {
         let mut counts = None;
         let mut consistency = Vec::new();
         if setup.is_some() {
+            let retried_before = self.api.retries.load(std::sync::atomic::Ordering::Relaxed);
             self.phase(&mut phases, 2, "error injection", async {
                 Ok((phases::error_injection(&self.api, mission).await?, ()))
             })
@@ -316,6 +317,16 @@ impl Context<'_> {
                 Ok((phases::forced_rollback(&self.api, &self.db, mission).await?, ()))
             })
             .await;
+            let retried = self.api.retries.load(std::sync::atomic::Ordering::Relaxed) - retried_before;
+            if retried > 0 {
+                let note = format!(
+                    "{retried} of the scenario's calls in phases 2–4 were refused for a transient reason and retried"
+                );
+                println!("   · {note}");
+                if let Some(phase) = phases.last_mut() {
+                    phase.notes.push(note);
+                }
+            }
             let plan = self.load_plan(mission);
             load = self
                 .phase(&mut phases, 5, "concurrent load", phases::concurrent_load(&self.database, &plan, self.shutdown))
