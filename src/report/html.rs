@@ -91,10 +91,18 @@ fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
     let mut rate = Vec::new();
     for (i, iteration) in iterations.iter().enumerate() {
         let Some(load) = &iteration.load else { continue };
-        let Some(first) = load.timeline.keys().next().copied() else { continue };
+        // The first and last seconds are partial (the load starts and stops
+        // inside them); drawn, they would show as drops in requests per second.
+        let seconds = load.timeline.len();
+        let whole: Vec<_> = if seconds > 2 {
+            load.timeline.iter().skip(1).take(seconds - 2).collect()
+        } else {
+            load.timeline.iter().collect()
+        };
+        let Some(first) = whole.first().map(|(s, _)| **s) else { continue };
         let color = COLORS[i % COLORS.len()];
         let points = |f: &dyn Fn(&grace_loadtests::TimeSlot) -> f64| -> Vec<(f64, f64)> {
-            load.timeline.iter().map(|(s, slot)| ((s - first) as f64, f(slot))).collect()
+            whole.iter().map(|(s, slot)| ((**s - first) as f64, f(slot))).collect()
         };
         let label = format!("iteration {}", iteration.iteration);
         mean.push(Series {
@@ -116,9 +124,9 @@ fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
     }
     page.push_str("<section><h2>Latency over time</h2>");
     mean.extend(max);
-    page.push_str(&line_chart(&mean, "seconds into the load", "latency (ms)"));
+    page.push_str(&line_chart(&mean, "seconds into the load (whole seconds)", "latency (ms)"));
     page.push_str("<h3>Requests per second</h3>");
-    page.push_str(&line_chart(&rate, "seconds into the load", "requests"));
+    page.push_str(&line_chart(&rate, "seconds into the load (whole seconds)", "requests"));
     page.push_str("</section>");
 }
 
