@@ -68,16 +68,8 @@ pub async fn check_backend(backend: &BackendUrl) -> Result<(), ControlError> {
     let http = reqwest::Client::builder().timeout(BACKEND_TIMEOUT).build().expect("a plain HTTP client builds");
     match http.get(backend.join("/api/health")).send().await {
         Ok(_) => Ok(()),
-        Err(e) => Err(ControlError::BackendUnreachable { url: backend.to_string(), reason: innermost(&e) }),
+        Err(e) => Err(ControlError::BackendUnreachable { url: backend.to_string(), reason: db::innermost_cause(&e) }),
     }
-}
-
-fn innermost(error: &dyn std::error::Error) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
 
 /// Runs `plan` to the end and merges it.
@@ -187,7 +179,7 @@ async fn create_mission(plan: &LoadPlan, run_id: Uuid) -> Result<Uuid, ControlEr
         tokio::time::sleep(Duration::from_millis(100) * attempt).await;
         let response =
             http.post(plan.backend.join("/api/missions")).bearer_auth(&plan.token).json(&body).send().await.map_err(
-                |e| ControlError::BackendUnreachable { url: plan.backend.to_string(), reason: innermost(&e) },
+                |e| ControlError::BackendUnreachable { url: plan.backend.to_string(), reason: db::innermost_cause(&e) },
             )?;
         let status = response.status();
         if status.is_success() {

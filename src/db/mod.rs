@@ -66,7 +66,7 @@ pub async fn connect(url: &DatabaseUrl) -> Result<Client, DbError> {
         .connect_config()
         .connect(NoTls)
         .await
-        .map_err(|e| DbError::Unreachable { endpoint: url.endpoint(), reason: unreachable_reason(&e) })?;
+        .map_err(|e| DbError::Unreachable { endpoint: url.endpoint(), reason: innermost_cause(&e) })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "database connection closed");
@@ -127,11 +127,11 @@ impl Listener {
     }
 }
 
-/// The most specific cause in the error chain ("Connection refused (os error
-/// 111)"), which is what an operator needs; tokio-postgres' own top-level text
-/// is just "error connecting to server".
-fn unreachable_reason(error: &tokio_postgres::Error) -> String {
-    let mut cause: &dyn std::error::Error = error;
+/// The most specific cause in an error chain ("Connection refused (os error
+/// 111)"), which is what an operator needs; tokio-postgres' and reqwest's own
+/// top-level texts are just "error connecting to server" / "error sending request".
+pub fn innermost_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
     while let Some(source) = cause.source() {
         cause = source;
     }
