@@ -28,12 +28,44 @@ has_postgres_binaries() {
 ensure_postgres() {
     [ -n "${DATABASE_URL:-}" ] && return 0
     has_postgres_binaries && return 0
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    if may_apt_install; then
         echo "PostgreSQL server binaries not found; installing them with apt-get" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null ||
-            die "apt-get install postgresql failed; install PostgreSQL 13+ or set DATABASE_URL"
+        apt_install postgresql "install PostgreSQL 13+ or set DATABASE_URL"
         has_postgres_binaries || die "postgresql installed but initdb still not found; set GRACE_PG_BINDIR"
     else
         die "PostgreSQL server binaries not found: install them (Debian/Ubuntu: sudo apt-get install postgresql) or set DATABASE_URL to an existing database"
     fi
+}
+
+# Whether we may install Debian packages: root, with apt-get.
+may_apt_install() {
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1
+}
+
+# apt_install PACKAGE HINT: installs PACKAGE or stops, saying HINT.
+apt_install() {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null ||
+        die "apt-get install $1 failed; $2"
+}
+
+# ensure_command COMMAND PACKAGE: makes sure COMMAND is on PATH, installing
+# Debian's PACKAGE when we may, or stops saying what to install.
+ensure_command() {
+    local command=$1 package=$2
+    command -v "$command" >/dev/null 2>&1 && return 0
+    may_apt_install || die "$command not found: install it (Debian/Ubuntu: sudo apt-get install $package)"
+    echo "$command not found; installing $package with apt-get" >&2
+    apt_install "$package" "install $package yourself"
+    command -v "$command" >/dev/null 2>&1 || die "$package installed but $command still not found"
+}
+
+# python_tool NAME PACKAGE: a Python tool in its own venv under target/ (made
+# on first use, so CI needs nothing installed); prints the venv's bin folder.
+python_tool() {
+    local venv=target/$1-venv
+    if [ ! -x "$venv/bin/python" ]; then
+        python3 -m venv "$venv" >&2
+        "$venv/bin/pip" install -q "$2" >&2
+    fi
+    echo "$venv/bin"
 }
