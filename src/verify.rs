@@ -85,14 +85,12 @@ async fn no_orphans(client: &Client) -> Result<ConsistencyCheck, ControlError> {
         let row = client
             .query_one(
                 &format!(
-                    "SELECT (SELECT count(*) FROM {table}),
-                            count(*), array(SELECT DISTINCT t.{column}::text FROM {table} t
-                                             WHERE t.{column} IS NOT NULL
-                                               AND NOT EXISTS (SELECT 1 FROM {referenced} r WHERE r.{key} = t.{column})
-                                             LIMIT {EXAMPLES})
-                       FROM {table} t
-                      WHERE t.{column} IS NOT NULL
-                        AND NOT EXISTS (SELECT 1 FROM {referenced} r WHERE r.{key} = t.{column})",
+                    "WITH dangling AS (
+                        SELECT t.{column} AS value FROM {table} t
+                         WHERE t.{column} IS NOT NULL
+                           AND NOT EXISTS (SELECT 1 FROM {referenced} r WHERE r.{key} = t.{column}))
+                     SELECT (SELECT count(*) FROM {table}), (SELECT count(*) FROM dangling),
+                            array(SELECT DISTINCT value::text FROM dangling LIMIT {EXAMPLES})",
                     table = fk.table,
                     column = fk.column,
                     referenced = fk.references,
