@@ -142,16 +142,13 @@ impl BackendClient {
         self.call(Method::GET, &path, Some(Role::Operator), None).await
     }
 
-    /// Decides with the least role allowed to: approver for tier 2, governance for 3.
-    pub async fn decide(&self, approval: &Approval, approve: bool) -> Result<DecisionOutcome, ApiFailure> {
-        let role = if approval.tier >= 3 { Role::Governance } else { Role::Approver };
+    /// Decides approval `id` of a `tier` contract with the least role allowed
+    /// to: approver for tier 2, governance for 3.
+    pub async fn decide(&self, id: Uuid, tier: i16, approve: bool) -> Result<DecisionOutcome, ApiFailure> {
+        let role = if tier >= 3 { Role::Governance } else { Role::Approver };
         let body =
             json!({ "decision": if approve { "approve" } else { "reject" }, "reason": "decided by the scenario" });
-        self.call(Method::POST, &format!("/api/approvals/{}/decision", approval.id), Some(role), Some(&body)).await
-    }
-
-    pub async fn contract(&self, id: Uuid) -> Result<Value, ApiFailure> {
-        self.call(Method::GET, &format!("/api/contracts/{id}"), Some(Role::Operator), None).await
+        self.call(Method::POST, &format!("/api/approvals/{id}/decision"), Some(role), Some(&body)).await
     }
 
     pub async fn set_fault(&self, mission: Uuid, kind: Value) -> Result<Value, ApiFailure> {
@@ -161,10 +158,6 @@ impl BackendClient {
 
     pub async fn clear_faults(&self, mission: Uuid) -> Result<Value, ApiFailure> {
         self.call(Method::DELETE, &format!("/api/admin/faults?mission_id={mission}"), Some(Role::Admin), None).await
-    }
-
-    pub async fn summary(&self, mission: Uuid) -> Result<Value, ApiFailure> {
-        self.call(Method::GET, &format!("/api/metrics/summary?mission_id={mission}"), Some(Role::Operator), None).await
     }
 
     /// The Prometheus text exposition.
@@ -194,13 +187,19 @@ impl BackendClient {
     }
 }
 
-/// A sample of a Prometheus metric family, summed over its labels.
-pub fn metric_sum(scrape: &str, name: &str) -> Option<f64> {
-    let values: Vec<f64> = scrape
+/// The samples of a Prometheus text exposition: (series with its labels, value).
+pub fn samples(scrape: &str) -> impl Iterator<Item = (&str, f64)> {
+    scrape
         .lines()
         .filter(|line| !line.starts_with('#'))
-        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{'])))
-        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .filter_map(|line| line.rsplit_once(' ').and_then(|(series, value)| Some((series, value.parse().ok()?))))
+}
+
+/// A metric family's samples summed over their labels.
+pub fn metric_sum(scrape: &str, name: &str) -> Option<f64> {
+    let values: Vec<f64> = samples(scrape)
+        .filter(|(series, _)| series.strip_prefix(name).is_some_and(|rest| rest.is_empty() || rest.starts_with('{')))
+        .map(|(_, value)| value)
         .collect();
     (!values.is_empty()).then(|| values.iter().sum())
 }

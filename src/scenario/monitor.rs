@@ -35,9 +35,7 @@ struct Scrape {
 impl Scrape {
     fn parse(text: &str) -> Self {
         let mut scrape = Self::default();
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let Some((series, value)) = line.rsplit_once(' ') else { continue };
-            let Ok(value) = value.parse::<f64>() else { continue };
+        for (series, value) in super::api::samples(text) {
             if series.starts_with("grace_http_requests_total") {
                 scrape.requests += value;
                 if series.contains("status=\"5") {

@@ -107,7 +107,7 @@ pub async fn approvals(api: &BackendClient, db: &Client, mission: Uuid) -> Resul
     let (mut approved, mut rejected) = (0, 0);
     for (i, approval) in pending.iter().enumerate() {
         let approve = i % 3 != 2;
-        let outcome = api.decide(approval, approve).await?;
+        let outcome = api.decide(approval.id, approval.tier, approve).await?;
         if approve {
             approved += 1;
             if outcome.contract_status != "verified" {
@@ -165,13 +165,10 @@ pub async fn forced_rollback(api: &BackendClient, db: &Client, mission: Uuid) ->
     let before: i32 = db.query_one(counter, &[&mission]).await?.get(0);
     api.set_fault(mission, json!({ "sabotage_verification": { "count": 1 } })).await?;
     let receipt = api.report_error(mission, "permission_denied", 0.9, &format!("scenario/{mission}/rollback")).await?;
-    let approval = api
-        .pending_approvals(mission)
-        .await?
-        .into_iter()
-        .find(|a| a.contract_id == receipt.contract_id)
+    let approval = receipt
+        .approval_id
         .ok_or_else(|| PhaseError::Skipped(format!("contract {} asked for no approval", receipt.contract_id)))?;
-    let outcome = api.decide(&approval, true).await?;
+    let outcome = api.decide(approval, receipt.tier, true).await?;
     result.check(
         "violated and rolled back",
         outcome.contract_status == "rolled_back",
