@@ -210,6 +210,8 @@ impl Worker {
         keys: &[String],
         report_html: Option<&str>,
     ) -> Result<bool, ControlError> {
+        // A connection of its own: a transaction needs the client exclusively,
+        // and the worker's shared one keeps heartbeating meanwhile.
         let mut client = db::connect(&self.settings.database).await?;
         let transaction = client.transaction().await?;
         let still_ours = transaction
