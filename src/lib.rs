@@ -16,8 +16,9 @@
 //! - [`immutable_log`]: appending to and verifying the hash-chained log.
 //! - [`scenario`]: `grace scenario`, the 8 phases — the main job.
 //! - [`report`]: the scenario's reports (JSON, HTML, JUnit), `grace report`.
-//! - [`policy`]: the autonomy tiers and the shipped error-type policy.
 //! - [`shutdown`]: turning SIGINT/SIGTERM into one cancellation token.
+//! - [`spec`]: what "correct" means — tiers, roles, statuses, required events,
+//!   the contract digest — read by the backend and the validator alike.
 //! - [`verify`]: the consistency conditions C1–C7, as SQL (`grace verify`).
 
 pub mod backend;
@@ -28,8 +29,8 @@ pub mod control;
 pub mod db;
 pub mod health;
 pub mod immutable_log;
-pub mod policy;
 pub mod report;
 pub mod scenario;
 pub mod shutdown;
+pub mod spec;
 pub mod verify;

@@ -1,15 +1,17 @@
 //! The consistency conditions C1–C7 of DESIGN.md — what "nothing lost" means —
 //! checked as SQL against any Grace database: the scenario's phase 7, and
-//! `grace verify --mission ID` on its own (e.g. against staging). Each check
-//! reports how much it looked at, how many violations it found and a few
-//! offending ids, so a failure says where to look.
+//! `grace verify --mission ID` on its own (e.g. against staging). What is
+//! correct comes from the specification (`spec`), never from the backend's
+//! code. Each check reports how much it looked at, how many violations it
+//! found and a few offending ids, so a failure says where to look.
 
-use crate::backend::events::EventKind;
-use crate::backend::pipeline::{contract_digest, required_events};
 use crate::control::{acked_writes, ControlError};
 use crate::db::schema;
 use crate::immutable_log;
-use crate::policy::Tier;
+use crate::spec::{
+    contract_digest, required_events, ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, EventKind,
+    MissionCounter, SnapshotStatus, Tier,
+};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -89,8 +91,8 @@ async fn no_orphans(client: &Client) -> Result<ConsistencyCheck, ControlError> {
                         SELECT t.{column} AS value FROM {table} t
                          WHERE t.{column} IS NOT NULL
                            AND NOT EXISTS (SELECT 1 FROM {referenced} r WHERE r.{key} = t.{column}))
-                     SELECT (SELECT count(*) FROM {table}), (SELECT count(*) FROM dangling),
-                            array(SELECT DISTINCT value::text FROM dangling LIMIT {EXAMPLES})",
+                     SELECT (SELECT count(*) FROM {table}) AS rows, (SELECT count(*) FROM dangling) AS dangling,
+                            array(SELECT DISTINCT value::text FROM dangling LIMIT {EXAMPLES}) AS examples",
                     table = fk.table,
                     column = fk.column,
                     referenced = fk.references,
@@ -98,10 +100,9 @@ async fn no_orphans(client: &Client) -> Result<ConsistencyCheck, ControlError> {
                 &[],
             )
             .await?;
-        rows_checked += row.get::<_, i64>(0) as u64;
-        let dangling: i64 = row.get(1);
-        orphans += dangling as u64;
-        for value in row.get::<_, Vec<String>>(2) {
+        rows_checked += row.try_get::<_, i64>("rows")? as u64;
+        orphans += row.try_get::<_, i64>("dangling")? as u64;
+        for value in row.try_get::<_, Vec<String>>("examples")? {
             offenders.push(format!("{}.{} = {value} refers to no row of {}", fk.table, fk.column, fk.references));
         }
     }
@@ -115,7 +116,7 @@ async fn event_completeness(client: &Client, mission: Uuid) -> Result<Consistenc
     let rows = client
         .query(
             "SELECT c.id, c.tier, c.status,
-                    array(SELECT e.event_type FROM action_events e WHERE e.contract_id = c.id ORDER BY e.id)
+                    array(SELECT e.event_type FROM action_events e WHERE e.contract_id = c.id ORDER BY e.id) AS events
                FROM action_contracts c WHERE c.mission_id = $1 ORDER BY c.created_at",
             &[&mission],
         )
@@ -123,8 +124,12 @@ async fn event_completeness(client: &Client, mission: Uuid) -> Result<Consistenc
     let mut offenders = Vec::new();
     for row in &rows {
         let (id, tier, status, events): (Uuid, i16, String, Vec<String>) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
-        let required = Tier::from_level(tier).and_then(|tier| required_events(tier, &status));
+            (row.try_get("id")?, row.try_get("tier")?, row.try_get("status")?, row.try_get("events")?);
+        // Read as text: a database deployed some other way may hold states the
+        // specification does not know, and that is a finding, not an error.
+        let required = Tier::from_level(tier)
+            .zip(status.parse::<ContractStatus>().ok())
+            .and_then(|(tier, status)| required_events(tier, status));
         match required {
             None => offenders.push(format!("contract {id}: left in status {status}")),
             Some(required) => {
@@ -138,35 +143,40 @@ async fn event_completeness(client: &Client, mission: Uuid) -> Result<Consistenc
     Ok(ConsistencyCheck::new("C2", "event completeness", rows.len() as u64, offenders))
 }
 
-/// C3: tier 2+ contracts that executed have one snapshot and a regression
-/// benchmark; rolled-back ones have their snapshot restored and their resource
-/// back in the snapshot's state.
+/// C3: tier 2+ contracts that executed have one snapshot and the benchmark
+/// the specification verifies them with; rolled-back ones have their snapshot
+/// restored and their resource back in the snapshot's state.
 async fn tier_artifacts(client: &Client, mission: Uuid) -> Result<ConsistencyCheck, ControlError> {
+    let executed: Vec<ContractStatus> = ContractStatus::ALL.iter().copied().filter(|s| s.executed()).collect();
     let rows = client
         .query(
-            "SELECT c.id, c.status,
-                    (SELECT count(*) FROM safe_hold_snapshots s WHERE s.contract_id = c.id),
-                    EXISTS (SELECT 1 FROM benchmark_runs b WHERE b.contract_id = c.id AND b.kind = 'regression'),
-                    s.status, r.state = s.state
+            "SELECT c.id, c.tier, c.confidence_path, c.status,
+                    (SELECT count(*) FROM safe_hold_snapshots s WHERE s.contract_id = c.id) AS snapshots,
+                    array(SELECT b.kind FROM benchmark_runs b WHERE b.contract_id = c.id) AS benchmarks,
+                    s.status AS snapshot_status, r.state = s.state AS state_restored
                FROM action_contracts c
                LEFT JOIN safe_hold_snapshots s ON s.id = c.snapshot_id
                LEFT JOIN managed_resources r ON r.id = c.resource_id
-              WHERE c.mission_id = $1 AND c.tier > 1 AND c.status IN ('verified', 'violated', 'rolled_back')",
-            &[&mission],
+              WHERE c.mission_id = $1 AND c.tier > 1 AND c.status = ANY($2)",
+            &[&mission, &executed],
         )
         .await?;
     let mut offenders = Vec::new();
     for row in &rows {
-        let (id, status, snapshots, regression): (Uuid, String, i64, bool) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
-        let (snapshot_status, state_restored): (Option<String>, Option<bool>) = (row.get(4), row.get(5));
+        let (id, tier, path, status): (Uuid, Tier, ConfidencePath, ContractStatus) =
+            (row.try_get("id")?, row.try_get("tier")?, row.try_get("confidence_path")?, row.try_get("status")?);
+        let (snapshots, benchmarks): (i64, Vec<String>) = (row.try_get("snapshots")?, row.try_get("benchmarks")?);
+        let (snapshot_status, state_restored): (Option<String>, Option<bool>) =
+            (row.try_get("snapshot_status")?, row.try_get("state_restored")?);
+        let benchmark = BenchmarkKind::verifying(tier, path);
+        let rolled_back = status == ContractStatus::RolledBack;
         if snapshots != 1 {
             offenders.push(format!("contract {id} ({status}): {snapshots} snapshots, not 1"));
-        } else if !regression {
-            offenders.push(format!("contract {id} ({status}): no regression benchmark"));
-        } else if status == "rolled_back" && snapshot_status.as_deref() != Some("restored") {
+        } else if !benchmarks.iter().any(|kind| kind == benchmark.as_str()) {
+            offenders.push(format!("contract {id} ({status}): no {benchmark} benchmark"));
+        } else if rolled_back && snapshot_status.as_deref() != Some(SnapshotStatus::Restored.as_str()) {
             offenders.push(format!("contract {id}: rolled back but its snapshot is not marked restored"));
-        } else if status == "rolled_back" && state_restored != Some(true) {
+        } else if rolled_back && state_restored != Some(true) {
             offenders.push(format!("contract {id}: rolled back but its resource differs from the snapshot"));
         }
     }
@@ -177,70 +187,111 @@ async fn tier_artifacts(client: &Client, mission: Uuid) -> Result<ConsistencyChe
 /// and when and has its logged event; an approved contract is the one written
 /// before the decision (its terms still hash to the digest taken then).
 async fn approvals(client: &Client, mission: Uuid) -> Result<ConsistencyCheck, ControlError> {
+    let decisions: Vec<&str> = EventKind::DECISIONS.iter().map(|k| k.name()).collect();
     let rows = client
         .query(
-            "SELECT c.id, a.id, a.status, a.decided_by IS NOT NULL AND a.decided_at IS NOT NULL,
+            "SELECT c.id AS contract_id, a.id AS approval_id, a.status,
+                    a.decided_by IS NOT NULL AND a.decided_at IS NOT NULL AS who_and_when,
                     EXISTS (SELECT 1 FROM action_events e
-                             WHERE e.approval_id = a.id AND e.log_seq IS NOT NULL
-                               AND e.event_type IN ('agentic.approval_granted', 'agentic.approval_rejected')),
-                    c.created_at <= a.decided_at,
-                    c.error_type, c.action_type, c.tier, c.expected_effect, c.baseline_state, c.contract_digest
+                             WHERE e.approval_id = a.id AND e.log_seq IS NOT NULL AND e.event_type = ANY($2)) AS logged
                FROM action_contracts c
                LEFT JOIN approval_requests a ON a.contract_id = c.id
               WHERE c.mission_id = $1 AND c.tier > 1",
-            &[&mission],
+            &[&mission, &decisions],
         )
         .await?;
     let mut offenders = Vec::new();
     for row in &rows {
-        let contract: Uuid = row.get(0);
-        let Some(approval) = row.get::<_, Option<Uuid>>(1) else {
+        let contract: Uuid = row.try_get("contract_id")?;
+        let Some(approval) = row.try_get::<_, Option<Uuid>>("approval_id")? else {
             offenders.push(format!("contract {contract}: tier 2+ without an approval request"));
             continue;
         };
-        let status: String = row.get(2);
-        if status == "pending" {
+        let status: String = row.try_get("status")?;
+        if status == ApprovalStatus::Pending.as_str() {
             continue;
         }
-        let (who_and_when, logged, before): (bool, bool, Option<bool>) = (row.get(3), row.get(4), row.get(5));
+        let (who_and_when, logged): (bool, bool) = (row.try_get("who_and_when")?, row.try_get("logged")?);
         if !who_and_when {
             offenders.push(format!("approval {approval}: {status} without who and when"));
         } else if !logged {
             offenders.push(format!("approval {approval}: {status} without a logged decision event"));
-        } else if status == "approved" {
-            let digest = contract_digest(row.get(6), row.get(7), row.get(8), &row.get(9), &row.get(10));
-            if before != Some(true) || digest != row.get::<_, String>(11) {
-                offenders.push(format!("contract {contract}: what executed is not the contract approved"));
-            }
         }
+    }
+    for contract in rebuilt_contracts(client, mission).await? {
+        offenders.push(format!("contract {contract}: what executed is not the contract approved"));
     }
     Ok(ConsistencyCheck::new("C4", "approvals", rows.len() as u64, offenders))
 }
 
-/// C5: the mission's counters equal counts over its contracts.
+/// The approved contracts of `mission` that are not the contract stored before
+/// the decision: written after it, or with terms that no longer hash to the
+/// digest taken when they were written.
+pub async fn rebuilt_contracts(client: &Client, mission: Uuid) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT c.id, c.created_at <= a.decided_at AS written_before, c.error_type, c.action_type, c.tier,
+                    c.expected_effect, c.baseline_state, c.contract_digest
+               FROM action_contracts c JOIN approval_requests a ON a.contract_id = c.id
+              WHERE c.mission_id = $1 AND a.status = $2
+              ORDER BY c.created_at, c.id",
+            &[&mission, &ApprovalStatus::Approved],
+        )
+        .await?;
+    let mut rebuilt = Vec::new();
+    for row in &rows {
+        let digest = contract_digest(
+            row.try_get("error_type")?,
+            row.try_get("action_type")?,
+            row.try_get("tier")?,
+            &row.try_get("expected_effect")?,
+            &row.try_get("baseline_state")?,
+        );
+        let written_before: Option<bool> = row.try_get("written_before")?;
+        if written_before != Some(true) || digest != row.try_get::<_, String>("contract_digest")? {
+            rebuilt.push(row.try_get("id")?);
+        }
+    }
+    Ok(rebuilt)
+}
+
+/// C5: the mission's counters equal counts over its contracts, counted the
+/// way the specification says each final status counts.
 async fn mission_counters(client: &Client, mission: Uuid) -> Result<ConsistencyCheck, ControlError> {
-    let row = client
+    let mut offenders = Vec::new();
+    let total = client
         .query_one(
-            "SELECT m.total_actions, m.completed_actions, m.failed_actions, m.rolled_back_actions,
-                    count(c.id)::int, (count(*) FILTER (WHERE c.status = 'verified'))::int,
-                    (count(*) FILTER (WHERE c.status IN ('failed', 'rejected')))::int,
-                    (count(*) FILTER (WHERE c.status = 'rolled_back'))::int
-               FROM missions m LEFT JOIN action_contracts c ON c.mission_id = m.id
-              WHERE m.id = $1 GROUP BY m.id",
+            "SELECT m.total_actions AS stored, (SELECT count(*) FROM action_contracts c WHERE c.mission_id = m.id)::int
+                    AS counted
+               FROM missions m WHERE m.id = $1",
             &[&mission],
         )
         .await?;
-    let offenders = ["total_actions", "completed_actions", "failed_actions", "rolled_back_actions"]
-        .iter()
-        .enumerate()
-        .filter_map(|(i, counter)| {
-            let (stored, counted): (i32, i32) = (row.get(i), row.get(i + 4));
-            (stored != counted).then(|| format!("mission {mission}: {counter} = {stored}, contracts say {counted}"))
-        })
-        .collect();
-    Ok(ConsistencyCheck::new("C5", "mission counters", 4, offenders))
+    let mut compare = |counter: &str, row: &tokio_postgres::Row| -> Result<(), tokio_postgres::Error> {
+        let (stored, counted): (i32, i32) = (row.try_get("stored")?, row.try_get("counted")?);
+        if stored != counted {
+            offenders.push(format!("mission {mission}: {counter} = {stored}, contracts say {counted}"));
+        }
+        Ok(())
+    };
+    compare("total_actions", &total)?;
+    for counter in MissionCounter::ALL {
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT m.{column} AS stored,
+                            (SELECT count(*) FROM action_contracts c
+                              WHERE c.mission_id = m.id AND c.status = ANY($2))::int AS counted
+                       FROM missions m WHERE m.id = $1",
+                    column = counter.column()
+                ),
+                &[&mission, &counter.statuses()],
+            )
+            .await?;
+        compare(counter.column(), &row)?;
+    }
+    Ok(ConsistencyCheck::new("C5", "mission counters", 1 + MissionCounter::ALL.len() as u64, offenders))
 }
-
 /// C6: the log's seq is contiguous and every hash recomputes; every event of
 /// the mission has its log entry.
 async fn log_chain(client: &Client, mission: Uuid) -> Result<ConsistencyCheck, ControlError> {
@@ -249,14 +300,16 @@ async fn log_chain(client: &Client, mission: Uuid) -> Result<ConsistencyCheck, C
         verdict.breaks.iter().map(|b| format!("log seq {}: {}", b.seq, b.problem)).collect();
     let row = client
         .query_one(
-            "SELECT count(*), count(*) FILTER (WHERE log_seq IS NULL),
+            "SELECT count(*) AS events, count(*) FILTER (WHERE log_seq IS NULL) AS unlogged,
                     array(SELECT id::text FROM action_events WHERE mission_id = $1 AND log_seq IS NULL ORDER BY id LIMIT 5)
+                      AS examples
                FROM action_events WHERE mission_id = $1",
             &[&mission],
         )
         .await?;
-    let (events, unlogged): (i64, i64) = (row.get(0), row.get(1));
-    examples.extend(row.get::<_, Vec<String>>(2).into_iter().map(|id| format!("event {id}: no log entry")));
+    let (events, unlogged): (i64, i64) = (row.try_get("events")?, row.try_get("unlogged")?);
+    examples
+        .extend(row.try_get::<_, Vec<String>>("examples")?.into_iter().map(|id| format!("event {id}: no log entry")));
     let checked = verdict.entries as u64 + events as u64;
     Ok(ConsistencyCheck::counted("C6", "log chain", checked, verdict.broken as u64 + unlogged as u64, examples))
 }
@@ -272,7 +325,7 @@ async fn acknowledged_writes(client: &Client, mission: Uuid) -> Result<Consisten
         .await?;
     let (mut checked, mut violations, mut examples) = (0, 0, Vec::new());
     for run in &runs {
-        let run: Uuid = run.get(0);
+        let run: Uuid = run.try_get("id")?;
         let check = acked_writes::check(client, run).await?;
         checked += check.acknowledged.max(check.stored);
         if !check.passed {

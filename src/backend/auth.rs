@@ -5,6 +5,7 @@
 
 use super::error::ApiError;
 use super::state::AppState;
+use crate::spec::Role;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use rand::distr::{Alphanumeric, SampleString};
@@ -12,37 +13,6 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    Operator,
-    Approver,
-    Governance,
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Operator, Role::Approver, Role::Governance, Role::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Operator => "operator",
-            Self::Approver => "approver",
-            Self::Governance => "governance",
-            Self::Admin => "admin",
-        }
-    }
-
-    fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == raw)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The accepted tokens. `Debug` shows roles only, never a token.
 #[derive(Clone)]

@@ -3,7 +3,7 @@
 //! does not parse becomes a 422 naming its field, and nothing past the handler
 //! ever sees a raw string or an out-of-range number.
 
-use crate::policy::Tier;
+use crate::spec::ConfidencePath;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -58,34 +58,9 @@ impl Confidence {
         self.0
     }
 
-    /// High (≥ 0.8) keeps the tier; medium (0.5–0.8) keeps it but verifies with the
-    /// regression benchmark; low (< 0.5) escalates one tier.
+    /// Its band: the specification's confidence path.
     pub fn path(self) -> ConfidencePath {
-        if self.0 >= 0.8 {
-            ConfidencePath::High
-        } else if self.0 >= 0.5 {
-            ConfidencePath::Medium
-        } else {
-            ConfidencePath::Low
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ConfidencePath {
-    High,
-    Medium,
-    Low,
-}
-
-impl ConfidencePath {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::High => "high",
-            Self::Medium => "medium",
-            Self::Low => "low",
-        }
+        ConfidencePath::of(self.0)
     }
 }
 
@@ -150,81 +125,15 @@ pub fn bounded_text(field: &'static str, raw: &str, max_chars: usize) -> Result<
     }
 }
 
-/// What the policy and the confidence path decide for one error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TierDecision {
-    pub policy_tier: Tier,
-    pub tier: Tier,
-    pub path: ConfidencePath,
-    /// Why the action ended above its policy tier, if it did.
-    pub escalation_reason: Option<String>,
-}
-
-/// Decides the tier: the policy's tier for a known error type (`None` when the
-/// type is unknown, which escalates to governance), raised one step on the low
-/// confidence path.
-pub fn decide_tier(error_type: &ErrorType, policy_tier: Option<Tier>, confidence: Confidence) -> TierDecision {
-    let path = confidence.path();
-    let (base, mut reasons) = match policy_tier {
-        Some(tier) => (tier, vec![]),
-        None => (Tier::Governance, vec![format!("unknown error type {} escalates to governance", error_type.as_str())]),
-    };
-    let tier = if path == ConfidencePath::Low {
-        let raised = base.escalated();
-        if raised != base {
-            reasons.push(format!("low confidence {} escalates {base} to {raised}", confidence.value()));
-        }
-        raised
-    } else {
-        base
-    };
-    TierDecision { policy_tier: base, tier, path, escalation_reason: (!reasons.is_empty()).then(|| reasons.join("; ")) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn decide(error_type: &str, policy: Option<Tier>, confidence: f64) -> TierDecision {
-        decide_tier(&ErrorType::parse(error_type).unwrap(), policy, Confidence::parse(confidence).unwrap())
-    }
-
-    #[test]
-    fn confidence_paths_have_the_design_boundaries() {
-        let path = |c| Confidence::parse(c).unwrap().path();
-        assert_eq!(path(1.0), ConfidencePath::High);
-        assert_eq!(path(0.8), ConfidencePath::High);
-        assert_eq!(path(0.79), ConfidencePath::Medium);
-        assert_eq!(path(0.5), ConfidencePath::Medium);
-        assert_eq!(path(0.49), ConfidencePath::Low);
-        assert_eq!(path(0.0), ConfidencePath::Low);
-    }
 
     #[test]
     fn out_of_range_confidence_is_refused() {
         for bad in [-0.01, 1.01, f64::NAN, f64::INFINITY] {
             assert_eq!(Confidence::parse(bad).unwrap_err().field, "confidence");
         }
-    }
-
-    #[test]
-    fn high_and_medium_keep_the_tier_low_escalates_one() {
-        assert_eq!(decide("timeout", Some(Tier::Auto), 0.9).tier, Tier::Auto);
-        assert_eq!(decide("timeout", Some(Tier::Auto), 0.6).tier, Tier::Auto);
-        let low = decide("timeout", Some(Tier::Auto), 0.3);
-        assert_eq!((low.policy_tier, low.tier), (Tier::Auto, Tier::Approver));
-        assert!(low.escalation_reason.unwrap().contains("low confidence"));
-        assert_eq!(decide("permission_denied", Some(Tier::Approver), 0.2).tier, Tier::Governance);
-        let top = decide("dependency_unavailable", Some(Tier::Governance), 0.1);
-        assert_eq!(top.tier, Tier::Governance);
-        assert_eq!(top.escalation_reason, None, "nothing above governance to escalate to");
-    }
-
-    #[test]
-    fn unknown_error_types_escalate_to_governance_and_say_so() {
-        let unknown = decide("disk_on_fire", None, 0.95);
-        assert_eq!(unknown.tier, Tier::Governance);
-        assert!(unknown.escalation_reason.unwrap().contains("unknown error type disk_on_fire"));
     }
 
     #[test]

@@ -6,57 +6,10 @@
 
 use super::error::ApiError;
 use super::prepared::Prepared;
+use crate::spec::EventKind;
 use deadpool_postgres::Transaction;
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-/// Every kind of event the backend emits. The name's prefix is its subsystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    ContractCreated,
-    SnapshotTaken,
-    ApprovalRequested,
-    ApprovalGranted,
-    ApprovalRejected,
-    ActionExecuting,
-    VerificationPassed,
-    VerificationFailed,
-    VerificationViolated,
-    RollbackCompleted,
-    FallbackOpened,
-    ChatExchanged,
-    TaskSubmitted,
-    TaskUpdated,
-    TaskCompleted,
-    MeshPing,
-}
-
-impl EventKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::ContractCreated => "agentic.contract_created",
-            Self::SnapshotTaken => "agentic.snapshot_taken",
-            Self::ApprovalRequested => "agentic.approval_requested",
-            Self::ApprovalGranted => "agentic.approval_granted",
-            Self::ApprovalRejected => "agentic.approval_rejected",
-            Self::ActionExecuting => "agentic.action_executing",
-            Self::VerificationPassed => "agentic.verification_passed",
-            Self::VerificationFailed => "agentic.verification_failed",
-            Self::VerificationViolated => "agentic.verification_violated",
-            Self::RollbackCompleted => "agentic.rollback_completed",
-            Self::FallbackOpened => "agentic.fallback_opened",
-            Self::ChatExchanged => "chat.exchanged",
-            Self::TaskSubmitted => "task.submitted",
-            Self::TaskUpdated => "task.updated",
-            Self::TaskCompleted => "task.completed",
-            Self::MeshPing => "mesh.ping",
-        }
-    }
-
-    fn subsystem(self) -> &'static str {
-        self.name().split('.').next().expect("event names have a prefix")
-    }
-}
 
 /// One event to record. `resource` names what changed (e.g. `contract/<id>`);
 /// `actor` is who caused it (a caller's identity, or `grace-pipeline`).

@@ -11,19 +11,24 @@
 //! faults strike between steps, before the next step writes; the transaction
 //! then rolls back and `with_retries` runs the operation again.
 
-use super::auth::{Caller, Role};
-use super::domain::{Confidence, ErrorType, IdempotencyKey, Severity, TierDecision};
+use super::auth::Caller;
+use super::domain::{Confidence, ErrorType, IdempotencyKey, Severity};
 use super::error::ApiError;
-use super::events::{self, EventKind, NewEvent};
+use super::events::{self, NewEvent};
 use super::faults::with_retries;
 use super::prepared::Prepared;
 use super::state::AppState;
-use crate::policy::Tier;
+use crate::db::rows::FromRow;
+use crate::spec::policy::ESCALATION_ACTION;
+use crate::spec::{
+    contract_digest, decide_tier, deciders, ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, Decision,
+    EventKind, MissionCounter, SnapshotStatus, Tier, TierDecision,
+};
 use deadpool_postgres::Transaction;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -45,10 +50,24 @@ pub struct ContractReceipt {
     pub contract_id: Uuid,
     pub mission_id: Uuid,
     pub tier: i16,
-    pub confidence_path: String,
-    pub status: String,
+    pub confidence_path: ConfidencePath,
+    pub status: ContractStatus,
     pub escalation_reason: Option<String>,
     pub approval_id: Option<Uuid>,
+}
+
+impl FromRow for ContractReceipt {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            contract_id: row.try_get("contract_id")?,
+            mission_id: row.try_get("mission_id")?,
+            tier: row.try_get("tier")?,
+            confidence_path: row.try_get("confidence_path")?,
+            status: row.try_get("status")?,
+            escalation_reason: row.try_get("escalation_reason")?,
+            approval_id: row.try_get("approval_id")?,
+        })
+    }
 }
 
 /// A contract's state after an approval decision.
@@ -57,35 +76,9 @@ pub struct DecisionOutcome {
     pub approval_id: Uuid,
     pub contract_id: Uuid,
     pub decision: Decision,
-    pub contract_status: String,
+    pub contract_status: ContractStatus,
     /// The manual-remediation task a rejection opens.
     pub fallback_task_id: Option<Uuid>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Approve,
-    Reject,
-}
-
-/// The terms a contract is executed by. Hashed at creation (`contract_digest`)
-/// and checked again before execution (and by C4 after the fact).
-pub fn contract_digest(
-    error_type: &str,
-    action_type: &str,
-    tier: i16,
-    expected_effect: &Value,
-    baseline: &Value,
-) -> String {
-    let terms = json!({
-        "error_type": error_type,
-        "action_type": action_type,
-        "tier": tier,
-        "expected_effect": expected_effect,
-        "baseline_state": baseline,
-    });
-    hex::encode(Sha256::digest(terms.to_string().as_bytes()))
 }
 
 /// The state of the resource an action manages before it acts, and what the
@@ -98,9 +91,6 @@ fn baseline_state(action_type: &str) -> Value {
 fn expected_effect() -> Value {
     json!({ "level": 15, "revision": 1 })
 }
-
-/// Error types the policy does not know get this action: a human looks.
-const ESCALATION_ACTION: &str = "escalate_to_operator";
 
 /// Submits an error report. A known idempotency key returns its contract and
 /// writes nothing.
@@ -130,21 +120,14 @@ pub async fn submit_error(state: &AppState, report: &ErrorReport) -> Result<(Con
 async fn receipt_by_key(client: &impl Prepared, key: &str) -> Result<Option<ContractReceipt>, ApiError> {
     let row = client
         .opt(
-            "SELECT c.id, c.mission_id, c.tier, c.confidence_path, c.status, c.escalation_reason, a.id
+            "SELECT c.id AS contract_id, c.mission_id, c.tier, c.confidence_path, c.status, c.escalation_reason,
+                    a.id AS approval_id
                FROM action_contracts c LEFT JOIN approval_requests a ON a.contract_id = c.id
               WHERE c.idempotency_key = $1",
             &[&key],
         )
         .await?;
-    Ok(row.map(|r| ContractReceipt {
-        contract_id: r.get(0),
-        mission_id: r.get(1),
-        tier: r.get(2),
-        confidence_path: r.get(3),
-        status: r.get(4),
-        escalation_reason: r.get(5),
-        approval_id: r.get(6),
-    }))
+    Ok(row.as_ref().map(ContractReceipt::from_row).transpose()?)
 }
 
 /// A contract's terms as stored: what execution acts on.
@@ -154,11 +137,30 @@ struct StoredContract {
     error_type: String,
     action_type: String,
     tier: i16,
+    path: ConfidencePath,
     effect: Value,
     baseline: Value,
     digest: String,
     resource: Uuid,
     snapshot: Option<Uuid>,
+}
+
+impl FromRow for StoredContract {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            mission: row.try_get("mission_id")?,
+            error_type: row.try_get("error_type")?,
+            action_type: row.try_get("action_type")?,
+            tier: row.try_get("tier")?,
+            path: row.try_get("confidence_path")?,
+            effect: row.try_get("expected_effect")?,
+            baseline: row.try_get("baseline_state")?,
+            digest: row.try_get("contract_digest")?,
+            resource: row.try_get("resource_id")?,
+            snapshot: row.try_get("snapshot_id")?,
+        })
+    }
 }
 
 /// What one operation records besides its state changes: its events, written
@@ -195,10 +197,10 @@ async fn create_contract(
         .opt("SELECT tier, action_type FROM tier_policy WHERE error_type = $1", &[&report.error_type.as_str()])
         .await?;
     let (policy_tier, action_type) = match &policy {
-        Some(row) => (Tier::from_level(row.get(0)), row.get::<_, String>(1)),
+        Some(row) => (Some(row.try_get::<_, Tier>("tier")?), row.try_get::<_, String>("action_type")?),
         None => (None, ESCALATION_ACTION.to_string()),
     };
-    let decision: TierDecision = super::domain::decide_tier(&report.error_type, policy_tier, report.confidence);
+    let decision: TierDecision = decide_tier(report.error_type.as_str(), policy_tier, confidence);
 
     let id = Uuid::new_v4();
     let baseline = baseline_state(&action_type);
@@ -214,7 +216,7 @@ async fn create_contract(
              INSERT INTO action_contracts (id, mission_id, resource_id, idempotency_key, error_type, error_message,
                  severity, action_type, policy_tier, tier, confidence, confidence_path, escalation_reason,
                  expected_effect, baseline_state, status, contract_digest)
-             SELECT $1, $2, resource.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'planned', $15
+             SELECT $1, $2, resource.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $17, $15
                FROM resource
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING resource_id",
@@ -226,15 +228,16 @@ async fn create_contract(
                 &report.message,
                 &report.severity.as_str(),
                 &action_type,
-                &decision.policy_tier.level(),
+                &decision.policy_tier,
                 &tier,
                 &confidence,
-                &decision.path.as_str(),
+                &decision.path,
                 &decision.escalation_reason,
                 &effect,
                 &baseline,
                 &digest,
                 &format!("{action_type}/{id}"),
+                &ContractStatus::Planned,
             ],
         )
         .await
@@ -249,10 +252,11 @@ async fn create_contract(
         error_type: report.error_type.as_str().to_string(),
         action_type,
         tier,
+        path: decision.path,
         effect,
         baseline,
         digest,
-        resource: inserted.get(0),
+        resource: inserted.try_get("resource_id")?,
         snapshot: None,
     };
     let mut pending = Pending::default();
@@ -265,26 +269,26 @@ async fn create_contract(
             "tier": tier,
             "policy_tier": decision.policy_tier.level(),
             "confidence": confidence,
-            "confidence_path": decision.path.as_str(),
+            "confidence_path": decision.path,
             "escalation_reason": decision.escalation_reason,
         }),
     );
 
     let (status, approval_id) = if decision.tier == Tier::Auto {
-        let benchmark = if decision.path == super::domain::ConfidencePath::Medium { "regression" } else { "smoke" };
+        let benchmark = BenchmarkKind::verifying(decision.tier, contract.path);
         (execute_and_verify(state, tx, &contract, benchmark, &mut pending).await?, None)
     } else {
         let approval = hold_for_approval(state, tx, &mut contract, decision.tier, &mut pending).await?;
-        ("awaiting_approval".to_string(), Some(approval))
+        (ContractStatus::AwaitingApproval, Some(approval))
     };
-    pending.tally = MissionTally { created: Some(confidence), ..MissionTally::ended(&status) };
+    pending.tally = MissionTally { created: Some(confidence), ..MissionTally::ended(status) };
     pending.write(tx, mission).await?;
-    state.telemetry.record_action(tier, &status);
+    state.telemetry.record_action(tier, status);
     Ok(Some(ContractReceipt {
         contract_id: id,
         mission_id: mission,
         tier,
-        confidence_path: decision.path.as_str().to_string(),
+        confidence_path: decision.path,
         status,
         escalation_reason: decision.escalation_reason,
         approval_id,
@@ -311,33 +315,26 @@ async fn hold_for_approval(
              approval AS (
                 INSERT INTO approval_requests (contract_id, tier, requested_by) VALUES ($1, $3, $4) RETURNING id),
              held AS (
-                UPDATE action_contracts SET snapshot_id = (SELECT id FROM snapshot), status = 'awaiting_approval'
+                UPDATE action_contracts SET snapshot_id = (SELECT id FROM snapshot), status = $5
                  WHERE id = $1)
-             SELECT snapshot.id, snapshot.manifest_hash, approval.id FROM snapshot, approval",
-            &[&contract.id, &contract.resource, &tier.level(), &events::PIPELINE_ACTOR],
+             SELECT snapshot.id AS snapshot_id, snapshot.manifest_hash, approval.id AS approval_id
+               FROM snapshot, approval",
+            &[&contract.id, &contract.resource, &tier, &events::PIPELINE_ACTOR, &ContractStatus::AwaitingApproval],
         )
         .await?;
-    let (snapshot, manifest_hash, approval): (Uuid, String, Uuid) = (row.get(0), row.get(1), row.get(2));
+    let (snapshot, manifest_hash, approval): (Uuid, String, Uuid) =
+        (row.try_get("snapshot_id")?, row.try_get("manifest_hash")?, row.try_get("approval_id")?);
     contract.snapshot = Some(snapshot);
     pending.event(
         EventKind::SnapshotTaken,
         contract,
         json!({ "snapshot_id": snapshot, "manifest_hash": manifest_hash }),
     );
-    let needs: Vec<&str> = approver_roles(tier).iter().map(|r| r.as_str()).collect();
+    let needs: Vec<&str> = deciders(tier).iter().map(|r| r.as_str()).collect();
     pending
         .event(EventKind::ApprovalRequested, contract, json!({ "tier": tier.level(), "needs": needs }))
         .approval_id = Some(approval);
     Ok(approval)
-}
-
-/// Who may decide an approval of `tier`: approvers decide tier 2, governance
-/// decides tier 2 and tier 3 (it outranks approvers).
-pub fn approver_roles(tier: Tier) -> &'static [Role] {
-    match tier {
-        Tier::Auto | Tier::Approver => &[Role::Approver, Role::Governance],
-        Tier::Governance => &[Role::Governance],
-    }
 }
 
 /// Executes the stored contract, verifies it with a benchmark, and ends in
@@ -347,9 +344,9 @@ async fn execute_and_verify(
     state: &AppState,
     tx: &Transaction<'_>,
     contract: &StoredContract,
-    benchmark_kind: &str,
+    benchmark_kind: BenchmarkKind,
     pending: &mut Pending,
-) -> Result<String, ApiError> {
+) -> Result<ContractStatus, ApiError> {
     let recomputed = contract_digest(
         &contract.error_type,
         &contract.action_type,
@@ -373,9 +370,9 @@ async fn execute_and_verify(
     let result = json!({ "benchmark": benchmark_kind, "passed": verdict.passed, "drift": verdict.drift,
                          "sabotaged": sabotage.is_some() });
     let status = match (verdict.passed, contract.snapshot) {
-        (true, _) => "verified",
-        (false, None) => "failed",
-        (false, Some(_)) => "violated",
+        (true, _) => ContractStatus::Verified,
+        (false, None) => ContractStatus::Failed,
+        (false, Some(_)) => ContractStatus::Violated,
     };
     tx.run(
         "WITH executed AS (
@@ -403,18 +400,18 @@ async fn execute_and_verify(
         json!({ "action_type": contract.action_type, "effect": contract.effect }),
     );
     let status = match status {
-        "verified" => {
+        ContractStatus::Verified => {
             pending.event(EventKind::VerificationPassed, contract, result);
             status
         }
-        "failed" => {
-            pending.event(EventKind::VerificationFailed, contract, result).result = "failed";
+        ContractStatus::Failed => {
+            pending.event(EventKind::VerificationFailed, contract, result).result = status.as_str();
             status
         }
         _ => {
-            pending.event(EventKind::VerificationViolated, contract, result).result = "violated";
+            pending.event(EventKind::VerificationViolated, contract, result).result = status.as_str();
             roll_back(state, tx, contract, pending).await?;
-            "rolled_back"
+            ContractStatus::RolledBack
         }
     };
     if let Some(ticket) = sabotage {
@@ -423,7 +420,7 @@ async fn execute_and_verify(
         // (A commit that then fails loses this one sabotage; the caller sees an error.)
         ticket.consume();
     }
-    Ok(status.to_string())
+    Ok(status)
 }
 
 /// Verification was violated: restore the resource from the snapshot.
@@ -437,15 +434,21 @@ async fn roll_back(
     let restored: Value = tx
         .one(
             "WITH snapshot AS (
-                UPDATE safe_hold_snapshots SET status = 'restored', restored_at = now() WHERE id = $2 RETURNING state),
+                UPDATE safe_hold_snapshots SET status = $4, restored_at = now() WHERE id = $2 RETURNING state),
              contract AS (
-                UPDATE action_contracts SET status = 'rolled_back' WHERE id = $3)
+                UPDATE action_contracts SET status = $5 WHERE id = $3)
              UPDATE managed_resources r SET state = snapshot.state, updated_at = now()
                FROM snapshot WHERE r.id = $1 RETURNING r.state",
-            &[&contract.resource, &contract.snapshot, &contract.id],
+            &[
+                &contract.resource,
+                &contract.snapshot,
+                &contract.id,
+                &SnapshotStatus::Restored,
+                &ContractStatus::RolledBack,
+            ],
         )
         .await?
-        .get(0);
+        .try_get("state")?;
     pending.event(
         EventKind::RollbackCompleted,
         contract,
@@ -466,13 +469,13 @@ struct MissionTally {
 }
 
 impl MissionTally {
-    /// The counter a contract's status moves.
-    fn ended(status: &str) -> Self {
-        match status {
-            "verified" => Self { completed: 1, ..Self::default() },
-            "failed" | "rejected" => Self { failed: 1, ..Self::default() },
-            "rolled_back" => Self { rolled_back: 1, ..Self::default() },
-            _ => Self::default(),
+    /// The counter a contract's status moves (the specification says which).
+    fn ended(status: ContractStatus) -> Self {
+        match status.counter() {
+            Some(MissionCounter::Completed) => Self { completed: 1, ..Self::default() },
+            Some(MissionCounter::Failed) => Self { failed: 1, ..Self::default() },
+            Some(MissionCounter::RolledBack) => Self { rolled_back: 1, ..Self::default() },
+            None => Self::default(),
         }
     }
 
@@ -528,36 +531,26 @@ async fn decide_in(
 ) -> Result<DecisionOutcome, ApiError> {
     let row = tx
         .opt(
-            "SELECT a.status, a.tier, c.id, c.mission_id, c.error_type, c.action_type, c.tier, c.expected_effect,
-                    c.baseline_state, c.contract_digest, c.resource_id, c.snapshot_id
+            "SELECT a.status AS approval_status, a.tier AS approval_tier, c.id, c.mission_id, c.error_type,
+                    c.action_type, c.tier, c.confidence_path, c.expected_effect, c.baseline_state, c.contract_digest,
+                    c.resource_id, c.snapshot_id
                FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id
               WHERE a.id = $1 FOR UPDATE OF a, c",
             &[&approval],
         )
         .await?
         .ok_or_else(|| ApiError::not_found("approval", approval))?;
-    let (status, tier): (String, i16) = (row.get(0), row.get(1));
-    let contract = StoredContract {
-        id: row.get(2),
-        mission: row.get(3),
-        error_type: row.get(4),
-        action_type: row.get(5),
-        tier: row.get(6),
-        effect: row.get(7),
-        baseline: row.get(8),
-        digest: row.get(9),
-        resource: row.get(10),
-        snapshot: row.get(11),
-    };
-    let tier = Tier::from_level(tier).ok_or_else(|| ApiError::Unexpected(format!("approval has tier {tier}")))?;
-    caller.require(approver_roles(tier))?;
-    if status != "pending" {
+    let (status, tier): (ApprovalStatus, Tier) = (row.try_get("approval_status")?, row.try_get("approval_tier")?);
+    let contract = StoredContract::from_row(&row)?;
+    caller.require(deciders(tier))?;
+    if status != ApprovalStatus::Pending {
         return Err(ApiError::Conflict(format!("approval {approval} was already decided: {status}")));
     }
     state.faults.chaos(Some(contract.mission), "decision")?;
-    let (decided, kind) = match decision {
-        Decision::Approve => ("approved", EventKind::ApprovalGranted),
-        Decision::Reject => ("rejected", EventKind::ApprovalRejected),
+    let decided = decision.outcome();
+    let kind = match decision {
+        Decision::Approve => EventKind::ApprovalGranted,
+        Decision::Reject => EventKind::ApprovalRejected,
     };
     tx.run(
         "WITH contract AS (UPDATE action_contracts SET decided_at = now() WHERE id = $5)
@@ -571,15 +564,18 @@ async fn decide_in(
     decided_event.approval_id = Some(approval);
 
     let (contract_status, fallback_task_id) = match decision {
-        Decision::Approve => (execute_and_verify(state, tx, &contract, "regression", &mut pending).await?, None),
+        Decision::Approve => {
+            let benchmark = BenchmarkKind::verifying(tier, contract.path);
+            (execute_and_verify(state, tx, &contract, benchmark, &mut pending).await?, None)
+        }
         Decision::Reject => {
             let task = open_fallback(state, tx, &contract, reason, &mut pending).await?;
-            ("rejected".to_string(), Some(task))
+            (ContractStatus::Rejected, Some(task))
         }
     };
-    pending.tally = MissionTally::ended(&contract_status);
+    pending.tally = MissionTally::ended(contract_status);
     pending.write(tx, contract.mission).await?;
-    state.telemetry.record_action(tier.level(), &contract_status);
+    state.telemetry.record_action(tier.level(), contract_status);
     Ok(DecisionOutcome { approval_id: approval, contract_id: contract.id, decision, contract_status, fallback_task_id })
 }
 
@@ -597,7 +593,7 @@ async fn open_fallback(
     let task: Uuid = tx
         .one(
             "WITH rejected AS (
-                UPDATE action_contracts SET status = 'rejected', verification_result = $4, verified_at = now()
+                UPDATE action_contracts SET status = $5, verification_result = $4, verified_at = now()
                  WHERE id = $2
                 RETURNING id, error_type, action_type, error_message)
              INSERT INTO tasks (mission_id, contract_id, kind, title, payload, idempotency_key)
@@ -606,28 +602,10 @@ async fn open_fallback(
                     'fallback:' || id
                FROM rejected
              RETURNING id",
-            &[&contract.mission, &contract.id, &reason, &verdict],
+            &[&contract.mission, &contract.id, &reason, &verdict, &ContractStatus::Rejected],
         )
         .await?
-        .get(0);
+        .try_get("id")?;
     pending.event(EventKind::FallbackOpened, contract, json!({ "task_id": task }));
     Ok(task)
-}
-
-/// The events a contract must have, in order, for its final status (C2).
-pub fn required_events(tier: Tier, status: &str) -> Option<Vec<EventKind>> {
-    use EventKind::*;
-    let held = [ContractCreated, SnapshotTaken, ApprovalRequested];
-    let events: Vec<EventKind> = match (tier, status) {
-        (Tier::Auto, "verified") => vec![ContractCreated, ActionExecuting, VerificationPassed],
-        (Tier::Auto, "failed") => vec![ContractCreated, ActionExecuting, VerificationFailed],
-        (_, "awaiting_approval") => held.to_vec(),
-        (_, "verified") => [&held[..], &[ApprovalGranted, ActionExecuting, VerificationPassed]].concat(),
-        (_, "rolled_back") => {
-            [&held[..], &[ApprovalGranted, ActionExecuting, VerificationViolated, RollbackCompleted]].concat()
-        }
-        (_, "rejected") => [&held[..], &[ApprovalRejected, FallbackOpened]].concat(),
-        _ => return None,
-    };
-    Some(events)
 }

@@ -6,8 +6,9 @@
 //! runner that dies mid-batch leaves its tasks queued for the next one.
 //! Manual-remediation tasks are for humans and are never claimed.
 
-use super::events::{self, EventKind, NewEvent};
+use super::events::{self, NewEvent};
 use super::state::AppState;
+use crate::spec::EventKind;
 use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -2,6 +2,7 @@
 //! a global recorder, so several servers in one process (tests, replicas) keep
 //! their own numbers. Measuring happens where things happen; rendering is here.
 
+use crate::spec::ContractStatus;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -117,8 +118,8 @@ impl Telemetry {
         self.latency.get_or_create(&RouteLabels { route: route.into() }).observe(seconds);
     }
 
-    pub fn record_action(&self, tier: i16, outcome: &str) {
-        self.actions.get_or_create(&ActionLabels { tier, outcome: outcome.into() }).inc();
+    pub fn record_action(&self, tier: i16, outcome: ContractStatus) {
+        self.actions.get_or_create(&ActionLabels { tier, outcome: outcome.as_str().into() }).inc();
     }
 
     /// The Prometheus text exposition, with scrape-time values filled in.

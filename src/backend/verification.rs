@@ -9,6 +9,7 @@
 //! triples the latency and error rate, far outside any allowance.
 
 use super::error::ApiError;
+use crate::spec::BenchmarkKind;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ struct Baseline {
 /// The golden baselines, loaded once at start.
 #[derive(Debug, Clone)]
 pub struct Baselines {
-    by_kind: HashMap<String, Baseline>,
+    by_kind: HashMap<BenchmarkKind, Baseline>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,11 +47,11 @@ impl Baselines {
         let rows = client.query("SELECT kind, metrics, max_drift FROM benchmark_baselines", &[]).await?;
         let mut by_kind = HashMap::new();
         for row in rows {
-            let metrics: Value = row.get(1);
+            let metrics: Value = row.try_get("metrics")?;
             let Value::Object(metrics) = metrics else { continue };
-            by_kind.insert(row.get(0), Baseline { metrics, max_drift: row.get(2) });
+            by_kind.insert(row.try_get("kind")?, Baseline { metrics, max_drift: row.try_get("max_drift")? });
         }
-        for kind in ["smoke", "regression"] {
+        for kind in BenchmarkKind::ALL {
             if !by_kind.contains_key(kind) {
                 return Err(ApiError::Unexpected(format!("no {kind} baseline; run `grace bootstrap`")));
             }
@@ -59,8 +60,8 @@ impl Baselines {
     }
 
     /// Runs a benchmark of `kind` for `contract`.
-    pub fn run(&self, kind: &str, contract: Uuid, sabotaged: bool) -> BenchmarkVerdict {
-        let baseline = &self.by_kind[kind];
+    pub fn run(&self, kind: BenchmarkKind, contract: Uuid, sabotaged: bool) -> BenchmarkVerdict {
+        let baseline = &self.by_kind[&kind];
         // A value in [-1, 1] that is the same every time for this contract.
         let wobble = (contract.as_bytes()[0] as f64 / 127.5) - 1.0;
         let factor = if sabotaged { SABOTAGE_FACTOR } else { 1.0 + JITTER * wobble };
@@ -87,9 +88,9 @@ mod tests {
     fn baselines() -> Baselines {
         let metrics = json!({"p95_latency_ms": 250.0, "error_rate": 0.01, "throughput_rps": 100.0});
         let Value::Object(metrics) = metrics else { unreachable!() };
-        let by_kind = [("smoke", 0.25), ("regression", 0.10)]
+        let by_kind = [(BenchmarkKind::Smoke, 0.25), (BenchmarkKind::Regression, 0.10)]
             .into_iter()
-            .map(|(kind, max_drift)| (kind.to_string(), Baseline { metrics: metrics.clone(), max_drift }))
+            .map(|(kind, max_drift)| (kind, Baseline { metrics: metrics.clone(), max_drift }))
             .collect();
         Baselines { by_kind }
     }
@@ -99,7 +100,7 @@ mod tests {
         let baselines = baselines();
         for _ in 0..200 {
             let contract = Uuid::new_v4();
-            for kind in ["smoke", "regression"] {
+            for &kind in BenchmarkKind::ALL {
                 let healthy = baselines.run(kind, contract, false);
                 assert!(healthy.passed && healthy.drift < 0.05, "{healthy:?}");
                 assert_eq!(healthy, baselines.run(kind, contract, false), "deterministic per contract");

@@ -1,9 +1,10 @@
 //! Everything about reaching and shaping the database: connecting, the embedded
-//! migrations, the schema Grace expects, and the private cluster used when no
-//! database is configured.
+//! migrations, the schema Grace expects, reading rows by name, and the private
+//! cluster used when no database is configured.
 
 pub mod migrations;
 pub mod private;
+pub mod rows;
 pub mod schema;
 
 use crate::configuration::DatabaseUrl;

@@ -4,10 +4,11 @@
 //! database briefly away — or 429) is retried with the same idempotency key,
 //! as a real client would; anything else is an `ApiFailure` naming the call.
 
-use crate::backend::auth::{Role, Tokens};
+use crate::backend::auth::Tokens;
 use crate::backend::pipeline::{ContractReceipt, DecisionOutcome};
 use crate::backend::routes::actions::Approval;
 use crate::configuration::BackendUrl;
+use crate::spec::{deciders, Role, Tier};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -145,7 +146,7 @@ impl BackendClient {
     /// Decides approval `id` of a `tier` contract with the least role allowed
     /// to: approver for tier 2, governance for 3.
     pub async fn decide(&self, id: Uuid, tier: i16, approve: bool) -> Result<DecisionOutcome, ApiFailure> {
-        let role = if tier >= 3 { Role::Governance } else { Role::Approver };
+        let role = deciders(Tier::from_level(tier).unwrap_or(Tier::Governance))[0];
         let body =
             json!({ "decision": if approve { "approve" } else { "reject" }, "reason": "decided by the scenario" });
         self.call(Method::POST, &format!("/api/approvals/{id}/decision"), Some(role), Some(&body)).await

@@ -375,7 +375,7 @@ impl Context<'_> {
     fn load_plan(&self, mission: Uuid) -> LoadPlan {
         LoadPlan {
             backend: self.api.url.clone(),
-            token: self.api.token(crate::backend::auth::Role::Operator).unwrap_or_default().to_string(),
+            token: self.api.token(crate::spec::Role::Operator).unwrap_or_default().to_string(),
             shape: self.settings.load.clone(),
             traffic: Traffic::Mission,
             mission: Some(mission),

@@ -7,8 +7,8 @@ use super::api::{ApiFailure, BackendClient};
 use super::Thresholds;
 use crate::control::coordinator::{self, LoadOutcome, LoadPlan};
 use crate::control::ControlError;
-use crate::policy::{Tier, DEFAULT_POLICY};
 use crate::report::{Criterion, MissionCounts};
+use crate::spec::{decide_tier, ConfidencePath, ContractStatus, Tier, DEFAULT_POLICY};
 use crate::verify::{self, ConsistencyCheck};
 use serde_json::json;
 use std::time::Duration;
@@ -43,7 +43,7 @@ impl PhaseResult {
 }
 
 /// The confidences phase 2 reports each error type at: high, medium, low.
-const CONFIDENCES: [(&str, f64); 3] = [("high", 0.9), ("medium", 0.65), ("low", 0.3)];
+const CONFIDENCES: [f64; 3] = [0.9, 0.65, 0.3];
 
 /// Phase 1: a mission with a known id.
 pub async fn mission_setup(api: &BackendClient, mission: Uuid, name: &str) -> Result<PhaseResult, PhaseError> {
@@ -65,13 +65,14 @@ pub async fn error_injection(api: &BackendClient, mission: Uuid) -> Result<Phase
     let mut wrong = Vec::new();
     let (mut executed, mut held) = (0, 0);
     for rule in DEFAULT_POLICY {
-        for (path, confidence) in CONFIDENCES {
+        for confidence in CONFIDENCES {
+            let path = ConfidencePath::of(confidence);
             let key = format!("scenario/{mission}/{}/{path}", rule.error_type);
             let receipt = api.report_error(mission, rule.error_type, confidence, &key).await?;
-            let tier = if path == "low" { rule.tier.escalated() } else { rule.tier };
+            let tier = decide_tier(rule.error_type, Some(rule.tier), confidence).tier;
             let status_ok = match tier {
-                Tier::Auto => receipt.status == "verified",
-                _ => receipt.status == "awaiting_approval" && receipt.approval_id.is_some(),
+                Tier::Auto => receipt.status == ContractStatus::Verified,
+                _ => receipt.status == ContractStatus::AwaitingApproval && receipt.approval_id.is_some(),
             };
             if tier == Tier::Auto {
                 executed += 1;
@@ -110,7 +111,7 @@ pub async fn approvals(api: &BackendClient, db: &Client, mission: Uuid) -> Resul
         let outcome = api.decide(approval.id, approval.tier, approve).await?;
         if approve {
             approved += 1;
-            if outcome.contract_status != "verified" {
+            if outcome.contract_status != ContractStatus::Verified {
                 wrong.push(format!("approved contract {} ended {}", outcome.contract_id, outcome.contract_status));
             }
         } else {
@@ -125,7 +126,7 @@ pub async fn approvals(api: &BackendClient, db: &Client, mission: Uuid) -> Resul
                     .is_some(),
                 None => false,
             };
-            if outcome.contract_status != "rejected" || !fallback {
+            if outcome.contract_status != ContractStatus::Rejected || !fallback {
                 wrong.push(format!("rejected contract {} has no manual-remediation task", outcome.contract_id));
             }
         }
@@ -140,20 +141,16 @@ pub async fn approvals(api: &BackendClient, db: &Client, mission: Uuid) -> Resul
             wrong.join("; ")
         },
     );
-    // The executed contract is the stored one: its terms still hash to the
-    // digest taken when it was written, before the decision.
-    let rebuilt: i64 = db
-        .query_one(
-            "SELECT count(*) FROM action_contracts c JOIN approval_requests a ON a.contract_id = c.id
-              WHERE c.mission_id = $1 AND a.status = 'approved' AND NOT (c.created_at <= a.decided_at)",
-            &[&mission],
-        )
-        .await?
-        .get(0);
+    // The executed contract is the stored one: written before the decision,
+    // its terms still hashing to the digest taken when it was written.
+    let rebuilt = verify::rebuilt_contracts(db, mission).await?;
     result.check(
         "approved contracts are the ones stored before the decision",
-        rebuilt == 0,
-        format!("{rebuilt} rebuilt"),
+        rebuilt.is_empty(),
+        match rebuilt.first() {
+            None => "0 rebuilt".to_string(),
+            Some(first) => format!("{} rebuilt, e.g. contract {first}", rebuilt.len()),
+        },
     );
     Ok(result)
 }
@@ -171,7 +168,7 @@ pub async fn forced_rollback(api: &BackendClient, db: &Client, mission: Uuid) ->
     let outcome = api.decide(approval, receipt.tier, true).await?;
     result.check(
         "violated and rolled back",
-        outcome.contract_status == "rolled_back",
+        outcome.contract_status == ContractStatus::RolledBack,
         format!("contract {} ended {}", receipt.contract_id, outcome.contract_status),
     );
     let lag_zero = api.await_zero_log_lag(Duration::from_secs(20)).await?;

@@ -4,7 +4,7 @@
 
 use crate::backend::TestApp;
 use crate::helpers::{closed_port, grace, run_grace, Ran};
-use grace::backend::auth::Role;
+use grace::spec::Role;
 use serde_json::{json, Value};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

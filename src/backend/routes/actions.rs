@@ -1,12 +1,13 @@
 //! The action pipeline's API: reporting errors, reading contracts, deciding
 //! approvals. The pipeline itself lives in `backend::pipeline`.
 
-use crate::backend::auth::{Caller, Role};
+use crate::backend::auth::Caller;
 use crate::backend::domain::{bounded_text, Confidence, ErrorType, IdempotencyKey, Severity};
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{parse_id, ApiJson, ApiQuery};
-use crate::backend::pipeline::{self, ContractReceipt, Decision, DecisionOutcome, ErrorReport};
+use crate::backend::pipeline::{self, ContractReceipt, DecisionOutcome, ErrorReport};
 use crate::backend::state::AppState;
+use crate::spec::{ApprovalStatus, ConfidencePath, ContractStatus, Decision, Role, SnapshotStatus, DECIDING_ROLES};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
@@ -84,13 +85,13 @@ pub struct ContractDetail {
     pub policy_tier: i16,
     pub tier: i16,
     pub confidence: f64,
-    pub confidence_path: String,
+    pub confidence_path: ConfidencePath,
     pub escalation_reason: Option<String>,
     #[schema(value_type = Object)]
     pub expected_effect: Value,
     #[schema(value_type = Object)]
     pub baseline_state: Value,
-    pub status: String,
+    pub status: ContractStatus,
     #[schema(value_type = Option<Object>)]
     pub verification_result: Option<Value>,
     pub contract_digest: String,
@@ -110,7 +111,7 @@ pub struct Snapshot {
     #[schema(value_type = Object)]
     pub state: Value,
     pub manifest_hash: String,
-    pub status: String,
+    pub status: SnapshotStatus,
     pub restored_at: Option<DateTime<Utc>>,
 }
 
@@ -120,7 +121,7 @@ pub struct Approval {
     pub contract_id: Uuid,
     pub mission_id: Uuid,
     pub tier: i16,
-    pub status: String,
+    pub status: ApprovalStatus,
     pub requested_by: String,
     pub decided_by: Option<String>,
     pub reason: Option<String>,
@@ -268,8 +269,7 @@ pub async fn contract(
 #[serde(deny_unknown_fields)]
 pub struct ApprovalFilter {
     pub mission_id: Option<Uuid>,
-    /// pending, approved or rejected.
-    pub status: Option<String>,
+    pub status: Option<ApprovalStatus>,
 }
 
 #[utoipa::path(get, path = "/api/approvals", tag = "actions", security(("bearer" = [])),
@@ -280,13 +280,6 @@ pub async fn approvals(
     _caller: Caller,
     ApiQuery(filter): ApiQuery<ApprovalFilter>,
 ) -> Result<Json<Vec<Approval>>, ApiError> {
-    if let Some(status) = &filter.status {
-        if !["pending", "approved", "rejected"].contains(&status.as_str()) {
-            return Err(
-                crate::backend::domain::FieldError::new("status", "must be pending, approved or rejected").into()
-            );
-        }
-    }
     let rows = state
         .pool
         .get()
@@ -323,7 +316,7 @@ pub async fn decide(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> Result<Json<DecisionOutcome>, ApiError> {
-    caller.require(&[Role::Approver, Role::Governance])?;
+    caller.require(DECIDING_ROLES)?;
     let id = parse_id("approval", &id)?;
     let reason = body.reason.as_deref().map(|r| bounded_text("reason", r, 2000)).transpose()?;
     Ok(Json(pipeline::decide(&state, id, body.decision, reason, &caller).await?))

@@ -1,12 +1,13 @@
 //! Fault injection, for admins only, and only on a server started with
 //! `--enable-faults`. See `backend::faults`.
 
-use crate::backend::auth::{Caller, Role};
+use crate::backend::auth::Caller;
 use crate::backend::domain::FieldError;
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{ApiJson, ApiQuery};
 use crate::backend::faults::{FaultKind, FaultsView};
 use crate::backend::state::AppState;
+use crate::spec::Role;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;

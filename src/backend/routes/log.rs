@@ -3,14 +3,16 @@
 //! proves an event makes the whole trip — committed, chained, announced, bridged
 //! and delivered.
 
-use crate::backend::auth::{Caller, Role};
+use crate::backend::auth::Caller;
 use crate::backend::domain::FieldError;
 use crate::backend::error::{ApiError, ErrorBody};
-use crate::backend::events::{self, EventKind, NewEvent};
+use crate::backend::events::{self, NewEvent};
 use crate::backend::extract::ApiQuery;
 use crate::backend::mesh::{MeshEvent, Pattern};
 use crate::backend::state::AppState;
 use crate::immutable_log::{self, ChainVerdict};
+use crate::spec::EventKind;
+use crate::spec::Role;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;

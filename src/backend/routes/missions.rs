@@ -1,10 +1,11 @@
 //! Missions: what every contract, chat and task belongs to.
 
-use crate::backend::auth::{Caller, Role};
+use crate::backend::auth::Caller;
 use crate::backend::domain::bounded_text;
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{parse_id, ApiJson};
 use crate::backend::state::AppState;
+use crate::spec::{ConfidencePath, ContractStatus, Role};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -126,8 +127,8 @@ pub struct ContractSummary {
     pub action_type: String,
     pub tier: i16,
     pub confidence: f64,
-    pub confidence_path: String,
-    pub status: String,
+    pub confidence_path: ConfidencePath,
+    pub status: ContractStatus,
     pub created_at: DateTime<Utc>,
 }
 

@@ -3,13 +3,15 @@
 //! writes nothing; reusing a key for a different request is a 409.
 
 use super::actions::replay_headers;
-use crate::backend::auth::{Caller, Role};
+use crate::backend::auth::Caller;
 use crate::backend::domain::{bounded_text, FieldError, IdempotencyKey};
 use crate::backend::error::{ApiError, ErrorBody};
-use crate::backend::events::{self, EventKind, NewEvent};
+use crate::backend::events::{self, NewEvent};
 use crate::backend::extract::{parse_id, ApiJson};
 use crate::backend::prepared::Prepared;
 use crate::backend::state::AppState;
+use crate::spec::Role;
+use crate::spec::{EventKind, TaskStatus};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -159,7 +161,7 @@ pub struct Task {
     pub title: String,
     #[schema(value_type = Object)]
     pub payload: Value,
-    pub status: String,
+    pub status: TaskStatus,
     #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     pub attempts: i32,
@@ -284,7 +286,7 @@ pub struct TaskChange {
     #[schema(value_type = Option<Object>)]
     pub payload: Option<Value>,
     /// Only `cancelled` may be set, and only on a queued task.
-    pub status: Option<String>,
+    pub status: Option<TaskStatus>,
 }
 
 /// Changes a queued task: its title, its payload, or cancels it.
@@ -302,19 +304,17 @@ pub async fn change_task(
     let id = parse_id("task", &id)?;
     let title = change.title.as_deref().map(|t| bounded_text("title", t, 500)).transpose()?;
     let payload = change.payload.map(payload_object).transpose()?;
-    if let Some(status) = &change.status {
-        if status != "cancelled" {
-            return Err(FieldError::new("status", "only cancelled can be set").into());
-        }
+    if change.status.is_some_and(|status| status != TaskStatus::Cancelled) {
+        return Err(FieldError::new("status", "only cancelled can be set").into());
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let status: String = tx
+    let status: TaskStatus = tx
         .opt("SELECT status FROM tasks WHERE id = $1 FOR UPDATE", &[&id])
         .await?
         .ok_or_else(|| ApiError::not_found("task", id))?
-        .get(0);
-    if status != "queued" {
+        .try_get("status")?;
+    if status != TaskStatus::Queued {
         return Err(ApiError::Conflict(format!("task {id} is {status}; only a queued task can change")));
     }
     let row = tx

@@ -2,8 +2,9 @@
 //! request helpers that speak its API.
 
 use crate::helpers::TestDatabase;
-use grace::backend::auth::{Role, Tokens};
+use grace::backend::auth::Tokens;
 use grace::backend::{Application, ServeSettings};
+use grace::spec::Role;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;

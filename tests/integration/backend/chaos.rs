@@ -2,9 +2,7 @@
 //! so whatever was acknowledged is stored exactly once and nothing is partial.
 
 use super::app::TestApp;
-use grace::backend::auth::Role;
-use grace::backend::pipeline::required_events;
-use grace::policy::Tier;
+use grace::spec::{required_events, ContractStatus, Role, Tier};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -97,7 +95,11 @@ async fn chaos_at_half_rate_leaves_no_partial_rows_and_stores_every_acknowledged
             .map(|r| r.get(0))
             .collect();
         let expected: Vec<&str> =
-            required_events(Tier::from_level(tier).unwrap(), &status).unwrap().iter().map(|k| k.name()).collect();
+            required_events(Tier::from_level(tier).unwrap(), status.parse::<ContractStatus>().unwrap())
+                .unwrap()
+                .iter()
+                .map(|k| k.name())
+                .collect();
         assert_eq!(events, expected, "contract {id} ({status})");
     }
     let orphans = client

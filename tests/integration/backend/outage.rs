@@ -4,8 +4,8 @@
 
 use super::app::TestApp;
 use crate::helpers::TestDatabase;
-use grace::backend::auth::Role;
 use grace::db::private::PrivatePostgres;
+use grace::spec::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::{Duration, Instant};

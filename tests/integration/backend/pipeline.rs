@@ -1,9 +1,7 @@
 //! The action pipeline: tiers, confidence paths, approvals, rollback.
 
 use super::app::TestApp;
-use grace::backend::auth::Role;
-use grace::backend::pipeline::required_events;
-use grace::policy::Tier;
+use grace::spec::{required_events, ContractStatus, Role, Tier};
 use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
@@ -18,7 +16,8 @@ async fn assert_events_complete(app: &TestApp, contract: &str) {
     let detail = app.get_json(&format!("/api/contracts/{contract}")).await;
     let tier = Tier::from_level(detail["tier"].as_i64().unwrap() as i16).unwrap();
     let status = detail["status"].as_str().unwrap();
-    let expected: Vec<&str> = required_events(tier, status).unwrap().iter().map(|k| k.name()).collect();
+    let expected: Vec<&str> =
+        required_events(tier, status.parse::<ContractStatus>().unwrap()).unwrap().iter().map(|k| k.name()).collect();
     assert_eq!(event_types(app, contract).await, expected, "{tier} {status}");
 }
 

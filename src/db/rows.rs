@@ -1,0 +1,73 @@
+//! Rows read by column name, never by position: a type that comes out of a
+//! query says how with `FromRow`, naming each column, so adding or reordering
+//! a column cannot silently shift another. The specification's enums are
+//! stored as their texts (and tiers as their level) and convert here, so a
+//! status read back that the specification does not know is an error, not a
+//! string that happens to compare unequal.
+
+use crate::spec::{
+    ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, Decision, SnapshotStatus, TaskStatus, Tier,
+};
+use std::error::Error;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
+use tokio_postgres::Row;
+
+/// A value built from one row, reading its columns by name.
+pub trait FromRow: Sized {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error>;
+}
+
+type BoxedError = Box<dyn Error + Sync + Send>;
+
+/// Stores and reads an enum of the specification as its text.
+macro_rules! stored_as_text {
+    ($($name:ty),+) => {$(
+        impl ToSql for $name {
+            fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxedError> {
+                self.as_str().to_sql(ty, out)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <&str as ToSql>::accepts(ty)
+            }
+
+            tokio_postgres::types::to_sql_checked!();
+        }
+
+        impl<'a> FromSql<'a> for $name {
+            fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxedError> {
+                Ok(<&str as FromSql>::from_sql(ty, raw)?.parse()?)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <&str as FromSql>::accepts(ty)
+            }
+        }
+    )+};
+}
+
+stored_as_text!(ContractStatus, ApprovalStatus, TaskStatus, SnapshotStatus, Decision, ConfidencePath, BenchmarkKind);
+
+/// A tier is stored as its level (smallint).
+impl ToSql for Tier {
+    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxedError> {
+        self.level().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <i16 as ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for Tier {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxedError> {
+        let level = i16::from_sql(ty, raw)?;
+        Tier::from_level(level).ok_or_else(|| format!("tier {level} is not 1, 2 or 3").into())
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <i16 as FromSql>::accepts(ty)
+    }
+}
