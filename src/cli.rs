@@ -3,11 +3,12 @@
 //! or configuration, 3 a required service unreachable; 130 when interrupted).
 //! Commands parse their raw options into domain types here, at the edge.
 
-use crate::backend::auth::Tokens;
 use crate::backend::{Application, ServeSettings, StartupError};
 use crate::bootstrap::{self, BootstrapReport};
-use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl};
-use crate::control::coordinator::{self, LoadOutcome, LoadPlan, LoadShape};
+use crate::client::BackendClient;
+use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl, Tokens};
+use crate::control::coordinator::{self, LoadOutcome};
+use crate::control::plan::{LoadPlan, LoadShape};
 use crate::control::worker::{Worker, WorkerSettings};
 use crate::control::{self, ControlError};
 use crate::db::private::{PrivateClusterError, PrivatePostgres};
@@ -15,8 +16,10 @@ use crate::db::{self, Database, DbError};
 use crate::health;
 use crate::report::compare;
 use crate::scenario::{ScenarioError, ScenarioSettings, Target, Thresholds};
+use crate::spec::Role;
 use clap::{Args, Parser, Subcommand};
 use grace_loadtests::Traffic;
+use secrecy::{ExposeSecret, SecretString};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -48,8 +51,8 @@ enum Command {
         #[arg(long, env = "GRACE_BACKEND_URL", value_name = "URL")]
         backend: Option<String>,
         /// A token of any role, to publish the mesh ping with.
-        #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-        token: Option<String>,
+        #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN", value_parser = secret)]
+        token: Option<SecretString>,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -63,8 +66,8 @@ enum Command {
         /// Bearer tokens as role=token pairs, comma-separated (roles: operator,
         /// approver, governance, admin). Without tokens or a tokens file, random
         /// ones are made and written to a file only you can read.
-        #[arg(long, env = "GRACE_TOKENS", hide_env_values = true, value_name = "SPEC")]
-        tokens: Option<String>,
+        #[arg(long, env = "GRACE_TOKENS", hide_env_values = true, value_name = "SPEC", value_parser = secret)]
+        tokens: Option<SecretString>,
         /// A file holding the token spec (a `GRACE_TOKENS=...` line).
         #[arg(long, env = "GRACE_TOKENS_FILE", value_name = "PATH", conflicts_with = "tokens")]
         tokens_file: Option<std::path::PathBuf>,
@@ -87,8 +90,8 @@ enum Command {
         backend: Option<String>,
         /// With --backend: its tokens as role=token pairs (operator, approver,
         /// governance, admin).
-        #[arg(long, env = "GRACE_TOKENS", hide_env_values = true, value_name = "SPEC")]
-        tokens: Option<String>,
+        #[arg(long, env = "GRACE_TOKENS", hide_env_values = true, value_name = "SPEC", value_parser = secret)]
+        tokens: Option<SecretString>,
         #[command(flatten)]
         shape: LoadShapeArgs,
         #[command(flatten)]
@@ -151,8 +154,8 @@ enum Command {
         #[arg(long, env = "GRACE_WORKER_BACKEND_URL", value_name = "URL")]
         backend: Option<String>,
         /// An operator token of the backend.
-        #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-        token: Option<String>,
+        #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN", value_parser = secret)]
+        token: Option<SecretString>,
         /// The most users this worker takes.
         #[arg(long, env = "GRACE_WORKER_CAPACITY", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         capacity: u32,
@@ -231,8 +234,8 @@ struct LoadArgs {
     #[arg(long, env = "GRACE_BACKEND_URL", value_name = "URL")]
     backend: String,
     /// An operator token of the backend.
-    #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-    token: Option<String>,
+    #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN", value_parser = secret)]
+    token: Option<SecretString>,
     /// What to send: the mission traffic (chat, tasks, metric summaries,
     /// verification reads), or only GET /api/health (to measure the load
     /// generator itself).
@@ -297,9 +300,9 @@ impl LoadShapeArgs {
 
 impl LoadArgs {
     fn plan(self, shape: LoadShape, mission: Option<uuid::Uuid>) -> Result<LoadPlan, CommandError> {
+        let token = required_token(self.token)?;
         Ok(LoadPlan {
-            backend: BackendUrl::parse(&self.backend)?,
-            token: required_token(self.token)?,
+            backend: BackendClient::new(BackendUrl::parse(&self.backend)?, Tokens::single(Role::Operator, &token)),
             shape,
             traffic: if self.traffic == "health" { Traffic::Health } else { Traffic::Mission },
             mission,
@@ -343,9 +346,14 @@ impl ThresholdArgs {
     }
 }
 
-fn required_token(token: Option<String>) -> Result<String, CommandError> {
+/// A secret as given: clap keeps it, and `Debug` of the arguments hides it.
+fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(raw))
+}
+
+fn required_token(token: Option<SecretString>) -> Result<SecretString, CommandError> {
     token
-        .filter(|t| !t.is_empty())
+        .filter(|t| !t.expose_secret().is_empty())
         .ok_or_else(|| CommandError::Usage("an operator token is required: pass --token or set GRACE_TOKEN".into()))
 }
 
@@ -547,8 +555,8 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
                             "with --backend, set GRACE_TOKENS (or --tokens) to its role=token pairs".into(),
                         )
                     })?;
-                    let tokens =
-                        Tokens::parse(&spec).map_err(|e| CommandError::Usage(format!("invalid tokens: {e}")))?;
+                    let tokens = Tokens::parse(spec.expose_secret())
+                        .map_err(|e| CommandError::Usage(format!("invalid tokens: {e}")))?;
                     Target::Remote { backend, tokens, database }
                 }
             };
@@ -709,14 +717,19 @@ fn write_load_outputs(dir: &std::path::Path, outcome: &LoadOutcome) -> Result<()
     Ok(())
 }
 
-fn parse_backend(raw: &str, token: Option<String>) -> Result<health::BackendTarget, CommandError> {
-    Ok(health::BackendTarget { url: BackendUrl::parse(raw)?.url().clone(), token })
+/// The backend `grace health` checks, with the token (of any role) it was given.
+fn parse_backend(raw: &str, token: Option<SecretString>) -> Result<BackendClient, CommandError> {
+    let tokens = token.map(|token| Tokens::single(Role::Operator, &token)).unwrap_or_default();
+    Ok(BackendClient::new(BackendUrl::parse(raw)?, tokens))
 }
 
 /// Tokens from the spec, else the file, else freshly made (the `bool`).
-fn resolve_tokens(spec: Option<String>, file: Option<std::path::PathBuf>) -> Result<(Tokens, bool), CommandError> {
+fn resolve_tokens(
+    spec: Option<SecretString>,
+    file: Option<std::path::PathBuf>,
+) -> Result<(Tokens, bool), CommandError> {
     let spec = match (spec, file) {
-        (Some(spec), _) => spec,
+        (Some(spec), _) => spec.expose_secret().to_string(),
         (None, Some(path)) => std::fs::read_to_string(&path)
             .map_err(|e| CommandError::Usage(format!("cannot read --tokens-file {}: {e}", path.display())))?,
         (None, None) => return Ok((Tokens::generate(), true)),

@@ -3,9 +3,11 @@
 //! not. Checking is kept apart from printing: `run` returns a `Checklist`, which
 //! renders as text or JSON.
 
+use crate::client::{BackendClient, ClientError};
 use crate::configuration::DatabaseUrl;
 use crate::db::{self, migrations, schema, DbError};
 use crate::immutable_log;
+use crate::spec::Role;
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
@@ -59,14 +61,9 @@ impl fmt::Display for Checklist {
     }
 }
 
-/// A backend to check besides the database, and the token to ping its mesh with.
-#[derive(Debug, Clone)]
-pub struct BackendTarget {
-    pub url: reqwest::Url,
-    pub token: Option<String>,
-}
-
-pub async fn run(url: &DatabaseUrl, backend: Option<&BackendTarget>) -> Checklist {
+/// Checks the database at `url`, and `backend` when given (with the token it
+/// holds, if any, to ping its mesh).
+pub async fn run(url: &DatabaseUrl, backend: Option<&BackendClient>) -> Checklist {
     let mut checks = Vec::new();
     let mut unreachable = Vec::new();
     match db::connect(url).await {
@@ -99,73 +96,43 @@ pub async fn run(url: &DatabaseUrl, backend: Option<&BackendTarget>) -> Checklis
 
 /// How long `grace health` waits for the backend's log lag to reach zero.
 const LOG_LAG_WAIT: Duration = Duration::from_secs(10);
-const BACKEND_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Backend reachable, mesh round trip, log lag zero. Returns false when the
-/// backend could not be reached.
-async fn backend_checks(backend: &BackendTarget, checks: &mut Vec<Check>) -> bool {
-    let http = reqwest::Client::builder().timeout(BACKEND_TIMEOUT).build().expect("a plain HTTP client builds");
-    let health_url = backend.url.join("api/health").expect("a path joins onto a base URL");
-    let health = match fetch_health(&http, &health_url).await {
+/// backend could not be reached — or answered its health probe with a 5xx,
+/// which is not reachable either.
+async fn backend_checks(backend: &BackendClient, checks: &mut Vec<Check>) -> bool {
+    let url = backend.url();
+    let health = match backend.health().await {
         Ok(health) => health,
-        Err(reason) => {
-            checks.push(Check {
-                name: "backend reachable",
-                outcome: Outcome::Fail(format!("{}: {reason}", backend.url)),
-            });
+        Err(e) => {
+            checks.push(Check { name: "backend reachable", outcome: Outcome::Fail(format!("{url}: {}", e.reason())) });
             return false;
         }
     };
-    let version = health["version"].as_str().unwrap_or("?");
-    let status = health["status"].as_str().unwrap_or("?");
-    checks.push(Check {
-        name: "backend reachable",
-        outcome: if status == "ok" {
-            Outcome::Pass(format!("{} (grace {version})", backend.url))
-        } else {
-            Outcome::Fail(format!("{} answers but is {status}: database {}", backend.url, health["database"]))
-        },
-    });
-    let mesh = match &backend.token {
-        None => Outcome::Skipped("no --token given to publish a ping with".into()),
-        Some(token) => {
-            let ping = http.post(backend.url.join("api/mesh/ping").expect("joins")).bearer_auth(token).send().await;
-            match ping {
-                Ok(response) if response.status().is_success() => {
-                    let body: serde_json::Value = response.json().await.unwrap_or_default();
-                    Outcome::Pass(format!(
-                        "ping delivered in {:.1} ms",
-                        body["round_trip_ms"].as_f64().unwrap_or(f64::NAN)
-                    ))
-                }
-                Ok(response) => Outcome::Fail(format!("ping answered {}", response.status())),
-                Err(e) => Outcome::Fail(format!("ping failed: {e}")),
-            }
+    checks
+        .push(Check { name: "backend reachable", outcome: Outcome::Pass(format!("{url} (grace {})", health.version)) });
+    let mesh = if Role::ALL.into_iter().all(|role| backend.token(role).is_none()) {
+        Outcome::Skipped("no --token given to publish a ping with".into())
+    } else {
+        match backend.ping().await {
+            Ok(ping) => Outcome::Pass(format!("ping delivered in {:.1} ms", ping.round_trip_ms)),
+            Err(ClientError::Refused { status, .. }) => Outcome::Fail(format!("ping answered {status}")),
+            Err(e) => Outcome::Fail(format!("ping failed: {}", e.reason())),
         }
     };
     checks.push(Check { name: "mesh round trip", outcome: mesh });
-    let deadline = tokio::time::Instant::now() + LOG_LAG_WAIT;
-    let lag = loop {
-        let lag = fetch_health(&http, &health_url).await.ok().and_then(|h| h["log_lag"].as_i64());
-        if lag == Some(0) || tokio::time::Instant::now() > deadline {
-            break lag;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
     checks.push(Check {
         name: "log lag zero",
-        outcome: match lag {
-            Some(0) => Outcome::Pass("every event is chained into the immutable log".into()),
-            Some(n) => Outcome::Fail(format!("{n} events still unchained after {LOG_LAG_WAIT:?}")),
-            None => Outcome::Fail("the backend does not report its log lag".into()),
+        outcome: match backend.await_zero_log_lag(LOG_LAG_WAIT).await {
+            Ok(true) => Outcome::Pass("every event is chained into the immutable log".into()),
+            Ok(false) => match backend.health().await.ok().and_then(|h| h.log_lag) {
+                Some(n) => Outcome::Fail(format!("{n} events still unchained after {LOG_LAG_WAIT:?}")),
+                None => Outcome::Fail("the backend does not report its log lag".into()),
+            },
+            Err(e) => Outcome::Fail(format!("the backend stopped answering: {}", e.reason())),
         },
     });
     true
-}
-
-async fn fetch_health(http: &reqwest::Client, url: &reqwest::Url) -> Result<serde_json::Value, String> {
-    let response = http.get(url.clone()).send().await.map_err(|e| e.to_string())?;
-    response.json().await.map_err(|e| format!("not a Grace backend health answer: {e}"))
 }
 
 async fn server_version(client: &Client) -> String {

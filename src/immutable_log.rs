@@ -6,7 +6,7 @@
 //! recomputes every hash inside the database with that same function, so it is
 //! one query however long the log is, and works against any Grace database.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 
 /// An entry to append. The chain fields are assigned by the database.
@@ -40,7 +40,7 @@ pub async fn append(client: &impl GenericClient, entry: &LogEntry<'_>) -> Result
 const MAX_LISTED_BREAKS: i64 = 10;
 
 /// One place where the chain does not hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainBreak {
     pub seq: i64,
     pub problem: String,

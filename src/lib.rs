@@ -3,9 +3,12 @@
 //! project's shared folder and the README).
 //!
 //! # Layout
+//! - [`api`]: the backend's HTTP API as types, shared by the backend and its client.
 //! - [`backend`]: the system under test, `grace serve` (its own module list).
 //! - [`cli`]: the `grace` command line; parses options into domain types and
 //!   maps outcomes to exit codes.
+//! - [`client`]: the one client of the backend's HTTP API (timeout, retries,
+//!   tokens, typed answers).
 //! - [`control`]: distributed load through Postgres — `grace worker`,
 //!   `grace load`, merged results and the acknowledged-writes check (C7).
 //! - [`configuration`]: settings parsed at the edge (the redacting `DatabaseUrl`).
@@ -21,9 +24,11 @@
 //!   the contract digest — read by the backend and the validator alike.
 //! - [`verify`]: the consistency conditions C1–C7, as SQL (`grace verify`).
 
+pub mod api;
 pub mod backend;
 pub mod bootstrap;
 pub mod cli;
+pub mod client;
 pub mod configuration;
 pub mod control;
 pub mod db;

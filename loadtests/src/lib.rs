@@ -30,6 +30,7 @@ pub use recorder::{combine_digests, key_digest, KeyDigest, LatencyUpload, Record
 
 use goose::goose::GooseResponse;
 use goose::prelude::*;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -41,7 +42,7 @@ pub struct LoadTarget {
     /// The mission every request is tagged with.
     pub mission_id: String,
     /// An operator token.
-    pub token: String,
+    pub token: SecretString,
     /// Prefix of every idempotency key: the run and the worker, e.g. `run-7/worker-2`.
     pub key_prefix: String,
     /// Open model: each user starts a transaction this often (users ÷ rate).
@@ -253,7 +254,7 @@ async fn perform(
     let mut started = intended;
     let mut attempt = 1;
     let goose = loop {
-        let mut builder = user.get_request_builder(&call.method, &call.path)?.bearer_auth(&target.token);
+        let mut builder = user.get_request_builder(&call.method, &call.path)?.bearer_auth(target.token.expose_secret());
         if let Some(body) = &call.body {
             builder = builder.json(body);
         }

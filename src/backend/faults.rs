@@ -12,33 +12,13 @@
 //! Fault state is per process: with several replicas, set faults on each.
 
 use super::error::ApiError;
+use crate::api::admin::{FaultKind, FaultsView};
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use utoipa::ToSchema;
 use uuid::Uuid;
-
-/// What an admin can switch on.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultKind {
-    SabotageVerification { count: u32 },
-    Chaos { rate: f64 },
-}
-
-/// The faults in force, as the admin API reports them.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-pub struct FaultsView {
-    pub enabled: bool,
-    /// Remaining sabotaged verifications by mission (`"*"` for any mission).
-    pub sabotage: HashMap<String, u32>,
-    /// Chaos rate by mission (`"*"` for every request).
-    pub chaos: HashMap<String, f64>,
-    pub injected_total: u64,
-}
 
 #[derive(Debug, Default)]
 struct FaultState {

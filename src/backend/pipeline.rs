@@ -18,6 +18,7 @@ use super::events::{self, NewEvent};
 use super::faults::with_retries;
 use super::prepared::Prepared;
 use super::state::AppState;
+use crate::api::actions::{ContractReceipt, DecisionOutcome};
 use crate::db::rows::FromRow;
 use crate::spec::policy::ESCALATION_ACTION;
 use crate::spec::{
@@ -25,11 +26,9 @@ use crate::spec::{
     EventKind, MissionCounter, SnapshotStatus, Tier, TierDecision,
 };
 use deadpool_postgres::Transaction;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// An error report, parsed.
@@ -41,19 +40,6 @@ pub struct ErrorReport {
     pub severity: Severity,
     pub confidence: Confidence,
     pub idempotency_key: IdempotencyKey,
-}
-
-/// The answer to an error report: the contract it produced (or had produced,
-/// for a retried key) and where it stands.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ContractReceipt {
-    pub contract_id: Uuid,
-    pub mission_id: Uuid,
-    pub tier: i16,
-    pub confidence_path: ConfidencePath,
-    pub status: ContractStatus,
-    pub escalation_reason: Option<String>,
-    pub approval_id: Option<Uuid>,
 }
 
 impl FromRow for ContractReceipt {
@@ -68,17 +54,6 @@ impl FromRow for ContractReceipt {
             approval_id: row.try_get("approval_id")?,
         })
     }
-}
-
-/// A contract's state after an approval decision.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct DecisionOutcome {
-    pub approval_id: Uuid,
-    pub contract_id: Uuid,
-    pub decision: Decision,
-    pub contract_status: ContractStatus,
-    /// The manual-remediation task a rejection opens.
-    pub fallback_task_id: Option<Uuid>,
 }
 
 /// The state of the resource an action manages before it acts, and what the
@@ -287,7 +262,7 @@ async fn create_contract(
     Ok(Some(ContractReceipt {
         contract_id: id,
         mission_id: mission,
-        tier,
+        tier: decision.tier,
         confidence_path: decision.path,
         status,
         escalation_reason: decision.escalation_reason,

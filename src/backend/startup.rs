@@ -5,7 +5,6 @@
 //! until the shutdown token fires, drains in-flight requests, and stops the
 //! background tasks, the sequencer last so the log lag ends at zero.
 
-use super::auth::Tokens;
 use super::faults::{CircuitBreaker, Faults};
 use super::mesh::{self, TriggerMesh};
 use super::routes;
@@ -14,6 +13,7 @@ use super::telemetry::Telemetry;
 use super::verification::Baselines;
 use super::{sequencer, task_runner};
 use crate::configuration::DatabaseUrl;
+use crate::configuration::Tokens;
 use crate::db::DbError;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use std::net::SocketAddr;

@@ -1,11 +1,11 @@
 //! What every handler and background task of one server shares. Cheap to
 //! clone: everything is behind an `Arc` (the pool is one already).
 
-use super::auth::Tokens;
 use super::faults::{CircuitBreaker, Faults};
 use super::mesh::TriggerMesh;
 use super::telemetry::Telemetry;
 use super::verification::Baselines;
+use crate::configuration::Tokens;
 use deadpool_postgres::Pool;
 use std::sync::Arc;
 

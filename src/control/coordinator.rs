@@ -8,12 +8,17 @@
 //! Without an expected worker count, one worker runs inside this process,
 //! through exactly the same control-plane path.
 
+use super::plan::LoadPlan;
 use super::result::{LoadResult, Uploaded, WorkerUpload};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
-use super::{acked_writes, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD};
-use crate::configuration::{BackendUrl, DatabaseUrl};
+use super::{acked_writes, check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD};
+use crate::api::missions::NewMission;
+use crate::client::ClientError;
+use crate::configuration::DatabaseUrl;
 use crate::db::{self, DbError, Listener};
-use grace_loadtests::{LatencyUpload, Traffic};
+use crate::spec::Role;
+use grace_loadtests::LatencyUpload;
+use secrecy::SecretString;
 use serde_json::json;
 use std::time::Duration;
 use tokio_postgres::Client;
@@ -23,37 +28,6 @@ use uuid::Uuid;
 /// How long a worker that was silent once may still upload late: past the
 /// run's end plus this, a worker that still has not uploaded is lost.
 const UPLOAD_ALLOWANCE: Duration = Duration::from_secs(60);
-/// How long a backend has to answer the coordinator's own requests.
-const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How much load, for how long, on how many workers.
-#[derive(Debug, Clone)]
-pub struct LoadShape {
-    /// Users across all workers.
-    pub users: u32,
-    pub run_time: Duration,
-    /// Open model: requests per second across all workers.
-    pub rate: Option<f64>,
-    /// Workers to wait for; `None` runs one in this process.
-    pub expect_workers: Option<u32>,
-    /// How long to wait for them.
-    pub join_timeout: Duration,
-    /// Silence after which a worker is lost.
-    pub heartbeat_timeout: Duration,
-}
-
-/// What to run, parsed at the edge.
-#[derive(Debug, Clone)]
-pub struct LoadPlan {
-    pub backend: BackendUrl,
-    /// An operator token (creates the run's mission; the in-process worker uses it).
-    pub token: String,
-    pub shape: LoadShape,
-    pub traffic: Traffic,
-    /// The mission the load is tagged with; a fresh one when `None`.
-    pub mission: Option<Uuid>,
-}
-
 /// A finished run: the merged result and each worker's goose report.
 pub struct LoadOutcome {
     pub result: LoadResult,
@@ -61,15 +35,6 @@ pub struct LoadOutcome {
     pub histograms: grace_loadtests::Recorded,
     /// (worker, goose's HTML report) for each worker that uploaded one.
     pub reports: Vec<(WorkerIdentity, String)>,
-}
-
-/// Fails with `BackendUnreachable` unless the backend answers its health route.
-pub async fn check_backend(backend: &BackendUrl) -> Result<(), ControlError> {
-    let http = reqwest::Client::builder().timeout(BACKEND_TIMEOUT).build().expect("a plain HTTP client builds");
-    match http.get(backend.join("/api/health")).send().await {
-        Ok(_) => Ok(()),
-        Err(e) => Err(ControlError::BackendUnreachable { url: backend.to_string(), reason: db::innermost_cause(&e) }),
-    }
 }
 
 /// Runs `plan` to the end and merges it.
@@ -86,7 +51,7 @@ pub async fn run(
         None => create_mission(plan, run_id).await?,
     };
     let config = RunConfig {
-        backend: plan.backend.to_string(),
+        backend: plan.backend.url().to_string(),
         mission_id,
         users: plan.shape.users,
         run_time_secs: plan.shape.run_time.as_secs(),
@@ -107,10 +72,11 @@ pub async fn run(
     let local = match plan.shape.expect_workers {
         Some(_) => None,
         None => {
+            let token = plan.backend.token(Role::Operator).unwrap_or_default();
             let settings = WorkerSettings {
                 database: database.clone(),
                 backend: None,
-                token: plan.token.clone(),
+                token: SecretString::from(token),
                 capacity: plan.shape.users,
                 once: true,
                 out: None,
@@ -157,7 +123,7 @@ async fn coordinate(
     client.execute("UPDATE control.runs SET status = 'merging' WHERE id = $1", &[&run_id]).await?;
     let uploads = read_uploads(client, run_id).await?;
     let acked = acked_writes::check(client, run_id).await?;
-    let (result, histograms) = LoadResult::merge(run_id, plan, &uploads, acked)?;
+    let (result, histograms) = LoadResult::merge(run_id, &plan.shape, &uploads, acked)?;
     client
         .execute(
             "UPDATE control.runs SET status = 'completed', verdict = $2, finished_at = now() WHERE id = $1",
@@ -171,26 +137,16 @@ async fn coordinate(
 /// Creates the run's mission through the backend's API, with the run's id as
 /// the mission's, so a retry after a refused attempt finds it.
 async fn create_mission(plan: &LoadPlan, run_id: Uuid) -> Result<Uuid, ControlError> {
-    let http = reqwest::Client::builder().timeout(BACKEND_TIMEOUT).build().expect("a plain HTTP client builds");
-    let refused = |reason: String| ControlError::BackendRefused { url: plan.backend.to_string(), reason };
-    let body = json!({ "id": run_id, "name": format!("load run {run_id}"), "goal": "carry a Grace load run" });
-    let mut last = String::new();
-    for attempt in 0..5u32 {
-        tokio::time::sleep(Duration::from_millis(100) * attempt).await;
-        let response =
-            http.post(plan.backend.join("/api/missions")).bearer_auth(&plan.token).json(&body).send().await.map_err(
-                |e| ControlError::BackendUnreachable { url: plan.backend.to_string(), reason: db::innermost_cause(&e) },
-            )?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(run_id);
-        }
-        last = format!("creating the run's mission answered {status}: {}", response.text().await.unwrap_or_default());
-        if !status.is_server_error() {
-            break;
+    let mission =
+        NewMission { id: Some(run_id), name: format!("load run {run_id}"), goal: "carry a Grace load run".into() };
+    let url = plan.backend.url().to_string();
+    match plan.backend.create_mission(&mission).await {
+        Ok(_) => Ok(run_id),
+        Err(e @ ClientError::Unreachable { .. }) => Err(ControlError::BackendUnreachable { url, reason: e.reason() }),
+        Err(e) => {
+            Err(ControlError::BackendRefused { url, reason: format!("creating the run's mission {}", e.reason()) })
         }
     }
-    Err(refused(last))
 }
 
 /// Waits until `expected` live, idle workers can be claimed, then assigns

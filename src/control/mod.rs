@@ -7,6 +7,7 @@
 //! - [`coordinator`]: `grace load` and the scenario's load phase — creates a
 //!   run, waits for its workers, splits the users, announces the start on the
 //!   database clock, marks silent workers lost, and merges the uploads.
+//! - [`plan`]: what a run is asked to do (users, time, workers, backend).
 //! - [`result`]: the merged result, its percentiles taken from merged
 //!   histograms, never averaged.
 //! - [`acked_writes`]: consistency condition C7 — the writes the workers saw
@@ -14,10 +15,12 @@
 
 pub mod acked_writes;
 pub mod coordinator;
+pub mod plan;
 pub mod result;
 mod share;
 pub mod worker;
 
+use crate::client::BackendClient;
 use crate::db::DbError;
 use grace_loadtests::Traffic;
 use serde::{Deserialize, Serialize};
@@ -80,5 +83,14 @@ fn named(joined: &[String]) -> String {
 impl From<tokio_postgres::Error> for ControlError {
     fn from(e: tokio_postgres::Error) -> Self {
         Self::Database(DbError::Query(e))
+    }
+}
+
+/// Fails with `BackendUnreachable` unless the backend answers its health
+/// probe healthy (a 5xx is not reachable: load against it would prove nothing).
+pub async fn check_backend(backend: &BackendClient) -> Result<(), ControlError> {
+    match backend.health().await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ControlError::BackendUnreachable { url: backend.url().to_string(), reason: e.reason() }),
     }
 }

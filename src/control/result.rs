@@ -6,7 +6,7 @@
 //! run side by side, the total is their sum.
 
 use super::acked_writes::AckedWritesCheck;
-use super::coordinator::LoadPlan;
+use super::plan::LoadShape;
 use super::worker::WorkerIdentity;
 use super::ControlError;
 use grace_loadtests::{Recorded, TimeSlot};
@@ -91,7 +91,7 @@ impl LoadResult {
     /// several runs can be merged again, exactly).
     pub fn merge(
         run_id: Uuid,
-        plan: &LoadPlan,
+        shape: &LoadShape,
         uploads: &[WorkerUpload],
         acked_writes: AckedWritesCheck,
     ) -> Result<(Self, Recorded), ControlError> {
@@ -139,9 +139,9 @@ impl LoadResult {
         let lost_workers: Vec<String> = workers.iter().filter(|w| w.lost).map(|w| w.name.clone()).collect();
         let result = Self {
             run_id,
-            users: plan.shape.users,
-            run_time_secs: plan.shape.run_time.as_secs(),
-            rate: plan.shape.rate,
+            users: shape.users,
+            run_time_secs: shape.run_time.as_secs(),
+            rate: shape.rate,
             passed: lost_workers.is_empty() && acked_writes.passed,
             workers,
             total,
@@ -259,25 +259,17 @@ impl std::fmt::Display for LoadResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::configuration::BackendUrl;
-    use crate::control::coordinator::LoadShape;
     use grace_loadtests::Recorder;
     use std::time::Duration;
 
-    fn plan() -> LoadPlan {
-        LoadPlan {
-            backend: BackendUrl::parse("http://127.0.0.1:1").unwrap(),
-            token: "t".into(),
-            shape: LoadShape {
-                users: 4,
-                run_time: Duration::from_secs(10),
-                rate: None,
-                expect_workers: Some(2),
-                join_timeout: Duration::from_secs(1),
-                heartbeat_timeout: Duration::from_secs(5),
-            },
-            traffic: grace_loadtests::Traffic::Mission,
-            mission: None,
+    fn shape() -> LoadShape {
+        LoadShape {
+            users: 4,
+            run_time: Duration::from_secs(10),
+            rate: None,
+            expect_workers: Some(2),
+            join_timeout: Duration::from_secs(1),
+            heartbeat_timeout: Duration::from_secs(5),
         }
     }
 
@@ -320,7 +312,7 @@ mod tests {
         let fast: Vec<u64> = (0..900).map(|n| 1 + n % 10).collect();
         let slow: Vec<u64> = (0..100).map(|n| 500 + n).collect();
         let uploads = [upload(1, &fast, 3), upload(2, &slow, 7)];
-        let (result, _) = LoadResult::merge(Uuid::nil(), &plan(), &uploads, check()).unwrap();
+        let (result, _) = LoadResult::merge(Uuid::nil(), &shape(), &uploads, check()).unwrap();
         assert_eq!(result.total, Throughput { requests: 1000, failures: 10, requests_per_second: 100.0 });
         assert_eq!(result.workers[0].throughput.requests_per_second, 90.0);
         let overall = &result.latency[0];
@@ -338,7 +330,7 @@ mod tests {
     fn a_lost_worker_fails_the_run_and_adds_nothing() {
         let mut lost = upload(2, &[5], 0);
         lost.uploaded = None;
-        let (result, _) = LoadResult::merge(Uuid::nil(), &plan(), &[upload(1, &[1, 2, 3], 0), lost], check()).unwrap();
+        let (result, _) = LoadResult::merge(Uuid::nil(), &shape(), &[upload(1, &[1, 2, 3], 0), lost], check()).unwrap();
         assert_eq!(result.total.requests, 3);
         assert_eq!(result.lost_workers, ["h (pid 2)"]);
         assert!(!result.passed);

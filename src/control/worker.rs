@@ -9,10 +9,13 @@
 //! own rows, so any number of them can come and go.
 
 use super::share::{self, Share};
-use super::{ControlError, RunConfig, CHANNEL, HEARTBEAT};
-use crate::configuration::{BackendUrl, DatabaseUrl};
+use super::{check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT};
+use crate::client::BackendClient;
+use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
 use crate::db::{self, Listener};
+use crate::spec::Role;
 use grace_loadtests::{key_digest, LoadTarget};
+use secrecy::SecretString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +32,7 @@ pub struct WorkerSettings {
     /// The backend as this worker reaches it; the run's own URL when `None`.
     pub backend: Option<BackendUrl>,
     /// An operator token of the backend.
-    pub token: String,
+    pub token: SecretString,
     /// The most users this worker takes.
     pub capacity: u32,
     /// Stop after one run.
@@ -80,7 +83,8 @@ impl Worker {
     /// Checks the backend answers (when this worker names one), then registers.
     pub async fn register(settings: WorkerSettings) -> Result<Self, ControlError> {
         if let Some(backend) = &settings.backend {
-            super::coordinator::check_backend(backend).await?;
+            check_backend(&BackendClient::new(backend.clone(), Tokens::single(Role::Operator, &settings.token)))
+                .await?;
         }
         let client = Arc::new(db::connect(&settings.database).await?);
         let host = nix::unistd::gethostname().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());

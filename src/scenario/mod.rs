@@ -4,25 +4,24 @@
 //! into one verdict a team can gate a deploy on: exit 0 only when every
 //! criterion of every iteration held, with the reports written either way.
 //!
-//! - [`api`]: the backend's API as the phases call it, with retries.
 //! - [`phases`]: phases 1–7 of one iteration.
 //! - [`monitor`]: the live `--monitor` line.
 //!
 //! Phase 8 (reports) is here: it runs once, after every iteration.
 
-pub mod api;
 mod monitor;
 mod phases;
 
-use crate::backend::auth::Tokens;
+use crate::api::admin::{FaultKind, FaultRequest};
 use crate::backend::{Application, ServeSettings, StartupError};
-use crate::configuration::{BackendUrl, DatabaseUrl};
-use crate::control::coordinator::{LoadOutcome, LoadPlan, LoadShape};
+use crate::client::{prometheus, BackendClient};
+use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
+use crate::control::coordinator::LoadOutcome;
+use crate::control::plan::{LoadPlan, LoadShape};
 use crate::control::result::{LatencySummary, OVERALL};
 use crate::db::private::PrivateClusterError;
 use crate::db::{self, Database, DbError};
 use crate::report::{self, Aggregates, IterationReport, PhaseRecord, ResourceSample, ScenarioReport, Trends};
-use api::{ApiFailure, BackendClient};
 use chrono::Utc;
 use grace_loadtests::{Recorded, Traffic};
 use phases::{PhaseError, PhaseResult};
@@ -148,9 +147,7 @@ async fn run_on(
     await_backend(&api).await?;
     let db = db::connect(&database).await?;
     let (phase, watched) = watch::channel(monitor::Status::default());
-    let monitor = settings
-        .monitor
-        .then(|| tokio::spawn(monitor::run(BackendClient::new(backend.clone(), tokens), database.clone(), watched)));
+    let monitor = settings.monitor.then(|| tokio::spawn(monitor::run(api.clone(), database.clone(), watched)));
     let context = Context { settings, api, database, db, phase, shutdown };
     println!(
         "grace scenario {run_id}: backend {backend}, database {}, {} iteration(s){}",
@@ -264,19 +261,17 @@ fn iteration_table(report: &ScenarioReport) -> String {
     table
 }
 
-/// Waits briefly for the backend to answer; unreachable is exit 3.
+/// Waits briefly for the backend to answer healthy; unreachable is exit 3.
 async fn await_backend(api: &BackendClient) -> Result<(), ScenarioError> {
     let mut last = String::new();
     for _ in 0..50 {
         match api.health().await {
-            Ok(health) if health["status"] == "ok" => return Ok(()),
-            Ok(health) => last = format!("unhealthy: {health}"),
-            Err(ApiFailure::Unreachable { reason, .. }) => last = reason,
-            Err(e) => last = e.to_string(),
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.reason(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(ScenarioError::BackendUnreachable { url: api.url.to_string(), reason: last })
+    Err(ScenarioError::BackendUnreachable { url: api.url().to_string(), reason: last })
 }
 
 impl Context<'_> {
@@ -294,7 +289,8 @@ impl Context<'_> {
             .phase(&mut phases, 1, "mission setup", async {
                 let mut result = phases::mission_setup(&self.api, mission, &name).await?;
                 if settings.chaos {
-                    self.api.set_fault(mission, json!({ "chaos": { "rate": CHAOS_RATE } })).await?;
+                    let chaos = FaultRequest { mission_id: Some(mission), kind: FaultKind::Chaos { rate: CHAOS_RATE } };
+                    self.api.set_fault(&chaos).await?;
                     result.notes.push(format!("chaos at {CHAOS_RATE} for the mission until the load ends"));
                 }
                 Ok((result, ()))
@@ -304,7 +300,7 @@ impl Context<'_> {
         let mut counts = None;
         let mut consistency = Vec::new();
         if setup.is_some() {
-            let retried_before = self.api.retries.load(std::sync::atomic::Ordering::Relaxed);
+            let retried_before = self.api.retries();
             self.phase(&mut phases, 2, "error injection", async {
                 Ok((phases::error_injection(&self.api, mission).await?, ()))
             })
@@ -317,7 +313,7 @@ impl Context<'_> {
                 Ok((phases::forced_rollback(&self.api, &self.db, mission).await?, ()))
             })
             .await;
-            let retried = self.api.retries.load(std::sync::atomic::Ordering::Relaxed) - retried_before;
+            let retried = self.api.retries() - retried_before;
             if retried > 0 {
                 let note = format!(
                     "{retried} of the scenario's calls in phases 2–4 were refused for a transient reason and retried"
@@ -374,8 +370,7 @@ impl Context<'_> {
 
     fn load_plan(&self, mission: Uuid) -> LoadPlan {
         LoadPlan {
-            backend: self.api.url.clone(),
-            token: self.api.token(crate::spec::Role::Operator).unwrap_or_default().to_string(),
+            backend: self.api.clone(),
             shape: self.settings.load.clone(),
             traffic: Traffic::Mission,
             mission: Some(mission),
@@ -428,7 +423,7 @@ impl Context<'_> {
 
     async fn sample_resources(&self) -> ResourceSample {
         let backend_rss_bytes = match self.api.scrape().await {
-            Ok(scrape) => api::metric_sum(&scrape, "process_resident_memory_bytes").map(|v| v as u64),
+            Ok(scrape) => prometheus::metric_sum(&scrape, "process_resident_memory_bytes").map(|v| v as u64),
             Err(_) => None,
         };
         let row = self
@@ -479,7 +474,7 @@ fn print_phase(record: &PhaseRecord) {
 fn configuration(settings: &ScenarioSettings, context: &Context<'_>) -> serde_json::Value {
     let load = &settings.load;
     json!({
-        "backend": context.api.url.to_string(),
+        "backend": context.api.url().to_string(),
         "bundled_backend": matches!(settings.target, Target::Bundled { .. }),
         "database": context.database.to_string(),
         "users": load.users,

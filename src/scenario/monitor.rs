@@ -4,7 +4,7 @@
 //! the log lag. On a terminal it is a live line under a progress bar of the
 //! 8 phases; otherwise plain lines, so CI logs stay readable.
 
-use super::api::BackendClient;
+use crate::client::{prometheus, BackendClient};
 use crate::configuration::DatabaseUrl;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -35,7 +35,7 @@ struct Scrape {
 impl Scrape {
     fn parse(text: &str) -> Self {
         let mut scrape = Self::default();
-        for (series, value) in super::api::samples(text) {
+        for (series, value) in prometheus::samples(text) {
             if series.starts_with("grace_http_requests_total") {
                 scrape.requests += value;
                 if series.contains("status=\"5") {
@@ -87,8 +87,7 @@ pub async fn run(api: BackendClient, database: DatabaseUrl, status: watch::Recei
         let requests = (scrape.requests - before.1.requests).max(0.0);
         let errors = (scrape.server_errors - before.1.server_errors).max(0.0);
         let p95 = scrape.p95_since(&before.1).map_or_else(|| "-".into(), |p| format!("{p:.0}ms"));
-        let lag =
-            api.health().await.ok().and_then(|h| h["log_lag"].as_i64()).map_or_else(|| "?".into(), |l| l.to_string());
+        let lag = api.health().await.ok().and_then(|h| h.log_lag).map_or_else(|| "?".into(), |l| l.to_string());
         let (events, contracts, latest) = match current.mission {
             Some(mission) => db
                 .query_one(

@@ -3,14 +3,17 @@
 //! it matters, in Postgres — and returns its criteria. A phase that cannot
 //! finish returns an error, which the runner records as that phase's failure.
 
-use super::api::{ApiFailure, BackendClient};
 use super::Thresholds;
-use crate::control::coordinator::{self, LoadOutcome, LoadPlan};
+use crate::api::actions::{DecisionBody, ErrorReportBody};
+use crate::api::admin::{FaultKind, FaultRequest};
+use crate::api::missions::NewMission;
+use crate::client::{BackendClient, ClientError};
+use crate::control::coordinator::{self, LoadOutcome};
+use crate::control::plan::LoadPlan;
 use crate::control::ControlError;
 use crate::report::{Criterion, MissionCounts};
-use crate::spec::{decide_tier, ConfidencePath, ContractStatus, Tier, DEFAULT_POLICY};
+use crate::spec::{decide_tier, ApprovalStatus, ConfidencePath, ContractStatus, Decision, Tier, DEFAULT_POLICY};
 use crate::verify::{self, ConsistencyCheck};
-use serde_json::json;
 use std::time::Duration;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +23,7 @@ use uuid::Uuid;
 #[derive(Debug, thiserror::Error)]
 pub enum PhaseError {
     #[error(transparent)]
-    Api(#[from] ApiFailure),
+    Api(#[from] ClientError),
     #[error(transparent)]
     Control(#[from] ControlError),
     #[error("database: {}", crate::db::describe(.0))]
@@ -45,15 +48,35 @@ impl PhaseResult {
 /// The confidences phase 2 reports each error type at: high, medium, low.
 const CONFIDENCES: [f64; 3] = [0.9, 0.65, 0.3];
 
+/// An error report as the scenario sends it.
+fn error_report(mission: Uuid, error_type: &str, confidence: f64, key: String) -> ErrorReportBody {
+    ErrorReportBody {
+        mission_id: mission,
+        error_type: error_type.to_string(),
+        message: format!("{error_type} seen by the scenario"),
+        severity: "high".into(),
+        confidence,
+        idempotency_key: key,
+    }
+}
+
+/// How the scenario decides: a decision with its reason.
+fn decision(approve: bool) -> DecisionBody {
+    let decision = if approve { Decision::Approve } else { Decision::Reject };
+    DecisionBody { decision, reason: Some("decided by the scenario".into()) }
+}
+
 /// Phase 1: a mission with a known id.
 pub async fn mission_setup(api: &BackendClient, mission: Uuid, name: &str) -> Result<PhaseResult, PhaseError> {
     let mut result = PhaseResult::default();
-    api.create_mission(mission, name).await?;
+    let goal = "prove the backend keeps its promises".to_string();
+    api.create_mission(&NewMission { id: Some(mission), name: name.to_string(), goal }).await?;
     let stored = api.mission(mission).await?;
     result.check(
         "mission created with its id",
-        stored["id"] == json!(mission) && stored["total_actions"] == 0,
-        format!("GET /api/missions/{mission} answered {}", stored["status"]),
+        stored.id == mission && stored.total_actions == 0,
+        // Quoted, as the report has always shown the answer's JSON string.
+        format!("GET /api/missions/{mission} answered {:?}", stored.status),
     );
     result.notes.push(format!("mission {mission} ({name})"));
     Ok(result)
@@ -68,7 +91,7 @@ pub async fn error_injection(api: &BackendClient, mission: Uuid) -> Result<Phase
         for confidence in CONFIDENCES {
             let path = ConfidencePath::of(confidence);
             let key = format!("scenario/{mission}/{}/{path}", rule.error_type);
-            let receipt = api.report_error(mission, rule.error_type, confidence, &key).await?;
+            let receipt = api.report_error(&error_report(mission, rule.error_type, confidence, key)).await?;
             let tier = decide_tier(rule.error_type, Some(rule.tier), confidence).tier;
             let status_ok = match tier {
                 Tier::Auto => receipt.status == ContractStatus::Verified,
@@ -79,10 +102,12 @@ pub async fn error_injection(api: &BackendClient, mission: Uuid) -> Result<Phase
             } else {
                 held += 1;
             }
-            if receipt.tier != tier.level() || receipt.confidence_path != path || !status_ok {
+            if receipt.tier != tier || receipt.confidence_path != path || !status_ok {
                 wrong.push(format!(
                     "{} at {confidence}: {} ({}), expected {tier} ({path})",
-                    rule.error_type, receipt.status, receipt.tier,
+                    rule.error_type,
+                    receipt.status,
+                    receipt.tier.level(),
                 ));
             }
         }
@@ -103,12 +128,12 @@ pub async fn error_injection(api: &BackendClient, mission: Uuid) -> Result<Phase
 /// Phase 3: approve two of every three pending requests, reject the third.
 pub async fn approvals(api: &BackendClient, db: &Client, mission: Uuid) -> Result<PhaseResult, PhaseError> {
     let mut result = PhaseResult::default();
-    let pending = api.pending_approvals(mission).await?;
+    let pending = api.approvals(mission, Some(ApprovalStatus::Pending)).await?;
     let mut wrong = Vec::new();
     let (mut approved, mut rejected) = (0, 0);
     for (i, approval) in pending.iter().enumerate() {
         let approve = i % 3 != 2;
-        let outcome = api.decide(approval.id, approval.tier, approve).await?;
+        let outcome = api.decide(approval.id, approval.tier, &decision(approve)).await?;
         if approve {
             approved += 1;
             if outcome.contract_status != ContractStatus::Verified {
@@ -160,12 +185,14 @@ pub async fn forced_rollback(api: &BackendClient, db: &Client, mission: Uuid) ->
     let mut result = PhaseResult::default();
     let counter = "SELECT rolled_back_actions FROM missions WHERE id = $1";
     let before: i32 = db.query_one(counter, &[&mission]).await?.get(0);
-    api.set_fault(mission, json!({ "sabotage_verification": { "count": 1 } })).await?;
-    let receipt = api.report_error(mission, "permission_denied", 0.9, &format!("scenario/{mission}/rollback")).await?;
+    let sabotage = FaultKind::SabotageVerification { count: 1 };
+    api.set_fault(&FaultRequest { mission_id: Some(mission), kind: sabotage }).await?;
+    let key = format!("scenario/{mission}/rollback");
+    let receipt = api.report_error(&error_report(mission, "permission_denied", 0.9, key)).await?;
     let approval = receipt
         .approval_id
         .ok_or_else(|| PhaseError::Skipped(format!("contract {} asked for no approval", receipt.contract_id)))?;
-    let outcome = api.decide(approval, receipt.tier, true).await?;
+    let outcome = api.decide(approval, receipt.tier, &decision(true)).await?;
     result.check(
         "violated and rolled back",
         outcome.contract_status == ContractStatus::RolledBack,

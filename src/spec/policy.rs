@@ -41,6 +41,20 @@ impl Tier {
     }
 }
 
+/// Sent and received as its level, a number from 1 to 3.
+impl serde::Serialize for Tier {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i16(self.level())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Tier {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let level = i16::deserialize(deserializer)?;
+        Tier::from_level(level).ok_or_else(|| serde::de::Error::custom(format!("tier {level} is not 1, 2 or 3")))
+    }
+}
+
 impl fmt::Display for Tier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "tier {}", self.level())

@@ -21,7 +21,7 @@ async fn every_metric_on_the_grafana_dashboard_is_exported_by_the_backend() {
     let mission = app.create_mission().await;
     app.accepted_error(mission, "timeout", 0.95).await;
     let _ = app.get("/api/metrics/summary", Role::Operator).await;
-    let scrape = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let scrape = app.client.scrape().await.unwrap();
     let exported: BTreeSet<&str> =
         scrape.lines().filter(|line| !line.starts_with('#')).filter_map(|line| line.split(['{', ' ']).next()).collect();
 

@@ -1,38 +1,23 @@
 //! The action pipeline's API: reporting errors, reading contracts, deciding
 //! approvals. The pipeline itself lives in `backend::pipeline`.
 
+use crate::api::actions::{
+    Approval, Benchmark, ContractDetail, ContractEvent, ContractReceipt, DecisionBody, DecisionOutcome,
+    ErrorReportBody, Snapshot, REPLAYED_HEADER,
+};
 use crate::backend::auth::Caller;
 use crate::backend::domain::{bounded_text, Confidence, ErrorType, IdempotencyKey, Severity};
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{parse_id, ApiJson, ApiQuery};
-use crate::backend::pipeline::{self, ContractReceipt, DecisionOutcome, ErrorReport};
+use crate::backend::pipeline::{self, ErrorReport};
 use crate::backend::state::AppState;
-use crate::spec::{ApprovalStatus, ConfidencePath, ContractStatus, Decision, Role, SnapshotStatus, DECIDING_ROLES};
+use crate::spec::{ApprovalStatus, Role, DECIDING_ROLES};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
-
-/// Set on a response that replays an earlier request with the same key.
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorReportBody {
-    pub mission_id: Uuid,
-    /// A snake_case error type; unknown types escalate to tier 3.
-    pub error_type: String,
-    pub message: String,
-    /// low, medium, high or critical.
-    pub severity: String,
-    /// The detector's confidence, 0 to 1.
-    pub confidence: f64,
-    pub idempotency_key: String,
-}
 
 impl TryFrom<ErrorReportBody> for ErrorReport {
     type Error = ApiError;
@@ -72,82 +57,6 @@ pub fn replay_headers(replayed: bool) -> HeaderMap {
         headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     }
     headers
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ContractDetail {
-    pub id: Uuid,
-    pub mission_id: Uuid,
-    pub error_type: String,
-    pub error_message: String,
-    pub severity: String,
-    pub action_type: String,
-    pub policy_tier: i16,
-    pub tier: i16,
-    pub confidence: f64,
-    pub confidence_path: ConfidencePath,
-    pub escalation_reason: Option<String>,
-    #[schema(value_type = Object)]
-    pub expected_effect: Value,
-    #[schema(value_type = Object)]
-    pub baseline_state: Value,
-    pub status: ContractStatus,
-    #[schema(value_type = Option<Object>)]
-    pub verification_result: Option<Value>,
-    pub contract_digest: String,
-    pub created_at: DateTime<Utc>,
-    pub decided_at: Option<DateTime<Utc>>,
-    pub executed_at: Option<DateTime<Utc>>,
-    pub verified_at: Option<DateTime<Utc>>,
-    pub snapshot: Option<Snapshot>,
-    pub approval: Option<Approval>,
-    pub benchmarks: Vec<Benchmark>,
-    pub events: Vec<ContractEvent>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Snapshot {
-    pub id: Uuid,
-    #[schema(value_type = Object)]
-    pub state: Value,
-    pub manifest_hash: String,
-    pub status: SnapshotStatus,
-    pub restored_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Approval {
-    pub id: Uuid,
-    pub contract_id: Uuid,
-    pub mission_id: Uuid,
-    pub tier: i16,
-    pub status: ApprovalStatus,
-    pub requested_by: String,
-    pub decided_by: Option<String>,
-    pub reason: Option<String>,
-    pub requested_at: DateTime<Utc>,
-    pub decided_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Benchmark {
-    pub id: Uuid,
-    pub kind: String,
-    #[schema(value_type = Object)]
-    pub metrics: Value,
-    pub passed: bool,
-    pub drift_detected: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ContractEvent {
-    pub id: i64,
-    pub event_type: String,
-    /// Null until the sequencer has chained the event's log entry.
-    pub log_seq: Option<i64>,
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    pub created_at: DateTime<Utc>,
 }
 
 const APPROVAL_COLUMNS: &str = "a.id, a.contract_id, c.mission_id, a.tier, a.status, a.requested_by, a.decided_by, \
@@ -294,13 +203,6 @@ pub async fn approvals(
         )
         .await?;
     Ok(Json(rows.iter().map(|r| approval_from_row(r, 0)).collect()))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DecisionBody {
-    pub decision: Decision,
-    pub reason: Option<String>,
 }
 
 /// Decides a pending approval: approvers decide tier 2, governance tier 2 and 3.

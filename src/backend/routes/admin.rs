@@ -1,26 +1,19 @@
 //! Fault injection, for admins only, and only on a server started with
 //! `--enable-faults`. See `backend::faults`.
 
+use crate::api::admin::{FaultKind, FaultRequest, FaultsView};
 use crate::backend::auth::Caller;
 use crate::backend::domain::FieldError;
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{ApiJson, ApiQuery};
-use crate::backend::faults::{FaultKind, FaultsView};
+
 use crate::backend::state::AppState;
 use crate::spec::Role;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use uuid::Uuid;
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FaultRequest {
-    /// The mission the fault applies to; every mission when absent.
-    pub mission_id: Option<Uuid>,
-    pub kind: FaultKind,
-}
 
 #[utoipa::path(post, path = "/api/admin/faults", tag = "admin", request_body = FaultRequest, security(("bearer" = [])),
     responses((status = 200, body = FaultsView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -3,6 +3,7 @@
 //! proves an event makes the whole trip — committed, chained, announced, bridged
 //! and delivered.
 
+use crate::api::log::{ChainReport, LogEntryView, PingResult};
 use crate::backend::auth::Caller;
 use crate::backend::domain::FieldError;
 use crate::backend::error::{ApiError, ErrorBody};
@@ -10,21 +11,20 @@ use crate::backend::events::{self, NewEvent};
 use crate::backend::extract::ApiQuery;
 use crate::backend::mesh::{MeshEvent, Pattern};
 use crate::backend::state::AppState;
-use crate::immutable_log::{self, ChainVerdict};
+use crate::immutable_log::{self};
 use crate::spec::EventKind;
 use crate::spec::Role;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use futures::Stream;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -35,21 +35,6 @@ pub struct LogPage {
     pub after_seq: Option<i64>,
     /// At most this many entries (1-1000, default 100).
     pub limit: Option<i64>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct LogEntryView {
-    pub seq: i64,
-    pub recorded_at: DateTime<Utc>,
-    pub actor: String,
-    pub action: String,
-    pub resource: String,
-    pub subsystem: String,
-    /// Canonical JSON text, exactly as hashed.
-    pub payload: String,
-    pub result: String,
-    pub prev_hash: String,
-    pub entry_hash: String,
 }
 
 #[utoipa::path(get, path = "/api/log", tag = "log", security(("bearer" = [])), params(LogPage),
@@ -105,22 +90,6 @@ pub struct VerifyRange {
     pub to: Option<i64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChainReport {
-    pub valid: bool,
-    pub entries: i64,
-    pub broken: i64,
-    /// The first breaks, each with its seq and what is wrong.
-    #[schema(value_type = Vec<Object>)]
-    pub breaks: Vec<crate::immutable_log::ChainBreak>,
-}
-
-impl From<ChainVerdict> for ChainReport {
-    fn from(v: ChainVerdict) -> Self {
-        Self { valid: v.holds(), entries: v.entries, broken: v.broken, breaks: v.breaks }
-    }
-}
-
 /// Recomputes the chain over a range: contiguous seqs, linked hashes, and every
 /// entry hash matching its contents.
 #[utoipa::path(get, path = "/api/log/verify", tag = "log", security(("bearer" = [])), params(VerifyRange),
@@ -171,13 +140,6 @@ pub async fn stream(
 
 /// How long a ping may take before it counts as lost.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PingResult {
-    pub event_id: i64,
-    pub log_seq: i64,
-    pub round_trip_ms: f64,
-}
 
 /// Publishes a `mesh.ping` event and waits until this server's mesh delivers
 /// it: proof that the sequencer, NOTIFY and the mesh bridge all work.

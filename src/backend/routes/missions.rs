@@ -1,46 +1,17 @@
 //! Missions: what every contract, chat and task belongs to.
 
+use crate::api::missions::{ContractSummary, Mission, NewMission};
 use crate::backend::auth::Caller;
 use crate::backend::domain::bounded_text;
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{parse_id, ApiJson};
 use crate::backend::state::AppState;
-use crate::spec::{ConfidencePath, ContractStatus, Role};
+use crate::spec::Role;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
-use utoipa::ToSchema;
 use uuid::Uuid;
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewMission {
-    /// Optional: the client's id for the mission, so a retry finds it.
-    pub id: Option<Uuid>,
-    pub name: String,
-    #[serde(default)]
-    pub goal: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Mission {
-    pub id: Uuid,
-    pub name: String,
-    pub goal: String,
-    pub status: String,
-    pub total_actions: i32,
-    pub completed_actions: i32,
-    /// Failed and rejected actions.
-    pub failed_actions: i32,
-    pub rolled_back_actions: i32,
-    pub progress_ratio: f64,
-    pub confidence: Option<f64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
 
 pub const MISSION_COLUMNS: &str = "id, name, goal, status, total_actions, completed_actions, failed_actions, \
      rolled_back_actions, progress_ratio, confidence, created_at, updated_at";
@@ -118,18 +89,6 @@ pub async fn get(
 ) -> Result<Json<Mission>, ApiError> {
     let id = parse_id("mission", &id)?;
     Ok(Json(fetch(&**state.pool.get().await?, id).await?))
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ContractSummary {
-    pub id: Uuid,
-    pub error_type: String,
-    pub action_type: String,
-    pub tier: i16,
-    pub confidence: f64,
-    pub confidence_path: ConfidencePath,
-    pub status: ContractStatus,
-    pub created_at: DateTime<Utc>,
 }
 
 #[utoipa::path(get, path = "/api/missions/{id}/contracts", tag = "missions", operation_id = "mission_contracts", security(("bearer" = [])),

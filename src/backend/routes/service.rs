@@ -1,6 +1,7 @@
 //! The endpoints for probes and scrapers, open without a token: health and
 //! Prometheus metrics. They read state; they change nothing.
 
+use crate::api::service::{Health, MeshHealth};
 use crate::backend::error::ApiError;
 use crate::backend::sequencer;
 use crate::backend::state::AppState;
@@ -9,29 +10,6 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    /// `ok` when the database answers and the mesh runs, else `degraded`.
-    pub status: String,
-    /// `ok` or what is wrong.
-    pub database: String,
-    pub mesh: MeshHealth,
-    /// Events committed but not yet chained into the immutable log; null while
-    /// the database is unavailable.
-    pub log_lag: Option<i64>,
-    pub version: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MeshHealth {
-    pub started: bool,
-    pub subscribers: i64,
-    pub dropped: u64,
-    pub last_seq: i64,
-}
 
 #[utoipa::path(get, path = "/api/health", tag = "service",
     responses((status = 200, body = Health), (status = 503, body = Health)))]

@@ -3,6 +3,7 @@
 //! writes nothing; reusing a key for a different request is a 409.
 
 use super::actions::replay_headers;
+use crate::api::traffic::{ChatBody, ChatReply, NewTask, Task, TaskChange};
 use crate::backend::auth::Caller;
 use crate::backend::domain::{bounded_text, FieldError, IdempotencyKey};
 use crate::backend::error::{ApiError, ErrorBody};
@@ -15,28 +16,9 @@ use crate::spec::{EventKind, TaskStatus};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
-use utoipa::ToSchema;
 use uuid::Uuid;
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChatBody {
-    pub mission_id: Uuid,
-    pub session_id: String,
-    pub message: String,
-    pub idempotency_key: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ChatReply {
-    pub message_id: Uuid,
-    pub reply_id: Uuid,
-    pub reply: String,
-}
 
 /// The assistant's answer: built only from the mission's live state and the
 /// message, so the same state and message always get the same reply.
@@ -139,35 +121,6 @@ async fn replayed_chat(
         return Err(ApiError::Conflict("idempotency_key was already used for a different chat message".into()));
     }
     Ok(ChatReply { message_id: row.get(0), reply_id: row.get(4), reply: row.get(5) })
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewTask {
-    pub mission_id: Uuid,
-    pub title: String,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    pub idempotency_key: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Task {
-    pub id: Uuid,
-    pub mission_id: Uuid,
-    pub contract_id: Option<Uuid>,
-    pub kind: String,
-    pub title: String,
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    pub status: TaskStatus,
-    #[schema(value_type = Option<Object>)]
-    pub result: Option<Value>,
-    pub attempts: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
 }
 
 const TASK_COLUMNS: &str =
@@ -277,16 +230,6 @@ pub async fn task(
         .await?
         .ok_or_else(|| ApiError::not_found("task", id))?;
     Ok(Json(Task::from(&row)))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TaskChange {
-    pub title: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub payload: Option<Value>,
-    /// Only `cancelled` may be set, and only on a queued task.
-    pub status: Option<TaskStatus>,
 }
 
 /// Changes a queued task: its title, its payload, or cancels it.

@@ -1,11 +1,16 @@
 //! `TestApp`: the real backend on a random port against a fresh database, with
-//! request helpers that speak its API.
+//! request helpers that speak its API through the project's one client
+//! (`grace::client`): typed calls where a test needs the backend to agree,
+//! raw requests (no retries) where it judges the answer itself.
 
 use crate::helpers::TestDatabase;
-use grace::backend::auth::Tokens;
+use grace::api::admin::FaultRequest;
+use grace::api::missions::NewMission;
 use grace::backend::{Application, ServeSettings};
+use grace::client::BackendClient;
+use grace::configuration::{BackendUrl, Tokens};
 use grace::spec::Role;
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -14,8 +19,7 @@ use uuid::Uuid;
 
 pub struct TestApp {
     pub address: String,
-    pub http: reqwest::Client,
-    pub tokens: Tokens,
+    pub client: BackendClient,
     shutdown: CancellationToken,
     server: Option<JoinHandle<()>>,
     // Last: dropped after the server has stopped using it.
@@ -45,7 +49,8 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let server = tokio::spawn(async move { application.run_until(stop).await.expect("the backend serves") });
-        let app = Self { address, http: reqwest::Client::new(), tokens, shutdown, server: Some(server), database };
+        let client = BackendClient::new(BackendUrl::parse(&address).unwrap(), tokens);
+        let app = Self { address, client, shutdown, server: Some(server), database };
         app.wait_until_mesh_started().await;
         app
     }
@@ -57,8 +62,7 @@ impl TestApp {
 
     async fn wait_until_mesh_started(&self) {
         for _ in 0..100 {
-            let health = self.http.get(self.url("/api/health")).send().await.unwrap();
-            if health.status() == StatusCode::OK {
+            if self.client.health().await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -75,19 +79,29 @@ impl TestApp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
+        self.client.url().join(path)
     }
 
     pub fn token(&self, role: Role) -> &str {
-        self.tokens.token_for(role).unwrap()
+        self.client.token(role).unwrap()
+    }
+
+    /// A raw request with no token.
+    pub fn anonymous(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, path, None).unwrap()
+    }
+
+    /// A raw request with `role`'s token.
+    pub fn request(&self, method: Method, path: &str, role: Role) -> RequestBuilder {
+        self.client.request(method, path, Some(role)).unwrap()
     }
 
     pub async fn get(&self, path: &str, role: Role) -> Response {
-        self.http.get(self.url(path)).bearer_auth(self.token(role)).send().await.unwrap()
+        self.request(Method::GET, path, role).send().await.unwrap()
     }
 
     pub async fn post(&self, path: &str, role: Role, body: &Value) -> Response {
-        self.http.post(self.url(path)).bearer_auth(self.token(role)).json(body).send().await.unwrap()
+        self.request(Method::POST, path, role).json(body).send().await.unwrap()
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
@@ -97,10 +111,8 @@ impl TestApp {
     }
 
     pub async fn create_mission(&self) -> Uuid {
-        let response = self.post("/api/missions", Role::Operator, &json!({ "name": "test mission" })).await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let mission: Value = response.json().await.unwrap();
-        mission["id"].as_str().unwrap().parse().unwrap()
+        let mission = NewMission { id: None, name: "test mission".into(), goal: String::new() };
+        self.client.create_mission(&mission).await.unwrap().id
     }
 
     pub async fn report_error(&self, mission: Uuid, error_type: &str, confidence: f64, key: &str) -> Response {
@@ -124,9 +136,8 @@ impl TestApp {
     }
 
     pub async fn set_fault(&self, mission: Option<Uuid>, kind: Value) {
-        let response =
-            self.post("/api/admin/faults", Role::Admin, &json!({ "mission_id": mission, "kind": kind })).await;
-        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+        let kind = serde_json::from_value(kind).expect("a fault kind the API knows");
+        self.client.set_fault(&FaultRequest { mission_id: mission, kind }).await.unwrap();
     }
 
     /// The idempotency keys of every client write stored: contracts, chat
@@ -149,14 +160,8 @@ impl TestApp {
 
     /// Waits until every committed event is chained into the immutable log.
     pub async fn wait_for_zero_log_lag(&self) {
-        for _ in 0..200 {
-            let health: Value = self.http.get(self.url("/api/health")).send().await.unwrap().json().await.unwrap();
-            if health["log_lag"] == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("log lag never reached zero");
+        let zero = self.client.await_zero_log_lag(Duration::from_secs(5)).await.unwrap();
+        assert!(zero, "log lag never reached zero");
     }
 }
 

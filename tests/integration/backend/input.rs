@@ -41,11 +41,8 @@ async fn every_class_of_bad_input_is_refused_and_writes_nothing() {
     let app = TestApp::spawn().await;
     let mission = app.create_mission().await;
     let before = row_counts(&app).await;
-    let operator = app.token(Role::Operator).to_string();
     let post_raw = |body: &'static str, content_type: &'static str| {
-        app.http
-            .post(app.url("/api/errors"))
-            .bearer_auth(&operator)
+        app.request(reqwest::Method::POST, "/api/errors", Role::Operator)
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -152,10 +149,15 @@ async fn a_missing_token_is_401_and_a_wrong_role_is_403_and_nothing_changes() {
     let error = json!({ "mission_id": mission, "error_type": "timeout", "message": "m", "severity": "low",
                         "confidence": 0.9, "idempotency_key": "role-check" });
 
-    let anonymous = app.http.post(app.url("/api/errors")).json(&error).send().await.unwrap();
+    let anonymous = app.anonymous(reqwest::Method::POST, "/api/errors").json(&error).send().await.unwrap();
     assert_error(anonymous, StatusCode::UNAUTHORIZED, "unauthorized", None).await;
-    let forged =
-        app.http.post(app.url("/api/errors")).bearer_auth("not-a-real-token-at-all").json(&error).send().await.unwrap();
+    let forged = app
+        .anonymous(reqwest::Method::POST, "/api/errors")
+        .bearer_auth("not-a-real-token-at-all")
+        .json(&error)
+        .send()
+        .await
+        .unwrap();
     assert_error(forged, StatusCode::UNAUTHORIZED, "unauthorized", None).await;
     assert_error(app.post("/api/errors", Role::Approver, &error).await, StatusCode::FORBIDDEN, "forbidden", None).await;
 

@@ -15,7 +15,7 @@ async fn acknowledged_writes_of_a_goose_run_are_exactly_the_stored_rows() {
     let mission = app.create_mission().await;
     let target = Arc::new(LoadTarget {
         mission_id: mission.to_string(),
-        token: app.token(Role::Operator).to_string(),
+        token: app.token(Role::Operator).into(),
         key_prefix: "run-test/w1".into(),
         pace: None,
     });

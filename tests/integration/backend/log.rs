@@ -49,7 +49,7 @@ async fn metrics_expose_requests_actions_mesh_log_lag_pool_and_memory() {
     app.accepted_error(mission, "timeout", 0.9).await;
     app.accepted_error(mission, "permission_denied", 0.9).await;
     app.get(&format!("/api/contracts/{}", uuid::Uuid::new_v4()), Role::Operator).await;
-    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app.client.scrape().await.unwrap();
     for expected in [
         r#"grace_http_requests_total{method="POST",route="/api/errors",status="202"} 2"#,
         r#"grace_http_requests_total{method="GET",route="/api/contracts/{id}",status="404"} 1"#,

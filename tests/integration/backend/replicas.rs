@@ -33,13 +33,8 @@ async fn two_replicas_share_one_mesh_and_one_valid_chain() {
     let second = first.replica().await;
     let mission = first.create_mission().await;
 
-    let stream = second
-        .http
-        .get(second.url(&format!("/api/events/stream?pattern=agentic.*&mission_id={mission}")))
-        .bearer_auth(second.token(Role::Operator))
-        .send()
-        .await
-        .unwrap();
+    let stream =
+        second.get(&format!("/api/events/stream?pattern=agentic.*&mission_id={mission}"), Role::Operator).await;
     assert_eq!(stream.status(), 200);
     let listening = tokio::spawn(read_events(stream, 3));
 

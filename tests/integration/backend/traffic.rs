@@ -103,9 +103,7 @@ async fn the_runner_completes_submitted_tasks_and_only_queued_tasks_change() {
     assert!(done["result"]["completed_by"].as_str().unwrap().starts_with("runner-"));
 
     let cancel = |id: String| {
-        app.http
-            .patch(app.url(&format!("/api/tasks/{id}")))
-            .bearer_auth(app.token(Role::Operator))
+        app.request(reqwest::Method::PATCH, &format!("/api/tasks/{id}"), Role::Operator)
             .json(&json!({ "status": "cancelled" }))
             .send()
     };

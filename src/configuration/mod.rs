@@ -1,8 +1,13 @@
 //! Settings parsed once at the edge into types that cannot be misused later.
 //!
-//! The database URL is the one setting that carries a secret: `DatabaseUrl` keeps
-//! the parsed connection config and only ever prints itself with the password
-//! left out, so neither logs, reports nor error messages can leak it.
+//! Two settings carry secrets. `DatabaseUrl` keeps the parsed connection
+//! config and only ever prints itself with the password left out, and
+//! [`Tokens`] (in [`tokens`]) never prints a token, so neither logs, reports
+//! nor error messages can leak them.
+
+pub mod tokens;
+
+pub use tokens::Tokens;
 
 use std::fmt;
 use std::str::FromStr;
@@ -93,10 +98,16 @@ impl BackendUrl {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid("it must not carry credentials (pass a token instead)"));
         }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("it must not carry a query or fragment"));
+        }
         Ok(Self(url))
     }
 
-    /// The URL of `path` (which starts with `/`) on this backend.
+    /// The URL of `path` (which starts with `/`, and may carry a query) on this
+    /// backend. Appended to the base's own path, so a backend served under a
+    /// prefix (`https://host/grace`) keeps it — unlike `Url::join`, which
+    /// would replace the prefix.
     pub fn join(&self, path: &str) -> String {
         format!("{}{path}", self.0.as_str().trim_end_matches('/'))
     }
@@ -149,6 +160,22 @@ mod tests {
             let err = DatabaseUrl::parse(raw).unwrap_err().to_string();
             assert!(err.starts_with("invalid database URL"), "{raw}: {err}");
             assert!(!err.contains("hunter2"), "{raw} leaked into: {err}");
+        }
+    }
+
+    #[test]
+    fn backend_paths_are_appended_to_the_base_and_its_prefix() {
+        let plain = BackendUrl::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(plain.join("/api/health"), "http://127.0.0.1:8080/api/health");
+        for base in ["https://staging.example/grace", "https://staging.example/grace/"] {
+            let prefixed = BackendUrl::parse(base).unwrap();
+            assert_eq!(
+                prefixed.join("/api/approvals?status=pending"),
+                "https://staging.example/grace/api/approvals?status=pending"
+            );
+        }
+        for bad in ["http://h/?x=1", "http://h/#top", "http://user:pw@h/", "ftp://h/", "no url"] {
+            assert!(BackendUrl::parse(bad).is_err(), "{bad}");
         }
     }
 
