@@ -136,8 +136,9 @@ async fn backend_checks(backend: &BackendClient, checks: &mut Vec<Check>) -> boo
 }
 
 async fn server_version(client: &Client) -> String {
-    match client.query_one("SELECT current_setting('server_version')", &[]).await {
-        Ok(row) => format!("PostgreSQL {}", row.get::<_, String>(0)),
+    let version = client.query_one("SELECT current_setting('server_version') AS version", &[]).await;
+    match version.and_then(|row| row.try_get::<_, String>("version")) {
+        Ok(version) => format!("PostgreSQL {version}"),
         Err(_) => "version unknown".into(),
     }
 }

@@ -33,7 +33,7 @@ pub async fn append(client: &impl GenericClient, entry: &LogEntry<'_>) -> Result
             &[&entry.actor, &entry.action, &entry.resource, &entry.subsystem, &payload, &entry.result],
         )
         .await?;
-    Ok(row.get(0))
+    row.try_get("seq")
 }
 
 /// How many chain problems a verification lists; the count covers all of them.
@@ -98,8 +98,8 @@ pub async fn verify_range(
                        END AS problem
                   FROM linked WHERE seq >= $1::bigint
              )
-             SELECT (SELECT count(*) FROM checked),
-                    (SELECT count(*) FROM checked WHERE problem IS NOT NULL),
+             SELECT (SELECT count(*) FROM checked) AS entries,
+                    (SELECT count(*) FROM checked WHERE problem IS NOT NULL) AS broken,
                     seq, problem
                FROM (SELECT 0) AS always
                LEFT JOIN LATERAL (SELECT seq, problem FROM checked WHERE problem IS NOT NULL
@@ -108,12 +108,11 @@ pub async fn verify_range(
         )
         .await?;
     let first = rows.first().expect("the query always returns a row");
-    Ok(ChainVerdict {
-        entries: first.get(0),
-        broken: first.get(1),
-        breaks: rows
-            .iter()
-            .filter_map(|r| Some(ChainBreak { seq: r.get::<_, Option<i64>>(2)?, problem: r.get(3) }))
-            .collect(),
-    })
+    let mut breaks = Vec::new();
+    for row in &rows {
+        if let Some(seq) = row.try_get::<_, Option<i64>>("seq")? {
+            breaks.push(ChainBreak { seq, problem: row.try_get("problem")? });
+        }
+    }
+    Ok(ChainVerdict { entries: first.try_get("entries")?, broken: first.try_get("broken")?, breaks })
 }

@@ -105,7 +105,7 @@ pub async fn record(tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Vec<i64
             ],
         )
         .await?;
-    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.try_get("event_id")).collect::<Result<_, _>>()?;
     ids.sort_unstable();
     Ok(ids)
 }

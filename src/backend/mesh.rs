@@ -167,8 +167,11 @@ async fn bridge_session(
     let mut listener = Listener::start(url, CHANNEL).await?;
     if !mesh.is_started() {
         // First connection: publish what happens from now on, not the history.
-        let now: i64 =
-            listener.client.query_one("SELECT coalesce(max(log_seq), 0) FROM action_events", &[]).await?.get(0);
+        let now: i64 = listener
+            .client
+            .query_one("SELECT coalesce(max(log_seq), 0) AS last_seq FROM action_events", &[])
+            .await?
+            .try_get("last_seq")?;
         mesh.last_seq.fetch_max(now as u64, Ordering::Relaxed);
         mesh.started.store(true, Ordering::Relaxed);
         tracing::info!("Trigger Mesh started");
@@ -185,13 +188,13 @@ async fn bridge_session(
             let rows = listener.client.query(&statement, &[&mesh.last_seq(), &BRIDGE_BATCH]).await?;
             for row in &rows {
                 let event = MeshEvent {
-                    id: row.get(0),
-                    log_seq: row.get(1),
-                    event_type: row.get(2),
-                    mission_id: row.get(3),
-                    contract_id: row.get(4),
-                    approval_id: row.get(5),
-                    payload: row.get(6),
+                    id: row.try_get("id")?,
+                    log_seq: row.try_get("log_seq")?,
+                    event_type: row.try_get("event_type")?,
+                    mission_id: row.try_get("mission_id")?,
+                    contract_id: row.try_get("contract_id")?,
+                    approval_id: row.try_get("approval_id")?,
+                    payload: row.try_get("payload")?,
                 };
                 mesh.publish(Arc::new(event));
             }

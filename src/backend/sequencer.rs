@@ -36,8 +36,10 @@ pub async fn run(url: DatabaseUrl, stop: CancellationToken) {
 async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError> {
     let client = crate::db::connect(url).await?;
     loop {
-        let leader: bool =
-            client.query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&LEADER_LOCK_KEY]).await?.get(0);
+        let leader: bool = client
+            .query_one("SELECT pg_try_advisory_lock(hashtext($1)) AS leader", &[&LEADER_LOCK_KEY])
+            .await?
+            .try_get("leader")?;
         if leader {
             break;
         }
@@ -74,15 +76,15 @@ async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError
 async fn sequence_batch(client: &Client) -> Result<i32, tokio_postgres::Error> {
     let row = client
         .query_one(
-            "SELECT b.sequenced, CASE WHEN b.sequenced > 0 THEN pg_notify($2, b.last_seq::text) END
+            "SELECT b.sequenced, CASE WHEN b.sequenced > 0 THEN pg_notify($2, b.last_seq::text) END AS notified
                FROM grace_sequence_outbox($1) AS b",
             &[&BATCH_SIZE, &crate::backend::mesh::CHANNEL],
         )
         .await?;
-    Ok(row.get(0))
+    row.try_get("sequenced")
 }
 
 /// Events committed but not yet on the chain.
 pub async fn log_lag(client: &impl tokio_postgres::GenericClient) -> Result<i64, tokio_postgres::Error> {
-    Ok(client.query_one("SELECT count(*) FROM log_outbox", &[]).await?.get(0))
+    client.query_one("SELECT count(*) AS lag FROM log_outbox", &[]).await?.try_get("lag")
 }

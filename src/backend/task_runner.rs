@@ -8,7 +8,7 @@
 
 use super::events::{self, NewEvent};
 use super::state::AppState;
-use crate::spec::EventKind;
+use crate::spec::{EventKind, TaskStatus};
 use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -45,31 +45,32 @@ async fn complete_batch(state: &AppState, runner: &str) -> Result<usize, super::
     let rows = tx
         .query(
             "UPDATE tasks t
-                SET status = 'completed', attempts = attempts + 1, claimed_by = $1,
+                SET status = $3, attempts = attempts + 1, claimed_by = $1,
                     started_at = coalesce(started_at, now()), completed_at = now(), updated_at = now(),
                     result = jsonb_build_object('completed_by', $1::text, 'payload_bytes', octet_length(t.payload::text))
-              WHERE t.id IN (SELECT id FROM tasks WHERE status = 'queued' AND kind = 'submitted'
+              WHERE t.id IN (SELECT id FROM tasks WHERE status = $4 AND kind = 'submitted'
                               ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
              RETURNING t.id, t.mission_id, t.result",
-            &[&runner, &BATCH],
+            &[&runner, &BATCH, &TaskStatus::Completed, &TaskStatus::Queued],
         )
         .await?;
-    let completed: Vec<NewEvent> = rows
+    let completed = rows
         .iter()
         .map(|row| {
-            let task: Uuid = row.get(0);
-            NewEvent {
+            let task: Uuid = row.try_get("id")?;
+            let result: serde_json::Value = row.try_get("result")?;
+            Ok(NewEvent {
                 kind: EventKind::TaskCompleted,
                 actor: runner.to_string(),
                 resource: format!("task/{task}"),
-                mission_id: Some(row.get(1)),
+                mission_id: Some(row.try_get("mission_id")?),
                 contract_id: None,
                 approval_id: None,
-                payload: json!({ "task_id": task, "result": row.get::<_, serde_json::Value>(2) }),
+                payload: json!({ "task_id": task, "result": result }),
                 result: "ok",
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<NewEvent>, tokio_postgres::Error>>()?;
     events::record(&tx, &completed).await?;
     tx.commit().await?;
     Ok(completed.len())

@@ -93,8 +93,12 @@ pub async fn check(client: &Client, run_id: Uuid) -> Result<AckedWritesCheck, Co
             &[&run_id],
         )
         .await?;
-    let acknowledged: i64 = uploads.iter().map(|r| r.get::<_, i64>(0)).sum();
-    let digests: Vec<String> = uploads.iter().map(|r| r.get(1)).collect();
+    let mut acknowledged: i64 = 0;
+    let mut digests: Vec<String> = Vec::new();
+    for upload in &uploads {
+        acknowledged += upload.try_get::<_, i64>("acked_keys_count")?;
+        digests.push(upload.try_get("acked_keys_digest")?);
+    }
     let acknowledged_digest = combine_digests(digests.iter().map(String::as_str))
         .map_err(|e| ControlError::Upload(format!("an acked-keys digest is not hex: {e}")))?;
 
@@ -107,17 +111,18 @@ pub async fn check(client: &Client, run_id: Uuid) -> Result<AckedWritesCheck, Co
                  -- Set differences (hashed), not NOT EXISTS: over CTEs that would be a nested loop.
                  missing AS (SELECT key FROM acked EXCEPT SELECT key FROM stored),
                  extra AS (SELECT key FROM stored EXCEPT SELECT key FROM acked)
-                 SELECT (SELECT count(*) FROM stored),
-                        (SELECT count(*) FROM missing),
-                        (SELECT count(*) FROM extra),
-                        ARRAY(SELECT key FROM missing ORDER BY key LIMIT $2),
-                        ARRAY(SELECT key FROM extra ORDER BY key LIMIT $2),
-                        (SELECT count(*) FROM written) - (SELECT count(*) FROM stored)"
+                 SELECT (SELECT count(*) FROM stored) AS stored,
+                        (SELECT count(*) FROM missing) AS missing,
+                        (SELECT count(*) FROM extra) AS extra,
+                        ARRAY(SELECT key FROM missing ORDER BY key LIMIT $2) AS missing_sample,
+                        ARRAY(SELECT key FROM extra ORDER BY key LIMIT $2) AS extra_sample,
+                        (SELECT count(*) FROM written) - (SELECT count(*) FROM stored) AS unverifiable"
             ),
             &[&run_id, &SAMPLE],
         )
         .await?;
-    let (stored, missing, extra): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let (stored, missing, extra): (i64, i64, i64) =
+        (row.try_get("stored")?, row.try_get("missing")?, row.try_get("extra")?);
     let passed = missing == 0 && extra == 0 && stored == acknowledged && stored_digest == acknowledged_digest;
     Ok(AckedWritesCheck {
         acknowledged: acknowledged as u64,
@@ -126,9 +131,9 @@ pub async fn check(client: &Client, run_id: Uuid) -> Result<AckedWritesCheck, Co
         stored_digest,
         missing: missing as u64,
         extra: extra as u64,
-        missing_sample: row.get(3),
-        extra_sample: row.get(4),
-        unverifiable: row.get::<_, i64>(5) as u64,
+        missing_sample: row.try_get("missing_sample")?,
+        extra_sample: row.try_get("extra_sample")?,
+        unverifiable: row.try_get::<_, i64>("unverifiable")? as u64,
         passed,
     })
 }
@@ -139,7 +144,7 @@ async fn stored_digest(client: &Client, run_id: Uuid) -> Result<String, ControlE
     futures::pin_mut!(rows);
     let mut digest = KeyDigest::default();
     while let Some(row) = rows.try_next().await? {
-        digest.add(row.get(0));
+        digest.add(row.try_get("key")?);
     }
     Ok(digest.to_hex())
 }

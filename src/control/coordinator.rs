@@ -15,6 +15,7 @@ use super::{acked_writes, check_backend, ControlError, RunConfig, CHANNEL, HEART
 use crate::api::missions::NewMission;
 use crate::client::ClientError;
 use crate::configuration::DatabaseUrl;
+use crate::db::rows::FromRow;
 use crate::db::{self, DbError, Listener};
 use crate::spec::Role;
 use grace_loadtests::LatencyUpload;
@@ -178,7 +179,10 @@ async fn claim_workers(
             )
             .await?;
         if rows.len() == expected as usize {
-            let capacities: Vec<u32> = rows.iter().map(|r| r.get::<_, i32>(3) as u32).collect();
+            let capacities = rows
+                .iter()
+                .map(|r| Ok(r.try_get::<_, i32>("capacity")? as u32))
+                .collect::<Result<Vec<u32>, tokio_postgres::Error>>()?;
             let capacity: u32 = capacities.iter().sum();
             if capacity < plan.shape.users {
                 return Err(ControlError::TooLittleCapacity { users: plan.shape.users, capacity });
@@ -186,7 +190,7 @@ async fn claim_workers(
             let shares = split_users(plan.shape.users, &capacities);
             let mut workers = Vec::new();
             for (row, users) in rows.iter().zip(shares) {
-                let worker = WorkerIdentity { id: row.get(0), host: row.get(1), pid: row.get::<_, i32>(2) as u32 };
+                let worker = WorkerIdentity::from_row(row)?;
                 transaction
                     .execute(
                         "INSERT INTO control.run_workers (run_id, worker_id, users) VALUES ($1, $2, $3)",
@@ -227,17 +231,17 @@ async fn live_workers(client: &Client, fresh: f64) -> Result<Vec<String>, Contro
             &[&fresh],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let (host, pid, status): (String, i32, String) = (r.get(0), r.get(1), r.get(2));
-            if status == "idle" {
-                format!("{host} (pid {pid})")
-            } else {
-                format!("{host} (pid {pid}, {status})")
-            }
-        })
-        .collect())
+    let mut named = Vec::new();
+    for row in &rows {
+        let (host, pid, status): (String, i32, String) =
+            (row.try_get("host")?, row.try_get("pid")?, row.try_get("status")?);
+        named.push(if status == "idle" {
+            format!("{host} (pid {pid})")
+        } else {
+            format!("{host} (pid {pid}, {status})")
+        });
+    }
+    Ok(named)
 }
 
 /// `users` split as evenly as the workers' capacities allow: each worker gets
@@ -285,16 +289,17 @@ async fn watch(
             )
             .await?;
         for row in &lost {
-            let (host, pid): (String, i32) = (row.get(0), row.get(1));
+            let (host, pid): (String, i32) = (row.try_get("host")?, row.try_get("pid")?);
             tracing::warn!(run = %run_id, "worker {host} (pid {pid}) is lost: no heartbeat or no upload in time");
         }
         let busy: i64 = client
             .query_one(
-                "SELECT count(*) FROM control.run_workers WHERE run_id = $1 AND status IN ('assigned', 'running')",
+                "SELECT count(*) AS busy FROM control.run_workers
+                  WHERE run_id = $1 AND status IN ('assigned', 'running')",
                 &[&run_id],
             )
             .await?
-            .get(0);
+            .try_get("busy")?;
         if busy == 0 {
             return Ok(());
         }
@@ -310,7 +315,7 @@ async fn watch(
 async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>, ControlError> {
     let rows = client
         .query(
-            "SELECT w.id, w.host, w.pid, rw.users, rw.status, res.goose_metrics, res.latency_histogram,
+            "SELECT w.id, w.host, w.pid, rw.users, rw.status AS share_status, res.goose_metrics, res.latency_histogram,
                     res.acked_keys_count, res.goose_report_html
                FROM control.run_workers rw
                JOIN control.workers w ON w.id = rw.worker_id
@@ -323,21 +328,23 @@ async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>
         .map_err(DbError::Query)?;
     rows.iter()
         .map(|row| {
-            let worker = WorkerIdentity { id: row.get(0), host: row.get(1), pid: row.get::<_, i32>(2) as u32 };
-            let lost = row.get::<_, String>(4) == "lost";
-            let goose_metrics: Option<serde_json::Value> = row.get(5);
+            let worker = WorkerIdentity::from_row(row)?;
+            let lost = row.try_get::<_, String>("share_status")? == "lost";
+            let goose_metrics: Option<serde_json::Value> = row.try_get("goose_metrics")?;
             let uploaded = match (lost, goose_metrics) {
                 (false, Some(goose_metrics)) => {
-                    let histograms: Vec<u8> = row.get(6);
+                    let histograms: Vec<u8> = row.try_get("latency_histogram")?;
                     let histograms = serde_json::from_slice::<LatencyUpload>(&histograms)
                         .map_err(|e| e.to_string())
                         .and_then(|upload| upload.decode().map_err(|e| e.to_string()))
                         .map_err(|e| ControlError::Upload(format!("{worker}'s histograms: {e}")))?;
-                    Some(Uploaded { goose_metrics, histograms, acked_writes: row.get::<_, i64>(7) as u64 })
+                    let acked_writes = row.try_get::<_, i64>("acked_keys_count")? as u64;
+                    Some(Uploaded { goose_metrics, histograms, acked_writes })
                 }
                 _ => None,
             };
-            Ok(WorkerUpload { worker, users: row.get::<_, i32>(3) as u32, uploaded, report_html: row.get(8) })
+            let users = row.try_get::<_, i32>("users")? as u32;
+            Ok(WorkerUpload { worker, users, uploaded, report_html: row.try_get("goose_report_html")? })
         })
         .collect()
 }

@@ -12,6 +12,7 @@ use super::share::{self, Share};
 use super::{check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT};
 use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
+use crate::db::rows::FromRow;
 use crate::db::{self, Listener};
 use crate::spec::Role;
 use grace_loadtests::{key_digest, LoadTarget};
@@ -47,6 +48,12 @@ pub struct WorkerIdentity {
     pub id: Uuid,
     pub host: String,
     pub pid: u32,
+}
+
+impl FromRow for WorkerIdentity {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self { id: row.try_get("id")?, host: row.try_get("host")?, pid: row.try_get::<_, i32>("pid")? as u32 })
+    }
 }
 
 impl std::fmt::Display for WorkerIdentity {
@@ -95,7 +102,7 @@ impl Worker {
                 &[&host, &(pid as i32), &(settings.capacity as i32)],
             )
             .await?
-            .get(0);
+            .try_get("id")?;
         let identity = WorkerIdentity { id, host, pid };
         tracing::info!(worker = %id, "registered as {identity}");
         let (status, watched) = watch::channel("idle");
@@ -146,20 +153,20 @@ impl Worker {
                     AND rw.run_id = (SELECT run_id FROM control.run_workers x JOIN control.runs y ON y.id = x.run_id
                                       WHERE x.worker_id = $1 AND x.status = 'assigned' AND y.status = 'running'
                                       ORDER BY y.created_at LIMIT 1)
-              RETURNING r.id, r.config, rw.users,
-                        greatest(extract(epoch FROM r.start_at - clock_timestamp()), 0)::float8",
+              RETURNING r.id AS run_id, r.config, rw.users,
+                        greatest(extract(epoch FROM r.start_at - clock_timestamp()), 0)::float8 AS starts_in_secs",
                 &[&self.identity.id],
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let config: serde_json::Value = row.get(1);
+        let config: serde_json::Value = row.try_get("config")?;
         let config = serde_json::from_value(config)
             .map_err(|e| ControlError::Upload(format!("the run's config is not one this worker reads: {e}")))?;
         Ok(Some(Assignment {
-            run_id: row.get(0),
+            run_id: row.try_get("run_id")?,
             config,
-            users: row.get::<_, i32>(2) as u32,
-            starts_in: Duration::from_secs_f64(row.get(3)),
+            users: row.try_get::<_, i32>("users")? as u32,
+            starts_in: Duration::from_secs_f64(row.try_get("starts_in_secs")?),
         }))
     }
 

@@ -48,8 +48,10 @@ impl MigrationStatus {
 
 pub async fn status(client: &mut Client) -> Result<MigrationStatus, DbError> {
     let runner = embedded::migrations::runner();
-    let history_exists: bool =
-        client.query_one("SELECT to_regclass('public.refinery_schema_history') IS NOT NULL", &[]).await?.get(0);
+    let history_exists: bool = client
+        .query_one("SELECT to_regclass('public.refinery_schema_history') IS NOT NULL AS history_exists", &[])
+        .await?
+        .try_get("history_exists")?;
     let applied = if history_exists { runner.get_applied_migrations_async(client).await? } else { vec![] };
 
     let mut status = MigrationStatus::default();

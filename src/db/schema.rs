@@ -93,7 +93,7 @@ pub const IMMUTABLE_LOG_TRIGGERS: &[&str] =
 pub async fn present_tables(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT n.nspname || '.' || c.relname
+            "SELECT n.nspname || '.' || c.relname AS table_name
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind = 'r' AND n.nspname IN ('public', 'control')
                 AND c.relname <> 'refinery_schema_history'
@@ -101,14 +101,15 @@ pub async fn present_tables(client: &Client) -> Result<Vec<String>, tokio_postgr
             &[],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    rows.iter().map(|r| r.try_get("table_name")).collect()
 }
 
 /// Every single-column FOREIGN KEY in Grace's schemas.
 pub async fn present_foreign_keys(client: &Client) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT sn.nspname || '.' || s.relname, a.attname, tn.nspname || '.' || t.relname
+            "SELECT sn.nspname || '.' || s.relname AS table_name, a.attname::text AS column_name,
+                    tn.nspname || '.' || t.relname AS referenced
                FROM pg_constraint c
                JOIN pg_class s ON s.oid = c.conrelid
                JOIN pg_namespace sn ON sn.oid = s.relnamespace
@@ -120,7 +121,15 @@ pub async fn present_foreign_keys(client: &Client) -> Result<Vec<ForeignKey>, to
             &[],
         )
         .await?;
-    Ok(rows.iter().map(|r| ForeignKey { table: r.get(0), column: r.get(1), references: r.get(2) }).collect())
+    rows.iter()
+        .map(|r| {
+            Ok(ForeignKey {
+                table: r.try_get("table_name")?,
+                column: r.try_get("column_name")?,
+                references: r.try_get("referenced")?,
+            })
+        })
+        .collect()
 }
 
 /// The enabled, user-defined triggers on `immutable_log` (a disabled trigger
@@ -128,11 +137,11 @@ pub async fn present_foreign_keys(client: &Client) -> Result<Vec<ForeignKey>, to
 pub async fn enabled_immutable_log_triggers(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT tgname::text FROM pg_trigger
+            "SELECT tgname::text AS trigger_name FROM pg_trigger
               WHERE tgrelid = to_regclass('public.immutable_log') AND NOT tgisinternal AND tgenabled <> 'D'
               ORDER BY 1",
             &[],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    rows.iter().map(|r| r.try_get("trigger_name")).collect()
 }

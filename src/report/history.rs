@@ -60,33 +60,33 @@ pub struct PastRun {
 pub async fn list(client: &Client, limit: i64) -> Result<Vec<PastRun>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT r.id, r.started_at, extract(epoch FROM r.finished_at - r.started_at)::float8, r.passed, r.chaos,
-                    r.summary->'aggregates',
+            "SELECT r.id, r.started_at, extract(epoch FROM r.finished_at - r.started_at)::float8 AS seconds, r.passed,
+                    r.chaos, r.summary->'aggregates' AS aggregates,
                     array(SELECT i.mission_id FROM control.scenario_iterations i WHERE i.run_id = r.id ORDER BY i.iteration)
+                      AS missions
                FROM control.scenario_runs r ORDER BY r.started_at DESC LIMIT $1",
             &[&limit],
         )
         .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|row| {
-            let aggregates: serde_json::Value = row.get(5);
-            let missions: Vec<Uuid> = row.get(6);
-            PastRun {
-                run_id: row.get(0),
-                started_at: row.get(1),
-                seconds: row.get(2),
-                passed: row.get(3),
-                chaos: row.get(4),
+            let aggregates: serde_json::Value = row.try_get("aggregates")?;
+            let missions: Vec<Uuid> = row.try_get("missions")?;
+            Ok(PastRun {
+                run_id: row.try_get("id")?,
+                started_at: row.try_get("started_at")?,
+                seconds: row.try_get("seconds")?,
+                passed: row.try_get("passed")?,
+                chaos: row.try_get("chaos")?,
                 iterations: missions.len() as i64,
                 requests: aggregates["requests"].as_u64(),
                 throughput_rps: aggregates["throughput_rps"].as_f64(),
                 p95_ms: aggregates["latency"]["p95_ms"].as_f64(),
                 error_rate: aggregates["error_rate"].as_f64(),
                 missions,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The runs as a table.

@@ -429,14 +429,15 @@ impl Context<'_> {
         let row = self
             .db
             .query_one(
-                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),
+                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()) AS connections,
                         (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
                            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                          WHERE c.relkind = 'r' AND n.nspname IN ('public', 'control'))",
+                          WHERE c.relkind = 'r' AND n.nspname IN ('public', 'control')) AS table_bytes",
                 &[],
             )
             .await;
-        let (database_connections, table_bytes) = row.map(|r| (r.get(0), r.get(1))).unwrap_or((0, 0));
+        let sample = row.and_then(|r| Ok((r.try_get("connections")?, r.try_get("table_bytes")?)));
+        let (database_connections, table_bytes) = sample.unwrap_or((0, 0));
         ResourceSample { backend_rss_bytes, database_connections, table_bytes }
     }
 }

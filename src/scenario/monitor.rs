@@ -91,13 +91,20 @@ pub async fn run(api: BackendClient, database: DatabaseUrl, status: watch::Recei
         let (events, contracts, latest) = match current.mission {
             Some(mission) => db
                 .query_one(
-                    "SELECT (SELECT count(*) FROM action_events WHERE mission_id = $1),
-                            (SELECT count(*) FROM action_contracts WHERE mission_id = $1),
-                            (SELECT status FROM action_contracts WHERE mission_id = $1 ORDER BY created_at DESC LIMIT 1)",
+                    "SELECT (SELECT count(*) FROM action_events WHERE mission_id = $1) AS events,
+                            (SELECT count(*) FROM action_contracts WHERE mission_id = $1) AS contracts,
+                            (SELECT status FROM action_contracts WHERE mission_id = $1 ORDER BY created_at DESC LIMIT 1)
+                              AS latest",
                     &[&mission],
                 )
                 .await
-                .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, Option<String>>(2)))
+                .and_then(|r| {
+                    Ok((
+                        r.try_get::<_, i64>("events")?,
+                        r.try_get::<_, i64>("contracts")?,
+                        r.try_get::<_, Option<String>>("latest")?,
+                    ))
+                })
                 .unwrap_or((0, 0, None)),
             None => (0, 0, None),
         };

@@ -12,7 +12,10 @@ use crate::control::coordinator::{self, LoadOutcome};
 use crate::control::plan::LoadPlan;
 use crate::control::ControlError;
 use crate::report::{Criterion, MissionCounts};
-use crate::spec::{decide_tier, ApprovalStatus, ConfidencePath, ContractStatus, Decision, Tier, DEFAULT_POLICY};
+use crate::spec::{
+    decide_tier, ApprovalStatus, ConfidencePath, ContractStatus, Decision, EventKind, MissionCounter, SnapshotStatus,
+    Tier, DEFAULT_POLICY,
+};
 use crate::verify::{self, ConsistencyCheck};
 use std::time::Duration;
 use tokio_postgres::Client;
@@ -184,7 +187,7 @@ pub async fn approvals(api: &BackendClient, db: &Client, mission: Uuid) -> Resul
 pub async fn forced_rollback(api: &BackendClient, db: &Client, mission: Uuid) -> Result<PhaseResult, PhaseError> {
     let mut result = PhaseResult::default();
     let counter = "SELECT rolled_back_actions FROM missions WHERE id = $1";
-    let before: i32 = db.query_one(counter, &[&mission]).await?.get(0);
+    let before: i32 = db.query_one(counter, &[&mission]).await?.try_get("rolled_back_actions")?;
     let sabotage = FaultKind::SabotageVerification { count: 1 };
     api.set_fault(&FaultRequest { mission_id: Some(mission), kind: sabotage }).await?;
     let key = format!("scenario/{mission}/rollback");
@@ -201,23 +204,24 @@ pub async fn forced_rollback(api: &BackendClient, db: &Client, mission: Uuid) ->
     let lag_zero = api.await_zero_log_lag(Duration::from_secs(20)).await?;
     let row = db
         .query_one(
-            "SELECT s.status = 'restored', r.state = s.state,
+            "SELECT s.status = $2 AS restored, r.state = s.state AS state_equal,
                     EXISTS (SELECT 1 FROM action_events e JOIN immutable_log l ON l.seq = e.log_seq
-                             WHERE e.contract_id = c.id AND e.event_type = 'agentic.rollback_completed')
+                             WHERE e.contract_id = c.id AND e.event_type = $3) AS logged
                FROM action_contracts c
                JOIN safe_hold_snapshots s ON s.id = c.snapshot_id
                JOIN managed_resources r ON r.id = c.resource_id
               WHERE c.id = $1",
-            &[&receipt.contract_id],
+            &[&receipt.contract_id, &SnapshotStatus::Restored, &EventKind::RollbackCompleted.name()],
         )
         .await?;
-    let (restored, state_equal, logged): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    let (restored, state_equal, logged): (bool, bool, bool) =
+        (row.try_get("restored")?, row.try_get("state_equal")?, row.try_get("logged")?);
     result.check(
         "snapshot restored",
         restored && state_equal,
         format!("marked restored: {restored}; state equal: {state_equal}"),
     );
-    let after: i32 = db.query_one(counter, &[&mission]).await?.get(0);
+    let after: i32 = db.query_one(counter, &[&mission]).await?.try_get("rolled_back_actions")?;
     result.check("counted on the mission", after == before + 1, format!("rolled_back_actions {before} → {after}"));
     result.check(
         "rollback in the immutable log",
@@ -324,33 +328,49 @@ pub async fn integrity(
     Ok((result, checks))
 }
 
-/// The mission's numbers, from Postgres.
+/// The mission's numbers, from Postgres; statuses counted as the
+/// specification's mission counters count them.
 pub async fn mission_counts(db: &Client, mission: Uuid) -> Result<MissionCounts, tokio_postgres::Error> {
     let row = db
         .query_one(
-            "SELECT (SELECT count(*) FROM action_contracts WHERE mission_id = $1),
-                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status = 'verified'),
-                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status IN ('failed', 'rejected')),
-                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status = 'rejected'),
-                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status = 'rolled_back'),
-                    (SELECT count(*) FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id WHERE c.mission_id = $1),
-                    (SELECT count(*) FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id WHERE c.mission_id = $1 AND a.status = 'approved'),
-                    (SELECT count(*) FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id WHERE c.mission_id = $1 AND a.status = 'rejected'),
-                    (SELECT count(*) FROM benchmark_runs b JOIN action_contracts c ON c.id = b.contract_id WHERE c.mission_id = $1),
-                    (SELECT count(*) FROM safe_hold_snapshots s JOIN action_contracts c ON c.id = s.contract_id WHERE c.mission_id = $1),
-                    (SELECT count(*) FROM action_events WHERE mission_id = $1),
+            "SELECT (SELECT count(*) FROM action_contracts WHERE mission_id = $1) AS contracts_created,
+                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status = ANY($2)) AS actions_completed,
+                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status = ANY($3)) AS actions_failed,
+                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status = $4) AS rejected,
+                    (SELECT count(*) FROM action_contracts WHERE mission_id = $1 AND status = ANY($5)) AS rollbacks,
+                    (SELECT count(*) FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id
+                      WHERE c.mission_id = $1) AS approvals_requested,
+                    (SELECT count(*) FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id
+                      WHERE c.mission_id = $1 AND a.status = $6) AS approvals_granted,
+                    (SELECT count(*) FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id
+                      WHERE c.mission_id = $1 AND a.status = $7) AS approvals_rejected,
+                    (SELECT count(*) FROM benchmark_runs b JOIN action_contracts c ON c.id = b.contract_id
+                      WHERE c.mission_id = $1) AS benchmarks_run,
+                    (SELECT count(*) FROM safe_hold_snapshots s JOIN action_contracts c ON c.id = s.contract_id
+                      WHERE c.mission_id = $1) AS snapshots_created,
+                    (SELECT count(*) FROM action_events WHERE mission_id = $1) AS events_persisted,
                     (SELECT count(*) FROM action_events e WHERE e.mission_id = $1
                        AND (e.log_seq IS NULL OR (e.contract_id IS NOT NULL
-                            AND NOT EXISTS (SELECT 1 FROM action_contracts c WHERE c.id = e.contract_id)))),
-                    (SELECT count(*) FROM immutable_log),
+                            AND NOT EXISTS (SELECT 1 FROM action_contracts c WHERE c.id = e.contract_id))))
+                      AS orphaned_events,
+                    (SELECT count(*) FROM immutable_log) AS log_entries,
                     (SELECT extract(epoch FROM greatest(max(created_at) - min(created_at), interval '1 second'))::float8
-                       FROM action_contracts WHERE mission_id = $1),
-                    array(SELECT c.confidence FROM action_contracts c WHERE c.mission_id = $1 ORDER BY c.created_at)",
-            &[&mission],
+                       FROM action_contracts WHERE mission_id = $1) AS seconds,
+                    array(SELECT c.confidence FROM action_contracts c WHERE c.mission_id = $1 ORDER BY c.created_at)
+                      AS confidences",
+            &[
+                &mission,
+                &MissionCounter::Completed.statuses(),
+                &MissionCounter::Failed.statuses(),
+                &ContractStatus::Rejected,
+                &MissionCounter::RolledBack.statuses(),
+                &ApprovalStatus::Approved,
+                &ApprovalStatus::Rejected,
+            ],
         )
         .await?;
-    let count = |i: usize| row.get::<_, i64>(i);
-    let confidences: Vec<f64> = row.get(14);
+    let count = |column: &str| row.try_get::<_, i64>(column);
+    let confidences: Vec<f64> = row.try_get("confidences")?;
     // The mission's running confidence after each contract: how it trends.
     let mut sum = 0.0;
     let confidence_trend = confidences
@@ -361,24 +381,25 @@ pub async fn mission_counts(db: &Client, mission: Uuid) -> Result<MissionCounts,
             (sum / (i + 1) as f64 * 1000.0).round() / 1000.0
         })
         .collect();
-    let executed_held: i64 = count(1) + count(4);
-    let seconds: Option<f64> = row.get(13);
+    let (created, completed, rollbacks) =
+        (count("contracts_created")?, count("actions_completed")?, count("rollbacks")?);
+    let seconds: Option<f64> = row.try_get("seconds")?;
     Ok(MissionCounts {
-        contracts_created: count(0),
-        actions_completed: count(1),
-        actions_failed: count(2),
-        rejected: count(3),
-        rollbacks: count(4),
-        approvals_requested: count(5),
-        approvals_granted: count(6),
-        approvals_rejected: count(7),
-        benchmarks_run: count(8),
-        snapshots_created: count(9),
-        events_persisted: count(10),
-        orphaned_events: count(11),
-        log_entries: count(12),
-        action_rate_per_minute: count(0) as f64 / (seconds.unwrap_or(60.0) / 60.0),
-        rollback_frequency: count(4) as f64 / executed_held.max(1) as f64,
+        contracts_created: created,
+        actions_completed: completed,
+        actions_failed: count("actions_failed")?,
+        rejected: count("rejected")?,
+        rollbacks,
+        approvals_requested: count("approvals_requested")?,
+        approvals_granted: count("approvals_granted")?,
+        approvals_rejected: count("approvals_rejected")?,
+        benchmarks_run: count("benchmarks_run")?,
+        snapshots_created: count("snapshots_created")?,
+        events_persisted: count("events_persisted")?,
+        orphaned_events: count("orphaned_events")?,
+        log_entries: count("log_entries")?,
+        action_rate_per_minute: created as f64 / (seconds.unwrap_or(60.0) / 60.0),
+        rollback_frequency: rollbacks as f64 / (completed + rollbacks).max(1) as f64,
         confidence_trend,
     })
 }

@@ -11,11 +11,13 @@ use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{parse_id, ApiJson, ApiQuery};
 use crate::backend::pipeline::{self, ErrorReport};
 use crate::backend::state::AppState;
+use crate::db::rows::FromRow;
 use crate::spec::{ApprovalStatus, Role, DECIDING_ROLES};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde::Deserialize;
+use tokio_postgres::Row;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -62,18 +64,44 @@ pub fn replay_headers(replayed: bool) -> HeaderMap {
 const APPROVAL_COLUMNS: &str = "a.id, a.contract_id, c.mission_id, a.tier, a.status, a.requested_by, a.decided_by, \
      a.reason, a.requested_at, a.decided_at";
 
-fn approval_from_row(row: &tokio_postgres::Row, offset: usize) -> Approval {
-    Approval {
-        id: row.get(offset),
-        contract_id: row.get(offset + 1),
-        mission_id: row.get(offset + 2),
-        tier: row.get(offset + 3),
-        status: row.get(offset + 4),
-        requested_by: row.get(offset + 5),
-        decided_by: row.get(offset + 6),
-        reason: row.get(offset + 7),
-        requested_at: row.get(offset + 8),
-        decided_at: row.get(offset + 9),
+impl FromRow for Approval {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            contract_id: row.try_get("contract_id")?,
+            mission_id: row.try_get("mission_id")?,
+            tier: row.try_get("tier")?,
+            status: row.try_get("status")?,
+            requested_by: row.try_get("requested_by")?,
+            decided_by: row.try_get("decided_by")?,
+            reason: row.try_get("reason")?,
+            requested_at: row.try_get("requested_at")?,
+            decided_at: row.try_get("decided_at")?,
+        })
+    }
+}
+
+impl FromRow for Benchmark {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            kind: row.try_get("kind")?,
+            metrics: row.try_get("metrics")?,
+            passed: row.try_get("passed")?,
+            drift_detected: row.try_get("drift_detected")?,
+        })
+    }
+}
+
+impl FromRow for ContractEvent {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            event_type: row.try_get("event_type")?,
+            log_seq: row.try_get("log_seq")?,
+            payload: row.try_get("payload")?,
+            created_at: row.try_get("created_at")?,
+        })
     }
 }
 
@@ -90,86 +118,72 @@ pub async fn contract(
     let client = state.pool.get().await?;
     let row = client
         .query_opt(
-            &format!(
-                "SELECT c.id, c.mission_id, c.error_type, c.error_message, c.severity, c.action_type, c.policy_tier,
-                        c.tier, c.confidence, c.confidence_path, c.escalation_reason, c.expected_effect,
-                        c.baseline_state, c.status, c.verification_result, c.contract_digest, c.created_at,
-                        c.decided_at, c.executed_at, c.verified_at,
-                        s.id, s.state, s.manifest_hash, s.status, s.restored_at,
-                        {APPROVAL_COLUMNS}
-                   FROM action_contracts c
-                   LEFT JOIN safe_hold_snapshots s ON s.id = c.snapshot_id
-                   LEFT JOIN approval_requests a ON a.contract_id = c.id
-                  WHERE c.id = $1"
-            ),
+            "SELECT c.id, c.mission_id, c.error_type, c.error_message, c.severity, c.action_type, c.policy_tier,
+                    c.tier, c.confidence, c.confidence_path, c.escalation_reason, c.expected_effect,
+                    c.baseline_state, c.status, c.verification_result, c.contract_digest, c.created_at,
+                    c.decided_at, c.executed_at, c.verified_at,
+                    s.id AS snapshot_id, s.state AS snapshot_state, s.manifest_hash AS snapshot_manifest_hash,
+                    s.status AS snapshot_status, s.restored_at AS snapshot_restored_at
+               FROM action_contracts c
+               LEFT JOIN safe_hold_snapshots s ON s.id = c.snapshot_id
+              WHERE c.id = $1",
             &[&id],
         )
         .await?
         .ok_or_else(|| ApiError::not_found("contract", id))?;
-    let benchmarks = client
-        .query(
+    // Issued together: one connection pipelines them in one round trip.
+    let approval_sql = format!(
+        "SELECT {APPROVAL_COLUMNS} FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id
+          WHERE a.contract_id = $1"
+    );
+    let by_contract: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&id];
+    let (approval, benchmarks, events) = tokio::try_join!(
+        client.query_opt(&approval_sql, by_contract),
+        client.query(
             "SELECT id, kind, metrics, passed, drift_detected FROM benchmark_runs WHERE contract_id = $1
               ORDER BY created_at, id",
-            &[&id],
-        )
-        .await?;
-    let events = client
-        .query(
+            by_contract,
+        ),
+        client.query(
             "SELECT id, event_type, log_seq, payload, created_at FROM action_events WHERE contract_id = $1 ORDER BY id",
-            &[&id],
-        )
-        .await?;
-    let snapshot_id: Option<Uuid> = row.get(20);
-    let approval_id: Option<Uuid> = row.get(25);
-    Ok(Json(ContractDetail {
-        id: row.get(0),
-        mission_id: row.get(1),
-        error_type: row.get(2),
-        error_message: row.get(3),
-        severity: row.get(4),
-        action_type: row.get(5),
-        policy_tier: row.get(6),
-        tier: row.get(7),
-        confidence: row.get(8),
-        confidence_path: row.get(9),
-        escalation_reason: row.get(10),
-        expected_effect: row.get(11),
-        baseline_state: row.get(12),
-        status: row.get(13),
-        verification_result: row.get(14),
-        contract_digest: row.get(15),
-        created_at: row.get(16),
-        decided_at: row.get(17),
-        executed_at: row.get(18),
-        verified_at: row.get(19),
-        snapshot: snapshot_id.map(|id| Snapshot {
+            by_contract,
+        ),
+    )?;
+    let snapshot = match row.try_get::<_, Option<Uuid>>("snapshot_id")? {
+        None => None,
+        Some(id) => Some(Snapshot {
             id,
-            state: row.get(21),
-            manifest_hash: row.get(22),
-            status: row.get(23),
-            restored_at: row.get(24),
+            state: row.try_get("snapshot_state")?,
+            manifest_hash: row.try_get("snapshot_manifest_hash")?,
+            status: row.try_get("snapshot_status")?,
+            restored_at: row.try_get("snapshot_restored_at")?,
         }),
-        approval: approval_id.map(|_| approval_from_row(&row, 25)),
-        benchmarks: benchmarks
-            .iter()
-            .map(|r| Benchmark {
-                id: r.get(0),
-                kind: r.get(1),
-                metrics: r.get(2),
-                passed: r.get(3),
-                drift_detected: r.get(4),
-            })
-            .collect(),
-        events: events
-            .iter()
-            .map(|r| ContractEvent {
-                id: r.get(0),
-                event_type: r.get(1),
-                log_seq: r.get(2),
-                payload: r.get(3),
-                created_at: r.get(4),
-            })
-            .collect(),
+    };
+    Ok(Json(ContractDetail {
+        id: row.try_get("id")?,
+        mission_id: row.try_get("mission_id")?,
+        error_type: row.try_get("error_type")?,
+        error_message: row.try_get("error_message")?,
+        severity: row.try_get("severity")?,
+        action_type: row.try_get("action_type")?,
+        policy_tier: row.try_get("policy_tier")?,
+        tier: row.try_get("tier")?,
+        confidence: row.try_get("confidence")?,
+        confidence_path: row.try_get("confidence_path")?,
+        escalation_reason: row.try_get("escalation_reason")?,
+        expected_effect: row.try_get("expected_effect")?,
+        baseline_state: row.try_get("baseline_state")?,
+        status: row.try_get("status")?,
+        verification_result: row.try_get("verification_result")?,
+        contract_digest: row.try_get("contract_digest")?,
+        created_at: row.try_get("created_at")?,
+        decided_at: row.try_get("decided_at")?,
+        executed_at: row.try_get("executed_at")?,
+        verified_at: row.try_get("verified_at")?,
+        snapshot,
+        approval: approval.as_ref().map(Approval::from_row).transpose()?,
+        benchmarks: benchmarks.iter().map(Benchmark::from_row).collect::<Result<_, _>>()?,
+        events: events.iter().map(ContractEvent::from_row).collect::<Result<_, _>>()?,
     }))
 }
 
@@ -202,7 +216,7 @@ pub async fn approvals(
             &[&filter.mission_id, &filter.status],
         )
         .await?;
-    Ok(Json(rows.iter().map(|r| approval_from_row(r, 0)).collect()))
+    Ok(Json(rows.iter().map(Approval::from_row).collect::<Result<_, _>>()?))
 }
 
 /// Decides a pending approval: approvers decide tier 2, governance tier 2 and 3.

@@ -32,14 +32,14 @@ impl MissionScope {
     }
 }
 
-/// Runs a query whose single row and column is a JSON document.
+/// Runs a query whose single row has one column, `document`: a JSON document.
 async fn json_document(
     state: &AppState,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Json<Value>, ApiError> {
     let row = state.pool.get().await?.query_one(sql, params).await?;
-    Ok(Json(row.get(0)))
+    Ok(Json(row.try_get("document")?))
 }
 
 /// The latest rows of a verification read: `sql` takes the mission ($1, or
@@ -77,7 +77,7 @@ pub async fn summary(
                                                     FROM c GROUP BY 1) m), '[]'),
             'chat_messages', (SELECT count(*) FROM chat_messages WHERE $1::uuid IS NULL OR mission_id = $1),
             'tasks', (SELECT count(*) FROM tasks WHERE $1::uuid IS NULL OR mission_id = $1),
-            'events', (SELECT count(*) FROM action_events WHERE $1::uuid IS NULL OR mission_id = $1))",
+            'events', (SELECT count(*) FROM action_events WHERE $1::uuid IS NULL OR mission_id = $1)) AS document",
         &[&scope.mission_id],
     )
     .await
@@ -104,7 +104,7 @@ pub async fn stats(
             'benchmarks', (SELECT count(*) FROM benchmark_runs WHERE contract_id IN (SELECT id FROM c)),
             'benchmarks_failed', (SELECT count(*) FROM benchmark_runs
                                    WHERE NOT passed AND contract_id IN (SELECT id FROM c)),
-            'approvals', (SELECT count(*) FROM approval_requests WHERE contract_id IN (SELECT id FROM c)))",
+            'approvals', (SELECT count(*) FROM approval_requests WHERE contract_id IN (SELECT id FROM c))) AS document",
         &[&scope.mission_id],
     )
     .await
@@ -121,7 +121,7 @@ pub async fn contracts(
     latest(
         &state,
         &scope,
-        "SELECT coalesce(jsonb_agg(to_jsonb(c) ORDER BY c.created_at DESC), '[]') FROM (
+        "SELECT coalesce(jsonb_agg(to_jsonb(c) ORDER BY c.created_at DESC), '[]') AS document FROM (
             SELECT id, mission_id, error_type, tier, status, verification_result, created_at FROM action_contracts
              WHERE $1::uuid IS NULL OR mission_id = $1 ORDER BY created_at DESC LIMIT $2) c",
     )
@@ -139,7 +139,7 @@ pub async fn snapshots(
     latest(
         &state,
         &scope,
-        "SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.created_at DESC), '[]') FROM (
+        "SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.created_at DESC), '[]') AS document FROM (
             SELECT s.id, s.contract_id, s.manifest_hash, s.status, s.created_at, s.restored_at
               FROM safe_hold_snapshots s JOIN action_contracts c ON c.id = s.contract_id
              WHERE $1::uuid IS NULL OR c.mission_id = $1 ORDER BY s.created_at DESC LIMIT $2) s",
@@ -158,7 +158,7 @@ pub async fn benchmarks(
     latest(
         &state,
         &scope,
-        "SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.created_at DESC), '[]') FROM (
+        "SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.created_at DESC), '[]') AS document FROM (
             SELECT b.id, b.contract_id, b.kind, b.metrics, b.passed, b.drift_detected, b.created_at
               FROM benchmark_runs b JOIN action_contracts c ON c.id = b.contract_id
              WHERE $1::uuid IS NULL OR c.mission_id = $1 ORDER BY b.created_at DESC LIMIT $2) b",

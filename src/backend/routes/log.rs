@@ -11,6 +11,7 @@ use crate::backend::events::{self, NewEvent};
 use crate::backend::extract::ApiQuery;
 use crate::backend::mesh::{MeshEvent, Pattern};
 use crate::backend::state::AppState;
+use crate::db::rows::FromRow;
 use crate::immutable_log::{self};
 use crate::spec::EventKind;
 use crate::spec::Role;
@@ -62,22 +63,24 @@ pub async fn entries(
             &[&after, &limit],
         )
         .await?;
-    Ok(Json(
-        rows.iter()
-            .map(|r| LogEntryView {
-                seq: r.get(0),
-                recorded_at: r.get(1),
-                actor: r.get(2),
-                action: r.get(3),
-                resource: r.get(4),
-                subsystem: r.get(5),
-                payload: r.get(6),
-                result: r.get(7),
-                prev_hash: r.get(8),
-                entry_hash: r.get(9),
-            })
-            .collect(),
-    ))
+    Ok(Json(rows.iter().map(LogEntryView::from_row).collect::<Result<_, _>>()?))
+}
+
+impl FromRow for LogEntryView {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            seq: row.try_get("seq")?,
+            recorded_at: row.try_get("recorded_at")?,
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            resource: row.try_get("resource")?,
+            subsystem: row.try_get("subsystem")?,
+            payload: row.try_get("payload")?,
+            result: row.try_get("result")?,
+            prev_hash: row.try_get("prev_hash")?,
+            entry_hash: row.try_get("entry_hash")?,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -6,6 +6,7 @@ use crate::backend::domain::bounded_text;
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{parse_id, ApiJson};
 use crate::backend::state::AppState;
+use crate::db::rows::FromRow;
 use crate::spec::Role;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,22 +17,37 @@ use uuid::Uuid;
 pub const MISSION_COLUMNS: &str = "id, name, goal, status, total_actions, completed_actions, failed_actions, \
      rolled_back_actions, progress_ratio, confidence, created_at, updated_at";
 
-impl From<&Row> for Mission {
-    fn from(row: &Row) -> Self {
-        Self {
-            id: row.get(0),
-            name: row.get(1),
-            goal: row.get(2),
-            status: row.get(3),
-            total_actions: row.get(4),
-            completed_actions: row.get(5),
-            failed_actions: row.get(6),
-            rolled_back_actions: row.get(7),
-            progress_ratio: row.get(8),
-            confidence: row.get(9),
-            created_at: row.get(10),
-            updated_at: row.get(11),
-        }
+impl FromRow for Mission {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            goal: row.try_get("goal")?,
+            status: row.try_get("status")?,
+            total_actions: row.try_get("total_actions")?,
+            completed_actions: row.try_get("completed_actions")?,
+            failed_actions: row.try_get("failed_actions")?,
+            rolled_back_actions: row.try_get("rolled_back_actions")?,
+            progress_ratio: row.try_get("progress_ratio")?,
+            confidence: row.try_get("confidence")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+impl FromRow for ContractSummary {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            error_type: row.try_get("error_type")?,
+            action_type: row.try_get("action_type")?,
+            tier: row.try_get("tier")?,
+            confidence: row.try_get("confidence")?,
+            confidence_path: row.try_get("confidence_path")?,
+            status: row.try_get("status")?,
+            created_at: row.try_get("created_at")?,
+        })
     }
 }
 
@@ -61,7 +77,7 @@ pub async fn create(
         )
         .await?;
     if let Some(row) = inserted {
-        return Ok((StatusCode::CREATED, Json(Mission::from(&row))));
+        return Ok((StatusCode::CREATED, Json(Mission::from_row(&row)?)));
     }
     let existing = fetch(&**client, id).await?;
     if existing.name == name {
@@ -76,7 +92,7 @@ pub async fn fetch(client: &impl tokio_postgres::GenericClient, id: Uuid) -> Res
         .query_opt(&format!("SELECT {MISSION_COLUMNS} FROM missions WHERE id = $1"), &[&id])
         .await?
         .ok_or_else(|| ApiError::not_found("mission", id))?;
-    Ok(Mission::from(&row))
+    Ok(Mission::from_row(&row)?)
 }
 
 #[utoipa::path(get, path = "/api/missions/{id}", tag = "missions", security(("bearer" = [])),
@@ -109,18 +125,5 @@ pub async fn contracts(
             &[&id],
         )
         .await?;
-    Ok(Json(
-        rows.iter()
-            .map(|r| ContractSummary {
-                id: r.get(0),
-                error_type: r.get(1),
-                action_type: r.get(2),
-                tier: r.get(3),
-                confidence: r.get(4),
-                confidence_path: r.get(5),
-                status: r.get(6),
-                created_at: r.get(7),
-            })
-            .collect(),
-    ))
+    Ok(Json(rows.iter().map(ContractSummary::from_row).collect::<Result<_, _>>()?))
 }

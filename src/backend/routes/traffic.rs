@@ -11,6 +11,7 @@ use crate::backend::events::{self, NewEvent};
 use crate::backend::extract::{parse_id, ApiJson};
 use crate::backend::prepared::Prepared;
 use crate::backend::state::AppState;
+use crate::db::rows::FromRow;
 use crate::spec::Role;
 use crate::spec::{EventKind, TaskStatus};
 use axum::extract::{Path, State};
@@ -18,21 +19,26 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 /// The assistant's answer: built only from the mission's live state and the
 /// message, so the same state and message always get the same reply.
-fn compose_reply(mission: &tokio_postgres::Row, message: &str) -> String {
-    let (name, status): (String, String) = (mission.get(1), mission.get(2));
-    let (total, completed, failed, rolled_back): (i32, i32, i32, i32) =
-        (mission.get(3), mission.get(4), mission.get(5), mission.get(6));
-    let progress: f64 = mission.get(7);
+fn compose_reply(mission: &Row, message: &str) -> Result<String, tokio_postgres::Error> {
+    let (name, status): (String, String) = (mission.try_get("name")?, mission.try_get("status")?);
+    let (total, completed, failed, rolled_back): (i32, i32, i32, i32) = (
+        mission.try_get("total_actions")?,
+        mission.try_get("completed_actions")?,
+        mission.try_get("failed_actions")?,
+        mission.try_get("rolled_back_actions")?,
+    );
+    let progress: f64 = mission.try_get("progress_ratio")?;
     let quoted: String = message.chars().take(80).collect();
-    format!(
+    Ok(format!(
         "Mission {name} is {status}: {total} actions, {completed} verified, {failed} failed or rejected, \
          {rolled_back} rolled back; {:.0}% done. You said: \"{quoted}\"",
         progress * 100.0
-    )
+    ))
 }
 
 /// Sends a chat message to the mission's assistant; both messages are stored.
@@ -62,17 +68,17 @@ pub async fn chat(
                 INSERT INTO chat_messages (mission_id, session_id, role, content, idempotency_key)
                 SELECT id, $2, 'user', $3, $4 FROM mission
                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)
-             SELECT mission.*, sent.id FROM mission LEFT JOIN sent ON true",
+             SELECT mission.*, sent.id AS message_id FROM mission LEFT JOIN sent ON true",
             &[&body.mission_id, &session, &message, &key.as_str()],
         )
         .await?
         .ok_or_else(|| ApiError::not_found("mission", body.mission_id))?;
-    let Some(message_id) = row.get::<_, Option<Uuid>>(8) else {
+    let Some(message_id) = row.try_get::<_, Option<Uuid>>("message_id")? else {
         drop(tx);
         let replay = replayed_chat(&**client, &key, &body, &session, &message).await?;
         return Ok((StatusCode::OK, replay_headers(true), Json(replay)));
     };
-    let reply = compose_reply(&row, &message);
+    let reply = compose_reply(&row, &message)?;
     let reply_id: Uuid = tx
         .one(
             "INSERT INTO chat_messages (mission_id, session_id, role, content, reply_to)
@@ -80,7 +86,7 @@ pub async fn chat(
             &[&body.mission_id, &session, &reply, &message_id],
         )
         .await?
-        .get(0);
+        .try_get("id")?;
     events::record(
         &tx,
         &[NewEvent {
@@ -108,40 +114,45 @@ async fn replayed_chat(
 ) -> Result<ChatReply, ApiError> {
     let row = client
         .query_one(
-            "SELECT u.id, u.mission_id, u.session_id, u.content, a.id, a.content
+            "SELECT u.id AS message_id, u.mission_id, u.session_id, u.content AS message, a.id AS reply_id,
+                    a.content AS reply
                FROM chat_messages u JOIN chat_messages a ON a.reply_to = u.id
               WHERE u.idempotency_key = $1",
             &[&key.as_str()],
         )
         .await?;
-    let same = row.get::<_, Uuid>(1) == body.mission_id
-        && row.get::<_, String>(2) == session
-        && row.get::<_, String>(3) == message;
+    let same = row.try_get::<_, Uuid>("mission_id")? == body.mission_id
+        && row.try_get::<_, String>("session_id")? == session
+        && row.try_get::<_, String>("message")? == message;
     if !same {
         return Err(ApiError::Conflict("idempotency_key was already used for a different chat message".into()));
     }
-    Ok(ChatReply { message_id: row.get(0), reply_id: row.get(4), reply: row.get(5) })
+    Ok(ChatReply {
+        message_id: row.try_get("message_id")?,
+        reply_id: row.try_get("reply_id")?,
+        reply: row.try_get("reply")?,
+    })
 }
 
 const TASK_COLUMNS: &str =
     "id, mission_id, contract_id, kind, title, payload, status, result, attempts, created_at, updated_at, completed_at";
 
-impl From<&tokio_postgres::Row> for Task {
-    fn from(row: &tokio_postgres::Row) -> Self {
-        Self {
-            id: row.get(0),
-            mission_id: row.get(1),
-            contract_id: row.get(2),
-            kind: row.get(3),
-            title: row.get(4),
-            payload: row.get(5),
-            status: row.get(6),
-            result: row.get(7),
-            attempts: row.get(8),
-            created_at: row.get(9),
-            updated_at: row.get(10),
-            completed_at: row.get(11),
-        }
+impl FromRow for Task {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            mission_id: row.try_get("mission_id")?,
+            contract_id: row.try_get("contract_id")?,
+            kind: row.try_get("kind")?,
+            title: row.try_get("title")?,
+            payload: row.try_get("payload")?,
+            status: row.try_get("status")?,
+            result: row.try_get("result")?,
+            attempts: row.try_get("attempts")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            completed_at: row.try_get("completed_at")?,
+        })
     }
 }
 
@@ -188,13 +199,13 @@ pub async fn submit_task(
         let existing = client
             .query_one(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = $1"), &[&key.as_str()])
             .await?;
-        let task = Task::from(&existing);
+        let task = Task::from_row(&existing)?;
         if task.mission_id != body.mission_id || task.title != title || task.payload != payload {
             return Err(ApiError::Conflict("idempotency_key was already used for a different task".into()));
         }
         return Ok((StatusCode::ACCEPTED, replay_headers(true), Json(task)));
     };
-    let task = Task::from(&row);
+    let task = Task::from_row(&row)?;
     events::record(&tx, &[task_event(EventKind::TaskSubmitted, &caller, &task)]).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, replay_headers(false), Json(task)))
@@ -229,7 +240,7 @@ pub async fn task(
         .query_opt(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"), &[&id])
         .await?
         .ok_or_else(|| ApiError::not_found("task", id))?;
-    Ok(Json(Task::from(&row)))
+    Ok(Json(Task::from_row(&row)?))
 }
 
 /// Changes a queued task: its title, its payload, or cancels it.
@@ -270,7 +281,7 @@ pub async fn change_task(
             &[&id, &title, &payload, &change.status],
         )
         .await?;
-    let task = Task::from(&row);
+    let task = Task::from_row(&row)?;
     events::record(&tx, &[task_event(EventKind::TaskUpdated, &caller, &task)]).await?;
     tx.commit().await?;
     Ok(Json(task))
