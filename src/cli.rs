@@ -15,7 +15,8 @@ use crate::db::private::{PrivateClusterError, PrivatePostgres};
 use crate::db::{self, Database, DbError};
 use crate::health;
 use crate::report::compare;
-use crate::scenario::{ScenarioError, ScenarioSettings, Target, Thresholds};
+use crate::report::Thresholds;
+use crate::scenario::{ScenarioError, ScenarioSettings, Target};
 use crate::spec::Role;
 use clap::{Args, Parser, Subcommand};
 use grace_loadtests::Traffic;
@@ -572,21 +573,22 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
             let outcome = crate::scenario::run(settings, shutdown).await.map_err(scenario_error)?;
             let report = &outcome.report;
             let s = &report.summary;
-            if shutdown.is_cancelled() {
-                Err(CommandError::Interrupted)
-            } else if report.passed {
-                println!(
-                    "scenario passed: {} of {} criteria met; {}",
-                    s.criteria_passed, s.criteria, report.trends.verdict
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Err(CommandError::Failed(format!(
+            // The process exits with the code the report records.
+            match report.exit_code {
+                0 => {
+                    println!(
+                        "scenario passed: {} of {} criteria met; {}",
+                        s.criteria_passed, s.criteria, report.trends.verdict
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                crate::report::EXIT_INTERRUPTED => Err(CommandError::Interrupted),
+                _ => Err(CommandError::Failed(format!(
                     "scenario failed: {} of {} criteria met; failed: {}",
                     s.criteria_passed,
                     s.criteria,
                     s.failed.join("; ")
-                )))
+                ))),
             }
         }
         Command::Verify { database, mission, output } => {

@@ -1,18 +1,28 @@
 //! What a scenario reports, kept apart from how it was measured: the report's
 //! data (serialized as `scenario_report_<timestamp>.json`), the per-mission
 //! `e2e_metrics_<mission_id>.json`, and renderings of the same data as a
-//! self-contained HTML page ([`html`]) and JUnit XML ([`junit`]). Past runs
+//! self-contained HTML page ([`html`]) and JUnit XML ([`junit`]). What is
+//! computed over a whole run is here too: [`aggregates`] over iterations,
+//! resource [`trends`] and the leak verdict, the run's [`configuration`],
+//! the closing [`text`] table, and the verdict with its exit code. Past runs
 //! are listed from Postgres ([`history`]) and two reports compared
 //! ([`compare`]).
 
+pub mod aggregates;
 pub mod compare;
+pub mod configuration;
 pub mod history;
 pub mod html;
 pub mod junit;
+pub mod text;
+pub mod trends;
+
+pub use configuration::{RunConfiguration, Thresholds};
 
 use crate::control::result::{LatencySummary, LoadResult};
 use crate::verify::ConsistencyCheck;
 use chrono::{DateTime, Utc};
+use grace_loadtests::Recorded;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -20,6 +30,9 @@ use uuid::Uuid;
 
 /// Bumped when a report's shape changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// One pass/fail judgement; JUnit gets one testcase per criterion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +166,58 @@ pub struct ScenarioReport {
 }
 
 impl ScenarioReport {
+    /// The report of a run: its aggregates and trends computed and its
+    /// verdict drawn. `merged`: the load histograms of every iteration merged.
+    pub fn new(
+        run_id: Uuid,
+        started_at: DateTime<Utc>,
+        configuration: &RunConfiguration,
+        iterations: Vec<IterationReport>,
+        merged: &Recorded,
+        interrupted: bool,
+    ) -> Self {
+        let trends = Trends::of(&iterations);
+        let mut report = Self {
+            schema_version: SCHEMA_VERSION,
+            run_id,
+            started_at,
+            finished_at: Utc::now(),
+            passed: false,
+            exit_code: 1,
+            configuration: serde_json::to_value(configuration).expect("configurations serialize"),
+            summary: Self::summarize(&iterations, &trends),
+            aggregates: Aggregates::of(&iterations, merged),
+            iterations,
+            trends,
+        };
+        report.judge(interrupted);
+        report
+    }
+
+    /// Adds phase 8's record (how writing the reports went) to the last
+    /// iteration and draws the verdict again.
+    pub fn add_report_phase(&mut self, record: PhaseRecord) {
+        let interrupted = self.exit_code == EXIT_INTERRUPTED;
+        if let Some(last) = self.iterations.last_mut() {
+            last.passed &= record.passed;
+            last.phases.push(record);
+        }
+        self.judge(interrupted);
+    }
+
+    /// The verdict, and the exit code the process ends with: 0 when every
+    /// criterion held, 130 when interrupted, else 1.
+    fn judge(&mut self, interrupted: bool) {
+        self.summary = Self::summarize(&self.iterations, &self.trends);
+        self.passed = self.summary.failed.is_empty() && !interrupted;
+        self.exit_code = match (self.passed, interrupted) {
+            (_, true) => EXIT_INTERRUPTED,
+            (true, false) => 0,
+            (false, false) => 1,
+        };
+        self.finished_at = Utc::now();
+    }
+
     /// Every criterion, named `phase N name: criterion` and, for iterations
     /// after the first, prefixed with the iteration.
     pub fn all_criteria(&self) -> Vec<(String, &Criterion)> {
@@ -238,20 +303,25 @@ impl ScenarioReport {
         })
     }
 
+    /// `scenario_report_<start, UTC>`: the name of the report's JSON and HTML files.
+    pub fn file_stem(&self) -> String {
+        format!("scenario_report_{}", self.started_at.format("%Y%m%dT%H%M%SZ"))
+    }
+
     /// Writes every report file into `dir`; returns their paths.
     pub fn write(&self, dir: &Path, chaos: bool, goose_reports: &[(String, String)]) -> std::io::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;
-        let stamp = self.started_at.format("%Y%m%dT%H%M%SZ");
+        let stem = self.file_stem();
         let mut written = Vec::new();
         for iteration in &self.iterations {
             let path = dir.join(format!("e2e_metrics_{}.json", iteration.mission_id));
             write_json(&path, &self.e2e_metrics(iteration, chaos))?;
             written.push(path);
         }
-        let path = dir.join(format!("scenario_report_{stamp}.json"));
+        let path = dir.join(format!("{stem}.json"));
         write_json(&path, &serde_json::to_value(self).expect("reports serialize"))?;
         written.push(path);
-        let path = dir.join(format!("scenario_report_{stamp}.html"));
+        let path = dir.join(format!("{stem}.html"));
         std::fs::write(&path, html::render(self))?;
         written.push(path);
         let path = dir.join("junit.xml");
@@ -285,4 +355,101 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A report of `iterations` iterations with one passed criterion each.
+    pub(crate) fn report_with(iterations: u32) -> ScenarioReport {
+        let iterations = (1..=iterations)
+            .map(|n| IterationReport {
+                iteration: n,
+                mission_id: Uuid::from_u128(u128::from(n)),
+                passed: true,
+                phases: vec![PhaseRecord {
+                    number: 1,
+                    name: "mission setup".into(),
+                    started_at: DateTime::UNIX_EPOCH,
+                    duration_ms: 10,
+                    passed: true,
+                    criteria: vec![Criterion::new("mission created with its id", true, "ok")],
+                    notes: vec![],
+                    error: None,
+                }],
+                load: None,
+                counts: None,
+                consistency: vec![],
+                resources: ResourceSample::default(),
+            })
+            .collect();
+        let configuration = RunConfiguration {
+            backend: "http://127.0.0.1:1".into(),
+            bundled_backend: true,
+            database: "postgres://grace@127.0.0.1:1/grace".into(),
+            users: 1,
+            run_time_secs: 1,
+            rate: None,
+            expect_workers: None,
+            iterations: 1,
+            chaos: false,
+            chaos_rate: None,
+            thresholds: Thresholds { max_avg_ms: 500.0, max_latency_ms: 2000.0, max_error_rate: 0.1 },
+            out: "out".into(),
+        };
+        ScenarioReport::new(Uuid::nil(), DateTime::UNIX_EPOCH, &configuration, iterations, &Recorded::default(), false)
+    }
+
+    fn report_phase(passed: bool) -> PhaseRecord {
+        PhaseRecord {
+            number: 8,
+            name: "report".into(),
+            started_at: DateTime::UNIX_EPOCH,
+            duration_ms: 3,
+            passed,
+            criteria: vec![Criterion::new("reports written", passed, "somewhere")],
+            notes: vec![],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_exit_code_is_the_verdict_and_an_interrupted_run_says_130() {
+        let passed = report_with(1);
+        assert!(passed.passed);
+        assert_eq!(passed.exit_code, 0);
+        let configuration: RunConfiguration = serde_json::from_value(passed.configuration.clone()).unwrap();
+        let interrupted = ScenarioReport::new(
+            Uuid::nil(),
+            DateTime::UNIX_EPOCH,
+            &configuration,
+            passed.iterations.clone(),
+            &Recorded::default(),
+            true,
+        );
+        assert!(!interrupted.passed);
+        assert_eq!(interrupted.exit_code, EXIT_INTERRUPTED);
+        let mut failed = passed.clone();
+        failed.iterations[0].phases[0].criteria[0].passed = false;
+        failed.judge(false);
+        assert_eq!((failed.passed, failed.exit_code), (false, 1));
+    }
+
+    #[test]
+    fn a_failed_report_phase_fails_the_run_and_an_interrupted_one_stays_130() {
+        let mut report = report_with(2);
+        report.add_report_phase(report_phase(true));
+        assert_eq!((report.passed, report.exit_code, report.summary.criteria), (true, 0, 3));
+        assert_eq!(report.iterations[1].phases.last().unwrap().number, 8);
+        let mut report = report_with(2);
+        report.add_report_phase(report_phase(false));
+        assert_eq!((report.passed, report.exit_code), (false, 1));
+        assert!(!report.iterations[1].passed);
+        assert_eq!(report.summary.failed, ["iteration 2 phase 8 report: reports written"]);
+        let mut interrupted = report_with(1);
+        interrupted.judge(true);
+        interrupted.add_report_phase(report_phase(true));
+        assert_eq!(interrupted.exit_code, EXIT_INTERRUPTED);
+    }
 }

@@ -4,10 +4,12 @@
 //! into one verdict a team can gate a deploy on: exit 0 only when every
 //! criterion of every iteration held, with the reports written either way.
 //!
-//! - [`phases`]: phases 1–7 of one iteration.
+//! - [`phases`]: what each phase does and checks: 1–7 for each iteration,
+//!   8 (the reports) once after all of them.
 //! - [`monitor`]: the live `--monitor` line.
 //!
-//! Phase 8 (reports) is here: it runs once, after every iteration.
+//! What is computed over the whole run (aggregates, trends, the verdict and
+//! its exit code) is the report's business: see `crate::report`.
 
 mod monitor;
 mod phases;
@@ -18,14 +20,12 @@ use crate::client::{prometheus, BackendClient};
 use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
 use crate::control::coordinator::LoadOutcome;
 use crate::control::plan::{LoadPlan, LoadShape};
-use crate::control::result::{LatencySummary, OVERALL};
 use crate::db::private::PrivateClusterError;
 use crate::db::{self, Database, DbError};
-use crate::report::{self, Aggregates, IterationReport, PhaseRecord, ResourceSample, ScenarioReport, Trends};
+use crate::report::{self, IterationReport, PhaseRecord, ResourceSample, RunConfiguration, ScenarioReport, Thresholds};
 use chrono::Utc;
 use grace_loadtests::{Recorded, Traffic};
 use phases::{PhaseError, PhaseResult};
-use serde_json::json;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -36,17 +36,6 @@ use uuid::Uuid;
 
 /// The chaos rate `--chaos` sets on the mission.
 const CHAOS_RATE: f64 = 0.1;
-/// Growth (after the first iteration) past which rising memory is a leak.
-const LEAK_GROWTH: f64 = 0.25;
-
-/// Phase 6's limits.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Thresholds {
-    pub max_avg_ms: f64,
-    pub max_latency_ms: f64,
-    /// A fraction: 0.1 is 10%.
-    pub max_error_rate: f64,
-}
 
 /// Which backend the scenario proves.
 pub enum Target {
@@ -178,87 +167,35 @@ async fn run_on(
         return Err(ScenarioError::Interrupted);
     }
 
-    // Phase 8: the reports. Its record goes with the last iteration's phases.
-    let phase_start = (Utc::now(), Instant::now());
-    let dir = settings.out.clone();
-    let stamp = started_at.format("%Y%m%dT%H%M%SZ");
-    let files = format!(
-        "e2e_metrics_<mission>.json, scenario_report_{stamp}.json and .html, junit.xml and {} goose report(s) in {}",
-        goose_reports.len(),
-        dir.display()
-    );
-    if let Some(last) = iterations.last_mut() {
-        last.phases.push(PhaseRecord {
-            number: 8,
-            name: "report".into(),
-            started_at: phase_start.0,
-            duration_ms: 0,
-            passed: true,
-            criteria: vec![report::Criterion::new("reports written", true, files)],
-            notes: vec![],
-            error: None,
-        });
-    }
-    let trends = trends(&iterations);
-    let aggregates = aggregates(&iterations, &merged);
-    let summary = ScenarioReport::summarize(&iterations, &trends);
-    let passed = summary.failed.is_empty() && !shutdown.is_cancelled();
-    let report = ScenarioReport {
-        schema_version: report::SCHEMA_VERSION,
-        run_id,
-        started_at,
-        finished_at: Utc::now(),
-        passed,
-        exit_code: if passed { 0 } else { 1 },
-        configuration: configuration(settings, &context),
-        summary,
-        iterations,
-        aggregates,
-        trends,
-    };
+    let interrupted = shutdown.is_cancelled();
+    let mut report =
+        ScenarioReport::new(run_id, started_at, &context.configuration(), iterations, &merged, interrupted);
+    // Phase 8: the reports, timed like every other phase. Its own record
+    // belongs in the files it times, so they are written once within the
+    // phase (which fails, saying why, when they cannot be) and once more,
+    // whole, with that record in them.
+    let dir = &settings.out;
+    let mut reporting = Vec::new();
+    context
+        .measured(&mut reporting, 8, "report", async {
+            Ok((phases::reports(&report, dir, settings.chaos, &goose_reports), ()))
+        })
+        .await;
+    report.add_report_phase(reporting.pop().expect("a measured phase leaves its record"));
     let written = report
-        .write(&dir, settings.chaos, &goose_reports)
+        .write(dir, settings.chaos, &goose_reports)
         .map_err(|error| ScenarioError::Reports { dir: dir.display().to_string(), error })?;
+    for path in &written {
+        println!("   wrote {}", path.display());
+    }
     let mut history = db::connect(&context.database).await?;
     if let Err(e) = report::history::record(&mut history, &report, settings.chaos).await {
         tracing::warn!(error = %db::describe(&e), "could not record the run for `grace report history`");
     }
-    println!("phase 8/8 report ✓ {:.2}s", phase_start.1.elapsed().as_secs_f64());
-    for path in &written {
-        println!("   wrote {}", path.display());
-    }
     if report.iterations.len() > 1 {
-        print!("{}", iteration_table(&report));
+        print!("{}", report.iteration_table());
     }
     Ok(ScenarioOutcome { report, written })
-}
-
-/// One line per iteration, and the trend verdict under it.
-fn iteration_table(report: &ScenarioReport) -> String {
-    let mut table = format!(
-        "\n{:>4} {:<36} {:>6} {:>9} {:>8} {:>8} {:>9} {:>6} {:>10}\n",
-        "it", "mission", "result", "requests", "req/s", "p95 ms", "RSS MiB", "conns", "tables MiB"
-    );
-    for it in &report.iterations {
-        let load = it.load.as_ref();
-        let p95 = load.and_then(|l| l.latency.first()).map_or_else(|| "-".into(), |o| format!("{:.1}", o.p95_ms));
-        let rss =
-            it.resources.backend_rss_bytes.map_or_else(|| "-".into(), |b| format!("{:.1}", b as f64 / 1_048_576.0));
-        table.push_str(&format!(
-            "{:>4} {:<36} {:>6} {:>9} {:>8.1} {:>8} {:>9} {:>6} {:>10.1}\n",
-            it.iteration,
-            it.mission_id,
-            if it.passed { "passed" } else { "FAILED" },
-            load.map_or(0, |l| l.total.requests),
-            load.map_or(0.0, |l| l.total.requests_per_second),
-            p95,
-            rss,
-            it.resources.database_connections,
-            it.resources.table_bytes as f64 / 1_048_576.0,
-        ));
-    }
-    table.push_str(&format!("trends: {}\n", report.trends.verdict));
-    table
 }
 
 /// Waits briefly for the backend to answer healthy; unreachable is exit 3.
@@ -377,22 +314,36 @@ impl Context<'_> {
         }
     }
 
-    /// Runs one phase: announces it, times it, prints its criteria, and
-    /// records it — as a failure with its cause when it could not finish.
+    /// Runs one phase unless the run is interrupted first: see `measured`.
     async fn phase<T>(
         &self,
         phases: &mut Vec<PhaseRecord>,
         number: u8,
-        name: &str,
+        name: &'static str,
         work: impl Future<Output = Result<(PhaseResult, T), PhaseError>>,
     ) -> Option<T> {
-        self.phase.send_modify(|s| s.phase = format!("{number}/8 {name}"));
+        let cancellable = async {
+            tokio::select! {
+                outcome = work => outcome,
+                () = self.shutdown.cancelled() => Err(PhaseError::Skipped("interrupted".into())),
+            }
+        };
+        self.measured(phases, number, name, cancellable).await
+    }
+
+    /// Runs one phase: announces it, times it, prints its criteria, and
+    /// records it — as a failure with its cause when it could not finish.
+    async fn measured<T>(
+        &self,
+        phases: &mut Vec<PhaseRecord>,
+        number: u8,
+        name: &'static str,
+        work: impl Future<Output = Result<(PhaseResult, T), PhaseError>>,
+    ) -> Option<T> {
+        self.phase.send_modify(|s| s.phase = Some(monitor::Phase { number, name }));
         let started_at = Utc::now();
         let clock = Instant::now();
-        let outcome = tokio::select! {
-            outcome = work => outcome,
-            () = self.shutdown.cancelled() => Err(PhaseError::Skipped("interrupted".into())),
-        };
+        let outcome = work.await;
         let duration_ms = clock.elapsed().as_millis() as u64;
         let (record, value) = match outcome {
             Ok((result, value)) => {
@@ -419,6 +370,26 @@ impl Context<'_> {
         print_phase(&record);
         phases.push(record);
         value
+    }
+
+    /// The options the scenario ran with, as a report shows them.
+    fn configuration(&self) -> RunConfiguration {
+        let settings = self.settings;
+        let load = &settings.load;
+        RunConfiguration {
+            backend: self.api.url().to_string(),
+            bundled_backend: matches!(settings.target, Target::Bundled { .. }),
+            database: self.database.to_string(),
+            users: load.users,
+            run_time_secs: load.run_time.as_secs(),
+            rate: load.rate,
+            expect_workers: load.expect_workers,
+            iterations: settings.iterations,
+            chaos: settings.chaos,
+            chaos_rate: settings.chaos.then_some(CHAOS_RATE),
+            thresholds: settings.thresholds.clone(),
+            out: settings.out.display().to_string(),
+        }
     }
 
     async fn sample_resources(&self) -> ResourceSample {
@@ -467,100 +438,5 @@ fn print_phase(record: &PhaseRecord) {
     }
     if let Some(error) = &record.error {
         println!("   ✗ {error}");
-    }
-}
-
-/// The options the scenario ran with, as a report shows them: no tokens, and
-/// the database URL without its password.
-fn configuration(settings: &ScenarioSettings, context: &Context<'_>) -> serde_json::Value {
-    let load = &settings.load;
-    json!({
-        "backend": context.api.url().to_string(),
-        "bundled_backend": matches!(settings.target, Target::Bundled { .. }),
-        "database": context.database.to_string(),
-        "users": load.users,
-        "run_time_secs": load.run_time.as_secs(),
-        "rate": load.rate,
-        "expect_workers": load.expect_workers,
-        "iterations": settings.iterations,
-        "chaos": settings.chaos,
-        "chaos_rate": settings.chaos.then_some(CHAOS_RATE),
-        "thresholds": settings.thresholds,
-        "out": settings.out.display().to_string(),
-    })
-}
-
-fn aggregates(iterations: &[IterationReport], merged: &Recorded) -> Aggregates {
-    let loads: Vec<_> = iterations.iter().filter_map(|it| it.load.as_ref()).collect();
-    let requests: u64 = loads.iter().map(|l| l.total.requests).sum();
-    let failures: u64 = loads.iter().map(|l| l.total.failures).sum();
-    let injected: u64 = loads.iter().map(|l| l.injected_faults.min(l.total.failures)).sum();
-    let throughput = if loads.is_empty() {
-        0.0
-    } else {
-        loads.iter().map(|l| l.total.requests_per_second).sum::<f64>() / loads.len() as f64
-    };
-    let total = crate::control::result::Throughput { requests, failures, requests_per_second: throughput };
-    Aggregates {
-        requests,
-        failures,
-        injected_faults: injected,
-        error_rate: failures as f64 / requests.max(1) as f64,
-        genuine_error_rate: (failures - injected) as f64 / requests.max(1) as f64,
-        throughput_rps: throughput,
-        latency: (!merged.overall.is_empty()).then(|| LatencySummary::of(OVERALL, &total, &merged.overall)),
-    }
-}
-
-/// Backend memory, database connections and table sizes per iteration, and
-/// whether they point at a leak: memory or connections that rose at every
-/// iteration after the first (a warm-up) by more than `LEAK_GROWTH` in all.
-/// Tables grow by design (every iteration keeps its data); they are shown.
-fn trends(iterations: &[IterationReport]) -> Trends {
-    let mib = |bytes: u64| (bytes as f64 / 1_048_576.0 * 10.0).round() / 10.0;
-    let rss: Vec<f64> = iterations.iter().filter_map(|it| it.resources.backend_rss_bytes.map(mib)).collect();
-    let connections: Vec<i64> = iterations.iter().map(|it| it.resources.database_connections).collect();
-    let tables: Vec<f64> = iterations.iter().map(|it| mib(it.resources.table_bytes.max(0) as u64)).collect();
-    let rising = |values: &[f64]| -> Option<f64> {
-        let after_warmup = values.get(1..)?;
-        if after_warmup.len() < 2 || !after_warmup.windows(2).all(|w| w[1] > w[0]) {
-            return None;
-        }
-        let growth = after_warmup[after_warmup.len() - 1] / after_warmup[0].max(f64::MIN_POSITIVE) - 1.0;
-        (growth > LEAK_GROWTH).then_some(growth)
-    };
-    let connections_f: Vec<f64> = connections.iter().map(|c| *c as f64).collect();
-    let mut suspicions = Vec::new();
-    if let Some(growth) = rising(&rss) {
-        suspicions.push(format!("backend memory rose every iteration, {:.0}% in all ({rss:?} MiB)", growth * 100.0));
-    }
-    if let Some(growth) = rising(&connections_f) {
-        suspicions.push(format!(
-            "database connections rose every iteration, {:.0}% in all ({connections:?})",
-            growth * 100.0
-        ));
-    }
-    let table_growth = match (tables.first(), tables.last()) {
-        (Some(first), Some(last)) if tables.len() > 1 => {
-            format!(
-                "tables grew {:.1} MiB per iteration (data kept by design)",
-                (last - first) / (tables.len() - 1) as f64
-            )
-        }
-        _ => "one iteration: tables not compared".to_string(),
-    };
-    let verdict = if iterations.len() < 3 {
-        format!("not judged: a leak verdict needs 3+ iterations; {table_growth}")
-    } else if suspicions.is_empty() {
-        format!("no leak: memory and connections level off after the first iteration; {table_growth}")
-    } else {
-        format!("possible leak: {}; {table_growth}", suspicions.join("; "))
-    };
-    Trends {
-        backend_rss_mib: rss,
-        database_connections: connections,
-        table_mib: tables,
-        leak_suspected: !suspicions.is_empty(),
-        verdict,
     }
 }

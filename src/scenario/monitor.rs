@@ -15,11 +15,19 @@ use uuid::Uuid;
 
 const EVERY: Duration = Duration::from_secs(2);
 
+/// A phase as the runner announces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Phase {
+    /// 1 to 8.
+    pub number: u8,
+    pub name: &'static str,
+}
+
 /// Where the scenario is, as the runner announces it.
 #[derive(Debug, Clone, Default)]
 pub struct Status {
-    /// `N/8 name`.
-    pub phase: String,
+    /// The phase running now; `None` before the first.
+    pub phase: Option<Phase>,
     pub mission: Option<Uuid>,
 }
 
@@ -108,17 +116,18 @@ pub async fn run(api: BackendClient, database: DatabaseUrl, status: watch::Recei
                 .unwrap_or((0, 0, None)),
             None => (0, 0, None),
         };
+        let phase = current.phase.map_or_else(String::new, |p| format!("{}/8 {}", p.number, p.name));
         let line = format!(
-            "phase {} | events {events} | contracts {contracts} | latest {} | {:.0} req/s | errors {:.1}% | p95 {p95} | log lag {lag}",
-            current.phase,
+            "phase {phase} | events {events} | contracts {contracts} | latest {} | {:.0} req/s | errors {:.1}% | p95 {p95} | log lag {lag}",
             latest.as_deref().unwrap_or("-"),
             requests / seconds,
             if requests > 0.0 { errors / requests * 100.0 } else { 0.0 },
         );
         match &bar {
             Some(bar) => {
-                let done = current.phase.split('/').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
-                bar.set_position(done.saturating_sub(1));
+                // Phases before the running one are done.
+                let done = current.phase.map_or(0, |p| u64::from(p.number).saturating_sub(1));
+                bar.set_position(done);
                 bar.set_message(line);
             }
             None => eprintln!("monitor: {line}"),

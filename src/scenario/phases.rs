@@ -1,9 +1,9 @@
-//! Phases 1–7 of one iteration (DESIGN.md, "The scenario"), each a function
-//! that does its work through the backend's API, checks the outcome — where
-//! it matters, in Postgres — and returns its criteria. A phase that cannot
-//! finish returns an error, which the runner records as that phase's failure.
+//! The phases (DESIGN.md, "The scenario"): 1–7 of one iteration, each a
+//! function that does its work through the backend's API, checks the outcome
+//! — where it matters, in Postgres — and returns its criteria; and 8, the
+//! reports. A phase that cannot finish returns an error, which the runner
+//! records as that phase's failure.
 
-use super::Thresholds;
 use crate::api::actions::{DecisionBody, ErrorReportBody};
 use crate::api::admin::{FaultKind, FaultRequest};
 use crate::api::missions::NewMission;
@@ -11,12 +11,14 @@ use crate::client::{BackendClient, ClientError};
 use crate::control::coordinator::{self, LoadOutcome};
 use crate::control::plan::LoadPlan;
 use crate::control::ControlError;
-use crate::report::{Criterion, MissionCounts};
+use crate::report::Thresholds;
+use crate::report::{Criterion, MissionCounts, ScenarioReport};
 use crate::spec::{
     decide_tier, ApprovalStatus, ConfidencePath, ContractStatus, Decision, EventKind, MissionCounter, SnapshotStatus,
     Tier, DEFAULT_POLICY,
 };
 use crate::verify::{self, ConsistencyCheck};
+use std::path::Path;
 use std::time::Duration;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -402,4 +404,67 @@ pub async fn mission_counts(db: &Client, mission: Uuid) -> Result<MissionCounts,
         rollback_frequency: rollbacks as f64 / (completed + rollbacks).max(1) as f64,
         confidence_trend,
     })
+}
+
+/// Phase 8: every report file written into `dir`, and the JSON report read
+/// back as the report it was written from.
+pub fn reports(report: &ScenarioReport, dir: &Path, chaos: bool, goose_reports: &[(String, String)]) -> PhaseResult {
+    let mut result = PhaseResult::default();
+    let stem = report.file_stem();
+    match report.write(dir, chaos, goose_reports) {
+        Err(e) => result.check("reports written", false, format!("into {}: {e}", dir.display())),
+        Ok(written) => {
+            result.check(
+                "reports written",
+                true,
+                format!(
+                    "{} files: e2e_metrics_<mission>.json, {stem}.json and .html, junit.xml and {} goose report(s) in {}",
+                    written.len(),
+                    goose_reports.len(),
+                    dir.display()
+                ),
+            );
+            let path = dir.join(format!("{stem}.json"));
+            let read_back = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_str::<ScenarioReport>(&text).map_err(|e| e.to_string()));
+            let (same, detail) = match read_back {
+                Ok(again) if again == *report => (true, format!("{} parses back unchanged", path.display())),
+                Ok(_) => (false, format!("{} parses back to a different report", path.display())),
+                Err(e) => (false, format!("{}: {e}", path.display())),
+            };
+            result.check("the JSON report reads back as written", same, detail);
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::report_with;
+
+    #[test]
+    fn the_report_phase_passes_when_its_files_are_written_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = report_with(1);
+        let result = reports(&report, dir.path(), false, &[("goose.html".into(), "<html></html>".into())]);
+        assert!(result.criteria.iter().all(|c| c.passed), "{:?}", result.criteria);
+        assert_eq!(result.criteria.len(), 2);
+        assert!(result.criteria[0].detail.starts_with("5 files: "), "{}", result.criteria[0].detail);
+        assert!(dir.path().join("goose.html").exists());
+    }
+
+    #[test]
+    fn the_report_phase_fails_saying_why_when_the_files_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("a-file");
+        std::fs::write(&blocker, "not a directory").unwrap();
+        let result = reports(&report_with(1), &blocker.join("reports"), false, &[]);
+        assert_eq!(result.criteria.len(), 1);
+        let written = &result.criteria[0];
+        assert!(!written.passed);
+        assert_eq!(written.name, "reports written");
+        assert!(written.detail.contains("a-file/reports"), "{}", written.detail);
+    }
 }

@@ -9,8 +9,13 @@
 mod helpers;
 
 use helpers::{closed_port, grace, Ran, TestDatabase};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 /// A short scenario: the phases are all there, the load is brief.
 const SHORT: &[&str] = &["--users", "10", "--run-time", "3s"];
@@ -240,4 +245,35 @@ async fn an_unreachable_backend_exits_3() {
     let ran = scenario(&database, out.path(), &["--backend", &backend, "--tokens", tokens]).await;
     assert_eq!(ran.code, Some(3), "{}", ran.all_output());
     assert!(ran.stderr.contains(&format!("the backend at {backend} is unreachable")), "{}", ran.stderr);
+}
+
+#[tokio::test]
+async fn an_interrupted_run_exits_130_and_its_report_says_130() {
+    let database = TestDatabase::migrated().await;
+    let out = tempfile::tempdir().unwrap();
+    let mut child = grace()
+        .args(["scenario", "--users", "5", "--run-time", "60s", "--out", out.path().to_str().unwrap()])
+        .env("DATABASE_URL", database.url.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    // Phase 4's line is printed when it ends, as the load of phase 5 begins.
+    while !printed.lines().any(|line| line.starts_with("phase 4/8 ")) {
+        let read =
+            tokio::time::timeout(Duration::from_secs(60), stdout.read_line(&mut printed)).await.unwrap().unwrap();
+        assert!(read > 0, "the scenario ended before its load: {printed}");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGINT).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
+    stdout.read_to_string(&mut printed).await.unwrap();
+    assert_eq!(status.code(), Some(130), "{printed}");
+    let report = json(&report_file(out.path(), "scenario_report_", ".json"));
+    assert_eq!(report["exit_code"], 130, "the report records the code the process exited with");
+    assert_eq!(report["passed"], false);
+    let phases = report["iterations"][0]["phases"].as_array().unwrap();
+    assert_eq!(phases.last().unwrap()["number"], 8, "the reports are written even so");
+    assert!(printed.contains("phase 8/8 report ✓"), "{printed}");
 }
