@@ -63,10 +63,13 @@ impl Tokens {
         Self { by_token }
     }
 
-    /// Just one token, held as `role`'s: what a command given a single
-    /// `--token` has. The backend judges the token; it is not checked here.
-    pub fn single(role: Role, token: &SecretString) -> Self {
-        Self { by_token: HashMap::from([(token.expose_secret().to_string(), role)]) }
+    /// These tokens with `token` as `role`'s only one: what a command given a
+    /// single `--token` holds. The backend judges the token; it is not
+    /// checked here.
+    pub fn with(mut self, role: Role, token: &SecretString) -> Self {
+        self.by_token.retain(|_, held| *held != role);
+        self.by_token.insert(token.expose_secret().to_string(), role);
+        self
     }
 
     pub fn role_of(&self, token: &str) -> Option<Role> {
@@ -127,10 +130,14 @@ mod tests {
     }
 
     #[test]
-    fn a_single_token_is_held_for_its_role_and_lacks_the_others() {
-        let tokens = Tokens::single(Role::Operator, &SecretString::from("an-operator-token"));
+    fn a_single_token_is_its_roles_only_and_the_others_are_lacking() {
+        let tokens = Tokens::default().with(Role::Operator, &SecretString::from("an-operator-token"));
         assert_eq!(tokens.token_for(Role::Operator), Some("an-operator-token"));
         assert_eq!(tokens.token_for(Role::Approver), None);
         assert_eq!(format!("{tokens:?}"), "Tokens(operator)");
+        let both = Tokens::parse("operator=an-older-operator-token,admin=an-admin-token-here").unwrap();
+        let both = both.with(Role::Operator, &SecretString::from("an-operator-token"));
+        assert_eq!(both.token_for(Role::Operator), Some("an-operator-token"), "the single token replaces the role's");
+        assert_eq!(both.token_for(Role::Admin), Some("an-admin-token-here"));
     }
 }

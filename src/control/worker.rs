@@ -90,8 +90,11 @@ impl Worker {
     /// Checks the backend answers (when this worker names one), then registers.
     pub async fn register(settings: WorkerSettings) -> Result<Self, ControlError> {
         if let Some(backend) = &settings.backend {
-            check_backend(&BackendClient::new(backend.clone(), Tokens::single(Role::Operator, &settings.token)))
-                .await?;
+            check_backend(&BackendClient::new(
+                backend.clone(),
+                Tokens::default().with(Role::Operator, &settings.token),
+            ))
+            .await?;
         }
         let client = Arc::new(db::connect(&settings.database).await?);
         let host = nix::unistd::gethostname().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());

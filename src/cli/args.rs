@@ -1,0 +1,354 @@
+//! What each command accepts, and the parsing of it into domain types at the
+//! edge: groups shared by several commands (a database, a backend and its
+//! tokens, the shape of the load, phase 6's thresholds, `--json`), then each
+//! command's own. A database URL is parsed after clap, which would echo a
+//! password in its own errors; tokens are held as secrets from the start.
+
+use super::exit::CommandError;
+use crate::client::BackendClient;
+use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl, Tokens};
+use crate::control::plan::LoadShape;
+use crate::control::HEARTBEAT;
+use crate::report::Thresholds;
+use crate::spec::Role;
+use clap::Args;
+use secrecy::{ExposeSecret, SecretString};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL. Without one, a private PostgreSQL is started for this
+    /// command from the installed binaries and removed when it ends.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    pub fn parse(&self) -> Result<Option<DatabaseUrl>, ConfigError> {
+        self.database_url.as_deref().map(DatabaseUrl::parse).transpose()
+    }
+
+    /// A database the command cannot invent: a private one would be empty.
+    pub fn required(&self, what: &str) -> Result<DatabaseUrl, CommandError> {
+        self.parse()?
+            .ok_or_else(|| CommandError::Usage(format!("{what} is required: pass --database-url or set DATABASE_URL")))
+    }
+}
+
+/// A backend, and the tokens to call it with: one token (`--token`, an
+/// operator's unless a command says otherwise) and/or several roles' tokens
+/// (`--tokens`). Each command words `--backend` its own way.
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    #[arg(long, env = "GRACE_BACKEND_URL", value_name = "URL")]
+    backend: Option<String>,
+    /// An operator token of the backend.
+    #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN", value_parser = secret)]
+    token: Option<SecretString>,
+    /// Tokens as role=token pairs, comma-separated (roles: operator, approver,
+    /// governance, admin), for commands that act in several roles.
+    #[arg(long, env = "GRACE_TOKENS", hide_env_values = true, value_name = "SPEC", value_parser = secret)]
+    tokens: Option<SecretString>,
+}
+
+impl BackendArgs {
+    pub fn url(&self) -> Result<Option<BackendUrl>, ConfigError> {
+        self.backend.as_deref().map(BackendUrl::parse).transpose()
+    }
+
+    /// The tokens given: `--tokens`' roles, and `--token` as the operator's.
+    pub fn tokens(&self) -> Result<Tokens, CommandError> {
+        let tokens = match &self.tokens {
+            Some(spec) => {
+                Tokens::parse(spec.expose_secret()).map_err(|e| CommandError::Usage(format!("invalid tokens: {e}")))?
+            }
+            None => Tokens::default(),
+        };
+        Ok(match self.token.as_ref().filter(|t| !t.expose_secret().is_empty()) {
+            Some(token) => tokens.with(Role::Operator, token),
+            None => tokens,
+        })
+    }
+
+    /// Whether role=token pairs were given (the scenario needs every role).
+    pub fn has_role_tokens(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// The operator token, which a command that sends load cannot do without.
+    pub fn operator_token(&self) -> Result<SecretString, CommandError> {
+        self.tokens()?
+            .token_for(Role::Operator)
+            .map(SecretString::from)
+            .ok_or_else(|| CommandError::Usage("an operator token is required: pass --token or set GRACE_TOKEN".into()))
+    }
+
+    /// A client of the backend, when one was named.
+    pub fn client(&self) -> Result<Option<BackendClient>, CommandError> {
+        match self.url()? {
+            None => Ok(None),
+            Some(url) => Ok(Some(BackendClient::new(url, self.tokens()?))),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print the result as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The load options shared by `grace load` and `grace scenario`.
+#[derive(Debug, Args)]
+pub struct LoadShapeArgs {
+    /// Concurrent users, across all workers.
+    #[arg(long, short = 'u', env = "GRACE_USERS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    users: u32,
+    /// How long the load runs (30s, 2m, 1h).
+    #[arg(long, short = 't', env = "GRACE_RUN_TIME", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    run_time: Duration,
+    /// Open model: requests per second across all workers, sent on schedule;
+    /// latency counts from when a request was due. Default: closed model.
+    #[arg(long, value_name = "PER_SECOND")]
+    rate: Option<f64>,
+    /// Wait for this many `grace worker`s and split the users between them;
+    /// without it, one worker runs in this process.
+    #[arg(long, env = "GRACE_EXPECT_WORKERS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    expect_workers: Option<u32>,
+    /// How long to wait for the expected workers (exit 3 after, naming who joined).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    join_timeout: Duration,
+    /// A worker silent this long is marked lost.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    heartbeat_timeout: Duration,
+}
+
+impl LoadShapeArgs {
+    pub fn parse(&self) -> Result<LoadShape, CommandError> {
+        if self.run_time < Duration::from_secs(1) {
+            return Err(CommandError::Usage("invalid --run-time: at least 1s".into()));
+        }
+        if let Some(rate) = self.rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+            return Err(CommandError::Usage(format!(
+                "invalid --rate {rate}: a positive number of requests per second"
+            )));
+        }
+        if let Some(workers) = self.expect_workers.filter(|w| *w > self.users) {
+            return Err(CommandError::Usage(format!(
+                "--users {} cannot be split between {workers} workers",
+                self.users
+            )));
+        }
+        if self.heartbeat_timeout < 2 * HEARTBEAT {
+            return Err(CommandError::Usage("invalid --heartbeat-timeout: at least 2s, twice the heartbeat".into()));
+        }
+        Ok(LoadShape {
+            users: self.users,
+            run_time: self.run_time,
+            rate: self.rate,
+            expect_workers: self.expect_workers,
+            join_timeout: self.join_timeout,
+            heartbeat_timeout: self.heartbeat_timeout,
+        })
+    }
+}
+
+/// Phase 6's limits.
+#[derive(Debug, Args)]
+pub struct ThresholdArgs {
+    /// The highest average latency that passes, in ms.
+    #[arg(long, env = "GRACE_MAX_AVG_MS", default_value_t = 500.0, value_name = "MS")]
+    max_avg_ms: f64,
+    /// The highest single latency that passes, in ms.
+    #[arg(long, env = "GRACE_MAX_LATENCY_MS", default_value_t = 2000.0, value_name = "MS")]
+    max_latency_ms: f64,
+    /// The highest error rate that passes, as a fraction (0.1 = 10%); with
+    /// --chaos, injected faults are counted apart.
+    #[arg(long, env = "GRACE_MAX_ERROR_RATE", default_value_t = 0.10, value_name = "FRACTION")]
+    max_error_rate: f64,
+}
+
+impl ThresholdArgs {
+    pub fn parse(&self) -> Result<Thresholds, CommandError> {
+        for (name, value) in [("--max-avg-ms", self.max_avg_ms), ("--max-latency-ms", self.max_latency_ms)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(CommandError::Usage(format!("invalid {name} {value}: a positive number of milliseconds")));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.max_error_rate) {
+            return Err(CommandError::Usage(format!(
+                "invalid --max-error-rate {}: a fraction between 0 and 1",
+                self.max_error_rate
+            )));
+        }
+        Ok(Thresholds {
+            max_avg_ms: self.max_avg_ms,
+            max_latency_ms: self.max_latency_ms,
+            max_error_rate: self.max_error_rate,
+        })
+    }
+}
+
+/// A secret as given: clap keeps it, and `Debug` of the arguments hides it.
+fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(raw))
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on.
+    #[arg(long, env = "GRACE_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Bearer tokens as role=token pairs, comma-separated (roles: operator,
+    /// approver, governance, admin). Without tokens or a tokens file, random
+    /// ones are made and written to a file only you can read.
+    #[arg(long, env = "GRACE_TOKENS", hide_env_values = true, value_name = "SPEC", value_parser = secret)]
+    pub tokens: Option<SecretString>,
+    /// A file holding the token spec (a `GRACE_TOKENS=...` line).
+    #[arg(long, env = "GRACE_TOKENS_FILE", value_name = "PATH", conflicts_with = "tokens")]
+    pub tokens_file: Option<PathBuf>,
+    /// Allow admins to inject faults (sabotaged verifications, chaos).
+    #[arg(long, env = "GRACE_ENABLE_FAULTS")]
+    pub enable_faults: bool,
+    /// Database connections in the pool.
+    #[arg(long, env = "GRACE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub pool_size: u16,
+}
+
+impl ServeArgs {
+    /// The tokens to accept: the spec, else the file, else freshly made (the `bool`).
+    pub fn tokens(&self) -> Result<(Tokens, bool), CommandError> {
+        let spec = match (&self.tokens, &self.tokens_file) {
+            (Some(spec), _) => spec.expose_secret().to_string(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| CommandError::Usage(format!("cannot read --tokens-file {}: {e}", path.display())))?,
+            (None, None) => return Ok((Tokens::generate(), true)),
+        };
+        Tokens::parse(&spec).map(|t| (t, false)).map_err(|e| CommandError::Usage(format!("invalid tokens: {e}")))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(flatten)]
+    pub shape: LoadShapeArgs,
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+    /// Chaos at 10% for the mission: retries, the circuit breaker and
+    /// rollbacks exercised; integrity must still be perfect.
+    #[arg(long, env = "GRACE_CHAOS")]
+    pub chaos: bool,
+    /// Run this many missions back to back and judge resource trends.
+    #[arg(long, env = "GRACE_ITERATIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub iterations: u32,
+    /// Print a live status line every 2 s.
+    #[arg(long)]
+    pub monitor: bool,
+    /// Where the reports go.
+    #[arg(long, env = "GRACE_OUT", default_value = "grace-reports", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[arg(long, value_name = "UUID")]
+    pub mission: uuid::Uuid,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    pub old: PathBuf,
+    pub new: PathBuf,
+    /// How much throughput may drop (0.1 = 10%).
+    #[arg(long, default_value_t = 0.10, value_name = "FRACTION")]
+    pub max_throughput_drop: f64,
+    /// How much p50/p95/p99 latency may rise (0.2 = 20%).
+    #[arg(long, default_value_t = 0.20, value_name = "FRACTION")]
+    pub max_latency_increase: f64,
+    /// How much the (genuine) error rate may rise, absolute (0.01 = 1 point).
+    #[arg(long, default_value_t = 0.01, value_name = "FRACTION")]
+    pub max_error_rate_increase: f64,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[arg(long, default_value_t = 20)]
+    pub limit: i64,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// What to send: the mission traffic (chat, tasks, metric summaries,
+    /// verification reads), or only GET /api/health (to measure the load
+    /// generator itself).
+    #[arg(long, default_value = "mission", value_parser = ["mission", "health"])]
+    pub traffic: String,
+    #[command(flatten)]
+    pub shape: LoadShapeArgs,
+    /// The mission the load is tagged with (default: a new one per run).
+    #[arg(long, value_name = "UUID")]
+    pub mission: Option<uuid::Uuid>,
+    /// Write the merged result (load-result.json) and each worker's goose
+    /// HTML report into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The most users this worker takes.
+    #[arg(long, env = "GRACE_WORKER_CAPACITY", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub capacity: u32,
+    /// Exit after one run.
+    #[arg(long)]
+    pub once: bool,
+    /// Write goose's HTML report of each run here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}

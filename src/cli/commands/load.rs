@@ -1,0 +1,72 @@
+//! `grace load` (a run, in-process or across workers, merged and judged) and
+//! `grace worker` (one load generator of such runs).
+
+use crate::cli::args::{LoadArgs, WorkerArgs};
+use crate::cli::emit;
+use crate::cli::exit::{interruptible, CommandError};
+use crate::client::BackendClient;
+use crate::configuration::Tokens;
+use crate::control::coordinator::{self, LoadOutcome};
+use crate::control::plan::LoadPlan;
+use crate::control::worker::{Worker, WorkerSettings};
+use crate::control::ControlError;
+use crate::spec::Role;
+use grace_loadtests::Traffic;
+use std::path::Path;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// What names the control plane's database: load runs meet there.
+const CONTROL_PLANE: &str = "the control plane's database";
+
+pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
+    let database = args.database.required(CONTROL_PLANE)?;
+    let url = args.backend.url()?.ok_or_else(|| CommandError::Usage("--backend is required".into()))?;
+    let token = args.backend.operator_token()?;
+    let plan = LoadPlan {
+        backend: BackendClient::new(url, Tokens::default().with(Role::Operator, &token)),
+        shape: args.shape.parse()?,
+        traffic: if args.traffic == "health" { Traffic::Health } else { Traffic::Mission },
+        mission: args.mission,
+    };
+    let outcome = coordinator::run(&database, &plan, shutdown).await?;
+    if let Some(dir) = &args.out {
+        write_load_outputs(dir, &outcome)?;
+    }
+    emit(&args.output, &outcome.result, ToString::to_string);
+    if outcome.result.passed {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(CommandError::Failed("the load run failed: see the result above".into()))
+    }
+}
+
+pub async fn worker(args: WorkerArgs, shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
+    let settings = WorkerSettings {
+        database: args.database.required(CONTROL_PLANE)?,
+        backend: args.backend.url()?,
+        token: args.backend.operator_token()?,
+        capacity: args.capacity,
+        once: args.once,
+        out: args.out,
+    };
+    let worker = interruptible(shutdown, async { Ok(Worker::register(settings).await?) }).await?;
+    eprintln!("worker {} registered as {}; waiting for runs", worker.identity.id, worker.identity);
+    match worker.serve(shutdown).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // Stopping a worker between runs is how it ends.
+        Err(ControlError::Interrupted) if !args.once => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn write_load_outputs(dir: &Path, outcome: &LoadOutcome) -> Result<(), CommandError> {
+    let failed = |e: std::io::Error| CommandError::Failed(format!("cannot write into --out {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let json = serde_json::to_string_pretty(&outcome.result).expect("results serialize");
+    std::fs::write(dir.join("load-result.json"), json).map_err(failed)?;
+    for (worker, html) in &outcome.reports {
+        std::fs::write(dir.join(format!("goose-report-{}.html", worker.id)), html).map_err(failed)?;
+    }
+    Ok(())
+}

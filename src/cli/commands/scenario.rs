@@ -1,0 +1,75 @@
+//! `grace scenario` (the main job) and `grace verify` (its phase 7 alone).
+
+use crate::cli::args::{ScenarioArgs, VerifyArgs};
+use crate::cli::emit;
+use crate::cli::exit::{none_failed, CommandError};
+use crate::db::{self, DbError};
+use crate::report::EXIT_INTERRUPTED;
+use crate::scenario::{ScenarioSettings, Target};
+use crate::verify;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+pub async fn scenario(args: ScenarioArgs, shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
+    let database = args.database.parse()?;
+    let target = match args.backend.url()? {
+        None => Target::Bundled { database },
+        Some(backend) => {
+            let database = database.ok_or_else(|| {
+                CommandError::Usage(
+                    "with --backend, set DATABASE_URL (or --database-url) to that backend's database".into(),
+                )
+            })?;
+            if !args.backend.has_role_tokens() {
+                return Err(CommandError::Usage(
+                    "with --backend, set GRACE_TOKENS (or --tokens) to its role=token pairs".into(),
+                ));
+            }
+            Target::Remote { backend, tokens: args.backend.tokens()?, database }
+        }
+    };
+    let settings = ScenarioSettings {
+        target,
+        load: args.shape.parse()?,
+        chaos: args.chaos,
+        iterations: args.iterations,
+        monitor: args.monitor,
+        out: args.out,
+        thresholds: args.thresholds.parse()?,
+    };
+    let outcome = crate::scenario::run(settings, shutdown).await?;
+    let report = &outcome.report;
+    let s = &report.summary;
+    // The process exits with the code the report records.
+    match report.exit_code {
+        0 => {
+            println!(
+                "scenario passed: {} of {} criteria met; {}",
+                s.criteria_passed, s.criteria, report.trends.verdict
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        EXIT_INTERRUPTED => Err(CommandError::Interrupted),
+        _ => Err(CommandError::Failed(format!(
+            "scenario failed: {} of {} criteria met; failed: {}",
+            s.criteria_passed,
+            s.criteria,
+            s.failed.join("; ")
+        ))),
+    }
+}
+
+pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CommandError> {
+    let database = args.database.required("the database to verify")?;
+    let mission = args.mission;
+    let client = db::connect(&database).await?;
+    if !verify::mission_exists(&client, mission).await.map_err(DbError::Query)? {
+        return Err(CommandError::Usage(format!("no mission {mission} in {database}")));
+    }
+    let checks = verify::verify_mission(&client, mission).await?;
+    emit(&args.output, &checks, |checks| {
+        let lines: Vec<String> = checks.iter().map(|check| format!("{check}\n")).collect();
+        format!("grace verify — mission {mission} in {database}\n{}", lines.concat())
+    });
+    none_failed(checks.iter().filter(|c| !c.passed).map(|c| c.id.as_str()).collect(), "failed")
+}

@@ -1,0 +1,143 @@
+//! The command line: what each `grace` command accepts, and how outcomes become
+//! exit codes (DESIGN.md: 0 all criteria met, 1 a criterion failed, 2 bad usage
+//! or configuration, 3 a required service unreachable; 130 when interrupted).
+//!
+//! - [`args`]: the argument groups, parsed into domain types at the edge
+//!   (database URLs after clap, which would echo a password).
+//! - [`exit`]: why a command failed, sorted by exit code.
+//! - [`commands`]: one small function per command.
+
+mod args;
+mod commands;
+mod exit;
+
+use args::{
+    BootstrapArgs, CompareArgs, HealthArgs, HistoryArgs, LoadArgs, OutputArgs, ScenarioArgs, ServeArgs, VerifyArgs,
+    WorkerArgs,
+};
+use clap::{Parser, Subcommand};
+use exit::CommandError;
+use serde::Serialize;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "grace",
+    version,
+    about = "Prove that the Grace backend keeps its promises under load, faults and bad input"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply migrations and seed the tier policy and golden baseline (idempotent).
+    Bootstrap(BootstrapArgs),
+    /// Check that the database (and a backend) is fit to run Grace; exit 0 only if every check passes.
+    #[command(
+        mut_arg("backend", |a| a.help("A running backend to check too: reachable, mesh round trip, log lag zero")),
+        mut_arg("token", |a| a.help("A token of any role, to publish the mesh ping with")),
+    )]
+    Health(HealthArgs),
+    /// Run the Grace backend (the system under test).
+    Serve(ServeArgs),
+    /// The production scenario, phases 1–8: against the bundled backend on a
+    /// private (or DATABASE_URL's) Postgres, or against --backend. Exit 0 only
+    /// when every criterion held; the reports are written either way.
+    #[command(
+        mut_arg("backend", |a| a.help(
+            "A running backend to prove (e.g. staging; needs DATABASE_URL of its database and --tokens). \
+             Default: start the bundled backend"
+        )),
+        mut_arg("tokens", |a| a.help(
+            "With --backend: its tokens as role=token pairs (operator, approver, governance, admin)"
+        )),
+    )]
+    Scenario(ScenarioArgs),
+    /// Check the consistency conditions C1–C7 for one mission, on any Grace
+    /// database (phase 7 alone). Exit 1 when one fails.
+    Verify(VerifyArgs),
+    /// Compare scenario reports, or list past runs.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+    /// Run load against a backend and merge the result: in this process, or
+    /// across `grace worker`s with --expect-workers. Exit 1 when a worker was
+    /// lost or an acknowledged write is not stored exactly once (C7).
+    #[command(mut_arg("backend", |a| a.required(true).help("The backend under load")))]
+    Load(LoadArgs),
+    /// Serve as a load worker: register in the control plane, heartbeat, run
+    /// the shares of runs given to it, upload what it saw. Until Ctrl-C.
+    #[command(mut_arg("backend", |a| a
+        .env("GRACE_WORKER_BACKEND_URL")
+        .help("The backend as this worker reaches it (default: the run's URL)")))]
+    Worker(WorkerArgs),
+    /// Print the backend's OpenAPI 3 document (the same as GET /api/openapi.json).
+    Openapi,
+    /// Manage a private PostgreSQL for local use.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Render a scenario_report_*.json as the self-contained HTML page (to stdout).
+    Render { report: std::path::PathBuf },
+    /// Compare two scenario_report_*.json files; exit 1 on a regression past
+    /// the tolerances.
+    Compare(CompareArgs),
+    /// List past scenario runs recorded in the database, newest first.
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Start a private PostgreSQL, print its DATABASE_URL, and keep it until Ctrl-C.
+    Up,
+}
+
+/// Runs the command. Commands that serve (`serve`, `db up`) stop in order on
+/// `shutdown`; the others are interrupted by it (exit 130), which drops their
+/// future and with it a private cluster they started.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
+    match dispatch(cli.command, &shutdown).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
+    match command {
+        Command::Bootstrap(args) => commands::service::bootstrap(args, shutdown).await,
+        Command::Health(args) => commands::service::health(args, shutdown).await,
+        Command::Serve(args) => commands::service::serve(args, shutdown).await,
+        Command::Scenario(args) => commands::scenario::scenario(args, shutdown).await,
+        Command::Verify(args) => commands::scenario::verify(args).await,
+        Command::Report { command: ReportCommand::Render { report } } => commands::report::render(&report),
+        Command::Report { command: ReportCommand::Compare(args) } => commands::report::compare(args),
+        Command::Report { command: ReportCommand::History(args) } => commands::report::history(args).await,
+        Command::Load(args) => commands::load::load(args, shutdown).await,
+        Command::Worker(args) => commands::load::worker(args, shutdown).await,
+        Command::Openapi => commands::service::openapi(),
+        Command::Db { command: DbCommand::Up } => commands::service::db_up(shutdown).await,
+    }
+}
+
+/// Prints a command's result: as pretty JSON with `--json`, else as `text`
+/// renders it for people.
+fn emit<T: Serialize>(output: &OutputArgs, value: &T, text: impl FnOnce(&T) -> String) {
+    if output.json {
+        println!("{}", serde_json::to_string_pretty(value).expect("results serialize"));
+    } else {
+        print!("{}", text(value));
+    }
+}
