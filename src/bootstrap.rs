@@ -5,7 +5,7 @@
 
 use crate::db::{migrations, DbError};
 use crate::immutable_log::{self, LogEntry};
-use crate::spec::DEFAULT_POLICY;
+use crate::specification::DEFAULT_POLICY;
 use serde::Serialize;
 use serde_json::json;
 use tokio_postgres::Client;

@@ -7,7 +7,7 @@ use crate::client::{BackendClient, ClientError};
 use crate::configuration::DatabaseUrl;
 use crate::db::{self, migrations, schema, DbError};
 use crate::immutable_log;
-use crate::spec::Role;
+use crate::specification::Role;
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;

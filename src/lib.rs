@@ -20,7 +20,7 @@
 //! - [`scenario`]: `grace scenario`, the 8 phases — the main job.
 //! - [`report`]: the scenario's reports (JSON, HTML, JUnit), `grace report`.
 //! - [`shutdown`]: turning SIGINT/SIGTERM into one cancellation token.
-//! - [`spec`]: what "correct" means — tiers, roles, statuses, required events,
+//! - [`specification`]: what "correct" means — tiers, roles, statuses, required events,
 //!   the contract digest — read by the backend and the validator alike.
 //! - [`verify`]: the consistency conditions C1–C7, as SQL (`grace verify`).
 
@@ -37,5 +37,5 @@ pub mod immutable_log;
 pub mod report;
 pub mod scenario;
 pub mod shutdown;
-pub mod spec;
+pub mod specification;
 pub mod verify;

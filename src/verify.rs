@@ -1,14 +1,14 @@
 //! The consistency conditions C1–C7 of DESIGN.md — what "nothing lost" means —
 //! checked as SQL against any Grace database: the scenario's phase 7, and
 //! `grace verify --mission ID` on its own (e.g. against staging). What is
-//! correct comes from the specification (`spec`), never from the backend's
+//! correct comes from the `specification`, never from the backend's
 //! code. Each check reports how much it looked at, how many violations it
 //! found and a few offending ids, so a failure says where to look.
 
 use crate::control::{acked_writes, ControlError};
 use crate::db::schema;
 use crate::immutable_log;
-use crate::spec::{
+use crate::specification::{
     contract_digest, required_events, ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, EventKind,
     MissionCounter, SnapshotStatus, Tier,
 };

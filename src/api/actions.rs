@@ -1,7 +1,7 @@
 //! The action pipeline's bodies: reporting errors, contracts with what they
 //! produced, approvals and their decisions.
 
-use crate::spec::{ApprovalStatus, ConfidencePath, ContractStatus, Decision, SnapshotStatus, Tier};
+use crate::specification::{ApprovalStatus, ConfidencePath, ContractStatus, Decision, SnapshotStatus, Tier};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

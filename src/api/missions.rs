@@ -1,6 +1,6 @@
 //! Missions: what every contract, chat and task belongs to.
 
-use crate::spec::{ConfidencePath, ContractStatus, Tier};
+use crate::specification::{ConfidencePath, ContractStatus, Tier};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

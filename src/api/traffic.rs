@@ -1,6 +1,6 @@
 //! The everyday traffic's bodies: chat and tasks.
 
-use crate::spec::TaskStatus;
+use crate::specification::TaskStatus;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -1,12 +1,12 @@
 //! Who is calling, by bearer token: the roles are the specification's
-//! (`spec::roles`), the accepted tokens the server's settings
+//! (`specification::roles`), the accepted tokens the server's settings
 //! (`configuration::Tokens`). A missing or unknown token is a 401 and a known
 //! token with the wrong role a 403; either way the handler returns before
 //! touching anything.
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::spec::Role;
+use crate::specification::Role;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};

@@ -3,7 +3,7 @@
 //! does not parse becomes a 422 naming its field, and nothing past the handler
 //! ever sees a raw string or an out-of-range number.
 
-use crate::spec::ConfidencePath;
+use crate::specification::ConfidencePath;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -6,7 +6,7 @@
 
 use super::error::ApiError;
 use super::prepared::Prepared;
-use crate::spec::EventKind;
+use crate::specification::EventKind;
 use deadpool_postgres::Transaction;
 use serde_json::{json, Value};
 use uuid::Uuid;

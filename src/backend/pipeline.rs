@@ -20,8 +20,8 @@ use super::prepared::Prepared;
 use super::state::AppState;
 use crate::api::actions::{ContractReceipt, DecisionOutcome};
 use crate::db::rows::FromRow;
-use crate::spec::policy::ESCALATION_ACTION;
-use crate::spec::{
+use crate::specification::policy::ESCALATION_ACTION;
+use crate::specification::{
     contract_digest, decide_tier, deciders, ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, Decision,
     EventKind, MissionCounter, SnapshotStatus, Tier, TierDecision,
 };

@@ -8,7 +8,7 @@
 
 use super::events::{self, NewEvent};
 use super::state::AppState;
-use crate::spec::{EventKind, TaskStatus};
+use crate::specification::{EventKind, TaskStatus};
 use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

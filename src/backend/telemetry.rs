@@ -2,7 +2,7 @@
 //! a global recorder, so several servers in one process (tests, replicas) keep
 //! their own numbers. Measuring happens where things happen; rendering is here.
 
-use crate::spec::ContractStatus;
+use crate::specification::ContractStatus;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -9,7 +9,7 @@
 //! triples the latency and error rate, far outside any allowance.
 
 use super::error::ApiError;
-use crate::spec::BenchmarkKind;
+use crate::specification::BenchmarkKind;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;

@@ -10,9 +10,10 @@ use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl, Tokens};
 use crate::control::plan::LoadShape;
 use crate::control::HEARTBEAT;
 use crate::report::Thresholds;
-use crate::spec::Role;
+use crate::specification::Role;
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -97,7 +98,19 @@ impl BackendArgs {
 pub struct OutputArgs {
     /// Print the result as JSON instead of text.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
+}
+
+impl OutputArgs {
+    /// Prints a command's result: as pretty JSON with `--json`, else as
+    /// `text` renders it for people.
+    pub fn emit<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value).expect("results serialize"));
+        } else {
+            print!("{}", text(value));
+        }
+    }
 }
 
 /// The load options shared by `grace load` and `grace scenario`.

@@ -12,12 +12,10 @@ mod commands;
 mod exit;
 
 use args::{
-    BootstrapArgs, CompareArgs, HealthArgs, HistoryArgs, LoadArgs, OutputArgs, ScenarioArgs, ServeArgs, VerifyArgs,
-    WorkerArgs,
+    BootstrapArgs, CompareArgs, HealthArgs, HistoryArgs, LoadArgs, ScenarioArgs, ServeArgs, VerifyArgs, WorkerArgs,
 };
 use clap::{Parser, Subcommand};
 use exit::CommandError;
-use serde::Serialize;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -129,15 +127,5 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
         Command::Worker(args) => commands::load::worker(args, shutdown).await,
         Command::Openapi => commands::service::openapi(),
         Command::Db { command: DbCommand::Up } => commands::service::db_up(shutdown).await,
-    }
-}
-
-/// Prints a command's result: as pretty JSON with `--json`, else as `text`
-/// renders it for people.
-fn emit<T: Serialize>(output: &OutputArgs, value: &T, text: impl FnOnce(&T) -> String) {
-    if output.json {
-        println!("{}", serde_json::to_string_pretty(value).expect("results serialize"));
-    } else {
-        print!("{}", text(value));
     }
 }

@@ -24,7 +24,7 @@ use crate::api::log::PingResult;
 use crate::api::missions::{Mission, NewMission};
 use crate::api::service::Health;
 use crate::configuration::{BackendUrl, Tokens};
-use crate::spec::{deciders, ApprovalStatus, Role, Tier};
+use crate::specification::{deciders, ApprovalStatus, Role, Tier};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -5,7 +5,7 @@
 //! Tokens never print: `Debug` shows roles only, and parse errors name an
 //! entry by its position, never its text.
 
-use crate::spec::Role;
+use crate::specification::Role;
 use rand::distr::{Alphanumeric, SampleString};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;

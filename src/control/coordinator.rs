@@ -17,7 +17,7 @@ use crate::client::ClientError;
 use crate::configuration::DatabaseUrl;
 use crate::db::rows::FromRow;
 use crate::db::{self, DbError, Listener};
-use crate::spec::Role;
+use crate::specification::Role;
 use grace_loadtests::LatencyUpload;
 use secrecy::SecretString;
 use serde_json::json;

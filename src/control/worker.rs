@@ -14,7 +14,7 @@ use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
 use crate::db::rows::FromRow;
 use crate::db::{self, Listener};
-use crate::spec::Role;
+use crate::specification::Role;
 use grace_loadtests::{key_digest, LoadTarget};
 use secrecy::SecretString;
 use std::path::PathBuf;

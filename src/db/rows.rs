@@ -5,7 +5,7 @@
 //! status read back that the specification does not know is an error, not a
 //! string that happens to compare unequal.
 
-use crate::spec::{
+use crate::specification::{
     ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, Decision, SnapshotStatus, TaskStatus, Tier,
 };
 use std::error::Error;

@@ -13,7 +13,7 @@ use crate::control::plan::LoadPlan;
 use crate::control::ControlError;
 use crate::report::Thresholds;
 use crate::report::{Criterion, MissionCounts, ScenarioReport};
-use crate::spec::{
+use crate::specification::{
     decide_tier, ApprovalStatus, ConfidencePath, ContractStatus, Decision, EventKind, MissionCounter, SnapshotStatus,
     Tier, DEFAULT_POLICY,
 };

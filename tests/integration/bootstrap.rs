@@ -2,7 +2,7 @@
 
 use crate::helpers::{run_grace, TestDatabase};
 use grace::bootstrap::bootstrap;
-use grace::spec::DEFAULT_POLICY;
+use grace::specification::DEFAULT_POLICY;
 use tokio_postgres::Client;
 
 /// Everything a bootstrap could change: row counts of every table it touches,

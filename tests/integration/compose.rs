@@ -2,7 +2,7 @@
 //! backend really exports: every metric a panel queries is in a real scrape.
 
 use crate::backend::TestApp;
-use grace::spec::Role;
+use grace::specification::Role;
 use serde_json::Value;
 use std::collections::BTreeSet;
 

@@ -4,7 +4,7 @@
 
 use crate::backend::TestApp;
 use crate::helpers::{closed_port, grace, run_grace, Ran};
-use grace::spec::Role;
+use grace::specification::Role;
 use serde_json::{json, Value};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -95,7 +95,7 @@ async fn health_against_a_closed_port_exits_3_without_printing_the_password() {
 #[tokio::test]
 async fn health_checks_a_running_backend_its_mesh_and_its_log_lag() {
     let app = crate::backend::TestApp::spawn().await;
-    let token = app.token(grace::spec::Role::Operator).to_string();
+    let token = app.token(grace::specification::Role::Operator).to_string();
     let url = app.database.url.to_string();
     let ran = run_grace(&["health", "--database-url", &url, "--backend", &app.address, "--token", &token]).await;
     assert_eq!(ran.code, Some(0), "{}", ran.all_output());

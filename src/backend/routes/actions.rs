@@ -12,7 +12,7 @@ use crate::backend::extract::{parse_id, ApiJson, ApiQuery};
 use crate::backend::pipeline::{self, ErrorReport};
 use crate::backend::state::AppState;
 use crate::db::rows::FromRow;
-use crate::spec::{ApprovalStatus, Role, DECIDING_ROLES};
+use crate::specification::{ApprovalStatus, Role, DECIDING_ROLES};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;

@@ -8,7 +8,7 @@ use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{ApiJson, ApiQuery};
 
 use crate::backend::state::AppState;
-use crate::spec::Role;
+use crate::specification::Role;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;

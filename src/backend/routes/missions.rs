@@ -7,7 +7,7 @@ use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{parse_id, ApiJson};
 use crate::backend::state::AppState;
 use crate::db::rows::FromRow;
-use crate::spec::Role;
+use crate::specification::Role;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

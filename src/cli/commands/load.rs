@@ -2,7 +2,6 @@
 //! `grace worker` (one load generator of such runs).
 
 use crate::cli::args::{LoadArgs, WorkerArgs};
-use crate::cli::emit;
 use crate::cli::exit::{interruptible, CommandError};
 use crate::client::BackendClient;
 use crate::configuration::Tokens;
@@ -10,7 +9,7 @@ use crate::control::coordinator::{self, LoadOutcome};
 use crate::control::plan::LoadPlan;
 use crate::control::worker::{Worker, WorkerSettings};
 use crate::control::ControlError;
-use crate::spec::Role;
+use crate::specification::Role;
 use grace_loadtests::Traffic;
 use std::path::Path;
 use std::process::ExitCode;
@@ -33,7 +32,7 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
     if let Some(dir) = &args.out {
         write_load_outputs(dir, &outcome)?;
     }
-    emit(&args.output, &outcome.result, ToString::to_string);
+    args.output.emit(&outcome.result, ToString::to_string);
     if outcome.result.passed {
         Ok(ExitCode::SUCCESS)
     } else {

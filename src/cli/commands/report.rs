@@ -2,7 +2,6 @@
 //! past runs.
 
 use crate::cli::args::{CompareArgs, HistoryArgs};
-use crate::cli::emit;
 use crate::cli::exit::{none_failed, CommandError};
 use crate::db::{self, DbError};
 use crate::report::{compare, history, html, ScenarioReport};
@@ -21,7 +20,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, CommandError> {
         error_rate_increase: args.max_error_rate_increase,
     };
     let rows = compare::compare(&read_report(&args.old)?, &read_report(&args.new)?, &tolerances);
-    emit(&args.output, &rows, |rows| compare::render(rows));
+    args.output.emit(&rows, |rows| compare::render(rows));
     none_failed(rows.iter().filter(|r| r.regressed).map(|r| r.metric.as_str()).collect(), "regressed")
 }
 
@@ -29,7 +28,7 @@ pub async fn history(args: HistoryArgs) -> Result<ExitCode, CommandError> {
     let database = args.database.required("the database the scenarios ran on")?;
     let client = db::connect(&database).await?;
     let runs = history::list(&client, args.limit.clamp(1, 10_000)).await.map_err(DbError::Query)?;
-    emit(&args.output, &runs, |runs| history::render(runs));
+    args.output.emit(&runs, |runs| history::render(runs));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,7 +1,6 @@
 //! `grace scenario` (the main job) and `grace verify` (its phase 7 alone).
 
 use crate::cli::args::{ScenarioArgs, VerifyArgs};
-use crate::cli::emit;
 use crate::cli::exit::{none_failed, CommandError};
 use crate::db::{self, DbError};
 use crate::report::EXIT_INTERRUPTED;
@@ -67,7 +66,7 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CommandError> {
         return Err(CommandError::Usage(format!("no mission {mission} in {database}")));
     }
     let checks = verify::verify_mission(&client, mission).await?;
-    emit(&args.output, &checks, |checks| {
+    args.output.emit(&checks, |checks| {
         let lines: Vec<String> = checks.iter().map(|check| format!("{check}\n")).collect();
         format!("grace verify — mission {mission} in {database}\n{}", lines.concat())
     });

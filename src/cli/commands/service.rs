@@ -4,7 +4,6 @@
 use crate::backend::{Application, ServeSettings};
 use crate::bootstrap::{self, BootstrapReport};
 use crate::cli::args::{BootstrapArgs, HealthArgs, ServeArgs};
-use crate::cli::emit;
 use crate::cli::exit::{interruptible, none_failed, CommandError};
 use crate::configuration::DatabaseUrl;
 use crate::db::private::PrivatePostgres;
@@ -17,7 +16,7 @@ pub async fn bootstrap(args: BootstrapArgs, shutdown: &CancellationToken) -> Res
     interruptible(shutdown, async {
         let database = Database::configured_or_private(args.database.parse()?).await?;
         let report = bootstrap::bootstrap(&mut db::connect(&database.url()).await?).await?;
-        emit(&args.output, &report, |report| bootstrap_text(&database.url(), report));
+        args.output.emit(&report, |report| bootstrap_text(&database.url(), report));
         Ok(ExitCode::SUCCESS)
     })
     .await
@@ -28,7 +27,7 @@ pub async fn health(args: HealthArgs, shutdown: &CancellationToken) -> Result<Ex
         let backend = args.backend.client()?;
         let database = Database::configured_or_private(args.database.parse()?).await?;
         let checklist = health::run(&database.url(), backend.as_ref()).await;
-        emit(&args.output, &checklist, ToString::to_string);
+        args.output.emit(&checklist, ToString::to_string);
         if !checklist.unreachable.is_empty() {
             return Err(CommandError::Unreachable(format!("unreachable: {}", checklist.unreachable.join(", "))));
         }

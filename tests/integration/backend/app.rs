@@ -9,7 +9,7 @@ use grace::api::missions::NewMission;
 use grace::backend::{Application, ServeSettings};
 use grace::client::BackendClient;
 use grace::configuration::{BackendUrl, Tokens};
-use grace::spec::Role;
+use grace::specification::Role;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;

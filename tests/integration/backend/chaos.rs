@@ -2,7 +2,7 @@
 //! so whatever was acknowledged is stored exactly once and nothing is partial.
 
 use super::app::TestApp;
-use grace::spec::{required_events, ContractStatus, Role, Tier};
+use grace::specification::{required_events, ContractStatus, Role, Tier};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

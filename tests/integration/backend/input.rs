@@ -2,7 +2,7 @@
 //! problem, and nothing written.
 
 use super::app::TestApp;
-use grace::spec::Role;
+use grace::specification::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -2,7 +2,7 @@
 //! write the load saw acknowledged is stored exactly once, and nothing else.
 
 use super::app::TestApp;
-use grace::spec::Role;
+use grace::specification::Role;
 use grace_loadtests::goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use grace_loadtests::goose::GooseAttack;
 use grace_loadtests::{scenarios, LoadTarget, Recorder};

@@ -1,7 +1,7 @@
 //! The immutable log through the API, and shutdown leaving no log lag.
 
 use super::app::TestApp;
-use grace::spec::Role;
+use grace::specification::Role;
 
 #[tokio::test]
 async fn log_verify_finds_a_row_altered_behind_the_triggers_back() {

@@ -6,7 +6,7 @@ use super::app::TestApp;
 use crate::helpers::TestDatabase;
 use grace::client::ClientError;
 use grace::db::private::PrivatePostgres;
-use grace::spec::Role;
+use grace::specification::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The action pipeline: tiers, confidence paths, approvals, rollback.
 
 use super::app::TestApp;
-use grace::spec::{required_events, ContractStatus, Role, Tier};
+use grace::specification::{required_events, ContractStatus, Role, Tier};
 use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;

@@ -2,7 +2,7 @@
 //! events reach each other, and the immutable log stays one valid chain.
 
 use super::app::TestApp;
-use grace::spec::Role;
+use grace::specification::Role;
 use serde_json::Value;
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Chat and tasks: idempotent writes, deterministic replies, the task runner.
 
 use super::app::TestApp;
-use grace::spec::Role;
+use grace::specification::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -34,10 +34,10 @@ macro_rules! text_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = $crate::spec::status::UnknownVariant;
+            type Err = $crate::specification::status::UnknownVariant;
 
-            fn from_str(text: &str) -> Result<Self, $crate::spec::status::UnknownVariant> {
-                Self::ALL.iter().copied().find(|s| s.as_str() == text).ok_or_else(|| $crate::spec::status::UnknownVariant {
+            fn from_str(text: &str) -> Result<Self, $crate::specification::status::UnknownVariant> {
+                Self::ALL.iter().copied().find(|s| s.as_str() == text).ok_or_else(|| $crate::specification::status::UnknownVariant {
                     what: $what,
                     text: text.to_string(),
                     expected: Self::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
