@@ -97,3 +97,89 @@ pub fn render(rows: &[Comparison]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::report_with;
+    use crate::report::Aggregates;
+    use crate::verify::ConsistencyCheck;
+
+    const TOLERANCES: Tolerances =
+        Tolerances { throughput_drop: 0.1, latency_increase: 0.2, error_rate_increase: 0.01 };
+
+    /// A run with these numbers, whose consistency checks `held` or not.
+    fn run(throughput: f64, p50: f64, p95: f64, p99: f64, genuine_error_rate: f64, held: bool) -> ScenarioReport {
+        let mut report = report_with(1);
+        let latency = LatencySummary {
+            name: "overall".into(),
+            requests: 1000,
+            failures: 0,
+            mean_ms: p50,
+            p50_ms: p50,
+            p90_ms: p95,
+            p95_ms: p95,
+            p99_ms: p99,
+            p999_ms: p99,
+            max_ms: p99,
+        };
+        report.aggregates = Aggregates {
+            requests: 1000,
+            genuine_error_rate,
+            error_rate: genuine_error_rate,
+            throughput_rps: throughput,
+            latency: Some(latency),
+            ..Aggregates::default()
+        };
+        report.iterations[0].consistency = vec![ConsistencyCheck {
+            id: "C1".into(),
+            name: "no orphans".into(),
+            passed: held,
+            checked: 1,
+            violations: u64::from(!held),
+            examples: vec![],
+        }];
+        report
+    }
+
+    fn baseline() -> ScenarioReport {
+        run(100.0, 10.0, 20.0, 40.0, 0.02, true)
+    }
+
+    fn regressed(new: &ScenarioReport) -> Vec<String> {
+        compare(&baseline(), new, &TOLERANCES).into_iter().filter(|r| r.regressed).map(|r| r.metric).collect()
+    }
+
+    #[test]
+    fn a_run_within_every_tolerance_has_not_regressed() {
+        assert_eq!(regressed(&baseline()), Vec::<String>::new());
+        assert_eq!(regressed(&run(91.0, 11.9, 23.9, 47.9, 0.029, true)), Vec::<String>::new());
+        assert_eq!(regressed(&run(500.0, 1.0, 2.0, 3.0, 0.0, true)), Vec::<String>::new(), "better is never worse");
+    }
+
+    #[test]
+    fn each_metric_past_its_tolerance_is_a_regression_of_that_metric_alone() {
+        let cases = [
+            (run(89.0, 10.0, 20.0, 40.0, 0.02, true), "throughput (req/s)"),
+            (run(100.0, 12.1, 20.0, 40.0, 0.02, true), "p50 latency (ms)"),
+            (run(100.0, 10.0, 24.1, 40.0, 0.02, true), "p95 latency (ms)"),
+            (run(100.0, 10.0, 20.0, 48.1, 0.02, true), "p99 latency (ms)"),
+            (run(100.0, 10.0, 20.0, 40.0, 0.031, true), "error rate (%)"),
+            (run(100.0, 10.0, 20.0, 40.0, 0.02, false), "integrity held (1 = yes)"),
+        ];
+        for (new, metric) in cases {
+            assert_eq!(regressed(&new), [metric], "{metric}");
+        }
+    }
+
+    #[test]
+    fn a_metric_missing_from_the_new_report_is_a_regression() {
+        let mut new = baseline();
+        new.aggregates.latency = None;
+        assert_eq!(regressed(&new), ["p50 latency (ms)", "p95 latency (ms)", "p99 latency (ms)"]);
+        let rows = compare(&baseline(), &new, &TOLERANCES);
+        assert_eq!(rows[1].note, "missing from the new report");
+        let rendered = render(&rows);
+        assert!(rendered.contains("REGRESSED (missing from the new report)"), "{rendered}");
+    }
+}

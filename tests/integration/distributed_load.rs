@@ -3,7 +3,7 @@
 //! numbers checked against Postgres.
 
 use crate::backend::TestApp;
-use crate::helpers::{closed_port, grace, run_grace, Ran};
+use crate::helpers::{closed_port, eventually, grace, run_grace, Ran};
 use grace::specification::Role;
 use serde_json::{json, Value};
 use std::process::Stdio;
@@ -25,18 +25,15 @@ fn spawn_worker(app: &TestApp, extra: &[&str]) -> Child {
 /// Waits until `n` workers have registered and heartbeat.
 async fn wait_for_workers(app: &TestApp, n: i64) {
     let client = app.database.client().await;
-    for _ in 0..200 {
+    eventually(&format!("{n} workers registering"), Duration::from_secs(10), || async {
         let live: i64 = client
             .query_one("SELECT count(*) FROM control.workers WHERE last_heartbeat > now() - interval '2 s'", &[])
             .await
             .unwrap()
             .get(0);
-        if live >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{n} workers never registered");
+        (live >= n).then_some(())
+    })
+    .await;
 }
 
 async fn load(app: &TestApp, args: &[&str]) -> Ran {

@@ -193,3 +193,21 @@ pub async fn tamper_with_log(client: &Client, sql: &str) {
         .await
         .unwrap();
 }
+
+/// Polls `check` until it yields a value, for at most `within`; panics saying
+/// `what` never happened. For what becomes true asynchronously: a task the
+/// runner completes, workers that register, a database that comes back.
+pub async fn eventually<T, F, Fut>(what: &str, within: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {within:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}

@@ -3,7 +3,7 @@
 //! (`grace::client`): typed calls where a test needs the backend to agree,
 //! raw requests (no retries) where it judges the answer itself.
 
-use crate::helpers::TestDatabase;
+use crate::helpers::{eventually, TestDatabase};
 use grace::api::admin::FaultRequest;
 use grace::api::missions::NewMission;
 use grace::backend::{Application, ServeSettings};
@@ -61,13 +61,10 @@ impl TestApp {
     }
 
     async fn wait_until_mesh_started(&self) {
-        for _ in 0..100 {
-            if self.client.health().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the backend never became healthy");
+        eventually("the backend becoming healthy", Duration::from_secs(5), || async {
+            self.client.health().await.ok()
+        })
+        .await;
     }
 
     /// Stops the server gracefully and waits until it has.

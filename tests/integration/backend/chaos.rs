@@ -2,6 +2,7 @@
 //! so whatever was acknowledged is stored exactly once and nothing is partial.
 
 use super::app::TestApp;
+use crate::helpers::eventually;
 use grace::specification::{required_events, ContractStatus, Role, Tier};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -67,17 +68,15 @@ async fn chaos_at_half_rate_leaves_no_partial_rows_and_stores_every_acknowledged
     let client = app.database.client().await;
     // The task runner keeps writing (task.completed events) until every
     // submitted task is done; only then can the log lag stay at zero.
-    for _ in 0..200 {
+    eventually("the runner completing every submitted task", std::time::Duration::from_secs(10), || async {
         let queued: i64 = client
             .query_one("SELECT count(*) FROM tasks WHERE kind = 'submitted' AND status = 'queued'", &[])
             .await
             .unwrap()
             .get(0);
-        if queued == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+        (queued == 0).then_some(())
+    })
+    .await;
     app.wait_for_zero_log_lag().await;
     let stored = app.stored_write_keys().await;
     assert_eq!(stored, acked, "stored exactly the acknowledged writes");

@@ -164,3 +164,51 @@ async fn a_sabotaged_tier_1_action_fails_without_anything_to_restore() {
     assert_events_complete(&app, receipt["contract_id"].as_str().unwrap()).await;
     assert_eq!(app.get_json(&format!("/api/missions/{mission}")).await["failed_actions"], 1);
 }
+
+#[tokio::test]
+async fn an_approved_contract_whose_terms_changed_or_that_was_written_after_its_decision_is_named_rebuilt() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    let mut contracts = Vec::new();
+    for _ in 0..2 {
+        let receipt = app.accepted_error(mission, "permission_denied", 0.9).await;
+        let approved = app.decide(receipt["approval_id"].as_str().unwrap(), Role::Approver, "approve").await;
+        assert_eq!(approved.status(), StatusCode::OK);
+        contracts.push(receipt["contract_id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+    app.wait_for_zero_log_lag().await;
+    let client = app.database.client().await;
+    assert_eq!(grace::verify::rebuilt_contracts(&client, mission).await.unwrap(), Vec::<Uuid>::new());
+    let c4 = |checks: Vec<grace::verify::ConsistencyCheck>| checks.into_iter().find(|c| c.id == "C4").unwrap();
+    assert!(c4(grace::verify::verify_mission(&client, mission).await.unwrap()).passed);
+
+    // Its terms edited after the fact: they no longer hash to the digest taken
+    // when it was written, though it was written before the decision.
+    client
+        .execute(
+            "UPDATE action_contracts SET expected_effect = '{\"level\": 99, \"revision\": 1}' WHERE id = $1",
+            &[&contracts[0]],
+        )
+        .await
+        .unwrap();
+    assert_eq!(grace::verify::rebuilt_contracts(&client, mission).await.unwrap(), [contracts[0]]);
+    // Written after its decision: the digest still matches, the order does not.
+    client
+        .execute("UPDATE action_contracts SET created_at = now() + interval '1 hour' WHERE id = $1", &[&contracts[1]])
+        .await
+        .unwrap();
+    let mut rebuilt = grace::verify::rebuilt_contracts(&client, mission).await.unwrap();
+    rebuilt.sort();
+    let mut expected = contracts.clone();
+    expected.sort();
+    assert_eq!(rebuilt, expected);
+    let check = c4(grace::verify::verify_mission(&client, mission).await.unwrap());
+    assert!(!check.passed);
+    assert!(
+        check
+            .examples
+            .iter()
+            .any(|e| e == &format!("contract {}: what executed is not the contract approved", contracts[0])),
+        "{check}"
+    );
+}

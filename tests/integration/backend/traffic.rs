@@ -1,6 +1,7 @@
 //! Chat and tasks: idempotent writes, deterministic replies, the task runner.
 
 use super::app::TestApp;
+use crate::helpers::eventually;
 use grace::specification::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -89,16 +90,11 @@ async fn the_runner_completes_submitted_tasks_and_only_queued_tasks_change() {
     let submitted: Value = app.post("/api/tasks", Role::Operator, &task).await.json().await.unwrap();
     assert_eq!(submitted["status"], "queued");
     let id = submitted["id"].as_str().unwrap();
-    let mut status = String::new();
-    for _ in 0..100 {
-        status = app.get_json(&format!("/api/tasks/{id}")).await["status"].as_str().unwrap().to_string();
-        if status == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(status, "completed");
-    let done = app.get_json(&format!("/api/tasks/{id}")).await;
+    let done = eventually("the runner completing the task", Duration::from_secs(10), || async {
+        let task = app.get_json(&format!("/api/tasks/{id}")).await;
+        (task["status"] == "completed").then_some(task)
+    })
+    .await;
     assert_eq!(done["attempts"], 1);
     assert!(done["result"]["completed_by"].as_str().unwrap().starts_with("runner-"));
 
