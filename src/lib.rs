@@ -11,14 +11,16 @@
 //!   tokens, typed answers).
 //! - [`control`]: distributed load through Postgres — `grace worker`,
 //!   `grace load`, merged results and the acknowledged-writes check (C7).
-//! - [`configuration`]: settings parsed at the edge (the redacting `DatabaseUrl`).
-//! - [`db`]: connecting, embedded migrations, the expected schema, and the
-//!   private PostgreSQL started when no database is configured.
+//! - [`configuration`]: settings parsed at the edge (the redacting
+//!   `DatabaseUrl`, `BackendUrl`, `Tokens` by role).
+//! - [`db`]: connecting, embedded migrations, the expected schema, rows read
+//!   by name, and the private PostgreSQL started when no database is configured.
 //! - [`bootstrap`]: `grace bootstrap`, which migrates and seeds, idempotently.
 //! - [`health`]: `grace health`, the fitness checklist.
 //! - [`immutable_log`]: appending to and verifying the hash-chained log.
 //! - [`scenario`]: `grace scenario`, the 8 phases — the main job.
-//! - [`report`]: the scenario's reports (JSON, HTML, JUnit), `grace report`.
+//! - [`report`]: the scenario's reports (JSON, HTML, JUnit), what is computed
+//!   over a run (aggregates, trends, the verdict), `grace report`.
 //! - [`shutdown`]: turning SIGINT/SIGTERM into one cancellation token.
 //! - [`specification`]: what "correct" means — tiers, roles, statuses, required events,
 //!   the contract digest — read by the backend and the validator alike.

@@ -292,27 +292,12 @@ mod tests {
         }
     }
 
-    fn check() -> AckedWritesCheck {
-        AckedWritesCheck {
-            acknowledged: 0,
-            stored: 0,
-            acknowledged_digest: "0".repeat(64),
-            stored_digest: "0".repeat(64),
-            missing: 0,
-            extra: 0,
-            missing_sample: vec![],
-            extra_sample: vec![],
-            unverifiable: 0,
-            passed: true,
-        }
-    }
-
     #[test]
     fn the_total_is_the_sum_of_workers_and_percentiles_are_those_of_all_samples() {
         let fast: Vec<u64> = (0..900).map(|n| 1 + n % 10).collect();
         let slow: Vec<u64> = (0..100).map(|n| 500 + n).collect();
         let uploads = [upload(1, &fast, 3), upload(2, &slow, 7)];
-        let (result, _) = LoadResult::merge(Uuid::nil(), &shape(), &uploads, check()).unwrap();
+        let (result, _) = LoadResult::merge(Uuid::nil(), &shape(), &uploads, AckedWritesCheck::of_nothing()).unwrap();
         assert_eq!(result.total, Throughput { requests: 1000, failures: 10, requests_per_second: 100.0 });
         assert_eq!(result.workers[0].throughput.requests_per_second, 90.0);
         let overall = &result.latency[0];
@@ -330,7 +315,9 @@ mod tests {
     fn a_lost_worker_fails_the_run_and_adds_nothing() {
         let mut lost = upload(2, &[5], 0);
         lost.uploaded = None;
-        let (result, _) = LoadResult::merge(Uuid::nil(), &shape(), &[upload(1, &[1, 2, 3], 0), lost], check()).unwrap();
+        let (result, _) =
+            LoadResult::merge(Uuid::nil(), &shape(), &[upload(1, &[1, 2, 3], 0), lost], AckedWritesCheck::of_nothing())
+                .unwrap();
         assert_eq!(result.total.requests, 3);
         assert_eq!(result.lost_workers, ["h (pid 2)"]);
         assert!(!result.passed);

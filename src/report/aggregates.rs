@@ -50,18 +50,6 @@ mod tests {
             recorder.record_latency("/api/chat", Duration::from_millis(*ms));
         }
         let requests = latencies_ms.len() as u64;
-        let acked = AckedWritesCheck {
-            acknowledged: 0,
-            stored: 0,
-            acknowledged_digest: String::new(),
-            stored_digest: String::new(),
-            missing: 0,
-            extra: 0,
-            missing_sample: vec![],
-            extra_sample: vec![],
-            unverifiable: 0,
-            passed: true,
-        };
         let load = LoadResult {
             run_id: Uuid::nil(),
             users: 1,
@@ -72,7 +60,7 @@ mod tests {
             injected_faults: injected,
             latency: vec![],
             timeline: Default::default(),
-            acked_writes: acked,
+            acked_writes: AckedWritesCheck::of_nothing(),
             lost_workers: vec![],
             passed: true,
         };

@@ -33,24 +33,9 @@ pub struct RunConfiguration {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn it_serializes_to_the_keys_reports_have_always_had() {
-        let configuration = RunConfiguration {
-            backend: "http://127.0.0.1:1".into(),
-            bundled_backend: true,
-            database: "postgres://grace:***@127.0.0.1:5432/grace".into(),
-            users: 10,
-            run_time_secs: 3,
-            rate: None,
-            expect_workers: None,
-            iterations: 1,
-            chaos: false,
-            chaos_rate: None,
-            thresholds: Thresholds { max_avg_ms: 500.0, max_latency_ms: 2000.0, max_error_rate: 0.1 },
-            out: "grace-reports".into(),
-        };
+        let configuration = crate::report::tests::configuration();
         // As a JSON value (how the report holds it), its keys are sorted.
         let json = serde_json::to_value(&configuration).unwrap().to_string();
         assert_eq!(

@@ -361,6 +361,24 @@ pub fn escape(text: &str) -> String {
 pub(crate) mod tests {
     use super::*;
 
+    /// The options of a short bundled run.
+    pub(crate) fn configuration() -> RunConfiguration {
+        RunConfiguration {
+            backend: "http://127.0.0.1:1".into(),
+            bundled_backend: true,
+            database: "postgres://grace:***@127.0.0.1:5432/grace".into(),
+            users: 10,
+            run_time_secs: 3,
+            rate: None,
+            expect_workers: None,
+            iterations: 1,
+            chaos: false,
+            chaos_rate: None,
+            thresholds: Thresholds { max_avg_ms: 500.0, max_latency_ms: 2000.0, max_error_rate: 0.1 },
+            out: "grace-reports".into(),
+        }
+    }
+
     /// A report of `iterations` iterations with one passed criterion each.
     pub(crate) fn report_with(iterations: u32) -> ScenarioReport {
         let iterations = (1..=iterations)
@@ -384,21 +402,14 @@ pub(crate) mod tests {
                 resources: ResourceSample::default(),
             })
             .collect();
-        let configuration = RunConfiguration {
-            backend: "http://127.0.0.1:1".into(),
-            bundled_backend: true,
-            database: "postgres://grace@127.0.0.1:1/grace".into(),
-            users: 1,
-            run_time_secs: 1,
-            rate: None,
-            expect_workers: None,
-            iterations: 1,
-            chaos: false,
-            chaos_rate: None,
-            thresholds: Thresholds { max_avg_ms: 500.0, max_latency_ms: 2000.0, max_error_rate: 0.1 },
-            out: "out".into(),
-        };
-        ScenarioReport::new(Uuid::nil(), DateTime::UNIX_EPOCH, &configuration, iterations, &Recorded::default(), false)
+        ScenarioReport::new(
+            Uuid::nil(),
+            DateTime::UNIX_EPOCH,
+            &configuration(),
+            iterations,
+            &Recorded::default(),
+            false,
+        )
     }
 
     fn report_phase(passed: bool) -> PhaseRecord {
