@@ -5,7 +5,7 @@
 
 use crate::helpers::{eventually, TestDatabase};
 use grace::api::admin::FaultRequest;
-use grace::api::missions::NewMission;
+use grace::api::missions::Mission;
 use grace::backend::{Application, ServeSettings};
 use grace::client::BackendClient;
 use grace::configuration::{BackendUrl, Tokens};
@@ -108,8 +108,9 @@ impl TestApp {
     }
 
     pub async fn create_mission(&self) -> Uuid {
-        let mission = NewMission { id: None, name: "test mission".into(), goal: String::new() };
-        self.client.create_mission(&mission).await.unwrap().id
+        let response = self.post("/api/missions", Role::Operator, &json!({ "name": "test mission" })).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Mission>().await.unwrap().id
     }
 
     pub async fn report_error(&self, mission: Uuid, error_type: &str, confidence: f64, key: &str) -> Response {
