@@ -16,8 +16,8 @@
 //! the key makes the retry safe.
 //!
 //! Two load models: closed (each user sends its next request when the last is
-//! answered, the default) and open (`LoadTarget::pace`: each user starts a
-//! transaction at fixed intervals, and latency is measured from the *intended*
+//! answered, the default) and open (`LoadTarget::pace`: each user sends a
+//! request at fixed intervals, and latency is measured from the *intended*
 //! start, so a stall shows as latency instead of as fewer requests —
 //! coordinated omission cannot hide it).
 
@@ -45,7 +45,7 @@ pub struct LoadTarget {
     pub token: SecretString,
     /// Prefix of every idempotency key: the run and the worker, e.g. `run-7/worker-2`.
     pub key_prefix: String,
-    /// Open model: each user starts a transaction this often (users ÷ rate).
+    /// Open model: each user sends a request this often (users ÷ rate).
     /// `None`: closed model.
     pub pace: Option<Duration>,
 }
@@ -208,7 +208,10 @@ fn task_poll(target: &Arc<LoadTarget>, recorder: &Arc<Recorder>) -> Transaction 
                 body: None,
                 check: |v| v["status"].is_string(),
             };
-            perform(user, &target, &recorder, poll, Instant::now()).await.map(|_| ())
+            // The poll is a request of its own: in the open model it waits for
+            // its own slot, so the rate is in requests, not transactions.
+            let due = pace(user, &target).await;
+            perform(user, &target, &recorder, poll, due).await.map(|_| ())
         })
     }))
 }

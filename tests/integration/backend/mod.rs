@@ -4,6 +4,7 @@ mod app;
 pub use app::TestApp;
 mod chaos;
 mod input;
+mod insights;
 mod load;
 mod log;
 mod openapi;
