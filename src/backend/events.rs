@@ -4,11 +4,13 @@
 //! commit. The sequencer later chains the outbox into the immutable log and the
 //! Trigger Mesh publishes the events in log order.
 
+use super::counters;
 use super::error::ApiError;
 use super::prepared::Prepared;
 use crate::specification::EventKind;
 use deadpool_postgres::Transaction;
 use serde_json::{json, Value};
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// One event to record. `resource` names what changed (e.g. `contract/<id>`);
@@ -44,6 +46,31 @@ impl NewEvent {
 /// The actor recorded for steps the pipeline takes on its own.
 pub const PIPELINE_ACTOR: &str = "grace-pipeline";
 
+/// The recording statement: the events, their outbox entries, and each
+/// mission's event count (see `counters`), in one round trip.
+static RECORD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH input AS (
+            SELECT nextval(pg_get_serial_sequence('action_events', 'id')) AS id, t.*
+              FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::jsonb[], $6::text[], $7::text[],
+                          $8::text[], $9::text[], $10::text[])
+                   WITH ORDINALITY AS t(event_type, mission_id, contract_id, approval_id, payload, actor,
+                                        resource, subsystem, log_payload, result, ord)),
+         event AS (
+            INSERT INTO action_events (id, event_type, mission_id, contract_id, approval_id, payload)
+            OVERRIDING SYSTEM VALUE
+            SELECT id, event_type, mission_id, contract_id, approval_id, payload FROM input ORDER BY ord),
+         counted AS ({})
+         INSERT INTO log_outbox (event_id, actor, action, resource, subsystem, payload, result)
+         SELECT id, actor, event_type, resource, subsystem, log_payload, result FROM input ORDER BY ord
+         RETURNING event_id",
+        counters::adding_to(
+            "events",
+            "SELECT mission_id, count(*) AS n FROM input WHERE mission_id IS NOT NULL GROUP BY mission_id"
+        )
+    )
+});
+
 /// Records events in order inside `tx`, each with its log outbox entry, in
 /// one statement however many there are; returns their ids in order.
 pub async fn record(tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Vec<i64>, ApiError> {
@@ -78,19 +105,7 @@ pub async fn record(tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Vec<i64
     // outbox order and thus log order all follow the order given here.
     let rows = tx
         .all(
-            "WITH input AS (
-                SELECT nextval(pg_get_serial_sequence('action_events', 'id')) AS id, t.*
-                  FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::jsonb[], $6::text[], $7::text[],
-                              $8::text[], $9::text[], $10::text[])
-                       WITH ORDINALITY AS t(event_type, mission_id, contract_id, approval_id, payload, actor,
-                                            resource, subsystem, log_payload, result, ord)),
-             event AS (
-                INSERT INTO action_events (id, event_type, mission_id, contract_id, approval_id, payload)
-                OVERRIDING SYSTEM VALUE
-                SELECT id, event_type, mission_id, contract_id, approval_id, payload FROM input ORDER BY ord)
-             INSERT INTO log_outbox (event_id, actor, action, resource, subsystem, payload, result)
-             SELECT id, actor, event_type, resource, subsystem, log_payload, result FROM input ORDER BY ord
-             RETURNING event_id",
+            &RECORD,
             &[
                 &kinds,
                 &missions,

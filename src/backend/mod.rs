@@ -10,6 +10,7 @@
 //!   verification, rollback; one transaction per operation.
 //! - [`verification`]: benchmarks against the golden baseline.
 //! - [`events`]: recording events with their log outbox entries.
+//! - [`counters`]: the per-mission counters the read models come from.
 //! - [`sequencer`]: the single leader that chains the outbox into the log.
 //! - [`mesh`]: the Trigger Mesh and its Postgres LISTEN/NOTIFY bridge.
 //! - [`task_runner`]: completes queued tasks (`FOR UPDATE SKIP LOCKED`).
@@ -20,6 +21,7 @@
 //! - [`prepared`]: statements prepared once per connection.
 
 pub mod auth;
+pub mod counters;
 pub mod domain;
 pub mod error;
 pub mod events;

@@ -12,6 +12,7 @@
 //! then rolls back and `with_retries` runs the operation again.
 
 use super::auth::Caller;
+use super::counters::MissionTally;
 use super::domain::{Confidence, ErrorType, IdempotencyKey, Severity};
 use super::error::ApiError;
 use super::events::{self, NewEvent};
@@ -23,7 +24,7 @@ use crate::db::rows::FromRow;
 use crate::specification::policy::ESCALATION_ACTION;
 use crate::specification::{
     contract_digest, decide_tier, deciders, ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, Decision,
-    EventKind, MissionCounter, SnapshotStatus, Tier, TierDecision,
+    EventKind, SnapshotStatus, Tier, TierDecision,
 };
 use deadpool_postgres::Transaction;
 use serde_json::{json, Value};
@@ -256,7 +257,8 @@ async fn create_contract(
         let approval = hold_for_approval(state, tx, &mut contract, decision.tier, &mut pending).await?;
         (ContractStatus::AwaitingApproval, Some(approval))
     };
-    pending.tally = MissionTally { created: Some(confidence), ..MissionTally::ended(status) };
+    pending.tally.created = Some((decision.tier, confidence));
+    pending.tally.moved = Some((None, status));
     pending.write(tx, mission).await?;
     state.telemetry.record_action(tier, status);
     Ok(Some(ContractReceipt {
@@ -300,6 +302,8 @@ async fn hold_for_approval(
     let (snapshot, manifest_hash, approval): (Uuid, String, Uuid) =
         (row.try_get("snapshot_id")?, row.try_get("manifest_hash")?, row.try_get("approval_id")?);
     contract.snapshot = Some(snapshot);
+    pending.tally.snapshots += 1;
+    pending.tally.approvals += 1;
     pending.event(
         EventKind::SnapshotTaken,
         contract,
@@ -344,6 +348,9 @@ async fn execute_and_verify(
     let verdict = state.baselines.run(benchmark_kind, contract.id, sabotage.is_some());
     let result = json!({ "benchmark": benchmark_kind, "passed": verdict.passed, "drift": verdict.drift,
                          "sabotaged": sabotage.is_some() });
+    pending.tally.executed = true;
+    pending.tally.benchmarks += 1;
+    pending.tally.benchmarks_failed += i64::from(!verdict.passed);
     let status = match (verdict.passed, contract.snapshot) {
         (true, _) => ContractStatus::Verified,
         (false, None) => ContractStatus::Failed,
@@ -424,56 +431,13 @@ async fn roll_back(
         )
         .await?
         .try_get("state")?;
+    pending.tally.snapshots_restored += 1;
     pending.event(
         EventKind::RollbackCompleted,
         contract,
         json!({ "snapshot_id": contract.snapshot, "restored_state": restored }),
     );
     Ok(())
-}
-
-/// What one operation changes on its mission's counters.
-#[derive(Debug, Default)]
-struct MissionTally {
-    /// A new contract, with its confidence.
-    created: Option<f64>,
-    completed: i32,
-    /// Failed and rejected.
-    failed: i32,
-    rolled_back: i32,
-}
-
-impl MissionTally {
-    /// The counter a contract's status moves (the specification says which).
-    fn ended(status: ContractStatus) -> Self {
-        match status.counter() {
-            Some(MissionCounter::Completed) => Self { completed: 1, ..Self::default() },
-            Some(MissionCounter::Failed) => Self { failed: 1, ..Self::default() },
-            Some(MissionCounter::RolledBack) => Self { rolled_back: 1, ..Self::default() },
-            None => Self::default(),
-        }
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, mission: Uuid) -> Result<(), ApiError> {
-        let created = i32::from(self.created.is_some());
-        tx.run(
-            "UPDATE missions
-                SET total_actions = total_actions + $2,
-                    confidence = CASE WHEN $2 = 1
-                                      THEN (coalesce(confidence, 0) * total_actions + $3) / (total_actions + 1)
-                                      ELSE confidence END,
-                    completed_actions = completed_actions + $4,
-                    failed_actions = failed_actions + $5,
-                    rolled_back_actions = rolled_back_actions + $6,
-                    progress_ratio = (completed_actions + failed_actions + rolled_back_actions + $4 + $5 + $6)::float8
-                                     / greatest(total_actions + $2, 1),
-                    updated_at = now()
-              WHERE id = $1",
-            &[&mission, &created, &self.created.unwrap_or(0.0), &self.completed, &self.failed, &self.rolled_back],
-        )
-        .await?;
-        Ok(())
-    }
 }
 
 /// Decides a pending approval. Approve executes the stored contract; reject
@@ -548,7 +512,7 @@ async fn decide_in(
             (ContractStatus::Rejected, Some(task))
         }
     };
-    pending.tally = MissionTally::ended(contract_status);
+    pending.tally.moved = Some((Some(ContractStatus::AwaitingApproval), contract_status));
     pending.write(tx, contract.mission).await?;
     state.telemetry.record_action(tier.level(), contract_status);
     Ok(DecisionOutcome { approval_id: approval, contract_id: contract.id, decision, contract_status, fallback_task_id })
@@ -581,6 +545,7 @@ async fn open_fallback(
         )
         .await?
         .try_get("id")?;
+    pending.tally.tasks += 1;
     pending.event(EventKind::FallbackOpened, contract, json!({ "task_id": task }));
     Ok(task)
 }

@@ -5,6 +5,7 @@
 use super::actions::replay_headers;
 use crate::api::traffic::{ChatBody, ChatReply, NewTask, Task, TaskChange};
 use crate::backend::auth::Caller;
+use crate::backend::counters;
 use crate::backend::domain::{bounded_text, FieldError, IdempotencyKey};
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::events::{self, NewEvent};
@@ -18,9 +19,35 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
+use std::sync::LazyLock;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use uuid::Uuid;
+
+/// Stores the assistant's reply and counts the exchange's two messages on the
+/// mission (see `counters`).
+static CHAT_REPLY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH reply AS (
+            INSERT INTO chat_messages (mission_id, session_id, role, content, reply_to)
+            VALUES ($1, $2, 'assistant', $3, $4) RETURNING id),
+         counted AS ({})
+         SELECT id FROM reply",
+        counters::adding_to("chat_messages", "SELECT $1::uuid AS mission_id, 2 AS n")
+    )
+});
+
+/// Stores a submitted task (nothing for a known key) and counts it.
+static SUBMIT_TASK: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH task AS (
+            INSERT INTO tasks (mission_id, title, payload, idempotency_key) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (idempotency_key) DO NOTHING RETURNING {TASK_COLUMNS}),
+         counted AS ({})
+         SELECT * FROM task",
+        counters::adding_to("tasks", "SELECT mission_id, count(*) AS n FROM task GROUP BY mission_id")
+    )
+});
 
 /// The assistant's answer: built only from the mission's live state and the
 /// message, so the same state and message always get the same reply.
@@ -79,14 +106,8 @@ pub async fn chat(
         return Ok((StatusCode::OK, replay_headers(true), Json(replay)));
     };
     let reply = compose_reply(&row, &message)?;
-    let reply_id: Uuid = tx
-        .one(
-            "INSERT INTO chat_messages (mission_id, session_id, role, content, reply_to)
-             VALUES ($1, $2, 'assistant', $3, $4) RETURNING id",
-            &[&body.mission_id, &session, &reply, &message_id],
-        )
-        .await?
-        .try_get("id")?;
+    let reply_id: Uuid =
+        tx.one(&CHAT_REPLY, &[&body.mission_id, &session, &reply, &message_id]).await?.try_get("id")?;
     events::record(
         &tx,
         &[NewEvent {
@@ -181,18 +202,12 @@ pub async fn submit_task(
 
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let inserted = tx
-        .opt(
-            &format!(
-                "INSERT INTO tasks (mission_id, title, payload, idempotency_key) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING {TASK_COLUMNS}"
-            ),
-            &[&body.mission_id, &title, &payload, &key.as_str()],
-        )
-        .await
-        .map_err(|e| match e.code() {
-            Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", body.mission_id),
-            _ => e.into(),
+    let inserted =
+        tx.opt(&SUBMIT_TASK, &[&body.mission_id, &title, &payload, &key.as_str()]).await.map_err(|e| {
+            match e.code() {
+                Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", body.mission_id),
+                _ => e.into(),
+            }
         })?;
     let Some(row) = inserted else {
         drop(tx);
