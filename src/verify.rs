@@ -6,8 +6,8 @@
 //! found and a few offending ids, so a failure says where to look.
 
 use crate::control::{acked_writes, ControlError};
-use crate::db::schema;
-use crate::immutable_log;
+use crate::db::schema::{self, ForeignKey};
+use crate::immutable_log::{ChainProof, ProofStart};
 use crate::specification::{
     contract_digest, required_events, ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, EventKind,
     MissionCounter, SnapshotStatus, Tier,
@@ -30,6 +30,10 @@ pub struct ConsistencyCheck {
     pub violations: u64,
     /// The first offenders, each saying what is wrong with it.
     pub examples: Vec<String>,
+    /// How it was proven, when that is not simply "every row was read"
+    /// (C1: which keys Postgres enforces; C6: from where the chain was re-hashed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub basis: String,
 }
 
 impl ConsistencyCheck {
@@ -39,7 +43,19 @@ impl ConsistencyCheck {
 
     fn counted(id: &str, name: &str, checked: u64, violations: u64, mut examples: Vec<String>) -> Self {
         examples.truncate(EXAMPLES);
-        Self { id: id.into(), name: name.into(), passed: violations == 0, checked, violations, examples }
+        Self {
+            id: id.into(),
+            name: name.into(),
+            passed: violations == 0,
+            checked,
+            violations,
+            examples,
+            basis: String::new(),
+        }
+    }
+
+    fn based_on(self, basis: String) -> Self {
+        Self { basis, ..self }
     }
 }
 
@@ -47,6 +63,9 @@ impl std::fmt::Display for ConsistencyCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mark = if self.passed { "✓" } else { "✗" };
         write!(f, "{mark} {} {}: {} checked, {} violations", self.id, self.name, self.checked, self.violations)?;
+        if !self.basis.is_empty() {
+            write!(f, " — {}", self.basis)?;
+        }
         for example in &self.examples {
             write!(f, "\n    {example}")?;
         }
@@ -55,15 +74,22 @@ impl std::fmt::Display for ConsistencyCheck {
 }
 
 /// Runs C1–C7 for `mission` (C1 and C6 look at the whole database: a
-/// dangling reference or a broken chain anywhere breaks every promise).
-pub async fn verify_mission(client: &Client, mission: Uuid) -> Result<Vec<ConsistencyCheck>, ControlError> {
+/// dangling reference or a broken chain anywhere breaks every promise; `chain`
+/// is the proof of the log the caller just ran; `full` scans every reference
+/// even where Postgres enforces it, as does any proof that starts from genesis).
+pub async fn verify_mission(
+    client: &Client,
+    mission: Uuid,
+    chain: &ChainProof,
+    full: bool,
+) -> Result<Vec<ConsistencyCheck>, ControlError> {
     Ok(vec![
-        no_orphans(client).await?,
+        no_orphans(client, full || chain.start == ProofStart::Genesis).await?,
         event_completeness(client, mission).await?,
         tier_artifacts(client, mission).await?,
         approvals(client, mission).await?,
         mission_counters(client, mission).await?,
-        log_chain(client, mission).await?,
+        log_chain(client, mission, chain).await?,
         acknowledged_writes(client, mission).await?,
     ])
 }
@@ -74,15 +100,32 @@ pub async fn mission_exists(client: &Client, mission: Uuid) -> Result<bool, toki
 }
 
 /// C1: every FOREIGN KEY of the data model exists, and every reference
-/// resolves (a database deployed without the constraints can hold orphans).
-async fn no_orphans(client: &Client) -> Result<ConsistencyCheck, ControlError> {
+/// resolves. Where Postgres enforces a key (validated, its triggers enabled)
+/// it refuses every orphan as it is written, so after a first full scan the
+/// rows are not scanned again unless `scan_all`; a key that is missing, NOT
+/// VALID or has a disabled trigger gets every row of its table scanned (a
+/// database deployed without the constraints, or with them switched off for a
+/// while, can hold orphans from any time). What Postgres cannot rule out is a
+/// session that set `session_replication_role = replica` (or disabled the
+/// triggers and enabled them again), which skips the triggers behind every
+/// key: only superusers (and, from PostgreSQL 15, roles granted SET on that
+/// parameter) can, so the check names those roles, and a proof from genesis or
+/// `--full` scans every row.
+async fn no_orphans(client: &Client, scan_all: bool) -> Result<ConsistencyCheck, ControlError> {
     let expected = schema::expected_foreign_keys();
     let present = schema::present_foreign_keys(client).await?;
-    let mut offenders: Vec<String> =
-        expected.iter().filter(|fk| !present.contains(fk)).map(|fk| format!("FOREIGN KEY missing: {fk}")).collect();
+    let unenforced = schema::unenforced_foreign_keys(client).await?;
+    let mut offenders: Vec<String> = expected
+        .iter()
+        .filter(|fk| !present.contains(fk))
+        .map(|fk| format!("FOREIGN KEY missing: {fk}"))
+        .chain(unenforced.iter().map(|fk| format!("FOREIGN KEY not enforced (NOT VALID or trigger disabled): {fk}")))
+        .collect();
     let mut rows_checked = 0u64;
     let mut orphans = 0u64;
-    for fk in &expected {
+    let scanned: Vec<&ForeignKey> =
+        expected.iter().filter(|fk| scan_all || !present.contains(fk) || unenforced.contains(fk)).collect();
+    for fk in &scanned {
         let key = if fk.references == "public.immutable_log" { "seq" } else { "id" };
         let row = client
             .query_one(
@@ -106,8 +149,21 @@ async fn no_orphans(client: &Client) -> Result<ConsistencyCheck, ControlError> {
             offenders.push(format!("{}.{} = {value} refers to no row of {}", fk.table, fk.column, fk.references));
         }
     }
-    let missing_constraints = expected.iter().filter(|fk| !present.contains(fk)).count() as u64;
-    Ok(ConsistencyCheck::counted("C1", "no orphans", rows_checked, missing_constraints + orphans, offenders))
+    let not_enforced = expected.iter().filter(|fk| !present.contains(fk)).count() + unenforced.len();
+    let enforced = expected.len() - not_enforced;
+    let bypassing = schema::roles_that_can_skip_foreign_keys(client).await?;
+    let basis = format!(
+        "{enforced} of {} foreign keys enforced by Postgres; {} scanned row by row ({rows_checked} rows){}",
+        expected.len(),
+        scanned.len(),
+        if bypassing.is_empty() {
+            String::new()
+        } else {
+            format!("; roles that could skip the keys with session_replication_role: {}", bypassing.join(", "))
+        }
+    );
+    let checked = enforced as u64 + rows_checked;
+    Ok(ConsistencyCheck::counted("C1", "no orphans", checked, not_enforced as u64 + orphans, offenders).based_on(basis))
 }
 
 /// C2: each contract's events are exactly the sequence its status requires,
@@ -292,10 +348,11 @@ async fn mission_counters(client: &Client, mission: Uuid) -> Result<ConsistencyC
     }
     Ok(ConsistencyCheck::new("C5", "mission counters", 1 + MissionCounter::ALL.len() as u64, offenders))
 }
-/// C6: the log's seq is contiguous and every hash recomputes; every event of
-/// the mission has its log entry.
-async fn log_chain(client: &Client, mission: Uuid) -> Result<ConsistencyCheck, ControlError> {
-    let verdict = immutable_log::verify(client).await?;
+/// C6: the log's seq is contiguous and every hash recomputes (from genesis,
+/// or after the last proof the log still agrees with); every event of the
+/// mission has its log entry.
+async fn log_chain(client: &Client, mission: Uuid, chain: &ChainProof) -> Result<ConsistencyCheck, ControlError> {
+    let verdict = &chain.verdict;
     let mut examples: Vec<String> =
         verdict.breaks.iter().map(|b| format!("log seq {}: {}", b.seq, b.problem)).collect();
     let row = client
@@ -311,7 +368,9 @@ async fn log_chain(client: &Client, mission: Uuid) -> Result<ConsistencyCheck, C
     examples
         .extend(row.try_get::<_, Vec<String>>("examples")?.into_iter().map(|id| format!("event {id}: no log entry")));
     let checked = verdict.entries as u64 + events as u64;
-    Ok(ConsistencyCheck::counted("C6", "log chain", checked, verdict.broken as u64 + unlogged as u64, examples))
+    let basis = chain.scope();
+    Ok(ConsistencyCheck::counted("C6", "log chain", checked, verdict.broken as u64 + unlogged as u64, examples)
+        .based_on(basis))
 }
 
 /// C7: for every completed load run of the mission, the stored writes are

@@ -1,7 +1,8 @@
 //! The immutable log and the Trigger Mesh, seen from outside: log entries,
 //! chain verification, the mesh ping.
 
-use crate::immutable_log::{ChainBreak, ChainVerdict};
+use crate::immutable_log::checkpoint::ChainHead;
+use crate::immutable_log::{ChainBreak, ChainProof, ChainVerdict, ProofStart};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -29,11 +30,26 @@ pub struct ChainReport {
     /// The first breaks, each with its seq and what is wrong.
     #[schema(value_type = Vec<Object>)]
     pub breaks: Vec<ChainBreak>,
+    /// Where re-hashing started, when no range was asked for: `genesis`, or
+    /// after the last checkpoint the log still holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub start: Option<ProofStart>,
+    /// The entry the proof reached (the log's head when it began).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub head: Option<ChainHead>,
 }
 
 impl From<ChainVerdict> for ChainReport {
     fn from(v: ChainVerdict) -> Self {
-        Self { valid: v.holds(), entries: v.entries, broken: v.broken, breaks: v.breaks }
+        Self { valid: v.holds(), entries: v.entries, broken: v.broken, breaks: v.breaks, start: None, head: None }
+    }
+}
+
+impl From<ChainProof> for ChainReport {
+    fn from(proof: ChainProof) -> Self {
+        Self { start: Some(proof.start), head: proof.head, ..proof.verdict.into() }
     }
 }
 

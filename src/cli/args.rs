@@ -9,6 +9,8 @@ use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl, Tokens};
 use crate::control::plan::LoadShape;
 use crate::control::HEARTBEAT;
+use crate::immutable_log::anchors::AnchorFile;
+use crate::immutable_log::ChainSettings;
 use crate::report::Thresholds;
 use crate::specification::Role;
 use clap::Args;
@@ -217,12 +219,33 @@ pub struct BootstrapArgs {
     pub output: OutputArgs,
 }
 
+/// How the immutable log's chain is proven.
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    /// Re-hash the log from genesis instead of after the last checkpoint (and scan every reference for C1)
+    #[arg(long)]
+    pub full: bool,
+    /// Keep the head each proof reaches in FILE, outside the database, and fail when the log no longer holds it
+    #[arg(long, env = "GRACE_ANCHORS", value_name = "FILE")]
+    pub anchors: Option<PathBuf>,
+}
+
+impl ChainArgs {
+    /// The settings, with the anchor file read (an unreadable one is a usage error).
+    pub fn settings(&self) -> Result<ChainSettings, CommandError> {
+        let anchors = self.anchors.as_deref().map(AnchorFile::load).transpose();
+        Ok(ChainSettings { full: self.full, anchors: anchors.map_err(|e| CommandError::Usage(e.to_string()))? })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct HealthArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub backend: BackendArgs,
+    #[command(flatten)]
+    pub chain: ChainArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -294,6 +317,8 @@ pub struct VerifyArgs {
     pub database: DatabaseArgs,
     #[arg(long, value_name = "UUID")]
     pub mission: uuid::Uuid,
+    #[command(flatten)]
+    pub chain: ChainArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -8,6 +8,7 @@ use crate::configuration::ConfigError;
 use crate::control::ControlError;
 use crate::db::private::PrivateClusterError;
 use crate::db::DbError;
+use crate::immutable_log::ProofError;
 use crate::scenario::ScenarioError;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +74,15 @@ impl From<DbError> for CommandError {
         match e {
             DbError::Unreachable { .. } => Self::Unreachable(e.to_string()),
             DbError::Migration(_) | DbError::Query(_) => Self::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<ProofError> for CommandError {
+    fn from(e: ProofError) -> Self {
+        match e {
+            ProofError::Database(e) => e.into(),
+            ProofError::Anchors(e) => Self::Usage(e.to_string()),
         }
     }
 }

@@ -17,6 +17,7 @@ pub const TABLES: &[&str] = &[
     "public.benchmark_runs",
     "public.approval_requests",
     "public.immutable_log",
+    "public.log_checkpoints",
     "public.action_events",
     "public.log_outbox",
     "public.chat_messages",
@@ -60,6 +61,7 @@ const FOREIGN_KEYS: &[(&str, &str, &str)] = &[
     ("public.action_events", "contract_id", "public.action_contracts"),
     ("public.action_events", "approval_id", "public.approval_requests"),
     ("public.action_events", "log_seq", "public.immutable_log"),
+    ("public.log_checkpoints", "seq", "public.immutable_log"),
     ("public.log_outbox", "event_id", "public.action_events"),
     ("public.chat_messages", "mission_id", "public.missions"),
     ("public.chat_messages", "reply_to", "public.chat_messages"),
@@ -110,30 +112,61 @@ pub async fn present_tables(client: &Client) -> Result<Vec<String>, tokio_postgr
 
 /// Every single-column FOREIGN KEY in Grace's schemas.
 pub async fn present_foreign_keys(client: &Client) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
+    foreign_keys_where(client, "true").await
+}
+
+/// The data model's FOREIGN KEYs that Postgres does not enforce right now:
+/// added NOT VALID and never validated, or with a trigger behind them disabled
+/// (`ALTER TABLE … DISABLE TRIGGER ALL`).
+pub async fn unenforced_foreign_keys(client: &Client) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
+    foreign_keys_where(
+        client,
+        "NOT c.convalidated OR EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgconstraint = c.oid AND tg.tgenabled = 'D')",
+    )
+    .await
+}
+
+async fn foreign_keys_where(client: &Client, condition: &str) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT sn.nspname || '.' || s.relname AS table_name, a.attname::text AS column_name,
-                    tn.nspname || '.' || t.relname AS referenced
-               FROM pg_constraint c
-               JOIN pg_class s ON s.oid = c.conrelid
-               JOIN pg_namespace sn ON sn.oid = s.relnamespace
-               JOIN pg_class t ON t.oid = c.confrelid
-               JOIN pg_namespace tn ON tn.oid = t.relnamespace
-               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-              WHERE c.contype = 'f' AND sn.nspname IN ('public', 'control')
-              ORDER BY 1, 2",
+            &format!(
+                "SELECT sn.nspname || '.' || s.relname AS table_name, a.attname::text AS column_name,
+                        tn.nspname || '.' || t.relname AS referenced
+                   FROM pg_constraint c
+                   JOIN pg_class s ON s.oid = c.conrelid
+                   JOIN pg_namespace sn ON sn.oid = s.relnamespace
+                   JOIN pg_class t ON t.oid = c.confrelid
+                   JOIN pg_namespace tn ON tn.oid = t.relnamespace
+                   JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+                  WHERE c.contype = 'f' AND sn.nspname IN ('public', 'control') AND ({condition})
+                  ORDER BY 1, 2"
+            ),
             &[],
         )
         .await?;
     rows.iter()
-        .map(|r| {
+        .map(|row| {
             Ok(ForeignKey {
-                table: r.try_get("table_name")?,
-                column: r.try_get("column_name")?,
-                references: r.try_get("referenced")?,
+                table: row.try_get("table_name")?,
+                column: row.try_get("column_name")?,
+                references: row.try_get("referenced")?,
             })
         })
         .collect()
+}
+
+/// The roles that may set `session_replication_role` to `replica`, which
+/// skips the triggers behind every FOREIGN KEY: superusers and, from
+/// PostgreSQL 15, roles granted SET on the parameter.
+pub async fn roles_that_can_skip_foreign_keys(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let version: i32 =
+        client.query_one("SELECT current_setting('server_version_num')::int AS v", &[]).await?.try_get("v")?;
+    let granted =
+        if version >= 150_000 { "OR has_parameter_privilege(oid, 'session_replication_role', 'SET')" } else { "" };
+    let rows = client
+        .query(&format!("SELECT rolname::text AS name FROM pg_roles WHERE rolsuper {granted} ORDER BY 1"), &[])
+        .await?;
+    rows.iter().map(|r| r.try_get("name")).collect()
 }
 
 /// The enabled, user-defined triggers on `immutable_log` (a disabled trigger

@@ -3,15 +3,20 @@
 //! Postgres keeps the chain (see `migrations/V2__events_and_immutable_log.sql`):
 //! an insert gets its seq, prev_hash and entry_hash from a trigger, and the
 //! canonical encoding is the SQL function `grace_log_entry_hash`. Proving it
-//! streams the entries out and recomputes every hash in Rust ([`chain`]), so
-//! it works against any Grace database and costs one pass.
+//! streams the entries out and recomputes every hash in Rust ([`chain`]), from
+//! where the last proof ended ([`checkpoint`], and this machine's
+//! [`anchors`]), in parallel ranges when there is much to prove ([`proof`]).
 
+pub mod anchors;
 pub mod chain;
+pub mod checkpoint;
+pub mod proof;
 
 pub use chain::verify_range;
+pub use proof::{prove, prove_database, ChainProof, ChainReader, ChainSettings, ProofError, ProofOptions, ProofStart};
 
 use serde::{Deserialize, Serialize};
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::GenericClient;
 
 /// An entry to append. The chain fields are assigned by the database.
 #[derive(Debug, Clone)]
@@ -62,10 +67,4 @@ impl ChainVerdict {
     pub fn holds(&self) -> bool {
         self.broken == 0
     }
-}
-
-/// Checks the whole chain: seq runs 1..n without gaps, each prev_hash is its
-/// predecessor's entry_hash, and each entry_hash recomputes from the entry's fields.
-pub async fn verify(client: &Client) -> Result<ChainVerdict, tokio_postgres::Error> {
-    verify_range(client, 1, i64::MAX).await
 }

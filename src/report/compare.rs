@@ -138,6 +138,7 @@ mod tests {
             checked: 1,
             violations: u64::from(!held),
             examples: vec![],
+            basis: String::new(),
         }];
         report
     }

@@ -275,7 +275,12 @@ impl Context<'_> {
                 })
                 .await;
             consistency = self
-                .phase(&mut phases, 7, "persistence and integrity", phases::integrity(&self.api, &self.db, mission))
+                .phase(
+                    &mut phases,
+                    7,
+                    "persistence and integrity",
+                    phases::integrity(&self.api, &self.db, &self.database, mission),
+                )
                 .await
                 .unwrap_or_default();
         } else {

@@ -8,9 +8,11 @@ use crate::api::actions::{DecisionBody, ErrorReportBody};
 use crate::api::admin::{FaultKind, FaultRequest};
 use crate::api::missions::NewMission;
 use crate::client::{BackendClient, ClientError};
+use crate::configuration::DatabaseUrl;
 use crate::control::coordinator::{self, LoadOutcome};
 use crate::control::plan::LoadPlan;
 use crate::control::ControlError;
+use crate::immutable_log::{self, ChainSettings, ProofError};
 use crate::report::Thresholds;
 use crate::report::{Criterion, MissionCounts, ScenarioReport};
 use crate::specification::{
@@ -33,6 +35,8 @@ pub enum PhaseError {
     Control(#[from] ControlError),
     #[error("database: {}", crate::db::describe(.0))]
     Database(#[from] tokio_postgres::Error),
+    #[error("log chain: {0}")]
+    Chain(#[from] ProofError),
     #[error("skipped: {0}")]
     Skipped(String),
 }
@@ -235,7 +239,7 @@ pub async fn forced_rollback(api: &BackendClient, db: &Client, mission: Uuid) ->
 
 /// Phase 5: the distributed load.
 pub async fn concurrent_load(
-    db_url: &crate::configuration::DatabaseUrl,
+    db_url: &DatabaseUrl,
     plan: &LoadPlan,
     shutdown: &CancellationToken,
 ) -> Result<(PhaseResult, LoadOutcome), PhaseError> {
@@ -313,12 +317,14 @@ fn trend(values: &[f64]) -> String {
 pub async fn integrity(
     api: &BackendClient,
     db: &Client,
+    db_url: &DatabaseUrl,
     mission: Uuid,
 ) -> Result<(PhaseResult, Vec<ConsistencyCheck>), PhaseError> {
     let mut result = PhaseResult::default();
     let lag_zero = api.await_zero_log_lag(Duration::from_secs(30)).await?;
     result.check("log lag reached zero", lag_zero, "every committed event chained before checking");
-    let checks = verify::verify_mission(db, mission).await?;
+    let chain = immutable_log::prove_database(db_url, &mut ChainSettings::default(), "grace scenario").await?;
+    let checks = verify::verify_mission(db, mission, &chain, false).await?;
     for check in &checks {
         let detail = if check.examples.is_empty() {
             format!("{} checked, {} violations", check.checked, check.violations)

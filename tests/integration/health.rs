@@ -13,7 +13,11 @@ async fn health_passes_on_a_bootstrapped_database() {
         assert!(line.starts_with('✓'), "{line}");
     }
     assert!(lines[6].starts_with("– backend"), "{}", lines[6]);
-    assert!(ran.stdout.contains("✓ log chain verifies: 1 entries"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("✓ log chain verifies: 1 entries re-hashed from genesis; head seq 1"),
+        "{}",
+        ran.stdout
+    );
 
     let ran = run_grace(&["health", "--json", "--database-url", &database.url.to_string()]).await;
     let checklist: serde_json::Value = serde_json::from_str(&ran.stdout).expect("--json prints JSON");
@@ -60,7 +64,13 @@ async fn health_reports_a_disabled_append_only_trigger_and_a_broken_chain() {
         "{}",
         ran.stdout
     );
-    assert!(ran.stdout.contains("✗ log chain verifies: 1 of 1 entries broken — seq 1: entry_hash"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains(
+            "✗ log chain verifies: 1 broken (1 entries re-hashed from genesis; head seq 1) — seq 1: entry_hash"
+        ),
+        "{}",
+        ran.stdout
+    );
 }
 
 #[tokio::test]
@@ -115,4 +125,65 @@ async fn health_checks_a_running_backend_its_mesh_and_its_log_lag() {
 
     let ran = run_grace(&["health", "--database-url", &url, "--backend", "ftp://example"]).await;
     assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+}
+
+#[tokio::test]
+async fn health_proves_only_new_entries_and_its_anchor_file_names_a_covered_up_rewrite() {
+    let database = TestDatabase::bootstrapped().await;
+    let url = database.url.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let anchors = dir.path().join("anchors.json");
+    let anchors = anchors.to_str().unwrap();
+    let chain_line = |ran: &crate::helpers::Ran| {
+        ran.stdout.lines().find(|l| l.contains("log chain verifies")).unwrap_or_default().to_string()
+    };
+
+    let first = run_grace(&["health", "--database-url", &url, "--anchors", anchors]).await;
+    assert_eq!(first.code, Some(0), "{}", first.all_output());
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(anchors).unwrap()).unwrap();
+    let key = format!("{}/{}", database.url.endpoint(), database.url.database());
+    assert_eq!(stored[&key]["seq"], 1, "{stored}");
+
+    let second = run_grace(&["health", "--database-url", &url]).await;
+    assert!(
+        chain_line(&second).contains("0 entries re-hashed after checkpoint seq 1 (proven by grace health)"),
+        "{}",
+        second.stdout
+    );
+    let anchored = run_grace(&["health", "--database-url", &url, "--anchors", anchors]).await;
+    assert!(
+        chain_line(&anchored).contains("0 entries re-hashed after this machine's anchor seq 1"),
+        "{}",
+        anchored.stdout
+    );
+    let full = run_grace(&["health", "--database-url", &url, "--full"]).await;
+    assert!(chain_line(&full).contains("1 entries re-hashed from genesis"), "{}", full.stdout);
+
+    // The owner rewrites the only entry, recomputing its hash and its checkpoint.
+    database
+        .client()
+        .await
+        .batch_execute(
+            "ALTER TABLE immutable_log DISABLE TRIGGER immutable_log_append_only;
+             UPDATE immutable_log SET result = 'forged', entry_hash = grace_log_entry_hash(seq, recorded_at, actor,
+                    action, resource, subsystem, payload, 'forged', prev_hash);
+             UPDATE log_checkpoints c SET entry_hash = l.entry_hash FROM immutable_log l WHERE l.seq = c.seq;
+             ALTER TABLE immutable_log ENABLE TRIGGER immutable_log_append_only;",
+        )
+        .await
+        .unwrap();
+    let fooled = run_grace(&["health", "--database-url", &url]).await;
+    assert_eq!(fooled.code, Some(0), "without the anchor nothing shows: {}", fooled.stdout);
+    let caught = run_grace(&["health", "--database-url", &url, "--anchors", anchors]).await;
+    assert_eq!(caught.code, Some(1), "{}", caught.all_output());
+    assert!(
+        chain_line(&caught).contains("seq 1: the log's first entry is not the one of the head proven"),
+        "{}",
+        caught.stdout
+    );
+
+    std::fs::write(anchors, "not json").unwrap();
+    let unreadable = run_grace(&["health", "--database-url", &url, "--anchors", anchors]).await;
+    assert_eq!(unreadable.code, Some(2), "{}", unreadable.all_output());
+    assert!(unreadable.stderr.contains("is not a Grace anchor file"), "{}", unreadable.stderr);
 }

@@ -79,6 +79,12 @@ impl TestDatabase {
     pub async fn client(&self) -> Client {
         db::connect(&self.url).await.expect("connect to the test database")
     }
+
+    /// A proof of the log chain as the CLI runs one (from the last checkpoint).
+    pub async fn chain_proof(&self) -> grace::immutable_log::ChainProof {
+        let mut settings = grace::immutable_log::ChainSettings::default();
+        grace::immutable_log::prove_database(&self.url, &mut settings, "tests").await.expect("prove the chain")
+    }
 }
 
 impl Drop for TestDatabase {

@@ -1,8 +1,11 @@
-//! The immutable log: append-only, chained by Postgres, verifiable in one query.
+//! The immutable log: append-only, chained by Postgres, proven from genesis or
+//! from the last checkpoint, and held to the anchors kept outside it.
 
 use crate::helpers::{tamper_with_log, TestDatabase};
-use grace::immutable_log::{self, LogEntry};
+use grace::immutable_log::anchors::Anchor;
+use grace::immutable_log::{self, ChainProof, LogEntry, ProofOptions, ProofStart};
 use serde_json::json;
+use std::sync::Arc;
 use tokio_postgres::Client;
 
 fn entry(payload: &serde_json::Value) -> LogEntry<'_> {
@@ -48,7 +51,7 @@ async fn concurrent_appends_form_one_contiguous_valid_chain() {
         writer.await.unwrap();
     }
     let client = database.client().await;
-    let verdict = immutable_log::verify(&client).await.unwrap();
+    let verdict = immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap();
     assert!(verdict.holds(), "{verdict:?}");
     assert_eq!(verdict.entries, 200);
     let row = client
@@ -63,10 +66,10 @@ async fn verification_finds_an_entry_altered_behind_the_triggers_back() {
     let database = TestDatabase::migrated().await;
     let client = database.client().await;
     append_entries(&client, 4).await;
-    assert!(immutable_log::verify(&client).await.unwrap().holds());
+    assert!(immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap().holds());
 
     tamper_with_log(&client, "UPDATE immutable_log SET payload = '{\"n\":99}' WHERE seq = 2").await;
-    let verdict = immutable_log::verify(&client).await.unwrap();
+    let verdict = immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap();
     assert_eq!(verdict.broken, 1, "{verdict:?}");
     assert_eq!(verdict.breaks[0].seq, 2);
     assert!(verdict.breaks[0].problem.contains("entry_hash"), "{verdict:?}");
@@ -78,7 +81,7 @@ async fn verification_finds_an_entry_altered_behind_the_triggers_back() {
                  subsystem, payload, result, prev_hash) WHERE seq = 2",
     )
     .await;
-    let verdict = immutable_log::verify(&client).await.unwrap();
+    let verdict = immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap();
     assert_eq!(verdict.entries, 4);
     assert_eq!(verdict.breaks.iter().map(|b| b.seq).collect::<Vec<_>>(), [3], "{verdict:?}");
     assert!(verdict.breaks[0].problem.contains("prev_hash"), "{verdict:?}");
@@ -90,8 +93,141 @@ async fn a_gap_in_the_sequence_is_reported() {
     let client = database.client().await;
     append_entries(&client, 3).await;
     tamper_with_log(&client, "DELETE FROM immutable_log WHERE seq = 2").await;
-    let verdict = immutable_log::verify(&client).await.unwrap();
+    let verdict = immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap();
     assert_eq!(verdict.breaks.len(), 1, "{verdict:?}");
     assert_eq!(verdict.breaks[0].seq, 3);
     assert!(verdict.breaks[0].problem.contains("where 2 was expected"), "{verdict:?}");
+}
+
+/// Proves the chain the way the CLI does, over two connections.
+async fn prove(database: &TestDatabase, full: bool, anchor: Option<&Anchor>) -> ChainProof {
+    let readers = [Arc::new(database.client().await), Arc::new(database.client().await)];
+    let options = ProofOptions { full, anchor: anchor.map(|a| (a, "anchors.json")), verified_by: "tests" };
+    immutable_log::prove(&readers, options).await.unwrap()
+}
+
+/// Rewrites the chain from `seq` on as its owner could: every later hash
+/// recomputed, so the chain itself verifies again.
+async fn rewrite_chain_from(client: &Client, seq: i64) {
+    tamper_with_log(
+        client,
+        &format!(
+            "DO $$ DECLARE e record; prev text; BEGIN
+               SELECT coalesce(max(entry_hash), repeat('0', 64)) INTO prev FROM immutable_log WHERE seq = {seq} - 1;
+               FOR e IN SELECT * FROM immutable_log WHERE seq >= {seq} ORDER BY seq LOOP
+                 UPDATE immutable_log SET prev_hash = prev,
+                        entry_hash = grace_log_entry_hash(seq, recorded_at, actor, action, resource, subsystem,
+                                                          payload, result, prev)
+                  WHERE seq = e.seq RETURNING entry_hash INTO prev;
+               END LOOP; END $$",
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_proof_rehashes_only_what_is_new_since_the_last_checkpoint() {
+    let database = TestDatabase::migrated().await;
+    let client = database.client().await;
+    append_entries(&client, 5).await;
+    let first = prove(&database, false, None).await;
+    assert!(first.verdict.holds(), "{first:?}");
+    assert_eq!((first.verdict.entries, &first.start), (5, &ProofStart::Genesis));
+    assert_eq!(first.head.as_ref().map(|h| h.seq), Some(5));
+
+    append_entries(&client, 3).await;
+    let second = prove(&database, false, None).await;
+    assert!(second.verdict.holds(), "{second:?}");
+    assert_eq!(second.verdict.entries, 3, "only the entries after the checkpoint: {second:?}");
+    assert!(matches!(&second.start, ProofStart::Checkpoint { seq: 5, verified_by, .. } if verified_by == "tests"));
+
+    // A break among the new entries is found; the checkpoint does not move past it.
+    append_entries(&client, 2).await;
+    tamper_with_log(&client, "UPDATE immutable_log SET result = 'forged' WHERE seq = 10").await;
+    let broken = prove(&database, false, None).await;
+    assert_eq!((broken.verdict.entries, broken.verdict.broken), (2, 1), "{broken:?}");
+    assert_eq!(broken.verdict.breaks[0].seq, 10);
+    let newest: i64 = client.query_one("SELECT max(seq) FROM log_checkpoints", &[]).await.unwrap().get(0);
+    assert_eq!(newest, 8);
+
+    let full = prove(&database, true, None).await;
+    assert_eq!((full.verdict.entries, full.verdict.broken, &full.start), (10, 1, &ProofStart::Genesis));
+}
+
+#[tokio::test]
+async fn a_rewrite_under_a_checkpoint_is_named_though_the_chain_verifies() {
+    let database = TestDatabase::migrated().await;
+    let client = database.client().await;
+    append_entries(&client, 4).await;
+    assert!(prove(&database, false, None).await.verdict.holds());
+
+    tamper_with_log(&client, "UPDATE immutable_log SET payload = '{\"n\":99}' WHERE seq = 2").await;
+    rewrite_chain_from(&client, 2).await;
+    assert!(immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap().holds(), "the rewrite is consistent");
+
+    let proof = prove(&database, false, None).await;
+    assert_eq!(proof.start, ProofStart::Genesis, "a checkpoint the log disagrees with is not trusted");
+    assert_eq!(proof.verdict.broken, 1, "{proof:?}");
+    assert_eq!(proof.verdict.breaks[0].seq, 4);
+    assert!(proof.verdict.breaks[0].problem.contains("no longer holds the entry checkpointed by tests"), "{proof:?}");
+}
+
+#[tokio::test]
+async fn an_anchor_outside_the_database_names_a_rewrite_its_owner_covered_up() {
+    let database = TestDatabase::migrated().await;
+    let client = database.client().await;
+    append_entries(&client, 4).await;
+    let anchor = prove(&database, false, None).await.anchor().expect("a holding proof gives an anchor");
+    assert_eq!(anchor.head.seq, 4);
+
+    // The owner rewrites entry 3 and every later hash, and their checkpoints
+    // with them: the database alone cannot tell.
+    tamper_with_log(&client, "UPDATE immutable_log SET result = 'forged' WHERE seq = 3").await;
+    rewrite_chain_from(&client, 3).await;
+    client
+        .batch_execute(
+            "UPDATE log_checkpoints c SET entry_hash = l.entry_hash FROM immutable_log l WHERE l.seq = c.seq",
+        )
+        .await
+        .unwrap();
+    assert!(prove(&database, true, None).await.verdict.holds(), "without the anchor the rewrite passes");
+
+    let proof = prove(&database, false, Some(&anchor)).await;
+    assert_eq!(proof.verdict.broken, 1, "{proof:?}");
+    assert_eq!(proof.verdict.breaks[0].seq, 4);
+    assert!(proof.verdict.breaks[0].problem.contains("entry_hash differs from the head proven on"), "{proof:?}");
+    assert!(proof.anchor().is_none(), "a failed proof moves no anchor");
+}
+
+#[tokio::test]
+async fn an_anchor_names_a_log_cut_short_and_a_log_replaced() {
+    let database = TestDatabase::migrated().await;
+    let client = database.client().await;
+    append_entries(&client, 4).await;
+    let anchor = prove(&database, false, None).await.anchor().unwrap();
+
+    client.batch_execute("DELETE FROM log_checkpoints").await.unwrap();
+    tamper_with_log(&client, "DELETE FROM immutable_log WHERE seq > 2").await;
+    let proof = prove(&database, false, Some(&anchor)).await;
+    assert_eq!(proof.verdict.breaks.len(), 1, "{proof:?}");
+    assert_eq!(proof.verdict.breaks[0].seq, 4);
+    assert!(proof.verdict.breaks[0].problem.contains("the log ends at seq 2, before the head proven"), "{proof:?}");
+
+    tamper_with_log(&client, "UPDATE immutable_log SET actor = 'someone else' WHERE seq = 1").await;
+    rewrite_chain_from(&client, 1).await;
+    let proof = prove(&database, false, Some(&anchor)).await;
+    assert_eq!(proof.verdict.breaks[0].seq, 1, "{proof:?}");
+    assert!(proof.verdict.breaks[0].problem.contains("first entry is not the one"), "{proof:?}");
+}
+
+#[tokio::test]
+async fn the_link_into_a_range_is_checked_against_the_entry_before_it() {
+    let database = TestDatabase::migrated().await;
+    let client = database.client().await;
+    append_entries(&client, 4).await;
+    tamper_with_log(&client, "UPDATE immutable_log SET prev_hash = repeat('a', 64) WHERE seq = 3").await;
+    let upper = immutable_log::verify_range(&client, 3, 4).await.unwrap();
+    assert_eq!((upper.entries, upper.breaks[0].seq), (2, 3), "{upper:?}");
+    assert!(upper.breaks[0].problem.contains("prev_hash"), "{upper:?}");
+    assert!(immutable_log::verify_range(&client, 4, 4).await.unwrap().holds());
 }

@@ -3,6 +3,7 @@
 use crate::cli::args::{ScenarioArgs, VerifyArgs};
 use crate::cli::exit::{none_failed, CommandError};
 use crate::db::{self, DbError};
+use crate::immutable_log;
 use crate::report::EXIT_INTERRUPTED;
 use crate::scenario::{ScenarioSettings, Target};
 use crate::verify;
@@ -65,7 +66,9 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CommandError> {
     if !verify::mission_exists(&client, mission).await.map_err(DbError::Query)? {
         return Err(CommandError::Usage(format!("no mission {mission} in {database}")));
     }
-    let checks = verify::verify_mission(&client, mission).await?;
+    let mut chain = args.chain.settings()?;
+    let proof = immutable_log::prove_database(&database, &mut chain, "grace verify").await?;
+    let checks = verify::verify_mission(&client, mission, &proof, chain.full).await?;
     args.output.emit(&checks, |checks| {
         let lines: Vec<String> = checks.iter().map(|check| format!("{check}\n")).collect();
         format!("grace verify — mission {mission} in {database}\n{}", lines.concat())

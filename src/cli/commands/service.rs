@@ -26,7 +26,8 @@ pub async fn health(args: HealthArgs, shutdown: &CancellationToken) -> Result<Ex
     interruptible(shutdown, async {
         let backend = args.backend.client()?;
         let database = Database::configured_or_private(args.database.parse()?).await?;
-        let checklist = health::run(&database.url(), backend.as_ref()).await;
+        let mut chain = args.chain.settings()?;
+        let checklist = health::run(&database.url(), backend.as_ref(), &mut chain).await;
         args.output.emit(&checklist, ToString::to_string);
         if !checklist.unreachable.is_empty() {
             return Err(CommandError::Unreachable(format!("unreachable: {}", checklist.unreachable.join(", "))));

@@ -1,0 +1,245 @@
+//! One proof of the chain: where it may start (genesis, or the newest head
+//! that a checkpoint or this machine's anchor names and the log still holds),
+//! the ranges it re-hashes in parallel, and the checkpoint it leaves when the
+//! chain holds. A checkpoint or an anchor the log no longer matches is a
+//! break in itself, and the proof then goes back to genesis to say what else
+//! is wrong.
+
+use super::anchors::{Anchor, AnchorError, AnchorFile};
+use super::chain::verify_range;
+use super::checkpoint::{self, ChainHead};
+use super::{ChainBreak, ChainVerdict, MAX_LISTED_BREAKS};
+use crate::configuration::DatabaseUrl;
+use crate::db::{self, DbError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio_postgres::Client;
+
+/// A connection the chain can be read through: a client of its own or one
+/// borrowed from a pool.
+pub trait ChainReader: Send + Sync + 'static {
+    fn client(&self) -> &Client;
+}
+
+impl ChainReader for Client {
+    fn client(&self) -> &Client {
+        self
+    }
+}
+
+impl ChainReader for deadpool_postgres::Object {
+    fn client(&self) -> &Client {
+        self
+    }
+}
+
+/// Below this many entries a range is not worth another connection.
+const MIN_PARALLEL_RANGE: i64 = 100_000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProofOptions<'a> {
+    /// Re-hash from genesis whatever the checkpoints say.
+    pub full: bool,
+    /// This machine's anchor for the database, and where it came from.
+    pub anchor: Option<(&'a Anchor, &'a str)>,
+    /// Who proves it, as the checkpoint records.
+    pub verified_by: &'a str,
+}
+
+/// Where a proof started re-hashing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "after", rename_all = "snake_case")]
+pub enum ProofStart {
+    Genesis,
+    Checkpoint { seq: i64, verified_at: DateTime<Utc>, verified_by: String },
+    Anchor { seq: i64, verified_at: DateTime<Utc> },
+}
+
+impl ProofStart {
+    /// The last entry taken as proven.
+    fn seq(&self) -> i64 {
+        match self {
+            ProofStart::Genesis => 0,
+            ProofStart::Checkpoint { seq, .. } | ProofStart::Anchor { seq, .. } => *seq,
+        }
+    }
+}
+
+impl std::fmt::Display for ProofStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProofStart::Genesis => write!(f, "from genesis"),
+            ProofStart::Checkpoint { seq, verified_by, .. } => {
+                write!(f, "after checkpoint seq {seq} (proven by {verified_by})")
+            }
+            ProofStart::Anchor { seq, .. } => write!(f, "after this machine's anchor seq {seq}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainProof {
+    /// The entries re-hashed this time and every break found, checkpoints and
+    /// anchors included.
+    pub verdict: ChainVerdict,
+    pub start: ProofStart,
+    /// The log's last entry when the proof began: what it proved up to.
+    pub head: Option<ChainHead>,
+    /// The hash of seq 1, which names the log.
+    pub genesis_hash: Option<String>,
+}
+
+impl ChainProof {
+    /// What this proof re-hashed: how many entries, from where, up to which head.
+    pub fn scope(&self) -> String {
+        let head = self.head.as_ref().map_or("the log is empty".to_string(), |head| format!("head seq {}", head.seq));
+        format!("{} entries re-hashed {}; {head}", self.verdict.entries, self.start)
+    }
+
+    /// One line for a person: what was re-hashed from where, up to which
+    /// head, and each break listed.
+    pub fn summary(&self) -> String {
+        let proven = self.scope();
+        if self.verdict.holds() {
+            return proven;
+        }
+        let breaks: Vec<String> = self.verdict.breaks.iter().map(|b| format!("seq {}: {}", b.seq, b.problem)).collect();
+        format!("{} broken ({proven}) — {}", self.verdict.broken, breaks.join("; "))
+    }
+
+    /// The anchor to keep for this log, when the proof held.
+    pub fn anchor(&self) -> Option<Anchor> {
+        let (head, genesis_hash) = (self.head.clone()?, self.genesis_hash.clone()?);
+        self.verdict.holds().then(|| Anchor { genesis_hash, head, verified_at: Utc::now() })
+    }
+}
+
+/// Proves the chain up to its current head, reading through `readers` (the
+/// first also answers the small queries and records the checkpoint; a full
+/// proof splits the log into one range per reader).
+pub async fn prove<R: ChainReader>(
+    readers: &[Arc<R>],
+    options: ProofOptions<'_>,
+) -> Result<ChainProof, tokio_postgres::Error> {
+    let client = readers[0].client();
+    let head = checkpoint::log_head(client).await?;
+    let genesis_hash = checkpoint::hash_at(client, 1).await?;
+    let mut findings = Vec::new();
+    let mut start = ProofStart::Genesis;
+    if let Some((anchor, origin)) = options.anchor {
+        match anchor.check(client, origin).await? {
+            Some(finding) => findings.push(finding),
+            None => start = ProofStart::Anchor { seq: anchor.head.seq, verified_at: anchor.verified_at },
+        }
+    }
+    if let Some(checkpoint) = checkpoint::latest(client).await? {
+        if !checkpoint.matches_log() {
+            findings.push(ChainBreak {
+                seq: checkpoint.head.seq,
+                problem: format!(
+                    "the log no longer holds the entry checkpointed by {} at {}: it was rewritten or removed",
+                    checkpoint.verified_by,
+                    checkpoint.verified_at.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+            });
+        } else if checkpoint.head.seq > start.seq() {
+            start = ProofStart::Checkpoint {
+                seq: checkpoint.head.seq,
+                verified_at: checkpoint.verified_at,
+                verified_by: checkpoint.verified_by,
+            };
+        }
+    }
+    if options.full || !findings.is_empty() {
+        start = ProofStart::Genesis;
+    }
+    let mut verdict = match &head {
+        Some(head) if head.seq > start.seq() => verify_in_ranges(readers, start.seq() + 1, head.seq).await?,
+        _ => ChainVerdict { entries: 0, broken: 0, breaks: Vec::new() },
+    };
+    verdict.broken += findings.len() as i64;
+    findings.append(&mut verdict.breaks);
+    findings.sort_by_key(|finding| finding.seq);
+    findings.truncate(MAX_LISTED_BREAKS);
+    verdict.breaks = findings;
+    if let (true, Some(head)) = (verdict.holds(), &head) {
+        checkpoint::record(client, head, options.verified_by).await?;
+    }
+    Ok(ChainProof { verdict, start, head, genesis_hash })
+}
+
+/// Re-hashes `from..=to`, split into consecutive ranges read at once (each
+/// range re-reads the entry before it, so the links between ranges are
+/// checked too).
+async fn verify_in_ranges<R: ChainReader>(
+    readers: &[Arc<R>],
+    from: i64,
+    to: i64,
+) -> Result<ChainVerdict, tokio_postgres::Error> {
+    let entries = to - from + 1;
+    let ranges = (entries / MIN_PARALLEL_RANGE).clamp(1, readers.len() as i64);
+    let width = (entries + ranges - 1) / ranges;
+    let tasks: Vec<_> = (0..ranges)
+        .map(|n| {
+            let reader = Arc::clone(&readers[n as usize]);
+            let (first, last) = (from + n * width, (from + (n + 1) * width - 1).min(to));
+            tokio::spawn(async move { verify_range(reader.client(), first, last).await })
+        })
+        .collect();
+    let mut verdict = ChainVerdict { entries: 0, broken: 0, breaks: Vec::new() };
+    for task in tasks {
+        let part = task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        verdict.entries += part.entries;
+        verdict.broken += part.broken;
+        verdict.breaks.extend(part.breaks);
+    }
+    verdict.breaks.truncate(MAX_LISTED_BREAKS);
+    Ok(verdict)
+}
+
+/// How a command proves a database's chain: from genesis or from where the
+/// last proof ended, and whether it keeps this machine's anchor.
+#[derive(Debug, Default)]
+pub struct ChainSettings {
+    pub full: bool,
+    pub anchors: Option<AnchorFile>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Anchors(#[from] AnchorError),
+}
+
+impl From<tokio_postgres::Error> for ProofError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Database(e.into())
+    }
+}
+
+/// Proves the chain of the database at `url` as `verified_by`, over one
+/// connection per core; checks this machine's anchor for it and, when the
+/// chain holds, moves the anchor to the new head.
+pub async fn prove_database(
+    url: &DatabaseUrl,
+    settings: &mut ChainSettings,
+    verified_by: &str,
+) -> Result<ChainProof, ProofError> {
+    let readers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let mut clients = Vec::with_capacity(readers);
+    for _ in 0..readers {
+        clients.push(Arc::new(db::connect(url).await?));
+    }
+    let database = format!("{}/{}", url.endpoint(), url.database());
+    let origin = settings.anchors.as_ref().map(|file| file.path().display().to_string());
+    let anchor = settings.anchors.as_ref().and_then(|file| file.get(&database)).cloned();
+    let options = ProofOptions { full: settings.full, anchor: anchor.as_ref().zip(origin.as_deref()), verified_by };
+    let proof = prove(&clients, options).await?;
+    if let (Some(file), Some(anchor)) = (settings.anchors.as_mut(), proof.anchor()) {
+        file.store(&database, anchor)?;
+    }
+    Ok(proof)
+}
