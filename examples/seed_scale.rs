@@ -8,8 +8,9 @@
 //! are then recounted (`grace_recount_mission_stats()`), as for any bulk load.
 //!
 //! It writes like a bulk loader, not like the backend: in one transaction per
-//! batch, as a superuser with `session_replication_role = replica` (so the
-//! chain trigger and the foreign-key triggers stay out of the way), holding
+//! batch, as a superuser with the tables' triggers off until the batch is in
+//! (so the chain trigger and the foreign-key checks stay out of the way; the
+//! same transaction turns them back on as the migrations left them), holding
 //! the chain's lock. Every copy is consistent by construction: ids are mapped
 //! with one deterministic function, so every reference lands on its copied
 //! row, and the copied counters equal the copied rows. The first verification
@@ -200,11 +201,15 @@ async fn copy_batch(
     first: i32,
     last: i32,
 ) -> Result<(), tokio_postgres::Error> {
-    tx.batch_execute(
-        "SET LOCAL session_replication_role = replica;
-         SELECT pg_advisory_xact_lock(hashtext('grace.immutable_log.chain'));
+    let tables: Vec<&str> = std::iter::once("immutable_log").chain(TABLES.iter().map(|(table, _)| *table)).collect();
+    let triggers =
+        |verb: &str| tables.iter().map(|t| format!("ALTER TABLE {t} {verb} TRIGGER ALL;")).collect::<String>();
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock(hashtext('grace.immutable_log.chain'));
+         {}
          CREATE TEMP TABLE IF NOT EXISTS template_ranks (seq bigint PRIMARY KEY, rank bigint NOT NULL) ON COMMIT DROP",
-    )
+        triggers("DISABLE")
+    ))
     .await?;
     let seqs: Vec<i64> = entries.iter().map(|entry| entry.seq).collect();
     tx.execute("INSERT INTO template_ranks SELECT * FROM unnest($1::bigint[]) WITH ORDINALITY", &[&seqs]).await?;
@@ -279,5 +284,7 @@ async fn copy_batch(
             tx.execute(statement.sql.as_str(), &[&template, &first, &last]).await?;
         }
     }
+    // Back as the migrations left them: user triggers on, foreign keys ALWAYS.
+    tx.batch_execute(&format!("{} SELECT grace_enforce_foreign_keys_always();", triggers("ENABLE"))).await?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 
 use crate::control::{acked_writes, ControlError};
 use crate::db::schema::{self, ForeignKey};
-use crate::immutable_log::{ChainProof, ProofStart};
+use crate::immutable_log::ChainProof;
 use crate::specification::{
     contract_digest, required_events, ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, EventKind,
     MissionCounter, SnapshotStatus, Tier,
@@ -76,7 +76,7 @@ impl std::fmt::Display for ConsistencyCheck {
 /// Runs C1–C7 for `mission` (C1 and C6 look at the whole database: a
 /// dangling reference or a broken chain anywhere breaks every promise; `chain`
 /// is the proof of the log the caller just ran; `full` scans every reference
-/// even where Postgres enforces it, as does any proof that starts from genesis).
+/// even where Postgres enforces it).
 pub async fn verify_mission(
     client: &Client,
     mission: Uuid,
@@ -84,7 +84,7 @@ pub async fn verify_mission(
     full: bool,
 ) -> Result<Vec<ConsistencyCheck>, ControlError> {
     Ok(vec![
-        no_orphans(client, full || chain.start == ProofStart::Genesis).await?,
+        no_orphans(client, full).await?,
         event_completeness(client, mission).await?,
         tier_artifacts(client, mission).await?,
         approvals(client, mission).await?,
@@ -100,27 +100,20 @@ pub async fn mission_exists(client: &Client, mission: Uuid) -> Result<bool, toki
 }
 
 /// C1: every FOREIGN KEY of the data model exists, and every reference
-/// resolves. Where Postgres enforces a key (validated, its triggers enabled)
-/// it refuses every orphan as it is written, so after a first full scan the
-/// rows are not scanned again unless `scan_all`; a key that is missing, NOT
-/// VALID or has a disabled trigger gets every row of its table scanned (a
-/// database deployed without the constraints, or with them switched off for a
-/// while, can hold orphans from any time). What Postgres cannot rule out is a
-/// session that set `session_replication_role = replica` (or disabled the
-/// triggers and enabled them again), which skips the triggers behind every
-/// key: only superusers (and, from PostgreSQL 15, roles granted SET on that
-/// parameter) can, so the check names those roles, and a proof from genesis or
-/// `--full` scans every row.
+/// resolves. A key Postgres enforces in every session — validated, its
+/// triggers enabled ALWAYS (migration V10), so neither a trigger switched off
+/// nor `session_replication_role = replica` lets an orphan through — has no
+/// orphan to find, and its rows are not read unless `scan_all`. Every other
+/// key gets every row of its table scanned: one deployed without the
+/// constraint, or with it switched off for a while, can hold orphans from any
+/// time. Only a superuser can get past an ALWAYS trigger unseen (switching it
+/// off and on again); `--full` scans every row for that case too.
 async fn no_orphans(client: &Client, scan_all: bool) -> Result<ConsistencyCheck, ControlError> {
     let expected = schema::expected_foreign_keys();
     let present = schema::present_foreign_keys(client).await?;
     let unenforced = schema::unenforced_foreign_keys(client).await?;
-    let mut offenders: Vec<String> = expected
-        .iter()
-        .filter(|fk| !present.contains(fk))
-        .map(|fk| format!("FOREIGN KEY missing: {fk}"))
-        .chain(unenforced.iter().map(|fk| format!("FOREIGN KEY not enforced (NOT VALID or trigger disabled): {fk}")))
-        .collect();
+    let mut offenders: Vec<String> =
+        expected.iter().filter(|fk| !present.contains(fk)).map(|fk| format!("FOREIGN KEY missing: {fk}")).collect();
     let mut rows_checked = 0u64;
     let mut orphans = 0u64;
     let scanned: Vec<&ForeignKey> =
@@ -149,21 +142,16 @@ async fn no_orphans(client: &Client, scan_all: bool) -> Result<ConsistencyCheck,
             offenders.push(format!("{}.{} = {value} refers to no row of {}", fk.table, fk.column, fk.references));
         }
     }
-    let not_enforced = expected.iter().filter(|fk| !present.contains(fk)).count() + unenforced.len();
-    let enforced = expected.len() - not_enforced;
-    let bypassing = schema::roles_that_can_skip_foreign_keys(client).await?;
+    let missing = expected.iter().filter(|fk| !present.contains(fk)).count();
+    let proven = expected.iter().filter(|fk| present.contains(fk) && !unenforced.contains(fk)).count();
     let basis = format!(
-        "{enforced} of {} foreign keys enforced by Postgres; {} scanned row by row ({rows_checked} rows){}",
+        "{proven} of {} foreign keys enforced by Postgres in every session (validated, triggers ALWAYS); \
+         {} scanned row by row ({rows_checked} rows)",
         expected.len(),
-        scanned.len(),
-        if bypassing.is_empty() {
-            String::new()
-        } else {
-            format!("; roles that could skip the keys with session_replication_role: {}", bypassing.join(", "))
-        }
+        scanned.len()
     );
-    let checked = enforced as u64 + rows_checked;
-    Ok(ConsistencyCheck::counted("C1", "no orphans", checked, not_enforced as u64 + orphans, offenders).based_on(basis))
+    let checked = proven as u64 + rows_checked;
+    Ok(ConsistencyCheck::counted("C1", "no orphans", checked, missing as u64 + orphans, offenders).based_on(basis))
 }
 
 /// C2: each contract's events are exactly the sequence its status requires,

@@ -238,13 +238,25 @@ impl BackendClient {
         self.call(Method::POST, "/api/errors", Role::Operator, Some(report)).await
     }
 
-    /// The approvals of `mission`, of one status or all.
+    /// The approvals of `mission`, of one status or all: every page of them.
     pub async fn approvals(&self, mission: Uuid, status: Option<ApprovalStatus>) -> Result<Vec<Approval>, ClientError> {
-        let path = match status {
-            Some(status) => format!("/api/approvals?mission_id={mission}&status={status}"),
-            None => format!("/api/approvals?mission_id={mission}"),
-        };
-        self.call(Method::GET, &path, Role::Operator, None::<&()>).await
+        const PAGE: usize = 1000;
+        let mut approvals: Vec<Approval> = Vec::new();
+        loop {
+            let mut path = format!("/api/approvals?mission_id={mission}&limit={PAGE}");
+            if let Some(status) = status {
+                path.push_str(&format!("&status={status}"));
+            }
+            if let Some(last) = approvals.last() {
+                path.push_str(&format!("&after={}", last.id));
+            }
+            let page: Vec<Approval> = self.call(Method::GET, &path, Role::Operator, None::<&()>).await?;
+            let last_page = page.len() < PAGE;
+            approvals.extend(page);
+            if last_page {
+                return Ok(approvals);
+            }
+        }
     }
 
     /// Decides approval `id` of a `tier` contract as the least senior role

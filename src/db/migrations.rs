@@ -64,7 +64,10 @@ pub async fn status(client: &mut Client) -> Result<MigrationStatus, DbError> {
     let applied = if history_exists { runner.get_applied_migrations_async(client).await? } else { vec![] };
 
     let mut status = MigrationStatus::default();
-    for migration in runner.get_migrations() {
+    // In version order (the embedded list is in file-name order: V10 before V2).
+    let mut embedded: Vec<&refinery::Migration> = runner.get_migrations().iter().collect();
+    embedded.sort_by_key(|migration| migration.version());
+    for migration in embedded {
         match applied.iter().find(|a| a.version() == migration.version()) {
             None => status.pending.push(display_name(migration)),
             Some(a) if a.checksum() != migration.checksum() => status.divergent.push(display_name(a)),

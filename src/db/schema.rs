@@ -115,13 +115,14 @@ pub async fn present_foreign_keys(client: &Client) -> Result<Vec<ForeignKey>, to
     foreign_keys_where(client, "true").await
 }
 
-/// The data model's FOREIGN KEYs that Postgres does not enforce right now:
-/// added NOT VALID and never validated, or with a trigger behind them disabled
-/// (`ALTER TABLE … DISABLE TRIGGER ALL`).
+/// The data model's FOREIGN KEYs whose rows Postgres cannot vouch for: added
+/// NOT VALID and never validated, or with a trigger behind them that is
+/// disabled (`ALTER TABLE … DISABLE TRIGGER ALL`) or not enabled ALWAYS, so a
+/// session with `session_replication_role = replica` skips it (migration V10).
 pub async fn unenforced_foreign_keys(client: &Client) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
     foreign_keys_where(
         client,
-        "NOT c.convalidated OR EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgconstraint = c.oid AND tg.tgenabled = 'D')",
+        "NOT c.convalidated OR EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgconstraint = c.oid AND tg.tgenabled <> 'A')",
     )
     .await
 }
@@ -153,20 +154,6 @@ async fn foreign_keys_where(client: &Client, condition: &str) -> Result<Vec<Fore
             })
         })
         .collect()
-}
-
-/// The roles that may set `session_replication_role` to `replica`, which
-/// skips the triggers behind every FOREIGN KEY: superusers and, from
-/// PostgreSQL 15, roles granted SET on the parameter.
-pub async fn roles_that_can_skip_foreign_keys(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
-    let version: i32 =
-        client.query_one("SELECT current_setting('server_version_num')::int AS v", &[]).await?.try_get("v")?;
-    let granted =
-        if version >= 150_000 { "OR has_parameter_privilege(oid, 'session_replication_role', 'SET')" } else { "" };
-    let rows = client
-        .query(&format!("SELECT rolname::text AS name FROM pg_roles WHERE rolsuper {granted} ORDER BY 1"), &[])
-        .await?;
-    rows.iter().map(|r| r.try_get("name")).collect()
 }
 
 /// The enabled, user-defined triggers on `immutable_log` (a disabled trigger

@@ -10,6 +10,7 @@ mod distributed_load;
 mod health;
 mod helpers;
 mod immutable_log;
+mod orphans;
 mod private_postgres;
 mod schema;
 mod serve;

@@ -6,10 +6,11 @@ use crate::api::actions::{
     ErrorReportBody, Snapshot, REPLAYED_HEADER,
 };
 use crate::backend::auth::Caller;
-use crate::backend::domain::{bounded_text, Confidence, ErrorType, IdempotencyKey, Severity};
+use crate::backend::domain::{bounded_text, Confidence, ErrorType, FieldError, IdempotencyKey, Severity};
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{parse_id, ApiJson, ApiQuery};
 use crate::backend::pipeline::{self, ErrorReport};
+use crate::backend::routes::paging::{page_limit, Filters};
 use crate::backend::state::AppState;
 use crate::db::rows::FromRow;
 use crate::specification::{ApprovalStatus, Role, DECIDING_ROLES};
@@ -193,6 +194,10 @@ pub async fn contract(
 pub struct ApprovalFilter {
     pub mission_id: Option<Uuid>,
     pub status: Option<ApprovalStatus>,
+    /// The last approval of the previous page (pages are in request order).
+    pub after: Option<Uuid>,
+    /// Approvals per page (1-1000, default 100); a shorter page is the last.
+    pub limit: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/approvals", tag = "actions", security(("bearer" = [])),
@@ -203,19 +208,28 @@ pub async fn approvals(
     _caller: Caller,
     ApiQuery(filter): ApiQuery<ApprovalFilter>,
 ) -> Result<Json<Vec<Approval>>, ApiError> {
-    let rows = state
-        .pool
-        .get()
-        .await?
-        .query(
+    let limit = page_limit(filter.limit)?;
+    let (sql, params) = Filters::default()
+        .and("c.mission_id = $?", filter.mission_id.as_ref())
+        .and("a.status = $?", filter.status.as_ref())
+        .and(
+            "(a.requested_at, a.id) > (SELECT requested_at, id FROM approval_requests WHERE id = $?)",
+            filter.after.as_ref(),
+        )
+        .statement(
             &format!(
                 "SELECT {APPROVAL_COLUMNS} FROM approval_requests a JOIN action_contracts c ON c.id = a.contract_id
-                  WHERE ($1::uuid IS NULL OR c.mission_id = $1) AND ($2::text IS NULL OR a.status = $2)
-                  ORDER BY a.requested_at, a.id"
+                  WHERE {{where}} ORDER BY a.requested_at, a.id LIMIT {{limit}}"
             ),
-            &[&filter.mission_id, &filter.status],
-        )
-        .await?;
+            &limit,
+        );
+    let client = state.pool.get().await?;
+    let rows = client.query(&client.prepare_cached(&sql).await?, &params).await?;
+    if let (true, Some(after)) = (rows.is_empty(), filter.after) {
+        if client.query_opt("SELECT 1 FROM approval_requests WHERE id = $1", &[&after]).await?.is_none() {
+            return Err(FieldError::new("after", "no such approval").into());
+        }
+    }
     Ok(Json(rows.iter().map(Approval::from_row).collect::<Result<_, _>>()?))
 }
 

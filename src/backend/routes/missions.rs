@@ -2,16 +2,19 @@
 
 use crate::api::missions::{ContractSummary, Mission, NewMission};
 use crate::backend::auth::Caller;
-use crate::backend::domain::bounded_text;
+use crate::backend::domain::{bounded_text, FieldError};
 use crate::backend::error::{ApiError, ErrorBody};
-use crate::backend::extract::{parse_id, ApiJson};
+use crate::backend::extract::{parse_id, ApiJson, ApiQuery};
+use crate::backend::routes::paging::{page_limit, Filters};
 use crate::backend::state::AppState;
 use crate::db::rows::FromRow;
 use crate::specification::Role;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use serde::Deserialize;
 use tokio_postgres::Row;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 pub const MISSION_COLUMNS: &str = "id, name, goal, status, total_actions, completed_actions, failed_actions, \
@@ -107,23 +110,43 @@ pub async fn get(
     Ok(Json(fetch(&**state.pool.get().await?, id).await?))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ContractPage {
+    /// The last contract of the previous page (pages are in creation order).
+    pub after: Option<Uuid>,
+    /// Contracts per page (1-1000, default 100); a shorter page is the last.
+    pub limit: Option<i64>,
+}
+
 #[utoipa::path(get, path = "/api/missions/{id}/contracts", tag = "missions", operation_id = "mission_contracts", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "mission id")),
-    responses((status = 200, body = Vec<ContractSummary>), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "mission id"), ContractPage),
+    responses((status = 200, body = Vec<ContractSummary>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn contracts(
     State(state): State<AppState>,
     _caller: Caller,
     Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<ContractPage>,
 ) -> Result<Json<Vec<ContractSummary>>, ApiError> {
     let id = parse_id("mission", &id)?;
+    let limit = page_limit(page.limit)?;
     let client = state.pool.get().await?;
     fetch(&**client, id).await?;
-    let rows = client
-        .query(
+    let (sql, params) = Filters::default()
+        .and("mission_id = $?", Some(&id))
+        .and("(created_at, id) > (SELECT created_at, id FROM action_contracts WHERE id = $?)", page.after.as_ref())
+        .statement(
             "SELECT id, error_type, action_type, tier, confidence, confidence_path, status, created_at
-               FROM action_contracts WHERE mission_id = $1 ORDER BY created_at, id",
-            &[&id],
-        )
-        .await?;
+               FROM action_contracts WHERE {where} ORDER BY created_at, id LIMIT {limit}",
+            &limit,
+        );
+    let rows = client.query(&client.prepare_cached(&sql).await?, &params).await?;
+    if let (true, Some(after)) = (rows.is_empty(), page.after) {
+        let exists = "SELECT 1 FROM action_contracts WHERE id = $1 AND mission_id = $2";
+        if client.query_opt(exists, &[&after, &id]).await?.is_none() {
+            return Err(FieldError::new("after", "no such contract in this mission").into());
+        }
+    }
     Ok(Json(rows.iter().map(ContractSummary::from_row).collect::<Result<_, _>>()?))
 }

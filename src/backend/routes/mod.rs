@@ -7,6 +7,7 @@ pub mod admin;
 pub mod insights;
 pub mod log;
 pub mod missions;
+pub mod paging;
 pub mod service;
 pub mod traffic;
 

@@ -5,6 +5,7 @@ pub use app::TestApp;
 mod chaos;
 mod input;
 mod insights;
+mod lists;
 mod load;
 mod log;
 mod openapi;
