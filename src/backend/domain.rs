@@ -115,13 +115,43 @@ impl IdempotencyKey {
 
 /// Free text with a length bound, for messages, titles and names.
 pub fn bounded_text(field: &'static str, raw: &str, max_chars: usize) -> Result<String, FieldError> {
-    let length = raw.chars().count();
     if raw.trim().is_empty() {
-        Err(FieldError::new(field, "must not be empty"))
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    optional_text(field, raw, max_chars)
+}
+
+/// Free text that may be empty (a mission's goal), at most `max_chars`.
+pub fn optional_text(field: &'static str, raw: &str, max_chars: usize) -> Result<String, FieldError> {
+    let length = raw.chars().count();
+    if raw.contains('\0') {
+        Err(FieldError::new(field, NUL))
     } else if length > max_chars {
         Err(FieldError::new(field, format!("must be at most {max_chars} characters, got {length}")))
     } else {
         Ok(raw.to_string())
+    }
+}
+
+/// Postgres stores no NUL character in `text` or `jsonb`: refused at the edge
+/// rather than failing in the database.
+const NUL: &str = "must not contain the NUL character (\\u0000)";
+
+/// A JSON document Postgres can store: no NUL in any key or string. (Every
+/// number serde_json accepts round-trips: jsonb writes it out in full decimal
+/// and serde_json, with `float_roundtrip`, reads it back exactly.)
+pub fn storable_json(field: &'static str, value: &serde_json::Value) -> Result<(), FieldError> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.contains('\0') => Err(FieldError::new(field, NUL)),
+        Value::Array(items) => items.iter().try_for_each(|item| storable_json(field, item)),
+        Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+            if key.contains('\0') {
+                return Err(FieldError::new(field, NUL));
+            }
+            storable_json(field, item)
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -145,6 +175,30 @@ mod tests {
         assert!(IdempotencyKey::parse("run-1/w-2/u-3/17").is_ok());
         for bad in ["", "has space", &"k".repeat(201)] {
             assert!(IdempotencyKey::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn free_text_is_bounded_and_never_holds_nul() {
+        let message = |result: Result<String, FieldError>| result.unwrap_err().message;
+        assert_eq!(bounded_text("name", "ok", 5).unwrap(), "ok");
+        assert_eq!(message(bounded_text("name", "  ", 5)), "must not be empty");
+        assert_eq!(message(bounded_text("name", "toolong", 5)), "must be at most 5 characters, got 7");
+        assert!(message(bounded_text("name", "a\0b", 5)).contains("NUL"));
+        assert_eq!(optional_text("goal", "", 5).unwrap(), "");
+        assert!(message(optional_text("goal", "\0", 5)).contains("NUL"));
+    }
+
+    #[test]
+    fn json_is_storable_unless_a_key_or_string_holds_nul() {
+        let nul = "a\0";
+        assert!(storable_json("payload", &serde_json::json!({ "x": [1, "two", { "three": f64::MAX }] })).is_ok());
+        for bad in [
+            serde_json::json!({ "x": nul }),
+            serde_json::json!({ nul: 1 }),
+            serde_json::json!({ "x": [[{ "y": nul }]] }),
+        ] {
+            assert_eq!(storable_json("payload", &bad).unwrap_err().field, "payload", "{bad}");
         }
     }
 }

@@ -146,14 +146,24 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if matches!(self, Self::Unexpected(_)) {
-            tracing::error!(error = %self, "request failed unexpectedly");
-        }
+        // What went wrong inside stays in the server's log: a 5xx body never
+        // carries the database's own words (table names, constraints, SQL).
+        let message = match &self {
+            Self::Unexpected(_) => {
+                tracing::error!(error = %self, "request failed unexpectedly");
+                "internal error; the server's log has the details".to_string()
+            }
+            Self::DatabaseUnavailable(_) => {
+                tracing::warn!(error = %self, "request refused: database unavailable");
+                "the database is unavailable; retry later".to_string()
+            }
+            _ => self.to_string(),
+        };
         let field = match &self {
             Self::InvalidField(e) => Some(e.field.clone()),
             _ => None,
         };
-        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), field } };
+        let body = ErrorBody { error: ErrorDetail { code: self.code(), message, field } };
         let mut response = (self.status(), axum::Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {

@@ -83,27 +83,41 @@ pub async fn submit_error(state: &AppState, report: &ErrorReport) -> Result<(Con
                 Ok((receipt, true))
             }
             None => {
-                // A concurrent request with the same key committed first.
+                // The key was taken, by a retry of this report or by another one.
                 drop(tx);
-                let existing = receipt_by_key(&client, report.idempotency_key.as_str()).await?;
-                Ok((existing.ok_or_else(|| ApiError::Unexpected("idempotent contract vanished".into()))?, false))
+                Ok((replayed_receipt(&client, report).await?, false))
             }
         }
     })
     .await
 }
 
-async fn receipt_by_key(client: &impl Prepared, key: &str) -> Result<Option<ContractReceipt>, ApiError> {
+/// The contract a reused key made: the same report answers with it; another
+/// report under the same key is a conflict (as for chat and tasks).
+async fn replayed_receipt(client: &impl Prepared, report: &ErrorReport) -> Result<ContractReceipt, ApiError> {
     let row = client
         .opt(
             "SELECT c.id AS contract_id, c.mission_id, c.tier, c.confidence_path, c.status, c.escalation_reason,
-                    a.id AS approval_id
+                    a.id AS approval_id,
+                    (c.mission_id, c.error_type, c.error_message, c.severity, c.confidence) = ($2, $3, $4, $5, $6)
+                      AS same_report
                FROM action_contracts c LEFT JOIN approval_requests a ON a.contract_id = c.id
               WHERE c.idempotency_key = $1",
-            &[&key],
+            &[
+                &report.idempotency_key.as_str(),
+                &report.mission_id,
+                &report.error_type.as_str(),
+                &report.message,
+                &report.severity.as_str(),
+                &report.confidence.value(),
+            ],
         )
-        .await?;
-    Ok(row.as_ref().map(ContractReceipt::from_row).transpose()?)
+        .await?
+        .ok_or_else(|| ApiError::Unexpected("idempotent contract vanished".into()))?;
+    if !row.try_get::<_, bool>("same_report")? {
+        return Err(ApiError::Conflict("idempotency_key was already used for a different error report".into()));
+    }
+    Ok(ContractReceipt::from_row(&row)?)
 }
 
 /// A contract's terms as stored: what execution acts on.

@@ -2,7 +2,7 @@
 
 use crate::api::missions::{ContractSummary, Mission, NewMission};
 use crate::backend::auth::Caller;
-use crate::backend::domain::{bounded_text, FieldError};
+use crate::backend::domain::{bounded_text, optional_text, FieldError};
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{parse_id, ApiJson, ApiQuery};
 use crate::backend::routes::paging::{page_limit, Filters};
@@ -67,6 +67,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Mission>), ApiError> {
     caller.require(&[Role::Operator])?;
     let name = bounded_text("name", &body.name, 200)?;
+    let goal = optional_text("goal", &body.goal, 4000)?;
     let id = body.id.unwrap_or_else(Uuid::new_v4);
     state.faults.chaos(Some(id), "request")?;
     let client = state.pool.get().await?;
@@ -76,7 +77,7 @@ pub async fn create(
                 "INSERT INTO missions (id, name, goal) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO NOTHING RETURNING {MISSION_COLUMNS}"
             ),
-            &[&id, &name, &body.goal],
+            &[&id, &name, &goal],
         )
         .await?;
     if let Some(row) = inserted {

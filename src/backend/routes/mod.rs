@@ -1,5 +1,6 @@
 //! The HTTP surface: which path goes to which handler, the middleware every
-//! request passes (metrics, a deadline, a body limit), and the OpenAPI document
+//! request passes (metrics, a deadline, a body limit, a panic turned into a
+//! 500), and the OpenAPI document
 //! generated from the handlers' annotations.
 
 pub mod actions;
@@ -19,6 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::FutureExt;
 use std::time::{Duration, Instant};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(answer_panics))
         .layer(middleware::from_fn_with_state(state.clone(), measure))
         .with_state(state)
 }
@@ -65,6 +68,23 @@ async fn unknown_route(request: Request) -> ApiError {
 
 async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::MethodNotAllowed(format!("{} is not allowed on {}", request.method(), request.uri().path()))
+}
+
+/// The last resort: a handler that panics answers 500 JSON instead of
+/// dropping the connection (and the panic is logged). Ten lines, so not worth
+/// tower-http for its CatchPanicLayer.
+async fn answer_panics(request: Request, next: Next) -> Response {
+    match std::panic::AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(ToString::to_string)
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            ApiError::Unexpected(format!("a handler panicked: {what}")).into_response()
+        }
+    }
 }
 
 /// Counts and times every request by route template (never by id, so the
@@ -117,4 +137,27 @@ impl Modify for BearerAuth {
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_json_without_its_message() {
+        async fn boom() -> &'static str {
+            panic!("boom: table secret_things")
+        }
+        let app = Router::new().route("/boom", get(boom)).layer(middleware::from_fn(answer_panics));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let response = reqwest::get(format!("http://{addr}/boom")).await.unwrap();
+        assert_eq!(response.status(), 500);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "internal", "{body}");
+        assert!(!body.to_string().contains("secret_things"), "{body}");
+        // The server is still serving.
+        assert_eq!(reqwest::get(format!("http://{addr}/boom")).await.unwrap().status(), 500);
+    }
 }

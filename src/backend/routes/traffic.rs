@@ -6,7 +6,7 @@ use super::actions::replay_headers;
 use crate::api::traffic::{ChatBody, ChatReply, NewTask, Task, TaskChange};
 use crate::backend::auth::Caller;
 use crate::backend::counters;
-use crate::backend::domain::{bounded_text, FieldError, IdempotencyKey};
+use crate::backend::domain::{bounded_text, storable_json, FieldError, IdempotencyKey};
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::events::{self, NewEvent};
 use crate::backend::extract::{parse_id, ApiJson};
@@ -180,7 +180,7 @@ impl FromRow for Task {
 fn payload_object(payload: Value) -> Result<Value, FieldError> {
     match payload {
         Value::Null => Ok(json!({})),
-        Value::Object(_) => Ok(payload),
+        Value::Object(_) => storable_json("payload", &payload).map(|()| payload),
         _ => Err(FieldError::new("payload", "must be a JSON object")),
     }
 }

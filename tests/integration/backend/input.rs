@@ -187,3 +187,105 @@ async fn faults_are_refused_unless_the_server_enables_them() {
     let response = app.post("/api/admin/faults", Role::Admin, &json!({ "kind": { "chaos": { "rate": 0.5 } } })).await;
     assert_error(response, StatusCode::FORBIDDEN, "faults_disabled", None).await;
 }
+
+#[tokio::test]
+async fn a_nul_character_in_any_text_field_is_a_422_naming_it_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    let approval =
+        app.accepted_error(mission, "permission_denied", 0.9).await["approval_id"].as_str().unwrap().to_string();
+    let before = row_counts(&app).await;
+    let nul = "a\u{0}b";
+    let with = |body: Value, field: &str| {
+        let mut body = body;
+        body[field] = json!(nul);
+        body
+    };
+    let error = json!({ "mission_id": mission, "error_type": "timeout", "message": "m", "severity": "high",
+                        "confidence": 0.9, "idempotency_key": "nul-error" });
+    let chat = json!({ "mission_id": mission, "session_id": "s", "message": "hi", "idempotency_key": "nul-chat" });
+    let task = json!({ "mission_id": mission, "title": "t", "idempotency_key": "nul-task" });
+    let decision = json!({ "decision": "approve", "reason": "ok" });
+    let cases = [
+        ("/api/missions", with(json!({ "name": "n" }), "name"), "name"),
+        ("/api/missions", with(json!({ "name": "n" }), "goal"), "goal"),
+        ("/api/errors", with(error.clone(), "message"), "message"),
+        ("/api/chat", with(chat.clone(), "session_id"), "session_id"),
+        ("/api/chat", with(chat.clone(), "message"), "message"),
+        ("/api/tasks", with(task.clone(), "title"), "title"),
+        (
+            "/api/tasks",
+            json!({ "mission_id": mission, "title": "t", "idempotency_key": "k1", "payload": { "x": nul } }),
+            "payload",
+        ),
+        (
+            "/api/tasks",
+            json!({ "mission_id": mission, "title": "t", "idempotency_key": "k2", "payload": { nul: 1 } }),
+            "payload",
+        ),
+        (
+            "/api/tasks",
+            json!({ "mission_id": mission, "title": "t", "idempotency_key": "k3", "payload": { "x": [[nul]] } }),
+            "payload",
+        ),
+    ];
+    for (path, body, field) in cases {
+        assert_error(
+            app.post(path, Role::Operator, &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some(field),
+        )
+        .await;
+    }
+    let path = format!("/api/approvals/{approval}/decision");
+    assert_error(
+        app.post(&path, Role::Approver, &with(decision, "reason")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("reason"),
+    )
+    .await;
+    assert_eq!(row_counts(&app).await, before);
+}
+
+#[tokio::test]
+async fn a_task_payload_reads_back_as_sent_whatever_its_numbers() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    let payload = json!({ "max": f64::MAX, "min": f64::MIN, "small": -1.5e-300, "int": 9007199254740993u64,
+                          "nested": [{ "x": 0.1 }] });
+    let task = json!({ "mission_id": mission, "title": "t", "idempotency_key": "numbers", "payload": payload });
+    let created = app.post("/api/tasks", Role::Operator, &task).await;
+    assert_eq!(created.status(), StatusCode::ACCEPTED);
+    let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(app.get_json(&format!("/api/tasks/{id}")).await["payload"], payload);
+}
+
+#[tokio::test]
+async fn an_error_key_reused_for_another_report_is_a_409_and_the_same_report_replays() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await;
+    let other_mission = app.create_mission().await;
+    let report = json!({ "mission_id": mission, "error_type": "timeout", "message": "slow", "severity": "high",
+                         "confidence": 0.9, "idempotency_key": "reused" });
+    let first = app.post("/api/errors", Role::Operator, &report).await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let first: Value = first.json().await.unwrap();
+    let again = app.post("/api/errors", Role::Operator, &report).await;
+    assert_eq!((again.status(), again.headers().get("idempotent-replayed").is_some()), (StatusCode::ACCEPTED, true));
+    assert_eq!(again.json::<Value>().await.unwrap()["contract_id"], first["contract_id"]);
+    let before = row_counts(&app).await;
+    for (field, value) in [
+        ("message", json!("slower")),
+        ("mission_id", json!(other_mission)),
+        ("confidence", json!(0.5)),
+        ("severity", json!("low")),
+    ] {
+        let mut other = report.clone();
+        other[field] = value;
+        assert_error(app.post("/api/errors", Role::Operator, &other).await, StatusCode::CONFLICT, "conflict", None)
+            .await;
+    }
+    assert_eq!(row_counts(&app).await, before);
+}

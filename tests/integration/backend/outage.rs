@@ -33,6 +33,7 @@ async fn requests_fail_fast_while_the_database_is_gone_and_resume_when_it_is_bac
         assert!(response.headers().contains_key("retry-after"));
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+        assert_eq!(body["error"]["message"], "the database is unavailable; retry later", "no internals: {body}");
         assert!(started.elapsed() < NO_HANG);
     }
     match app.client.health().await {
