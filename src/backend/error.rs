@@ -44,6 +44,10 @@ pub enum ApiError {
     DatabaseUnavailable(String),
     #[error("the Trigger Mesh did not deliver: {0}")]
     MeshUnavailable(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
+    AtCapacity(String),
     #[error("internal error: {0}")]
     Unexpected(String),
 }
@@ -77,7 +81,9 @@ impl ApiError {
             Self::InjectedFault(_)
             | Self::CircuitOpen { .. }
             | Self::DatabaseUnavailable(_)
-            | Self::MeshUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::MeshUnavailable(_)
+            | Self::AtCapacity(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,6 +104,8 @@ impl ApiError {
             Self::CircuitOpen { .. } => "circuit_open",
             Self::DatabaseUnavailable(_) => "database_unavailable",
             Self::MeshUnavailable(_) => "mesh_unavailable",
+            Self::TooManyRequests(_) => "too_many_requests",
+            Self::AtCapacity(_) => "at_capacity",
             Self::Unexpected(_) => "internal",
         }
     }
@@ -176,7 +184,7 @@ impl IntoResponse for ApiError {
                 headers
                     .insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits are a valid header"));
             }
-            Self::DatabaseUnavailable(_) => {
+            Self::DatabaseUnavailable(_) | Self::TooManyRequests(_) | Self::AtCapacity(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

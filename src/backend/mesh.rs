@@ -82,7 +82,24 @@ impl Pattern {
 struct Subscriber {
     pattern: Pattern,
     mission: Option<Uuid>,
+    /// The caller's identity (role and token digest), for the per-token cap.
+    holder: String,
     queue: mpsc::Sender<Arc<MeshEvent>>,
+}
+
+/// Live subscriptions one token may hold: each costs the backend work on
+/// every event published, so one client cannot buy unbounded fan-out.
+pub const MAX_SUBSCRIPTIONS_PER_TOKEN: usize = 32;
+/// Live subscriptions in all.
+pub const MAX_SUBSCRIPTIONS: usize = 256;
+
+/// Why a subscription was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionRefused {
+    /// This token holds its share already (429).
+    TokenAtCap,
+    /// The backend holds all it takes (503).
+    MeshAtCap,
 }
 
 #[derive(Default)]
@@ -90,6 +107,7 @@ pub struct TriggerMesh {
     /// A std mutex: held only to walk the list, never across an await.
     subscribers: Mutex<Vec<Subscriber>>,
     dropped: AtomicU64,
+    refused: AtomicU64,
     started: AtomicBool,
     last_seq: AtomicU64,
 }
@@ -101,10 +119,35 @@ impl std::fmt::Debug for TriggerMesh {
 }
 
 impl TriggerMesh {
-    pub fn subscribe(&self, pattern: Pattern, mission: Option<Uuid>) -> mpsc::Receiver<Arc<MeshEvent>> {
+    /// A subscription for `holder`, unless it or the mesh is at its cap
+    /// (subscriptions whose stream has closed no longer count).
+    pub fn subscribe(
+        &self,
+        holder: &str,
+        pattern: Pattern,
+        mission: Option<Uuid>,
+    ) -> Result<mpsc::Receiver<Arc<MeshEvent>>, SubscriptionRefused> {
+        let mut subscribers = self.subscribers.lock().expect("mesh lock");
+        subscribers.retain(|s| !s.queue.is_closed());
+        let refused = if subscribers.len() >= MAX_SUBSCRIPTIONS {
+            Some(SubscriptionRefused::MeshAtCap)
+        } else if subscribers.iter().filter(|s| s.holder == holder).count() >= MAX_SUBSCRIPTIONS_PER_TOKEN {
+            Some(SubscriptionRefused::TokenAtCap)
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(refused);
+        }
         let (queue, receiver) = mpsc::channel(SUBSCRIBER_QUEUE);
-        self.subscribers.lock().expect("mesh lock").push(Subscriber { pattern, mission, queue });
-        receiver
+        subscribers.push(Subscriber { pattern, mission, holder: holder.to_string(), queue });
+        Ok(receiver)
+    }
+
+    /// Subscriptions refused at a cap so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Hands `event` to every matching subscriber without waiting. A full queue
@@ -243,9 +286,9 @@ mod tests {
     async fn subscribers_get_what_matches_and_a_full_queue_drops_instead_of_blocking() {
         let mesh = TriggerMesh::default();
         let mission = Uuid::new_v4();
-        let mut agentic = mesh.subscribe(Pattern::parse("agentic.*").unwrap(), None);
-        let mut ours = mesh.subscribe(Pattern::All, Some(mission));
-        let stuck = mesh.subscribe(Pattern::All, None);
+        let mut agentic = mesh.subscribe("t", Pattern::parse("agentic.*").unwrap(), None).unwrap();
+        let mut ours = mesh.subscribe("t", Pattern::All, Some(mission)).unwrap();
+        let stuck = mesh.subscribe("t", Pattern::All, None).unwrap();
 
         mesh.publish(event("agentic.contract_created", Some(mission), 1));
         mesh.publish(event("chat.exchanged", None, 2));
@@ -264,5 +307,22 @@ mod tests {
         drop(stuck);
         mesh.publish(event("task.submitted", None, 99_999));
         assert_eq!(mesh.load().0, 2, "a closed subscription is removed");
+    }
+
+    #[test]
+    fn subscriptions_are_capped_per_token_and_in_all_and_a_closed_one_frees_its_place() {
+        let mesh = TriggerMesh::default();
+        let mut held = Vec::new();
+        for _ in 0..MAX_SUBSCRIPTIONS_PER_TOKEN {
+            held.push(mesh.subscribe("greedy", Pattern::All, None).unwrap());
+        }
+        assert_eq!(mesh.subscribe("greedy", Pattern::All, None).unwrap_err(), SubscriptionRefused::TokenAtCap);
+        held.pop();
+        held.push(mesh.subscribe("greedy", Pattern::All, None).expect("a closed stream frees its place"));
+        for n in 0..(MAX_SUBSCRIPTIONS - MAX_SUBSCRIPTIONS_PER_TOKEN) {
+            held.push(mesh.subscribe(&format!("other-{}", n % 7), Pattern::All, None).unwrap());
+        }
+        assert_eq!(mesh.subscribe("newcomer", Pattern::All, None).unwrap_err(), SubscriptionRefused::MeshAtCap);
+        assert_eq!(mesh.refused(), 2);
     }
 }

@@ -58,8 +58,25 @@ pub struct Application {
     database: DatabaseUrl,
 }
 
+/// Every connection holds a file descriptor, and the usual soft limit (1,024)
+/// is far below what the kernel lets the process have (the hard limit): a
+/// flood of idle sockets would otherwise stop `accept` long before the
+/// machine is out of anything. Raised once at start; failure is only logged.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-files limit"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "could not raise the open-files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-files limit"),
+    }
+}
+
 impl Application {
     pub async fn build(settings: ServeSettings) -> Result<Self, StartupError> {
+        raise_open_files_limit();
         let mut client = crate::db::connect(&settings.database).await?;
         let report = crate::bootstrap::bootstrap(&mut client).await?;
         if report.changed_anything() {

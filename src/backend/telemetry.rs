@@ -35,6 +35,7 @@ struct ActionLabels {
 pub struct ScrapeSnapshot {
     pub mesh_queue_depth: i64,
     pub mesh_dropped: u64,
+    pub mesh_refused: u64,
     pub mesh_subscribers: i64,
     pub log_lag: i64,
     pub pool_size: i64,
@@ -53,6 +54,7 @@ pub struct Telemetry {
     actions: Family<ActionLabels, Counter>,
     mesh_queue_depth: Gauge,
     mesh_dropped: Counter<u64, AtomicU64>,
+    mesh_refused: Counter<u64, AtomicU64>,
     mesh_subscribers: Gauge,
     log_lag: Gauge,
     pool_size: Gauge,
@@ -77,6 +79,7 @@ impl Default for Telemetry {
         let (pool_size, pool_available, pool_waiting) = (Gauge::default(), Gauge::default(), Gauge::default());
         let (breaker_open, resident_memory) = (Gauge::default(), Gauge::default());
         let mesh_dropped = Counter::<u64, AtomicU64>::default();
+        let mesh_refused = Counter::<u64, AtomicU64>::default();
         let faults_injected = Counter::<u64, AtomicU64>::default();
 
         let mut registry = Registry::default();
@@ -86,6 +89,11 @@ impl Default for Telemetry {
         registry.register("grace_mesh_queue_depth", "Events queued for mesh subscribers", mesh_queue_depth.clone());
         registry.register("grace_mesh_dropped", "Events dropped for slow mesh subscribers", mesh_dropped.clone());
         registry.register("grace_mesh_subscribers", "Live mesh subscriptions", mesh_subscribers.clone());
+        registry.register(
+            "grace_mesh_refused",
+            "Event streams refused at a cap (per token or in all)",
+            mesh_refused.clone(),
+        );
         registry.register("grace_log_lag", "Events not yet chained into the immutable log", log_lag.clone());
         registry.register("grace_db_pool_size", "Database connections open", pool_size.clone());
         registry.register("grace_db_pool_available", "Database connections idle", pool_available.clone());
@@ -100,6 +108,7 @@ impl Default for Telemetry {
             actions,
             mesh_queue_depth,
             mesh_dropped,
+            mesh_refused,
             mesh_subscribers,
             log_lag,
             pool_size,
@@ -126,6 +135,7 @@ impl Telemetry {
     pub fn render(&self, snapshot: ScrapeSnapshot) -> String {
         self.mesh_queue_depth.set(snapshot.mesh_queue_depth);
         raise_to(&self.mesh_dropped, snapshot.mesh_dropped);
+        raise_to(&self.mesh_refused, snapshot.mesh_refused);
         self.mesh_subscribers.set(snapshot.mesh_subscribers);
         self.log_lag.set(snapshot.log_lag);
         self.pool_size.set(snapshot.pool_size);

@@ -52,3 +52,27 @@ async fn serve_stops_cleanly_on_sigterm_with_its_outbox_drained() {
         client.query_one("SELECT count(*) FROM action_events WHERE log_seq IS NOT NULL", &[]).await.unwrap().get(0);
     assert_eq!(events, 10);
 }
+
+#[tokio::test]
+async fn serve_raises_its_open_files_limit_to_the_hard_limit() {
+    let database = crate::helpers::TestDatabase::migrated().await;
+    let grace_binary = env!("CARGO_BIN_EXE_grace");
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", &format!("ulimit -Sn 256 && exec {grace_binary} serve --listen 127.0.0.1:0")])
+        .env("DATABASE_URL", database.url.to_string())
+        .env("GRACE_TOKENS", "operator=limits-operator-token")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
+    assert!(listening.starts_with("grace backend listening on"), "{listening}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id().unwrap())).unwrap();
+    let open_files: Vec<&str> =
+        limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().collect();
+    assert_eq!(open_files[3], open_files[4], "soft limit raised to the hard one: {limits}");
+    assert_ne!(open_files[3], "256", "{limits}");
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap().code(), Some(0));
+}

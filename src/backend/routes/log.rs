@@ -9,7 +9,7 @@ use crate::backend::domain::FieldError;
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::events::{self, NewEvent};
 use crate::backend::extract::ApiQuery;
-use crate::backend::mesh::{MeshEvent, Pattern};
+use crate::backend::mesh::{MeshEvent, Pattern, SubscriptionRefused, MAX_SUBSCRIPTIONS, MAX_SUBSCRIPTIONS_PER_TOKEN};
 use crate::backend::state::AppState;
 use crate::db::rows::FromRow;
 use crate::immutable_log::{self, ProofOptions};
@@ -134,19 +134,32 @@ pub struct StreamFilter {
 /// `id:` its log seq, `data:` the event as JSON.
 #[utoipa::path(get, path = "/api/events/stream", tag = "log", security(("bearer" = [])), params(StreamFilter),
     responses((status = 200, content_type = "text/event-stream", body = MeshEvent),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "this token's streams are at their cap"),
+              (status = 503, body = ErrorBody, description = "the backend's streams are at their cap")))]
 pub async fn stream(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(filter): ApiQuery<StreamFilter>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let pattern =
         Pattern::parse(filter.pattern.as_deref().unwrap_or("*")).map_err(|e| FieldError::new("pattern", e))?;
-    let events = ReceiverStream::new(state.mesh.subscribe(pattern, filter.mission_id)).map(|event| {
+    let subscription = state.mesh.subscribe(&caller.identity, pattern, filter.mission_id).map_err(refusal)?;
+    let events = ReceiverStream::new(subscription).map(|event| {
         let data = serde_json::to_string(&*event).expect("events serialize");
         Ok(Event::default().event(event.event_type.clone()).id(event.log_seq.to_string()).data(data))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+fn refusal(refused: SubscriptionRefused) -> ApiError {
+    match refused {
+        SubscriptionRefused::TokenAtCap => ApiError::TooManyRequests(format!(
+            "this token holds {MAX_SUBSCRIPTIONS_PER_TOKEN} event streams already; close one first"
+        )),
+        SubscriptionRefused::MeshAtCap => {
+            ApiError::AtCapacity(format!("the backend serves {MAX_SUBSCRIPTIONS} event streams already; retry later"))
+        }
+    }
 }
 
 /// How long a ping may take before it counts as lost.
@@ -159,7 +172,10 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn ping(State(state): State<AppState>, caller: Caller) -> Result<Json<PingResult>, ApiError> {
     caller.require(&Role::ALL)?;
     let started = Instant::now();
-    let mut deliveries = state.mesh.subscribe(Pattern::Exact(EventKind::MeshPing.name().into()), None);
+    let mut deliveries = state
+        .mesh
+        .subscribe(&caller.identity, Pattern::Exact(EventKind::MeshPing.name().into()), None)
+        .map_err(refusal)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let ids = events::record(

@@ -51,6 +51,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let snapshot = ScrapeSnapshot {
         mesh_queue_depth,
         mesh_dropped: state.mesh.dropped(),
+        mesh_refused: state.mesh.refused(),
         mesh_subscribers,
         log_lag,
         pool_size: pool.size as i64,

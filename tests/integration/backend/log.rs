@@ -2,6 +2,7 @@
 
 use super::app::TestApp;
 use grace::specification::Role;
+use reqwest::StatusCode;
 
 #[tokio::test]
 async fn log_verify_finds_a_row_altered_behind_the_triggers_back() {
@@ -66,6 +67,7 @@ async fn metrics_expose_requests_actions_mesh_log_lag_pool_and_memory() {
         r#"grace_actions_total{tier="1",outcome="verified"} 1"#,
         r#"grace_actions_total{tier="2",outcome="awaiting_approval"} 1"#,
         "grace_mesh_dropped_total 0",
+        "grace_mesh_refused_total 0",
         "grace_mesh_queue_depth ",
         "grace_log_lag ",
         "grace_db_pool_size ",
@@ -80,4 +82,34 @@ async fn metrics_expose_requests_actions_mesh_log_lag_pool_and_memory() {
         .parse()
         .unwrap();
     assert!(memory > 1_000_000.0, "{memory}");
+}
+
+#[tokio::test]
+async fn event_streams_are_capped_per_token_with_a_429_counted_in_metrics() {
+    let app = TestApp::spawn().await;
+    let cap = grace::backend::mesh::MAX_SUBSCRIPTIONS_PER_TOKEN;
+    let mut open = Vec::new();
+    for _ in 0..cap {
+        let stream = app.get("/api/events/stream", Role::Operator).await;
+        assert_eq!(stream.status(), StatusCode::OK);
+        open.push(stream);
+    }
+    let refused = app.get("/api/events/stream", Role::Operator).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests", "{body}");
+    assert_eq!(
+        app.get("/api/events/stream", Role::Approver).await.status(),
+        StatusCode::OK,
+        "another token has its own share"
+    );
+    assert!(app.client.scrape().await.unwrap().contains("grace_mesh_refused_total 1"));
+
+    drop(open.pop());
+    crate::helpers::eventually("a closed stream frees its place", std::time::Duration::from_secs(5), || async {
+        let stream = app.get("/api/events/stream", Role::Operator).await;
+        (stream.status() == StatusCode::OK).then_some(stream)
+    })
+    .await;
 }
