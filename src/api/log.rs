@@ -35,21 +35,33 @@ pub struct ChainReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub start: Option<ProofStart>,
-    /// The entry the proof reached (the log's head when it began).
+    /// The entry the proof reached (the log's head when it began, unless the
+    /// per-call bound stopped it earlier).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub head: Option<ChainHead>,
+    /// Newer entries left for the next call, when the bound stopped this one.
+    #[serde(default)]
+    pub remaining: i64,
 }
 
 impl From<ChainVerdict> for ChainReport {
     fn from(v: ChainVerdict) -> Self {
-        Self { valid: v.holds(), entries: v.entries, broken: v.broken, breaks: v.breaks, start: None, head: None }
+        Self {
+            valid: v.holds(),
+            entries: v.entries,
+            broken: v.broken,
+            breaks: v.breaks,
+            start: None,
+            head: None,
+            remaining: 0,
+        }
     }
 }
 
 impl From<ChainProof> for ChainReport {
     fn from(proof: ChainProof) -> Self {
-        Self { start: Some(proof.start), head: proof.head, ..proof.verdict.into() }
+        Self { start: Some(proof.start), head: proof.head, remaining: proof.remaining, ..proof.verdict.into() }
     }
 }
 

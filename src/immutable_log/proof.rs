@@ -45,6 +45,10 @@ pub struct ProofOptions<'a> {
     pub anchor: Option<(&'a Anchor, &'a str)>,
     /// Who proves it, as the checkpoint records.
     pub verified_by: &'a str,
+    /// The most entries one proof may re-hash; a longer stretch is proven up
+    /// to there and checkpointed, and the next proof goes on from it (so a
+    /// request's cost stays bounded however much is new). `None`: no bound.
+    pub max_entries: Option<i64>,
 }
 
 /// Where a proof started re-hashing.
@@ -84,8 +88,11 @@ pub struct ChainProof {
     /// anchors included.
     pub verdict: ChainVerdict,
     pub start: ProofStart,
-    /// The log's last entry when the proof began: what it proved up to.
+    /// The entry the proof reached: the log's last when it began, unless
+    /// `max_entries` stopped it earlier.
     pub head: Option<ChainHead>,
+    /// Entries after `head` left for the next proof (by `max_entries`).
+    pub remaining: i64,
     /// The hash of seq 1, which names the log.
     pub genesis_hash: Option<String>,
 }
@@ -94,7 +101,12 @@ impl ChainProof {
     /// What this proof re-hashed: how many entries, from where, up to which head.
     pub fn scope(&self) -> String {
         let head = self.head.as_ref().map_or("the log is empty".to_string(), |head| format!("head seq {}", head.seq));
-        format!("{} entries re-hashed {}; {head}", self.verdict.entries, self.start)
+        let remaining = if self.remaining > 0 {
+            format!(" ({} newer entries left for the next proof)", self.remaining)
+        } else {
+            String::new()
+        };
+        format!("{} entries re-hashed {}; {head}{remaining}", self.verdict.entries, self.start)
     }
 
     /// One line for a person: what was re-hashed from where, up to which
@@ -123,7 +135,7 @@ pub async fn prove<R: ChainReader>(
     options: ProofOptions<'_>,
 ) -> Result<ChainProof, tokio_postgres::Error> {
     let client = readers[0].client();
-    let head = checkpoint::log_head(client).await?;
+    let log_head = checkpoint::log_head(client).await?;
     let genesis_hash = checkpoint::hash_at(client, 1).await?;
     let mut findings = Vec::new();
     let mut start = ProofStart::Genesis;
@@ -154,6 +166,14 @@ pub async fn prove<R: ChainReader>(
     if options.full || !findings.is_empty() {
         start = ProofStart::Genesis;
     }
+    let (head, remaining) = match (log_head, options.max_entries) {
+        (Some(last), Some(max)) if last.seq - start.seq() > max => {
+            let seq = start.seq() + max;
+            let entry_hash = checkpoint::hash_at(client, seq).await?.unwrap_or_default();
+            (Some(ChainHead { seq, entry_hash }), last.seq - seq)
+        }
+        (last, _) => (last, 0),
+    };
     let mut verdict = match &head {
         Some(head) if head.seq > start.seq() => verify_in_ranges(readers, start.seq() + 1, head.seq).await?,
         _ => ChainVerdict { entries: 0, broken: 0, breaks: Vec::new() },
@@ -166,7 +186,7 @@ pub async fn prove<R: ChainReader>(
     if let (true, Some(head)) = (verdict.holds(), &head) {
         checkpoint::record(client, head, options.verified_by).await?;
     }
-    Ok(ChainProof { verdict, start, head, genesis_hash })
+    Ok(ChainProof { verdict, start, head, remaining, genesis_hash })
 }
 
 /// Re-hashes `from..=to`, split into consecutive ranges read at once (each
@@ -236,7 +256,12 @@ pub async fn prove_database(
     let database = format!("{}/{}", url.endpoint(), url.database());
     let origin = settings.anchors.as_ref().map(|file| file.path().display().to_string());
     let anchor = settings.anchors.as_ref().and_then(|file| file.get(&database)).cloned();
-    let options = ProofOptions { full: settings.full, anchor: anchor.as_ref().zip(origin.as_deref()), verified_by };
+    let options = ProofOptions {
+        full: settings.full,
+        anchor: anchor.as_ref().zip(origin.as_deref()),
+        verified_by,
+        max_entries: None,
+    };
     let proof = prove(&clients, options).await?;
     if let (Some(file), Some(anchor)) = (settings.anchors.as_mut(), proof.anchor()) {
         file.store(&database, anchor)?;

@@ -101,9 +101,28 @@ async fn a_gap_in_the_sequence_is_reported() {
 
 /// Proves the chain the way the CLI does, over two connections.
 async fn prove(database: &TestDatabase, full: bool, anchor: Option<&Anchor>) -> ChainProof {
+    prove_at_most(database, full, anchor, None).await
+}
+
+async fn prove_at_most(database: &TestDatabase, full: bool, anchor: Option<&Anchor>, max: Option<i64>) -> ChainProof {
     let readers = [Arc::new(database.client().await), Arc::new(database.client().await)];
-    let options = ProofOptions { full, anchor: anchor.map(|a| (a, "anchors.json")), verified_by: "tests" };
+    let anchor = anchor.map(|a| (a, "anchors.json"));
+    let options = ProofOptions { full, anchor, verified_by: "tests", max_entries: max };
     immutable_log::prove(&readers, options).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_bounded_proof_checkpoints_where_it_stopped_and_the_next_goes_on_from_there() {
+    let database = TestDatabase::migrated().await;
+    let client = database.client().await;
+    append_entries(&client, 10).await;
+    let mut reached = Vec::new();
+    for _ in 0..3 {
+        let proof = prove_at_most(&database, false, None, Some(4)).await;
+        assert!(proof.verdict.holds(), "{proof:?}");
+        reached.push((proof.verdict.entries, proof.head.unwrap().seq, proof.remaining));
+    }
+    assert_eq!(reached, [(4, 4, 6), (4, 8, 2), (2, 10, 0)]);
 }
 
 /// Rewrites the chain from `seq` on as its owner could: every later hash

@@ -35,6 +35,9 @@ async fn log_verify_finds_a_row_altered_behind_the_triggers_back() {
     );
     assert_eq!(app.get_json("/api/log/verify?from=6").await["valid"], true, "the entries after it still link");
     assert_eq!(app.get("/api/log/verify?from=0", Role::Operator).await.status(), 422);
+    let too_far = app.get("/api/log/verify?from=1&to=200001", Role::Operator).await;
+    assert_eq!(too_far.status(), 422, "one call re-hashes at most 200,000 entries");
+    assert_eq!(too_far.json::<serde_json::Value>().await.unwrap()["error"]["field"], "to");
 }
 
 #[tokio::test]
