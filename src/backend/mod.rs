@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`startup`]: build (bootstrap, pool, bind) and run with graceful shutdown.
+//! - [`connections`]: how many client connections are held, and for how long.
 //! - [`routes`]: the HTTP surface, middleware and the OpenAPI document.
 //! - [`domain`]: request vocabulary parsed at the edge (`ErrorType`, `Confidence`…).
 //! - [`pipeline`]: errors → contracts → snapshots, approvals, execution,
@@ -21,6 +22,7 @@
 //! - [`prepared`]: statements prepared once per connection.
 
 pub mod auth;
+pub mod connections;
 pub mod counters;
 pub mod domain;
 pub mod error;

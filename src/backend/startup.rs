@@ -5,6 +5,7 @@
 //! until the shutdown token fires, drains in-flight requests, and stops the
 //! background tasks, the sequencer last so the log lag ends at zero.
 
+use super::connections::{ConnectionLimits, LimitedListener};
 use super::faults::{CircuitBreaker, Faults};
 use super::mesh::{self, TriggerMesh};
 use super::routes;
@@ -30,6 +31,7 @@ pub struct ServeSettings {
     pub tokens: Tokens,
     pub enable_faults: bool,
     pub pool_size: usize,
+    pub connections: ConnectionLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,7 @@ const STATEMENT_TIMEOUT: &str = "-c statement_timeout=8000";
 
 pub struct Application {
     listener: TcpListener,
+    connections: ConnectionLimits,
     state: AppState,
     database: DatabaseUrl,
 }
@@ -98,7 +101,7 @@ impl Application {
             telemetry: Arc::new(Telemetry::default()),
             baselines: Arc::new(baselines),
         };
-        Ok(Self { listener, state, database: settings.database })
+        Ok(Self { listener, connections: settings.connections, state, database: settings.database })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -120,7 +123,8 @@ impl Application {
         let sequencer = tokio::spawn(sequencer::run(self.database.clone(), sequencer_stop.clone()));
         tracing::info!(addr = %self.local_addr(), "grace backend listening");
 
-        let served = axum::serve(self.listener, routes::router(self.state.clone()))
+        let listener = LimitedListener::new(self.listener, self.connections);
+        let served = axum::serve(listener, routes::router(self.state.clone()))
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;
         background.cancel();

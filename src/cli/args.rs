@@ -271,6 +271,12 @@ pub struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "GRACE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=500))]
     pub pool_size: u16,
+    /// Client connections held at once; past it a connection gets a 503 and is closed.
+    #[arg(long, env = "GRACE_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// Close a client connection after this long without a byte either way (a silent keep-alive, stalled headers).
+    #[arg(long, env = "GRACE_IDLE_TIMEOUT", default_value = "60s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
 }
 
 impl ServeArgs {

@@ -15,6 +15,7 @@ mod monitor;
 mod phases;
 
 use crate::api::admin::{FaultKind, FaultRequest};
+use crate::backend::connections::ConnectionLimits;
 use crate::backend::{Application, ServeSettings, StartupError};
 use crate::client::{prometheus, BackendClient};
 use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
@@ -103,6 +104,7 @@ pub async fn run(settings: ScenarioSettings, shutdown: &CancellationToken) -> Re
                 tokens: tokens.clone(),
                 enable_faults: true,
                 pool_size: 16,
+                connections: ConnectionLimits::default(),
             };
             let application = Application::build(serve).await?;
             let url = BackendUrl::parse(&format!("http://{}", application.local_addr())).expect("a local URL");

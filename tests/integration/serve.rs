@@ -76,3 +76,48 @@ async fn serve_raises_its_open_files_limit_to_the_hard_limit() {
     kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
     assert_eq!(tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap().code(), Some(0));
 }
+
+#[tokio::test]
+async fn past_its_connection_cap_serve_answers_503_and_silent_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let database = crate::helpers::TestDatabase::migrated().await;
+    let port = crate::helpers::closed_port();
+    let mut child = grace()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--max-connections", "8", "--idle-timeout", "2s"])
+        .env("DATABASE_URL", database.url.to_string())
+        .env("GRACE_TOKENS", "operator=connections-operator-token")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let address = format!("127.0.0.1:{port}");
+
+    // Seven silent connections and one that stops halfway through its headers.
+    let mut held = Vec::new();
+    for _ in 0..7 {
+        held.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stalled.write_all(b"GET /api/health HTTP/1.1\r\nHost: grace\r\n").await.unwrap();
+    held.push(stalled);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut ninth = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), ninth.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains(r#""code":"at_capacity""#), "{answer}");
+
+    // After the idle timeout every held connection was closed by the server.
+    for mut connection in held {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), connection.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "a silent connection is closed within the idle timeout");
+    }
+    let health = reqwest::get(format!("http://{address}/api/health")).await.unwrap();
+    assert_eq!(health.status(), 200, "the places are free again");
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap().code(), Some(0));
+}

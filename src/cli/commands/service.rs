@@ -1,6 +1,7 @@
 //! The commands that set up, check and run the backend: `bootstrap`,
 //! `health`, `serve`, `openapi`, `db up`.
 
+use crate::backend::connections::ConnectionLimits;
 use crate::backend::{Application, ServeSettings};
 use crate::bootstrap::{self, BootstrapReport};
 use crate::cli::args::{BootstrapArgs, HealthArgs, ServeArgs};
@@ -47,6 +48,7 @@ pub async fn serve(args: ServeArgs, shutdown: &CancellationToken) -> Result<Exit
         tokens: tokens.clone(),
         enable_faults: args.enable_faults,
         pool_size: usize::from(args.pool_size),
+        connections: ConnectionLimits { max: args.max_connections as usize, idle: args.idle_timeout },
     };
     let application = Application::build(settings).await?;
     let addr = application.local_addr();

@@ -43,6 +43,7 @@ impl TestApp {
             tokens: tokens.clone(),
             enable_faults,
             pool_size: 8,
+            connections: grace::backend::connections::ConnectionLimits::default(),
         };
         let application = Application::build(settings).await.expect("the backend builds");
         let address = format!("http://{}", application.local_addr());

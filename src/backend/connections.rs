@@ -1,0 +1,189 @@
+//! How many connections the backend holds and for how long. Every socket
+//! costs a file descriptor and memory whether or not it ever sends a request,
+//! so a flood of idle or half-sent connections could take the service down
+//! without one request reaching a handler. The listener therefore holds at
+//! most `max` connections (past that, a connection is answered a 503 JSON
+//! body at once and closed), and closes one that neither sends nor receives a
+//! byte for `idle` (a silent keep-alive, or a request whose headers stopped
+//! coming). Streams stay open: an event stream writes a keep-alive comment
+//! every 15 s.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections held at once.
+    pub max: usize,
+    /// How long a connection may pass no byte either way.
+    pub idle: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self { max: 4096, idle: Duration::from_secs(60) }
+    }
+}
+
+/// The answer past the cap, written before the connection is closed.
+const AT_CAPACITY: &str = concat!(
+    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n",
+    "connection: close\r\ncontent-length: 104\r\n\r\n",
+    r#"{"error":{"code":"at_capacity","message":"the backend holds all the connections it takes; retry later"}}"#
+);
+
+/// A TCP listener that enforces [`ConnectionLimits`] (for `axum::serve`).
+pub struct LimitedListener {
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+    idle: Duration,
+}
+
+impl LimitedListener {
+    pub fn new(listener: TcpListener, limits: ConnectionLimits) -> Self {
+        Self { listener, permits: Arc::new(Semaphore::new(limits.max)), idle: limits.idle }
+    }
+}
+
+impl axum::serve::Listener for LimitedListener {
+    type Io = LimitedConnection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, addr) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors or the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            match Arc::clone(&self.permits).try_acquire_owned() {
+                Ok(permit) => return (LimitedConnection::new(stream, permit, self.idle), addr),
+                Err(_) => {
+                    tracing::debug!(%addr, "connection refused: at the connection cap");
+                    tokio::spawn(refuse(stream));
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(AT_CAPACITY.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+/// A connection that holds its place under the cap and ends after `idle`
+/// without traffic.
+pub struct LimitedConnection {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+    idle: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl LimitedConnection {
+    fn new(stream: TcpStream, permit: OwnedSemaphorePermit, idle: Duration) -> Self {
+        Self { stream, _permit: permit, idle, deadline: Box::pin(tokio::time::sleep(idle)) }
+    }
+
+    fn active(&mut self) {
+        let next = Instant::now() + self.idle;
+        self.deadline.as_mut().reset(next);
+    }
+
+    /// Pending I/O that is past the idle deadline ends the connection.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+
+    /// A write's outcome: bytes out count as traffic; a write blocked past the
+    /// deadline (a client that stopped reading) ends the connection.
+    fn wrote(&mut self, cx: &mut Context<'_>, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(Ok(n)) if n > 0 => {
+                self.active();
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(idle_too_long())),
+            other => other,
+        }
+    }
+}
+
+fn idle_too_long() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "connection idle too long")
+}
+
+impl AsyncRead for LimitedConnection {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    self.active();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(idle_too_long())),
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for LimitedConnection {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.stream).poll_write(cx, data);
+        self.wrote(cx, written)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.wrote(cx, written)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_a_complete_http_response_with_a_json_body() {
+        let (head, body) = AT_CAPACITY.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        let parsed: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed["error"]["code"], "at_capacity");
+    }
+}
