@@ -91,7 +91,14 @@ impl std::fmt::Debug for BackendClient {
 
 impl BackendClient {
     pub fn new(url: BackendUrl, tokens: Tokens) -> Self {
-        let http = reqwest::Client::builder().timeout(TIMEOUT).build().expect("a plain HTTP client builds");
+        // Idle connections are let go well before the backend closes them
+        // (its --idle-timeout defaults to 60 s), so a request is never sent on
+        // a connection the server is closing.
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("a plain HTTP client builds");
         Self { url, tokens, http, retries: Arc::default() }
     }
 
