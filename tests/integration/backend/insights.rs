@@ -184,7 +184,8 @@ async fn a_database_written_before_the_counters_is_counted_when_it_migrates() {
              VALUES ('00000000-0000-0000-0000-00000000000a', '{mission}', 's', 'user', 'hi', 'old-chat');
              INSERT INTO chat_messages (mission_id, session_id, role, content, reply_to)
              VALUES ('{mission}', 's', 'assistant', 'hello', '00000000-0000-0000-0000-00000000000a');
-             INSERT INTO tasks (mission_id, title, idempotency_key) VALUES ('{mission}', 't', 'old-task');
+             -- Cancelled, so the task runner does not complete it (and count an event) mid-comparison.
+             INSERT INTO tasks (mission_id, title, idempotency_key, status) VALUES ('{mission}', 't', 'old-task', 'cancelled');
              INSERT INTO action_events (event_type, mission_id) VALUES ('chat.exchanged', '{mission}'),
                                                                        ('mesh.ping', NULL);"
         ))
