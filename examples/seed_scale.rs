@@ -18,11 +18,13 @@
 
 use clap::Parser;
 use futures::pin_mut;
+use grace::api::log::LogEntryView;
 use grace::configuration::DatabaseUrl;
-use grace::immutable_log::chain::EntryFields;
+use grace::db::rows::FromRow;
+use grace::immutable_log::chain::{self, EntryFields};
+use grace::immutable_log::checkpoint;
 use std::time::Instant;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Transaction};
 use uuid::Uuid;
 
@@ -57,18 +59,6 @@ const TABLES: &[(&str, &str)] = &[
 struct CopyStatement {
     sql: String,
     chained: bool,
-}
-
-/// The template's log entries, in chain order.
-struct TemplateEntry {
-    seq: i64,
-    recorded_at: chrono::DateTime<chrono::Utc>,
-    actor: String,
-    action: String,
-    resource: String,
-    subsystem: String,
-    payload: String,
-    result: String,
 }
 
 #[tokio::main]
@@ -118,29 +108,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn template_entries(client: &Client, template: Uuid) -> Result<Vec<TemplateEntry>, tokio_postgres::Error> {
+/// The template's log entries, in chain order.
+async fn template_entries(client: &Client, template: Uuid) -> Result<Vec<LogEntryView>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT l.seq, l.recorded_at, l.actor, l.action, l.resource, l.subsystem, l.payload, l.result
-               FROM immutable_log l JOIN action_events e ON e.log_seq = l.seq
+            "SELECT l.* FROM immutable_log l JOIN action_events e ON e.log_seq = l.seq
               WHERE e.mission_id = $1 AND e.contract_id IS NOT NULL ORDER BY l.seq",
             &[&template],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(TemplateEntry {
-                seq: row.try_get("seq")?,
-                recorded_at: row.try_get("recorded_at")?,
-                actor: row.try_get("actor")?,
-                action: row.try_get("action")?,
-                resource: row.try_get("resource")?,
-                subsystem: row.try_get("subsystem")?,
-                payload: row.try_get("payload")?,
-                result: row.try_get("result")?,
-            })
-        })
-        .collect()
+    rows.iter().map(LogEntryView::from_row).collect()
 }
 
 /// One INSERT … SELECT per table, copying the template's rows once per copy
@@ -196,7 +173,7 @@ async fn copy_statements(client: &Client) -> Result<Vec<CopyStatement>, tokio_po
 async fn copy_batch(
     tx: &Transaction<'_>,
     template: Uuid,
-    entries: &[TemplateEntry],
+    entries: &[LogEntryView],
     statements: &[CopyStatement],
     first: i32,
     last: i32,
@@ -213,33 +190,13 @@ async fn copy_batch(
     .await?;
     let seqs: Vec<i64> = entries.iter().map(|entry| entry.seq).collect();
     tx.execute("INSERT INTO template_ranks SELECT * FROM unnest($1::bigint[]) WITH ORDINALITY", &[&seqs]).await?;
-    let head = tx.query_opt("SELECT seq, entry_hash FROM immutable_log ORDER BY seq DESC LIMIT 1", &[]).await?;
-    let (mut seq, mut prev_hash): (i64, String) = match head {
-        Some(row) => (row.try_get("seq")?, row.try_get("entry_hash")?),
-        None => (0, grace::immutable_log::chain::GENESIS_PREV_HASH.to_string()),
+    let (mut seq, mut prev_hash) = match checkpoint::log_head(tx).await? {
+        Some(head) => (head.seq, head.entry_hash),
+        None => (0, chain::GENESIS_PREV_HASH.to_string()),
     };
     let base = seq;
-    let sink = tx
-        .copy_in(
-            "COPY immutable_log (seq, recorded_at, actor, action, resource, subsystem, payload, result, prev_hash, entry_hash)
-             FROM STDIN (FORMAT binary)",
-        )
-        .await?;
-    let writer = BinaryCopyInWriter::new(
-        sink,
-        &[
-            Type::INT8,
-            Type::TIMESTAMPTZ,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-        ],
-    );
+    let sink = tx.copy_in(&format!("COPY immutable_log ({}) FROM STDIN (FORMAT binary)", chain::COLUMNS)).await?;
+    let writer = BinaryCopyInWriter::new(sink, &chain::TYPES);
     pin_mut!(writer);
     let mut hash = [0u8; 64];
     for _ in first..=last {

@@ -28,11 +28,18 @@ pub struct Anchor {
 
 impl Anchor {
     /// What is wrong with the log against this anchor, if anything: its first
-    /// entry is another, it ends before the anchored head, or it holds another
-    /// entry there. `origin` names where the anchor came from.
-    pub async fn check(&self, client: &Client, origin: &str) -> Result<Option<ChainBreak>, tokio_postgres::Error> {
+    /// entry (`genesis_hash`, as the log holds it) is another, it ends (at
+    /// `log_end`) before the anchored head, or it holds another entry there.
+    /// `origin` names where the anchor came from.
+    pub async fn check(
+        &self,
+        client: &Client,
+        genesis_hash: Option<&str>,
+        log_end: i64,
+        origin: &str,
+    ) -> Result<Option<ChainBreak>, tokio_postgres::Error> {
         let proven = format!("the head proven on {} ({origin})", self.verified_at.format("%Y-%m-%d %H:%M:%S UTC"));
-        if checkpoint::hash_at(client, 1).await?.as_deref() != Some(self.genesis_hash.as_str()) {
+        if genesis_hash != Some(self.genesis_hash.as_str()) {
             return Ok(Some(ChainBreak {
                 seq: 1,
                 problem: format!("the log's first entry is not the one of {proven}: the log was replaced or rewritten from its start"),
@@ -44,13 +51,10 @@ impl Anchor {
                 seq: self.head.seq,
                 problem: format!("entry_hash differs from {proven}: the log was rewritten at or before this entry"),
             }),
-            None => {
-                let end = checkpoint::log_head(client).await?.map_or(0, |head| head.seq);
-                Some(ChainBreak {
-                    seq: self.head.seq,
-                    problem: format!("the log ends at seq {end}, before {proven}: entries were removed"),
-                })
-            }
+            None => Some(ChainBreak {
+                seq: self.head.seq,
+                problem: format!("the log ends at seq {log_end}, before {proven}: entries were removed"),
+            }),
         })
     }
 }

@@ -32,14 +32,9 @@ pub struct EntryFields<'a> {
 }
 
 impl EntryFields<'_> {
-    /// The entry's hash under the canonical encoding, as lower-case hex.
-    pub fn hash(&self) -> String {
-        let mut hex = [0u8; 64];
-        String::from_utf8(self.hash_hex(&mut hex).to_vec()).expect("hex is ASCII")
-    }
-
-    /// The same hash written into `out`, allocating nothing: the verifier
-    /// runs this once per entry, millions of times.
+    /// The entry's hash under the canonical encoding, as lower-case hex,
+    /// written into `out`, allocating nothing: the verifier runs this once per
+    /// entry, millions of times.
     pub fn hash_hex<'o>(&self, out: &'o mut [u8; 64]) -> &'o [u8] {
         let mut hasher = Sha256::new();
         let mut numbers = itoa::Buffer::new();
@@ -62,9 +57,12 @@ impl EntryFields<'_> {
     }
 }
 
-/// The columns streamed, in this order (binary COPY rows are read by position).
-const COLUMNS: &str = "seq, recorded_at, actor, action, resource, subsystem, payload, result, prev_hash, entry_hash";
-const TYPES: [Type; 10] = [
+/// A log entry's columns as binary COPY moves them, in this order (its rows
+/// are read and written by position): the verifier reads them, bulk loaders
+/// write them.
+pub const COLUMNS: &str =
+    "seq, recorded_at, actor, action, resource, subsystem, payload, result, prev_hash, entry_hash";
+pub const TYPES: [Type; 10] = [
     Type::INT8,
     Type::TIMESTAMPTZ,
     Type::TEXT,
@@ -161,6 +159,13 @@ fn problem(entry: &EntryFields<'_>, entry_hash: &str, before: Option<&(i64, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl EntryFields<'_> {
+        fn hash(&self) -> String {
+            let mut hex = [0u8; 64];
+            String::from_utf8(self.hash_hex(&mut hex).to_vec()).expect("hex is ASCII")
+        }
+    }
 
     fn entry(seq: i64, prev_hash: &str) -> EntryFields<'_> {
         EntryFields {

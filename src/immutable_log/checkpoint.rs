@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 /// An entry of the chain named by its place and its hash: what a proof ends
 /// at, what a checkpoint or an anchor records.
@@ -32,7 +32,7 @@ impl Checkpoint {
 }
 
 /// The log's last entry, if it has any.
-pub async fn log_head(client: &Client) -> Result<Option<ChainHead>, tokio_postgres::Error> {
+pub async fn log_head(client: &impl GenericClient) -> Result<Option<ChainHead>, tokio_postgres::Error> {
     let row = client.query_opt("SELECT seq, entry_hash FROM immutable_log ORDER BY seq DESC LIMIT 1", &[]).await?;
     row.map(|row| Ok(ChainHead { seq: row.try_get("seq")?, entry_hash: row.try_get("entry_hash")? })).transpose()
 }

@@ -140,7 +140,8 @@ pub async fn prove<R: ChainReader>(
     let mut findings = Vec::new();
     let mut start = ProofStart::Genesis;
     if let Some((anchor, origin)) = options.anchor {
-        match anchor.check(client, origin).await? {
+        let log_end = log_head.as_ref().map_or(0, |head| head.seq);
+        match anchor.check(client, genesis_hash.as_deref(), log_end, origin).await? {
             Some(finding) => findings.push(finding),
             None => start = ProofStart::Anchor { seq: anchor.head.seq, verified_at: anchor.verified_at },
         }

@@ -187,16 +187,7 @@ async fn stress_of_three_iterations_passes_with_no_leak_verdict() {
 async fn an_orphaned_row_fails_phase_7_naming_it() {
     let database = TestDatabase::bootstrapped().await;
     let ghost = uuid::Uuid::new_v4();
-    database
-        .client()
-        .await
-        .batch_execute(&format!(
-            "ALTER TABLE action_events DISABLE TRIGGER ALL;
-             INSERT INTO action_events (event_type, mission_id) VALUES ('test.orphan', '{ghost}');
-             ALTER TABLE action_events ENABLE TRIGGER ALL;"
-        ))
-        .await
-        .unwrap();
+    helpers::plant_orphan_event(&database.client().await, ghost).await;
     let out = tempfile::tempdir().unwrap();
     let ran = scenario(&database, out.path(), &[]).await;
     assert_eq!(ran.code, Some(1), "{}", ran.all_output());

@@ -188,6 +188,19 @@ pub fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Writes an event whose mission does not exist, as a superuser could: with
+/// the table's triggers (its foreign keys' too) switched off and on again.
+pub async fn plant_orphan_event(client: &Client, ghost_mission: uuid::Uuid) {
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE action_events DISABLE TRIGGER ALL;
+             INSERT INTO action_events (event_type, mission_id) VALUES ('test.orphan', '{ghost_mission}');
+             ALTER TABLE action_events ENABLE TRIGGER ALL;"
+        ))
+        .await
+        .unwrap();
+}
+
 /// Runs `sql` with the append-only trigger disabled, as a superuser could.
 pub async fn tamper_with_log(client: &Client, sql: &str) {
     client

@@ -41,14 +41,7 @@ async fn enforced_keys_are_proven_by_postgres_and_a_key_switched_off_is_scanned(
 
     // Switching the triggers off and on again leaves them ORIGIN-only: that
     // table's keys are scanned from then on, and the orphan is named.
-    client
-        .batch_execute(&format!(
-            "ALTER TABLE action_events DISABLE TRIGGER ALL;
-             INSERT INTO action_events (event_type, mission_id) VALUES ('test.orphan', '{ghost}');
-             ALTER TABLE action_events ENABLE TRIGGER ALL;"
-        ))
-        .await
-        .unwrap();
+    crate::helpers::plant_orphan_event(&client, ghost).await;
     let check = c1(&database, false).await;
     assert!(!check.passed, "{check}");
     // action_events' four keys, and log_outbox's key on it (its triggers sit on action_events too).

@@ -7,21 +7,36 @@ use nix::unistd::Pid;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Starts `command` (a `grace serve`) on `database` with one operator token,
+/// and returns it with the first line it printed (where it listens).
+async fn started(mut command: Command, database: &crate::helpers::TestDatabase, token: &str) -> (Child, String) {
+    let mut child = command
+        .env("DATABASE_URL", database.url.to_string())
+        .env("GRACE_TOKENS", format!("operator={token}"))
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
+    (child, listening)
+}
+
+/// Sends SIGTERM and returns the exit code.
+async fn stopped(mut child: Child) -> Option<i32> {
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap().code()
+}
 
 #[tokio::test]
 async fn serve_stops_cleanly_on_sigterm_with_its_outbox_drained() {
     let database = crate::helpers::TestDatabase::migrated().await;
     let port = crate::helpers::closed_port();
-    let tokens = "operator=sigterm-operator-token";
-    let mut child = grace()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", database.url.to_string())
-        .env("GRACE_TOKENS", tokens)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let listening = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let mut command = grace();
+    command.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    let (child, listening) = started(command, &database, "sigterm-operator-token").await;
     assert_eq!(listening, format!("grace backend listening on http://127.0.0.1:{port}"));
 
     let http = reqwest::Client::new();
@@ -42,9 +57,7 @@ async fn serve_stops_cleanly_on_sigterm_with_its_outbox_drained() {
         let sent = http.post(format!("{base}/api/chat")).bearer_auth("sigterm-operator-token").json(&chat).send().await;
         assert_eq!(sent.unwrap().status(), 201);
     }
-    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(stopped(child).await, Some(0));
     let client = database.client().await;
     let pending: i64 = client.query_one("SELECT count(*) FROM log_outbox", &[]).await.unwrap().get(0);
     assert_eq!(pending, 0, "the sequencer drained the outbox before exiting");
@@ -57,24 +70,16 @@ async fn serve_stops_cleanly_on_sigterm_with_its_outbox_drained() {
 async fn serve_raises_its_open_files_limit_to_the_hard_limit() {
     let database = crate::helpers::TestDatabase::migrated().await;
     let grace_binary = env!("CARGO_BIN_EXE_grace");
-    let mut child = tokio::process::Command::new("sh")
-        .args(["-c", &format!("ulimit -Sn 256 && exec {grace_binary} serve --listen 127.0.0.1:0")])
-        .env("DATABASE_URL", database.url.to_string())
-        .env("GRACE_TOKENS", "operator=limits-operator-token")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let listening = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let mut command = Command::new("sh");
+    command.args(["-c", &format!("ulimit -Sn 256 && exec {grace_binary} serve --listen 127.0.0.1:0")]);
+    let (child, listening) = started(command, &database, "limits-operator-token").await;
     assert!(listening.starts_with("grace backend listening on"), "{listening}");
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id().unwrap())).unwrap();
     let open_files: Vec<&str> =
         limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().collect();
     assert_eq!(open_files[3], open_files[4], "soft limit raised to the hard one: {limits}");
     assert_ne!(open_files[3], "256", "{limits}");
-    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
-    assert_eq!(tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap().code(), Some(0));
+    assert_eq!(stopped(child).await, Some(0));
 }
 
 #[tokio::test]
@@ -82,16 +87,9 @@ async fn past_its_connection_cap_serve_answers_503_and_silent_connections_are_cl
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let database = crate::helpers::TestDatabase::migrated().await;
     let port = crate::helpers::closed_port();
-    let mut child = grace()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--max-connections", "8", "--idle-timeout", "2s"])
-        .env("DATABASE_URL", database.url.to_string())
-        .env("GRACE_TOKENS", "operator=connections-operator-token")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let mut command = grace();
+    command.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--max-connections", "8", "--idle-timeout", "2s"]);
+    let (child, _) = started(command, &database, "connections-operator-token").await;
     let address = format!("127.0.0.1:{port}");
 
     // Seven silent connections and one that stops halfway through its headers.
@@ -118,6 +116,5 @@ async fn past_its_connection_cap_serve_answers_503_and_silent_connections_are_cl
     }
     let health = reqwest::get(format!("http://{address}/api/health")).await.unwrap();
     assert_eq!(health.status(), 200, "the places are free again");
-    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
-    assert_eq!(tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap().code(), Some(0));
+    assert_eq!(stopped(child).await, Some(0));
 }

@@ -10,6 +10,7 @@ use crate::backend::domain::{bounded_text, Confidence, ErrorType, FieldError, Id
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{parse_id, ApiJson, ApiQuery};
 use crate::backend::pipeline::{self, ErrorReport};
+use crate::backend::prepared::Prepared;
 use crate::backend::routes::paging::{page_limit, Filters};
 use crate::backend::state::AppState;
 use crate::db::rows::FromRow;
@@ -224,7 +225,7 @@ pub async fn approvals(
             &limit,
         );
     let client = state.pool.get().await?;
-    let rows = client.query(&client.prepare_cached(&sql).await?, &params).await?;
+    let rows = client.all(&sql, &params).await?;
     if let (true, Some(after)) = (rows.is_empty(), filter.after) {
         if client.query_opt("SELECT 1 FROM approval_requests WHERE id = $1", &[&after]).await?.is_none() {
             return Err(FieldError::new("after", "no such approval").into());

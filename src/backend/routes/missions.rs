@@ -5,6 +5,7 @@ use crate::backend::auth::Caller;
 use crate::backend::domain::{bounded_text, optional_text, FieldError};
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{parse_id, ApiJson, ApiQuery};
+use crate::backend::prepared::Prepared;
 use crate::backend::routes::paging::{page_limit, Filters};
 use crate::backend::state::AppState;
 use crate::db::rows::FromRow;
@@ -142,7 +143,7 @@ pub async fn contracts(
                FROM action_contracts WHERE {where} ORDER BY created_at, id LIMIT {limit}",
             &limit,
         );
-    let rows = client.query(&client.prepare_cached(&sql).await?, &params).await?;
+    let rows = client.all(&sql, &params).await?;
     if let (true, Some(after)) = (rows.is_empty(), page.after) {
         let exists = "SELECT 1 FROM action_contracts WHERE id = $1 AND mission_id = $2";
         if client.query_opt(exists, &[&after, &id]).await?.is_none() {
