@@ -22,10 +22,10 @@ start_private_postgres() {
     export DATABASE_URL
 }
 
-# Starts `grace serve` on a free port with the given GRACE_TOKENS spec and sets
-# backend (its URL) and serve_pid.
+# Starts `grace serve` on a free port with the given GRACE_TOKENS spec (and any
+# further arguments for it) and sets backend (its URL) and serve_pid.
 start_backend() {
-    GRACE_TOKENS=$1 "$grace" serve --listen 127.0.0.1:0 >"$state/serve.out" 2>"$state/serve.err" &
+    GRACE_TOKENS=$1 "$grace" serve --listen 127.0.0.1:0 "${@:2}" >"$state/serve.out" 2>"$state/serve.err" &
     serve_pid=$!
     await_line serve "grace backend listening on " "$serve_pid" "grace serve"
     backend=$(sed -n 's/^grace backend listening on //p' "$state/serve.out")

@@ -1,7 +1,7 @@
 //! The action pipeline's bodies: reporting errors, contracts with what they
 //! produced, approvals and their decisions.
 
-use crate::specification::{ApprovalStatus, ConfidencePath, ContractStatus, Decision, SnapshotStatus, Tier};
+use crate::specification::{ApprovalStatus, ConfidencePath, ContractStatus, Decision, Severity, SnapshotStatus, Tier};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,12 +16,15 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub struct ErrorReportBody {
     pub mission_id: Uuid,
     /// A snake_case error type; unknown types escalate to tier 3.
+    #[schema(pattern = r"^[a-z][a-z0-9_]{0,62}$")]
     pub error_type: String,
+    #[schema(min_length = 1, max_length = 4000, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub message: String,
-    /// low, medium, high or critical.
-    pub severity: String,
+    pub severity: Severity,
     /// The detector's confidence, 0 to 1.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub confidence: f64,
+    #[schema(pattern = r"^[!-~]{1,200}$")]
     pub idempotency_key: String,
 }
 
@@ -43,6 +46,7 @@ pub struct ContractReceipt {
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     pub decision: Decision,
+    #[schema(min_length = 1, max_length = 2000, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub reason: Option<String>,
 }
 

@@ -15,10 +15,16 @@ pub struct FaultRequest {
 
 /// What an admin can switch on.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum FaultKind {
-    SabotageVerification { count: u32 },
-    Chaos { rate: f64 },
+    SabotageVerification {
+        #[schema(minimum = 1, maximum = 1_000_000)]
+        count: u32,
+    },
+    Chaos {
+        #[schema(minimum = 0.0, maximum = 1.0)]
+        rate: f64,
+    },
 }
 
 /// The faults in force, as the admin API reports them.

@@ -11,8 +11,10 @@ use uuid::Uuid;
 pub struct NewMission {
     /// Optional: the client's id for the mission, so a retry finds it.
     pub id: Option<Uuid>,
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 4000, pattern = r"^[^\u0000]*$")]
     pub goal: String,
 }
 

@@ -12,3 +12,12 @@ pub mod log;
 pub mod missions;
 pub mod service;
 pub mod traffic;
+
+/// The one status a task change may set (`TaskChange::status`), as a schema.
+fn only_cancelled() -> utoipa::openapi::schema::Object {
+    use crate::specification::TaskStatus;
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some([TaskStatus::Cancelled.as_str()]))
+        .build()
+}

@@ -11,8 +11,11 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct ChatBody {
     pub mission_id: Uuid,
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub session_id: String,
+    #[schema(min_length = 1, max_length = 4000, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub message: String,
+    #[schema(pattern = r"^[!-~]{1,200}$")]
     pub idempotency_key: String,
 }
 
@@ -27,10 +30,14 @@ pub struct ChatReply {
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
     pub mission_id: Uuid,
+    #[schema(min_length = 1, max_length = 500, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub title: String,
+    /// Free-form JSON; no string or key in it may hold the NUL character.
+    /// Absent or null is `{}`.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub payload: Value,
+    #[schema(pattern = r"^[!-~]{1,200}$")]
     pub idempotency_key: String,
 }
 
@@ -55,9 +62,11 @@ pub struct Task {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskChange {
+    #[schema(min_length = 1, max_length = 500, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub title: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub payload: Option<Value>,
     /// Only `cancelled` may be set, and only on a queued task.
+    #[schema(schema_with = super::only_cancelled)]
     pub status: Option<TaskStatus>,
 }

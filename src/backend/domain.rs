@@ -4,8 +4,6 @@
 //! ever sees a raw string or an out-of-range number.
 
 use crate::specification::ConfidencePath;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// A field that failed to parse, and why. Turned into a 422 by the API layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,37 +62,6 @@ impl Confidence {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        match raw {
-            "low" => Ok(Self::Low),
-            "medium" => Ok(Self::Medium),
-            "high" => Ok(Self::High),
-            "critical" => Ok(Self::Critical),
-            _ => Err(FieldError::new("severity", "must be one of low, medium, high, critical")),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-}
-
-/// The client's key for a write; a retry with the same key writes nothing new.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);
 

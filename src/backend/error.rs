@@ -20,6 +20,8 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("expected a body with Content-Type: application/json")]
     UnsupportedMediaType,
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(Duration),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{}: {}", .0.field, .0.message)]
@@ -71,6 +73,7 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -92,6 +95,7 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => "malformed_json",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidField(_) => "invalid_field",
             Self::NotFound { .. } => "not_found",
@@ -110,8 +114,15 @@ impl ApiError {
         }
     }
 
+    /// What was not found, naming at most the first 100 characters of the id
+    /// asked for (a 20,000-character path segment is not echoed back whole).
     pub fn not_found(what: &'static str, id: impl ToString) -> Self {
-        Self::NotFound { what, id: id.to_string() }
+        let id = id.to_string();
+        let id = match id.char_indices().nth(100) {
+            Some((end, _)) => format!("{}…", &id[..end]),
+            None => id,
+        };
+        Self::NotFound { what, id }
     }
 
     /// True for failures worth retrying in the executor: injected step faults

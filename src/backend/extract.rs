@@ -1,19 +1,24 @@
 //! Request extractors that fail the API's way. axum's own `Json`, `Query` and
 //! `Path` reject with plain-text bodies; these reject with the JSON error body,
-//! the right status (400 malformed, 413 too large, 415 not JSON, 422 invalid),
-//! and the name of the offending field.
+//! the right status (400 malformed, 408 too slow, 413 too large, 415 not JSON,
+//! 422 invalid), and the name of the offending field.
 
 use super::domain::FieldError;
 use super::error::ApiError;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// How long a client may take to send its body. Shorter than the request
+/// deadline, so a slow sender is told 408 (its fault), not 503 (ours).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A JSON body deserialized into `T`.
 pub struct ApiJson<T>(pub T);
@@ -34,13 +39,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit: BODY_LIMIT }
-            } else {
-                ApiError::MalformedJson(e.body_text())
-            }
-        })?;
+        let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(request, state))
+            .await
+            .map_err(|_| ApiError::RequestTimeout(BODY_READ_TIMEOUT))?
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge { limit: BODY_LIMIT }
+                } else {
+                    ApiError::MalformedJson(e.body_text())
+                }
+            })?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();
@@ -86,6 +94,22 @@ fn field_error(path: &str, message: &str) -> FieldError {
         (path, None) => path.to_string(),
     };
     FieldError::new(field, message.to_string())
+}
+
+/// The id segment of a request's path. axum's `Path` answers an id that
+/// percent-decodes to something other than UTF-8 with a plain-text 400; such
+/// an id names nothing, like any other that is not a UUID, so it is kept as
+/// the replacement character and found missing (404 JSON) by [`parse_id`].
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let id =
+            Path::<String>::from_request_parts(parts, state).await.map_or_else(|_| "\u{FFFD}".to_string(), |p| p.0);
+        Ok(Self(id))
+    }
 }
 
 /// An id from the path. One that is not a UUID names nothing that exists.

@@ -13,7 +13,7 @@
 
 use super::auth::Caller;
 use super::counters::MissionTally;
-use super::domain::{Confidence, ErrorType, IdempotencyKey, Severity};
+use super::domain::{Confidence, ErrorType, IdempotencyKey};
 use super::error::ApiError;
 use super::events::{self, NewEvent};
 use super::faults::with_retries;
@@ -24,7 +24,7 @@ use crate::db::rows::FromRow;
 use crate::specification::policy::ESCALATION_ACTION;
 use crate::specification::{
     contract_digest, decide_tier, deciders, ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, Decision,
-    EventKind, SnapshotStatus, Tier, TierDecision,
+    EventKind, Severity, SnapshotStatus, Tier, TierDecision,
 };
 use deadpool_postgres::Transaction;
 use serde_json::{json, Value};

@@ -16,8 +16,8 @@ use crate::immutable_log::{self, ChainSettings, ProofError};
 use crate::report::Thresholds;
 use crate::report::{Criterion, MissionCounts, ScenarioReport};
 use crate::specification::{
-    decide_tier, ApprovalStatus, ConfidencePath, ContractStatus, Decision, EventKind, MissionCounter, SnapshotStatus,
-    Tier, DEFAULT_POLICY,
+    decide_tier, ApprovalStatus, ConfidencePath, ContractStatus, Decision, EventKind, MissionCounter, Severity,
+    SnapshotStatus, Tier, DEFAULT_POLICY,
 };
 use crate::verify::{self, ConsistencyCheck};
 use std::path::Path;
@@ -63,7 +63,7 @@ fn error_report(mission: Uuid, error_type: &str, confidence: f64, key: String) -
         mission_id: mission,
         error_type: error_type.to_string(),
         message: format!("{error_type} seen by the scenario"),
-        severity: "high".into(),
+        severity: Severity::High,
         confidence,
         idempotency_key: key,
     }

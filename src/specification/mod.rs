@@ -24,4 +24,4 @@ pub use contract::contract_digest;
 pub use events::{required_events, EventKind};
 pub use policy::{decide_tier, BenchmarkKind, ConfidencePath, Tier, TierDecision, DEFAULT_POLICY};
 pub use roles::{deciders, Role, DECIDING_ROLES};
-pub use status::{ApprovalStatus, ContractStatus, Decision, MissionCounter, SnapshotStatus, TaskStatus};
+pub use status::{ApprovalStatus, ContractStatus, Decision, MissionCounter, Severity, SnapshotStatus, TaskStatus};

@@ -17,7 +17,7 @@ macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
         $(#[$meta])*
         #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+            Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
         )]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
@@ -44,6 +44,19 @@ macro_rules! text_enum {
                 })
             }
         }
+
+        // By hand, not derived: utoipa's derive does not see a `serde(rename)`
+        // made by this macro and documented the Rust variant names.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(Self::ALL.iter().map(|s| s.as_str())))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,6 +117,16 @@ text_enum! {
     Decision, "decision" {
         Approve = "approve",
         Reject = "reject",
+    }
+}
+
+text_enum! {
+    /// How bad a reported error is, as its reporter judges it.
+    Severity, "severity" {
+        Low = "low",
+        Medium = "medium",
+        High = "high",
+        Critical = "critical",
     }
 }
 

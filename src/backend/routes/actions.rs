@@ -5,17 +5,17 @@ use crate::api::actions::{
     Approval, Benchmark, ContractDetail, ContractEvent, ContractReceipt, DecisionBody, DecisionOutcome,
     ErrorReportBody, Snapshot, REPLAYED_HEADER,
 };
-use crate::backend::auth::Caller;
-use crate::backend::domain::{bounded_text, Confidence, ErrorType, FieldError, IdempotencyKey, Severity};
+use crate::backend::auth::{Admitted, Caller, Deciders, Operators};
+use crate::backend::domain::{bounded_text, Confidence, ErrorType, IdempotencyKey};
 use crate::backend::error::{ApiError, ErrorBody};
-use crate::backend::extract::{parse_id, ApiJson, ApiQuery};
+use crate::backend::extract::{parse_id, ApiJson, ApiQuery, PathId};
 use crate::backend::pipeline::{self, ErrorReport};
 use crate::backend::prepared::Prepared;
 use crate::backend::routes::paging::{page_limit, Filters};
 use crate::backend::state::AppState;
 use crate::db::rows::FromRow;
-use crate::specification::{ApprovalStatus, Role, DECIDING_ROLES};
-use axum::extract::{Path, State};
+use crate::specification::ApprovalStatus;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -31,7 +31,7 @@ impl TryFrom<ErrorReportBody> for ErrorReport {
             mission_id: body.mission_id,
             error_type: ErrorType::parse(&body.error_type)?,
             message: bounded_text("message", &body.message, 4000)?,
-            severity: Severity::parse(&body.severity)?,
+            severity: body.severity,
             confidence: Confidence::parse(body.confidence)?,
             idempotency_key: IdempotencyKey::parse(&body.idempotency_key)?,
         })
@@ -42,14 +42,13 @@ impl TryFrom<ErrorReportBody> for ErrorReport {
 /// same idempotency key answers with the same contract and writes nothing.
 #[utoipa::path(post, path = "/api/errors", tag = "actions", request_body = ErrorReportBody,
     security(("bearer" = [])),
-    responses((status = 202, body = ContractReceipt), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 202, body = ContractReceipt), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn report_error(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Admitted<Operators>,
     ApiJson(body): ApiJson<ErrorReportBody>,
 ) -> Result<(StatusCode, HeaderMap, Json<ContractReceipt>), ApiError> {
-    caller.require(&[Role::Operator])?;
     let report = ErrorReport::try_from(body)?;
     let (receipt, created) = pipeline::submit_error(&state, &report).await?;
     Ok((StatusCode::ACCEPTED, replay_headers(!created), Json(receipt)))
@@ -114,7 +113,7 @@ impl FromRow for ContractEvent {
 pub async fn contract(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<ContractDetail>, ApiError> {
     let id = parse_id("contract", &id)?;
     let client = state.pool.get().await?;
@@ -195,15 +194,17 @@ pub async fn contract(
 pub struct ApprovalFilter {
     pub mission_id: Option<Uuid>,
     pub status: Option<ApprovalStatus>,
-    /// The last approval of the previous page (pages are in request order).
+    /// The last approval of the previous page (pages are in request order);
+    /// one that does not exist is a 404.
     pub after: Option<Uuid>,
     /// Approvals per page (1-1000, default 100); a shorter page is the last.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/approvals", tag = "actions", security(("bearer" = [])),
     params(ApprovalFilter),
-    responses((status = 200, body = Vec<Approval>), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Approval>), (status = 404, body = ErrorBody, description = "`after` names no approval")))]
 pub async fn approvals(
     State(state): State<AppState>,
     _caller: Caller,
@@ -228,7 +229,7 @@ pub async fn approvals(
     let rows = client.all(&sql, &params).await?;
     if let (true, Some(after)) = (rows.is_empty(), filter.after) {
         if client.query_opt("SELECT 1 FROM approval_requests WHERE id = $1", &[&after]).await?.is_none() {
-            return Err(FieldError::new("after", "no such approval").into());
+            return Err(ApiError::not_found("approval", after));
         }
     }
     Ok(Json(rows.iter().map(Approval::from_row).collect::<Result<_, _>>()?))
@@ -243,11 +244,10 @@ pub async fn approvals(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn decide(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
+    caller: Admitted<Deciders>,
+    PathId(id): PathId,
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> Result<Json<DecisionOutcome>, ApiError> {
-    caller.require(DECIDING_ROLES)?;
     let id = parse_id("approval", &id)?;
     let reason = body.reason.as_deref().map(|r| bounded_text("reason", r, 2000)).transpose()?;
     Ok(Json(pipeline::decide(&state, id, body.decision, reason, &caller).await?))

@@ -2,13 +2,12 @@
 //! `--enable-faults`. See `backend::faults`.
 
 use crate::api::admin::{FaultKind, FaultRequest, FaultsView};
-use crate::backend::auth::Caller;
+use crate::backend::auth::{Admins, Admitted};
 use crate::backend::domain::FieldError;
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::extract::{ApiJson, ApiQuery};
 
 use crate::backend::state::AppState;
-use crate::specification::Role;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -16,19 +15,18 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 #[utoipa::path(post, path = "/api/admin/faults", tag = "admin", request_body = FaultRequest, security(("bearer" = [])),
-    responses((status = 200, body = FaultsView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = FaultsView), (status = 403, body = ErrorBody)))]
 pub async fn set(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Admitted<Admins>,
     ApiJson(request): ApiJson<FaultRequest>,
 ) -> Result<Json<FaultsView>, ApiError> {
-    caller.require(&[Role::Admin])?;
     match request.kind {
         FaultKind::Chaos { rate } if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) => {
             Err(FieldError::new("kind.chaos.rate", "must be from 0 to 1").into())
         }
-        FaultKind::SabotageVerification { count: 0 } => {
-            Err(FieldError::new("kind.sabotage_verification.count", "must be at least 1").into())
+        FaultKind::SabotageVerification { count } if !(1..=1_000_000).contains(&count) => {
+            Err(FieldError::new("kind.sabotage_verification.count", "must be from 1 to 1000000").into())
         }
         kind => Ok(Json(state.faults.set(request.mission_id, &kind)?)),
     }
@@ -36,8 +34,7 @@ pub async fn set(
 
 #[utoipa::path(get, path = "/api/admin/faults", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = FaultsView), (status = 403, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<FaultsView>, ApiError> {
-    caller.require(&[Role::Admin])?;
+pub async fn list(State(state): State<AppState>, _caller: Admitted<Admins>) -> Result<Json<FaultsView>, ApiError> {
     Ok(Json(state.faults.view()))
 }
 
@@ -56,9 +53,8 @@ pub struct ClearScope {
     responses((status = 200, body = FaultsView), (status = 403, body = ErrorBody)))]
 pub async fn clear(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Admitted<Admins>,
     ApiQuery(scope): ApiQuery<ClearScope>,
 ) -> Result<Json<FaultsView>, ApiError> {
-    caller.require(&[Role::Admin])?;
     Ok(Json(state.faults.clear(scope.mission_id, scope.all)?))
 }

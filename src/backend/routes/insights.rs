@@ -4,7 +4,7 @@
 //! (migration V8), lists are the latest few rows by an index.
 
 use crate::backend::auth::Caller;
-use crate::backend::error::{ApiError, ErrorBody};
+use crate::backend::error::ApiError;
 use crate::backend::extract::ApiQuery;
 use crate::backend::prepared::Prepared;
 use crate::backend::state::AppState;
@@ -22,11 +22,21 @@ use uuid::Uuid;
 pub struct MissionScope {
     /// Limit to one mission; all missions when absent.
     pub mission_id: Option<Uuid>,
-    /// Rows to return from list endpoints (1-500, default 50).
+}
+
+/// A list's scope: a mission, or all, and how many of the latest rows.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LatestRows {
+    /// Limit to one mission; all missions when absent.
+    pub mission_id: Option<Uuid>,
+    /// Rows to return (1-500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
-impl MissionScope {
+impl LatestRows {
     fn limit(&self) -> Result<i64, ApiError> {
         match self.limit {
             None => Ok(50),
@@ -149,7 +159,7 @@ static STATS: LazyLock<Shapes> = LazyLock::new(|| {
 /// Action rates, rollback frequency, confidence trend and counts, from
 /// counters: it costs the same however much the mission holds.
 #[utoipa::path(get, path = "/api/metrics/summary", tag = "insights", security(("bearer" = [])), params(MissionScope),
-    responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Object)))]
 pub async fn summary(
     State(state): State<AppState>,
     _caller: Caller,
@@ -171,7 +181,7 @@ pub async fn stats(
 
 /// The latest rows of a verification read: `shapes` take the mission and the
 /// limit (`$2`, or `$1` for every mission's) and return one JSON array.
-async fn latest(state: &AppState, scope: &MissionScope, shapes: &Shapes) -> Result<Json<Value>, ApiError> {
+async fn latest(state: &AppState, scope: &LatestRows, shapes: &Shapes) -> Result<Json<Value>, ApiError> {
     let limit = scope.limit()?;
     shapes.document(state, scope.mission_id, &[&limit]).await
 }
@@ -204,33 +214,33 @@ static BENCHMARKS: LazyLock<Shapes> = LazyLock::new(|| {
 
 /// The latest contracts with their verification results.
 #[utoipa::path(get, path = "/api/verification/contracts", tag = "insights", operation_id = "verification_contracts", security(("bearer" = [])),
-    params(MissionScope), responses((status = 200, body = Object)))]
+    params(LatestRows), responses((status = 200, body = Vec<Value>, description = "the latest rows, newest first")))]
 pub async fn contracts(
     State(state): State<AppState>,
     _caller: Caller,
-    ApiQuery(scope): ApiQuery<MissionScope>,
+    ApiQuery(scope): ApiQuery<LatestRows>,
 ) -> Result<Json<Value>, ApiError> {
     latest(&state, &scope, &CONTRACTS).await
 }
 
 /// The latest snapshots.
 #[utoipa::path(get, path = "/api/verification/snapshots", tag = "insights", security(("bearer" = [])),
-    params(MissionScope), responses((status = 200, body = Object)))]
+    params(LatestRows), responses((status = 200, body = Vec<Value>, description = "the latest rows, newest first")))]
 pub async fn snapshots(
     State(state): State<AppState>,
     _caller: Caller,
-    ApiQuery(scope): ApiQuery<MissionScope>,
+    ApiQuery(scope): ApiQuery<LatestRows>,
 ) -> Result<Json<Value>, ApiError> {
     latest(&state, &scope, &SNAPSHOTS).await
 }
 
 /// The latest benchmark runs.
 #[utoipa::path(get, path = "/api/verification/benchmarks", tag = "insights", security(("bearer" = [])),
-    params(MissionScope), responses((status = 200, body = Object)))]
+    params(LatestRows), responses((status = 200, body = Vec<Value>, description = "the latest rows, newest first")))]
 pub async fn benchmarks(
     State(state): State<AppState>,
     _caller: Caller,
-    ApiQuery(scope): ApiQuery<MissionScope>,
+    ApiQuery(scope): ApiQuery<LatestRows>,
 ) -> Result<Json<Value>, ApiError> {
     latest(&state, &scope, &BENCHMARKS).await
 }

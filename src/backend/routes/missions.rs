@@ -1,16 +1,15 @@
 //! Missions: what every contract, chat and task belongs to.
 
 use crate::api::missions::{ContractSummary, Mission, NewMission};
-use crate::backend::auth::Caller;
-use crate::backend::domain::{bounded_text, optional_text, FieldError};
+use crate::backend::auth::{Admitted, Caller, Operators};
+use crate::backend::domain::{bounded_text, optional_text};
 use crate::backend::error::{ApiError, ErrorBody};
-use crate::backend::extract::{parse_id, ApiJson, ApiQuery};
+use crate::backend::extract::{parse_id, ApiJson, ApiQuery, PathId};
 use crate::backend::prepared::Prepared;
 use crate::backend::routes::paging::{page_limit, Filters};
 use crate::backend::state::AppState;
 use crate::db::rows::FromRow;
-use crate::specification::Role;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -60,13 +59,12 @@ impl FromRow for ContractSummary {
 #[utoipa::path(post, path = "/api/missions", tag = "missions", request_body = NewMission,
     security(("bearer" = [])),
     responses((status = 201, body = Mission), (status = 200, body = Mission, description = "already existed"),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    _caller: Admitted<Operators>,
     ApiJson(body): ApiJson<NewMission>,
 ) -> Result<(StatusCode, Json<Mission>), ApiError> {
-    caller.require(&[Role::Operator])?;
     let name = bounded_text("name", &body.name, 200)?;
     let goal = optional_text("goal", &body.goal, 4000)?;
     let id = body.id.unwrap_or_else(Uuid::new_v4);
@@ -106,7 +104,7 @@ pub async fn fetch(client: &impl tokio_postgres::GenericClient, id: Uuid) -> Res
 pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Mission>, ApiError> {
     let id = parse_id("mission", &id)?;
     Ok(Json(fetch(&**state.pool.get().await?, id).await?))
@@ -116,19 +114,21 @@ pub async fn get(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ContractPage {
-    /// The last contract of the previous page (pages are in creation order).
+    /// The last contract of the previous page (pages are in creation order);
+    /// one that is not this mission's is a 404.
     pub after: Option<Uuid>,
     /// Contracts per page (1-1000, default 100); a shorter page is the last.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/missions/{id}/contracts", tag = "missions", operation_id = "mission_contracts", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "mission id"), ContractPage),
-    responses((status = 200, body = Vec<ContractSummary>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Vec<ContractSummary>), (status = 404, body = ErrorBody, description = "no such mission, or `after` names no contract of it")))]
 pub async fn contracts(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     ApiQuery(page): ApiQuery<ContractPage>,
 ) -> Result<Json<Vec<ContractSummary>>, ApiError> {
     let id = parse_id("mission", &id)?;
@@ -147,7 +147,7 @@ pub async fn contracts(
     if let (true, Some(after)) = (rows.is_empty(), page.after) {
         let exists = "SELECT 1 FROM action_contracts WHERE id = $1 AND mission_id = $2";
         if client.query_opt(exists, &[&after, &id]).await?.is_none() {
-            return Err(FieldError::new("after", "no such contract in this mission").into());
+            return Err(ApiError::not_found("contract in this mission", after));
         }
     }
     Ok(Json(rows.iter().map(ContractSummary::from_row).collect::<Result<_, _>>()?))

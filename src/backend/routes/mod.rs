@@ -1,13 +1,13 @@
-//! The HTTP surface: which path goes to which handler, the middleware every
+//! The HTTP surface: which path goes to which handler and the middleware every
 //! request passes (metrics, a deadline, a body limit, a panic turned into a
-//! 500), and the OpenAPI document
-//! generated from the handlers' annotations.
+//! 500). The OpenAPI document is in `openapi`.
 
 pub mod actions;
 pub mod admin;
 pub mod insights;
 pub mod log;
 pub mod missions;
+pub mod openapi;
 pub mod paging;
 pub mod service;
 pub mod traffic;
@@ -19,11 +19,9 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use futures::FutureExt;
 use std::time::{Duration, Instant};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
 
 /// No request may hang longer than this, even when the database stops
 /// answering mid-query: the client gets a 503 and can retry.
@@ -33,7 +31,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/health", get(service::health))
         .route("/metrics", get(service::metrics))
-        .route("/api/openapi.json", get(openapi))
+        .route("/api/openapi.json", get(openapi::document))
         .route("/api/missions", post(missions::create))
         .route("/api/missions/{id}", get(missions::get))
         .route("/api/missions/{id}/contracts", get(missions::contracts))
@@ -104,39 +102,6 @@ async fn measure(State(state): State<AppState>, request: Request, next: Next) ->
     };
     state.telemetry.record_request(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Grace backend", description = "The system under test: errors become agentic actions, \
-        proven in Postgres. Errors are {\"error\": {\"code\", \"message\", \"field\"?}}."),
-    paths(
-        service::health, service::metrics,
-        missions::create, missions::get, missions::contracts,
-        actions::report_error, actions::contract, actions::approvals, actions::decide,
-        traffic::chat, traffic::submit_task, traffic::task, traffic::change_task,
-        insights::summary, insights::stats, insights::contracts, insights::snapshots, insights::benchmarks,
-        log::entries, log::verify, log::stream, log::ping,
-        admin::set, admin::list, admin::clear,
-    ),
-    modifiers(&BearerAuth),
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
 }
 
 #[cfg(test)]

@@ -4,18 +4,17 @@
 
 use super::actions::replay_headers;
 use crate::api::traffic::{ChatBody, ChatReply, NewTask, Task, TaskChange};
-use crate::backend::auth::Caller;
+use crate::backend::auth::{Admitted, Caller, Operators};
 use crate::backend::counters;
 use crate::backend::domain::{bounded_text, storable_json, FieldError, IdempotencyKey};
 use crate::backend::error::{ApiError, ErrorBody};
 use crate::backend::events::{self, NewEvent};
-use crate::backend::extract::{parse_id, ApiJson};
+use crate::backend::extract::{parse_id, ApiJson, PathId};
 use crate::backend::prepared::Prepared;
 use crate::backend::state::AppState;
 use crate::db::rows::FromRow;
-use crate::specification::Role;
 use crate::specification::{EventKind, TaskStatus};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
@@ -71,13 +70,12 @@ fn compose_reply(mission: &Row, message: &str) -> Result<String, tokio_postgres:
 /// Sends a chat message to the mission's assistant; both messages are stored.
 #[utoipa::path(post, path = "/api/chat", tag = "traffic", request_body = ChatBody, security(("bearer" = [])),
     responses((status = 201, body = ChatReply), (status = 200, body = ChatReply, description = "a replay"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn chat(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admitted<Operators>,
     ApiJson(body): ApiJson<ChatBody>,
 ) -> Result<(StatusCode, HeaderMap, Json<ChatReply>), ApiError> {
-    caller.require(&[Role::Operator])?;
     let session = bounded_text("session_id", &body.session_id, 200)?;
     let message = bounded_text("message", &body.message, 4000)?;
     let key = IdempotencyKey::parse(&body.idempotency_key)?;
@@ -187,14 +185,13 @@ fn payload_object(payload: Value) -> Result<Value, FieldError> {
 
 /// Submits a task; the background runner completes it.
 #[utoipa::path(post, path = "/api/tasks", tag = "traffic", request_body = NewTask, security(("bearer" = [])),
-    responses((status = 202, body = Task), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = Task), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
 pub async fn submit_task(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Admitted<Operators>,
     ApiJson(body): ApiJson<NewTask>,
 ) -> Result<(StatusCode, HeaderMap, Json<Task>), ApiError> {
-    caller.require(&[Role::Operator])?;
     let title = bounded_text("title", &body.title, 500)?;
     let payload = payload_object(body.payload)?;
     let key = IdempotencyKey::parse(&body.idempotency_key)?;
@@ -242,11 +239,7 @@ fn task_event(kind: EventKind, caller: &Caller, task: &Task) -> NewEvent {
 #[utoipa::path(get, path = "/api/tasks/{id}", tag = "traffic", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "task id")),
     responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
-pub async fn task(
-    State(state): State<AppState>,
-    _caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Task>, ApiError> {
+pub async fn task(State(state): State<AppState>, _caller: Caller, PathId(id): PathId) -> Result<Json<Task>, ApiError> {
     let id = parse_id("task", &id)?;
     let row = state
         .pool
@@ -261,15 +254,14 @@ pub async fn task(
 /// Changes a queued task: its title, its payload, or cancels it.
 #[utoipa::path(patch, path = "/api/tasks/{id}", tag = "traffic", request_body = TaskChange, security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "task id")),
-    responses((status = 200, body = Task), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Task), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
 pub async fn change_task(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
+    caller: Admitted<Operators>,
+    PathId(id): PathId,
     ApiJson(change): ApiJson<TaskChange>,
 ) -> Result<Json<Task>, ApiError> {
-    caller.require(&[Role::Operator])?;
     let id = parse_id("task", &id)?;
     let title = change.title.as_deref().map(|t| bounded_text("title", t, 500)).transpose()?;
     let payload = change.payload.map(payload_object).transpose()?;

@@ -66,7 +66,7 @@ pub async fn serve(args: ServeArgs, shutdown: &CancellationToken) -> Result<Exit
 
 pub fn openapi() -> Result<ExitCode, CommandError> {
     use utoipa::OpenApi;
-    let document = crate::backend::routes::ApiDoc::openapi();
+    let document = crate::backend::routes::openapi::ApiDoc::openapi();
     println!("{}", document.to_pretty_json().map_err(|e| CommandError::Failed(e.to_string()))?);
     Ok(ExitCode::SUCCESS)
 }

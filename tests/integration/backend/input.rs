@@ -173,6 +173,21 @@ async fn a_missing_token_is_401_and_a_wrong_role_is_403_and_nothing_changes() {
     )
     .await;
 
+    // The role is checked before the body is read: a body that would be a
+    // 422 (or not even JSON) from the right role is a 403 from the wrong one.
+    let malformed = [
+        ("/api/errors".to_string(), Role::Approver, json!({ "mission_id": "nope" })),
+        (format!("/api/approvals/{approval}/decision"), Role::Operator, json!({ "decision": "perhaps" })),
+        ("/api/admin/faults".to_string(), Role::Operator, json!({ "kind": "everything" })),
+        ("/api/chat".to_string(), Role::Admin, json!({})),
+        ("/api/missions".to_string(), Role::Governance, json!({ "name": 7 })),
+    ];
+    for (path, role, body) in malformed {
+        assert_error(app.post(&path, role, &body).await, StatusCode::FORBIDDEN, "forbidden", None).await;
+    }
+    let not_json = app.request(reqwest::Method::POST, "/api/tasks", Role::Approver).body("{{{").send().await.unwrap();
+    assert_error(not_json, StatusCode::FORBIDDEN, "forbidden", None).await;
+
     assert_eq!(row_counts(&app).await, before);
     let detail = app.get_json(&format!("/api/contracts/{}", tier3["contract_id"].as_str().unwrap())).await;
     assert_eq!(detail["approval"]["status"], "pending");
@@ -288,4 +303,41 @@ async fn an_error_key_reused_for_another_report_is_a_409_and_the_same_report_rep
             .await;
     }
     assert_eq!(row_counts(&app).await, before);
+}
+
+#[tokio::test]
+async fn a_body_that_stops_coming_is_a_408_not_a_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let before = row_counts(&app).await;
+    let host = app.address.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!(
+        "POST /api/missions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":",
+        app.token(Role::Operator)
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // The rest never comes; the server answers once its body timeout passes.
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(30), socket.read_to_end(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    assert_eq!(row_counts(&app).await, before);
+}
+
+#[tokio::test]
+async fn an_id_that_is_not_utf8_is_a_404_in_json() {
+    let app = TestApp::spawn().await;
+    for path in ["/api/tasks/%FF%FE", "/api/missions/%C3%28/contracts", "/api/contracts/%80"] {
+        let response = app.get(path, Role::Operator).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
+    }
+    // A long id is named, not echoed back whole.
+    let response = app.get(&format!("/api/missions/{}", "a".repeat(20_000)), Role::Operator).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.text().await.unwrap().len() < 1_000);
 }

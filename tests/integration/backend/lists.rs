@@ -50,8 +50,14 @@ async fn contracts_and_approvals_come_in_pages_with_every_row_once_in_order() {
     assert_eq!(every_page(&app, &approvals, 2).await, pending);
     assert_eq!(every_page(&app, "/api/approvals?status=pending", 3).await, pending, "no other mission has any");
 
-    refused(&app, &format!("{contracts}after={}", uuid::Uuid::new_v4()), "after").await;
     refused(&app, &format!("{contracts}limit=0"), "limit").await;
     refused(&app, &format!("{approvals}&limit=1001"), "limit").await;
-    refused(&app, &format!("{approvals}&after={}", uuid::Uuid::new_v4()), "after").await;
+    // A page after a row that does not exist names nothing: 404, like any id.
+    let other_mission = app.create_mission().await;
+    for after in [uuid::Uuid::new_v4().to_string(), all[0].clone()] {
+        let path = format!("/api/missions/{other_mission}/contracts?after={after}");
+        assert_eq!(app.get(&path, Role::Operator).await.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let path = format!("{approvals}&after={}", uuid::Uuid::new_v4());
+    assert_eq!(app.get(&path, Role::Operator).await.status(), StatusCode::NOT_FOUND, "{path}");
 }
