@@ -9,7 +9,7 @@ use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl, Tokens};
 use crate::control::plan::LoadShape;
 use crate::control::HEARTBEAT;
-use crate::immutable_log::anchors::AnchorFile;
+use crate::immutable_log::anchors::{AnchorFile, ANCHOR_FILE};
 use crate::immutable_log::ChainSettings;
 use crate::report::Thresholds;
 use crate::specification::Role;
@@ -226,16 +226,36 @@ pub struct ChainArgs {
     #[arg(long)]
     pub full: bool,
     /// Keep the head each proof reaches in FILE, outside the database, and fail when the log no longer holds it
+    /// [default: anchors.json in the reports directory, $GRACE_OUT or grace-reports]
     #[arg(long, env = "GRACE_ANCHORS", value_name = "FILE")]
     pub anchors: Option<PathBuf>,
+    /// Keep no anchor (a liveness probe, say, whose files do not outlive it)
+    #[arg(long, conflicts_with = "anchors")]
+    pub no_anchors: bool,
 }
 
 impl ChainArgs {
     /// The settings, with the anchor file read (an unreadable one is a usage error).
     pub fn settings(&self) -> Result<ChainSettings, CommandError> {
-        let anchors = self.anchors.as_deref().map(AnchorFile::load).transpose();
+        let path = match (&self.anchors, self.no_anchors) {
+            (_, true) => None,
+            (Some(path), false) => Some(path.clone()),
+            (None, false) => Some(default_anchor_file()),
+        };
+        let anchors = path.as_deref().map(AnchorFile::load).transpose();
         Ok(ChainSettings { full: self.full, anchors: anchors.map_err(|e| CommandError::Usage(e.to_string()))? })
     }
+}
+
+/// Where reports go unless told otherwise (`--out`, `GRACE_OUT`).
+pub const REPORTS_DIR: &str = "grace-reports";
+
+/// The anchor file a command keeps unless told otherwise: in the reports
+/// directory, beside what the scenario writes, so a team that keeps its
+/// reports keeps its anchors.
+fn default_anchor_file() -> PathBuf {
+    let reports = std::env::var_os("GRACE_OUT").map_or_else(|| PathBuf::from(REPORTS_DIR), PathBuf::from);
+    reports.join(ANCHOR_FILE)
 }
 
 #[derive(Debug, Args)]
@@ -313,7 +333,7 @@ pub struct ScenarioArgs {
     #[arg(long)]
     pub monitor: bool,
     /// Where the reports go.
-    #[arg(long, env = "GRACE_OUT", default_value = "grace-reports", value_name = "DIR")]
+    #[arg(long, env = "GRACE_OUT", default_value = REPORTS_DIR, value_name = "DIR")]
     pub out: PathBuf,
 }
 

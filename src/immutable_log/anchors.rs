@@ -69,6 +69,9 @@ pub enum AnchorError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
+/// The anchor file's name in a reports directory.
+pub const ANCHOR_FILE: &str = "anchors.json";
+
 /// An anchor file: one anchor per database, keyed by its endpoint and name.
 #[derive(Debug)]
 pub struct AnchorFile {

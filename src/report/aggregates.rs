@@ -72,6 +72,7 @@ mod tests {
             load: Some(load),
             counts: None,
             consistency: vec![],
+            chain_head: None,
             resources: ResourceSample::default(),
         };
         (report, recorder.snapshot())

@@ -20,6 +20,7 @@ pub mod trends;
 pub use configuration::{RunConfiguration, Thresholds};
 
 use crate::control::result::{LatencySummary, LoadResult};
+use crate::immutable_log::checkpoint::ChainHead;
 use crate::verify::ConsistencyCheck;
 use chrono::{DateTime, Utc};
 use grace_loadtests::Recorded;
@@ -105,6 +106,10 @@ pub struct IterationReport {
     pub load: Option<LoadResult>,
     pub counts: Option<MissionCounts>,
     pub consistency: Vec<ConsistencyCheck>,
+    /// The log entry phase 7's proof reached (seq and entry hash): what a
+    /// later proof must still find, as the anchor file keeps it.
+    #[serde(default)]
+    pub chain_head: Option<ChainHead>,
     pub resources: ResourceSample,
 }
 
@@ -399,6 +404,7 @@ pub(crate) mod tests {
                 load: None,
                 counts: None,
                 consistency: vec![],
+                chain_head: None,
                 resources: ResourceSample::default(),
             })
             .collect();

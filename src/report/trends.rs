@@ -87,6 +87,7 @@ mod tests {
                 load: None,
                 counts: None,
                 consistency: vec![],
+                chain_head: None,
                 resources: ResourceSample {
                     backend_rss_bytes: Some(rss * 1_048_576),
                     database_connections: *connections,

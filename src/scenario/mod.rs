@@ -23,6 +23,7 @@ use crate::control::coordinator::LoadOutcome;
 use crate::control::plan::{LoadPlan, LoadShape};
 use crate::db::private::PrivateClusterError;
 use crate::db::{self, Database, DbError};
+use crate::immutable_log::anchors::ANCHOR_FILE;
 use crate::report::{self, IterationReport, PhaseRecord, ResourceSample, RunConfiguration, ScenarioReport, Thresholds};
 use chrono::Utc;
 use grace_loadtests::{Recorded, Traffic};
@@ -85,6 +86,9 @@ struct Context<'a> {
     api: BackendClient,
     database: DatabaseUrl,
     db: Client,
+    /// The anchor file phase 7 keeps, for a database that outlives the run
+    /// (a private one is gone when it ends: nothing to anchor).
+    anchors: Option<PathBuf>,
     phase: watch::Sender<monitor::Status>,
     shutdown: &'a CancellationToken,
 }
@@ -139,7 +143,9 @@ async fn run_on(
     let db = db::connect(&database).await?;
     let (phase, watched) = watch::channel(monitor::Status::default());
     let monitor = settings.monitor.then(|| tokio::spawn(monitor::run(api.clone(), database.clone(), watched)));
-    let context = Context { settings, api, database, db, phase, shutdown };
+    let lasting = !matches!(settings.target, Target::Bundled { database: None });
+    let anchors = lasting.then(|| settings.out.join(ANCHOR_FILE));
+    let context = Context { settings, api, database, db, anchors, phase, shutdown };
     println!(
         "grace scenario {run_id}: backend {backend}, database {}, {} iteration(s){}",
         context.database,
@@ -237,7 +243,7 @@ impl Context<'_> {
             .await;
         let mut load = None;
         let mut counts = None;
-        let mut consistency = Vec::new();
+        let mut integrity = phases::Integrity::default();
         if setup.is_some() {
             let retried_before = self.api.retries();
             self.phase(&mut phases, 2, "error injection", async {
@@ -276,12 +282,12 @@ impl Context<'_> {
                     phases::telemetry(&self.db, mission, load.as_ref(), &settings.thresholds, settings.chaos).await
                 })
                 .await;
-            consistency = self
+            integrity = self
                 .phase(
                     &mut phases,
                     7,
                     "persistence and integrity",
-                    phases::integrity(&self.api, &self.db, &self.database, mission),
+                    phases::integrity(&self.api, &self.db, &self.database, self.anchors.as_deref(), mission),
                 )
                 .await
                 .unwrap_or_default();
@@ -306,7 +312,8 @@ impl Context<'_> {
             phases,
             load: load.as_ref().map(|l| l.result.clone()),
             counts,
-            consistency,
+            consistency: integrity.checks,
+            chain_head: integrity.chain_head,
             resources,
         };
         (report, load)

@@ -12,6 +12,8 @@ use crate::configuration::DatabaseUrl;
 use crate::control::coordinator::{self, LoadOutcome};
 use crate::control::plan::LoadPlan;
 use crate::control::ControlError;
+use crate::immutable_log::anchors::AnchorFile;
+use crate::immutable_log::checkpoint::ChainHead;
 use crate::immutable_log::{self, ChainSettings, ProofError};
 use crate::report::Thresholds;
 use crate::report::{Criterion, MissionCounts, ScenarioReport};
@@ -313,17 +315,36 @@ fn trend(values: &[f64]) -> String {
     }
 }
 
-/// Phase 7: the consistency conditions, after the log caught up.
+/// What phase 7 found: the consistency conditions and the head its proof of
+/// the chain reached.
+#[derive(Debug, Default)]
+pub struct Integrity {
+    pub checks: Vec<ConsistencyCheck>,
+    pub chain_head: Option<ChainHead>,
+}
+
+/// Phase 7: the consistency conditions, after the log caught up. With
+/// `anchors`, the proof also checks and keeps this machine's anchor there.
 pub async fn integrity(
     api: &BackendClient,
     db: &Client,
     db_url: &DatabaseUrl,
+    anchors: Option<&Path>,
     mission: Uuid,
-) -> Result<(PhaseResult, Vec<ConsistencyCheck>), PhaseError> {
+) -> Result<(PhaseResult, Integrity), PhaseError> {
     let mut result = PhaseResult::default();
     let lag_zero = api.await_zero_log_lag(Duration::from_secs(30)).await?;
     result.check("log lag reached zero", lag_zero, "every committed event chained before checking");
-    let chain = immutable_log::prove_database(db_url, &mut ChainSettings::default(), "grace scenario").await?;
+    let anchors = anchors.map(AnchorFile::load).transpose().map_err(ProofError::from)?;
+    let mut settings = ChainSettings { full: false, anchors };
+    let chain = immutable_log::prove_database(db_url, &mut settings, "grace scenario").await?;
+    if let Some(head) = &chain.head {
+        let kept = settings.anchors.as_ref().map_or_else(
+            || "not anchored: the private database ends with the run".to_string(),
+            |file| format!("anchored in {}", file.path().display()),
+        );
+        result.notes.push(format!("chain proven to seq {} (entry hash {}); {kept}", head.seq, head.entry_hash));
+    }
     let checks = verify::verify_mission(db, mission, &chain, false).await?;
     for check in &checks {
         let detail = if check.examples.is_empty() {
@@ -333,7 +354,7 @@ pub async fn integrity(
         };
         result.check(&format!("{} {}", check.id, check.name), check.passed, detail);
     }
-    Ok((result, checks))
+    Ok((result, Integrity { checks, chain_head: chain.head }))
 }
 
 /// The mission's numbers, from Postgres; statuses counted as the

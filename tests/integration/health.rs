@@ -1,6 +1,6 @@
 //! `grace health` through the real binary: exit codes and what it names.
 
-use crate::helpers::{closed_port, run_grace, TestDatabase};
+use crate::helpers::{closed_port, grace, run_grace, TestDatabase};
 
 #[tokio::test]
 async fn health_passes_on_a_bootstrapped_database() {
@@ -134,17 +134,20 @@ async fn health_proves_only_new_entries_and_its_anchor_file_names_a_covered_up_r
     let dir = tempfile::tempdir().unwrap();
     let anchors = dir.path().join("anchors.json");
     let anchors = anchors.to_str().unwrap();
+    let unanchored = ["health", "--database-url", &url, "--no-anchors"];
     let chain_line = |ran: &crate::helpers::Ran| {
         ran.stdout.lines().find(|l| l.contains("log chain verifies")).unwrap_or_default().to_string()
     };
 
-    let first = run_grace(&["health", "--database-url", &url, "--anchors", anchors]).await;
+    // Without --anchors, the anchor goes to anchors.json in the reports directory.
+    let first: crate::helpers::Ran =
+        grace().args(["health", "--database-url", &url]).env("GRACE_OUT", dir.path()).output().await.unwrap().into();
     assert_eq!(first.code, Some(0), "{}", first.all_output());
     let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(anchors).unwrap()).unwrap();
     let key = format!("{}/{}", database.url.endpoint(), database.url.database());
     assert_eq!(stored[&key]["seq"], 1, "{stored}");
 
-    let second = run_grace(&["health", "--database-url", &url]).await;
+    let second = run_grace(&unanchored).await;
     assert!(
         chain_line(&second).contains("0 entries re-hashed after checkpoint seq 1 (proven by grace health)"),
         "{}",
@@ -156,7 +159,7 @@ async fn health_proves_only_new_entries_and_its_anchor_file_names_a_covered_up_r
         "{}",
         anchored.stdout
     );
-    let full = run_grace(&["health", "--database-url", &url, "--full"]).await;
+    let full = run_grace(&[&unanchored[..], &["--full"]].concat()).await;
     assert!(chain_line(&full).contains("1 entries re-hashed from genesis"), "{}", full.stdout);
 
     // The owner rewrites the only entry, recomputing its hash and its checkpoint.
@@ -172,7 +175,7 @@ async fn health_proves_only_new_entries_and_its_anchor_file_names_a_covered_up_r
         )
         .await
         .unwrap();
-    let fooled = run_grace(&["health", "--database-url", &url]).await;
+    let fooled = run_grace(&unanchored).await;
     assert_eq!(fooled.code, Some(0), "without the anchor nothing shows: {}", fooled.stdout);
     let caught = run_grace(&["health", "--database-url", &url, "--anchors", anchors]).await;
     assert_eq!(caught.code, Some(1), "{}", caught.all_output());

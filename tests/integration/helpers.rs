@@ -137,10 +137,18 @@ async fn ensure_template(admin: &DatabaseUrl) -> String {
     template
 }
 
-/// The real `grace` binary, with no database configured unless a test sets one.
+/// The real `grace` binary, with no database configured unless a test sets
+/// one, and its default reports directory (where `health` and `verify` keep
+/// their anchors) outside the source tree.
 pub fn grace() -> tokio::process::Command {
+    static REPORTS: std::sync::LazyLock<tempfile::TempDir> = std::sync::LazyLock::new(|| tempfile::tempdir().unwrap());
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_grace"));
-    command.env_remove("DATABASE_URL").env("RUST_LOG", "warn,grace=info").kill_on_drop(true);
+    command
+        .env_remove("DATABASE_URL")
+        .env_remove("GRACE_ANCHORS")
+        .env("GRACE_OUT", REPORTS.path())
+        .env("RUST_LOG", "warn,grace=info")
+        .kill_on_drop(true);
     command
 }
 
