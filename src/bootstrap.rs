@@ -27,6 +27,9 @@ pub struct BootstrapReport {
     pub baselines_added: Vec<String>,
     /// The immutable log entry recording the seeding, when there was any.
     pub log_seq: Option<i64>,
+    /// The application role granted its rights (`--app-role`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_role: Option<String>,
 }
 
 impl BootstrapReport {

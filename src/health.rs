@@ -5,7 +5,7 @@
 
 use crate::client::{BackendClient, ClientError};
 use crate::configuration::DatabaseUrl;
-use crate::db::{self, migrations, schema, DbError};
+use crate::db::{self, migrations, roles, schema, DbError};
 use crate::immutable_log::{self, ChainSettings};
 use crate::specification::Role;
 use serde::Serialize;
@@ -17,6 +17,8 @@ use tokio_postgres::Client;
 #[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
 pub enum Outcome {
     Pass(String),
+    /// Fit to run, but not as safe as it should be; not a failure.
+    Warn(String),
     Fail(String),
     Skipped(String),
 }
@@ -52,6 +54,7 @@ impl fmt::Display for Checklist {
         for check in &self.checks {
             let (mark, detail) = match &check.outcome {
                 Outcome::Pass(d) => ("✓", d),
+                Outcome::Warn(d) => ("!", d),
                 Outcome::Fail(d) => ("✗", d),
                 Outcome::Skipped(d) => ("–", d),
             };
@@ -151,6 +154,7 @@ async fn database_checks(client: &mut Client, checks: &mut Vec<Check>) {
     checks.push(check("tables present", tables_check(client).await));
     checks.push(check("foreign keys present", foreign_keys_check(client).await));
     checks.push(check("immutable_log append-only", append_only_check(client).await));
+    checks.push(check("log owned apart", log_owner_check(client).await));
 }
 
 fn check(name: &'static str, outcome: Result<Outcome, DbError>) -> Check {
@@ -195,6 +199,20 @@ async fn append_only_check(client: &Client) -> Result<Outcome, DbError> {
     let missing = schema::IMMUTABLE_LOG_TRIGGERS.iter().filter(|t| !enabled.iter().any(|e| e == *t));
     let guarantee = "UPDATE, DELETE and TRUNCATE are rejected; inserts are chained".to_string();
     Ok(presence(missing, guarantee, "trigger missing or disabled"))
+}
+
+/// Warns when this role could rewrite the log (owner or superuser): the
+/// backend should run as an application role that may only append to it.
+async fn log_owner_check(client: &Client) -> Result<Outcome, DbError> {
+    Ok(if roles::may_rewrite_log(client).await? {
+        Outcome::Warn(
+            "this role owns immutable_log (or is a superuser), so it could switch its triggers off and rewrite it; \
+             run the backend as an application role (`grace bootstrap --app-role NAME`) and keep anchors"
+                .into(),
+        )
+    } else {
+        Outcome::Pass("this role may only append to the log; its owner is another".into())
+    })
 }
 
 /// Passes with `all_present` when nothing is missing; otherwise fails naming

@@ -5,8 +5,11 @@
 //! most `max` connections (past that, a connection is answered a 503 JSON
 //! body at once and closed), and closes one that neither sends nor receives a
 //! byte for `idle` (a silent keep-alive, or a request whose headers stopped
-//! coming). Streams stay open: an event stream writes a keep-alive comment
-//! every 15 s.
+//! coming), or that keeps sending for as long without the server having
+//! anything to answer yet (headers trickled a byte at a time: a request the
+//! server reads whole is answered well within the default 60 s — its body
+//! arrives in 5 s and its handler answers in 10). Streams stay open: an event
+//! stream writes a keep-alive comment every 15 s.
 
 use std::future::Future;
 use std::io;
@@ -24,7 +27,8 @@ use tokio::time::{Instant, Sleep};
 pub struct ConnectionLimits {
     /// Connections held at once.
     pub max: usize,
-    /// How long a connection may pass no byte either way.
+    /// How long a connection may pass no byte either way, or keep sending
+    /// with nothing answered.
     pub idle: Duration,
 }
 
@@ -96,11 +100,14 @@ pub struct LimitedConnection {
     _permit: OwnedSemaphorePermit,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
+    /// Armed by the first byte read after the last byte written: by then the
+    /// server must have answered something.
+    answer_by: Option<Pin<Box<Sleep>>>,
 }
 
 impl LimitedConnection {
     fn new(stream: TcpStream, permit: OwnedSemaphorePermit, idle: Duration) -> Self {
-        Self { stream, _permit: permit, idle, deadline: Box::pin(tokio::time::sleep(idle)) }
+        Self { stream, _permit: permit, idle, deadline: Box::pin(tokio::time::sleep(idle)), answer_by: None }
     }
 
     fn active(&mut self) {
@@ -108,9 +115,11 @@ impl LimitedConnection {
         self.deadline.as_mut().reset(next);
     }
 
-    /// Pending I/O that is past the idle deadline ends the connection.
+    /// Pending I/O past the idle deadline, or any read past the deadline to
+    /// answer, ends the connection.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
+        let unanswered = self.answer_by.as_mut().is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+        self.deadline.as_mut().poll(cx).is_ready() || unanswered
     }
 
     /// A write's outcome: bytes out count as traffic; a write blocked past the
@@ -119,6 +128,7 @@ impl LimitedConnection {
         match written {
             Poll::Ready(Ok(n)) if n > 0 => {
                 self.active();
+                self.answer_by = None;
                 Poll::Ready(Ok(n))
             }
             Poll::Pending if self.expired(cx) => Poll::Ready(Err(idle_too_long())),
@@ -138,6 +148,14 @@ impl AsyncRead for LimitedConnection {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     self.active();
+                    let idle = self.idle;
+                    let answer_by = self.answer_by.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    if answer_by.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client kept sending without completing a request",
+                        )));
+                    }
                 }
                 Poll::Ready(Ok(()))
             }

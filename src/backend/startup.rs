@@ -85,6 +85,12 @@ impl Application {
         if report.changed_anything() {
             tracing::info!(migrations = ?report.migrations_applied, "bootstrapped the database");
         }
+        if crate::db::roles::may_rewrite_log(&client).await.unwrap_or(false) {
+            tracing::warn!(
+                "the backend's database role owns immutable_log (or is a superuser) and could rewrite it; \
+                 run it as an application role (grace bootstrap --app-role NAME)"
+            );
+        }
         let baselines = Baselines::load(&client).await.map_err(|e| StartupError::Unready(e.to_string()))?;
         drop(client);
 

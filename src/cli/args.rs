@@ -215,6 +215,13 @@ fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
 pub struct BootstrapArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Also create (or update) this application role, for the backend to run as: it reads and writes what the
+    /// pipeline needs but may only append to the log (the migrating role owns the tables and could rewrite it)
+    #[arg(long, env = "GRACE_APP_ROLE", value_name = "NAME")]
+    pub app_role: Option<String>,
+    /// The application role's password
+    #[arg(long, env = "GRACE_APP_PASSWORD", hide_env_values = true, value_name = "PASSWORD", value_parser = secret, requires = "app_role")]
+    pub app_password: Option<SecretString>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -294,7 +301,9 @@ pub struct ServeArgs {
     /// Client connections held at once; past it a connection gets a 503 and is closed.
     #[arg(long, env = "GRACE_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
-    /// Close a client connection after this long without a byte either way (a silent keep-alive, stalled headers).
+    /// Close a client connection after this long without a byte either way (a silent keep-alive, stalled headers),
+    /// or after sending this long with nothing answered (headers trickled a byte at a time). Keep it above the
+    /// 10 s request deadline.
     #[arg(long, env = "GRACE_IDLE_TIMEOUT", default_value = "60s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
 }

@@ -22,6 +22,12 @@ fn display_name(migration: &refinery::Migration) -> MigrationName {
 /// Applies every pending migration and returns the ones it applied (none when the
 /// database was already current).
 pub async fn apply(client: &mut Client) -> Result<Vec<MigrationName>, DbError> {
+    // Nothing to do is done without DDL, so a role that may not create
+    // anything (the application role, `db::roles`) can start on a current
+    // database.
+    if status(client).await?.is_current() {
+        return Ok(Vec::new());
+    }
     client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&MIGRATION_LOCK_KEY]).await?;
     let report = embedded::migrations::runner().run_async(client).await;
     client.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&MIGRATION_LOCK_KEY]).await?;

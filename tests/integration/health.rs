@@ -190,3 +190,43 @@ async fn health_proves_only_new_entries_and_its_anchor_file_names_a_covered_up_r
     assert_eq!(unreadable.code, Some(2), "{}", unreadable.all_output());
     assert!(unreadable.stderr.contains("is not a Grace anchor file"), "{}", unreadable.stderr);
 }
+
+#[tokio::test]
+async fn bootstrap_sets_up_an_application_role_that_may_only_append_to_the_log() {
+    let database = TestDatabase::migrated().await;
+    let owner = database.url.to_string();
+    // Roles belong to the cluster: a name of this test's own.
+    let role = format!("grace_app_{}", uuid::Uuid::new_v4().simple());
+    let made = run_grace(&["bootstrap", "--database-url", &owner, "--app-role", &role]).await;
+    assert_eq!(made.code, Some(0), "{}", made.all_output());
+    assert!(made.stdout.contains(&format!("application role {role}")), "{}", made.stdout);
+    let app = format!("postgres://{role}@{}/{}", database.url.endpoint(), database.url.database());
+
+    let (client, connection) = tokio_postgres::connect(&app, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    for (statement, refusal) in [
+        ("ALTER TABLE immutable_log DISABLE TRIGGER immutable_log_append_only", "must be owner"),
+        ("UPDATE immutable_log SET result = 'forged'", "permission denied"),
+        ("DELETE FROM immutable_log WHERE seq > 0", "permission denied"),
+        ("UPDATE log_checkpoints SET entry_hash = 'x'", "permission denied"),
+        ("CREATE TABLE public.elsewhere (x int)", "permission denied"),
+    ] {
+        let error = client.batch_execute(statement).await.unwrap_err();
+        assert!(grace::db::describe(&error).contains(refusal), "{statement}: {error:?}");
+    }
+    // What the pipeline does, it may: a mission, and the log's own append.
+    client.batch_execute("INSERT INTO missions (name) VALUES ('as the application role')").await.unwrap();
+
+    // As the application role, health passes its ownership check (and proves
+    // the chain, writing a checkpoint); as the owner, it warns but passes.
+    let as_app = run_grace(&["health", "--database-url", &app, "--no-anchors"]).await;
+    assert_eq!(as_app.code, Some(0), "{}", as_app.all_output());
+    assert!(as_app.stdout.contains("✓ log owned apart"), "{}", as_app.stdout);
+    let as_owner = run_grace(&["health", "--database-url", &owner, "--no-anchors"]).await;
+    assert_eq!(as_owner.code, Some(0), "{}", as_owner.all_output());
+    assert!(as_owner.stdout.contains("! log owned apart: this role owns immutable_log"), "{}", as_owner.stdout);
+
+    let bad = run_grace(&["bootstrap", "--database-url", &owner, "--app-role", "Robert'); DROP TABLE x;--"]).await;
+    assert_eq!(bad.code, Some(2), "{}", bad.all_output());
+    assert!(bad.stderr.contains("invalid --app-role"), "{}", bad.stderr);
+}

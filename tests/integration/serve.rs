@@ -116,5 +116,24 @@ async fn past_its_connection_cap_serve_answers_503_and_silent_connections_are_cl
     }
     let health = reqwest::get(format!("http://{address}/api/health")).await.unwrap();
     assert_eq!(health.status(), 200, "the places are free again");
+
+    // A client trickling its headers a byte at a time, well inside the idle
+    // timeout each time, is closed once it has sent for that long unanswered.
+    let mut trickler = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let started_at = std::time::Instant::now();
+    let closed = loop {
+        if trickler.write_all(b"X").await.is_err() {
+            break true;
+        }
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(Duration::from_millis(300), trickler.read(&mut byte)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(_)) => panic!("the server answered a request it never got"),
+            Err(_) if started_at.elapsed() > Duration::from_secs(10) => break false,
+            Err(_) => {}
+        }
+    };
+    assert!(closed, "a trickling client was still connected after 10 s");
+    assert!(started_at.elapsed() >= Duration::from_secs(2), "closed before the timeout: {:?}", started_at.elapsed());
     assert_eq!(stopped(child).await, Some(0));
 }

@@ -9,6 +9,7 @@ use super::{actions, admin, insights, log, missions, service, traffic};
 use crate::backend::error::ErrorBody;
 use axum::Json;
 use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{AdditionalProperties, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, PartialSchema};
@@ -27,7 +28,7 @@ use utoipa::{Modify, OpenApi, PartialSchema};
         admin::set, admin::list, admin::clear,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerAuth, &SharedRefusals),
+    modifiers(&BearerAuth, &SharedRefusals, &ClosedVariants),
 )]
 pub struct ApiDoc;
 
@@ -44,6 +45,47 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Request enums whose variants take no other field (serde's
+/// `deny_unknown_fields`). utoipa closes a struct's object
+/// (`additionalProperties: false`) but not an enum variant's, so a variant
+/// object with extra keys would read as valid.
+const CLOSED_ENUMS: &[&str] = &["FaultKind"];
+
+struct ClosedVariants;
+
+impl Modify for ClosedVariants {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else { return };
+        for name in CLOSED_ENUMS {
+            if let Some(RefOr::T(schema)) = components.schemas.get_mut(*name) {
+                close_objects(schema);
+            }
+        }
+    }
+}
+
+/// Every inline object in `schema`, however deep, takes no other property.
+fn close_objects(schema: &mut Schema) {
+    match schema {
+        Schema::Object(object) if object.schema_type == SchemaType::Type(Type::Object) => {
+            object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            for property in object.properties.values_mut() {
+                if let RefOr::T(inner) = property {
+                    close_objects(inner);
+                }
+            }
+        }
+        Schema::OneOf(one_of) => {
+            for item in &mut one_of.items {
+                if let RefOr::T(inner) = item {
+                    close_objects(inner);
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -8,15 +8,26 @@ use crate::cli::args::{BootstrapArgs, HealthArgs, ServeArgs};
 use crate::cli::exit::{interruptible, none_failed, CommandError};
 use crate::configuration::DatabaseUrl;
 use crate::db::private::PrivatePostgres;
-use crate::db::{self, Database};
+use crate::db::roles::{self, RoleError};
+use crate::db::{self, Database, DbError};
 use crate::health;
+use secrecy::ExposeSecret;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 pub async fn bootstrap(args: BootstrapArgs, shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
     interruptible(shutdown, async {
         let database = Database::configured_or_private(args.database.parse()?).await?;
-        let report = bootstrap::bootstrap(&mut db::connect(&database.url()).await?).await?;
+        let mut client = db::connect(&database.url()).await?;
+        let mut report = bootstrap::bootstrap(&mut client).await?;
+        if let Some(role) = &args.app_role {
+            let password = args.app_password.as_ref().map(|p| p.expose_secret());
+            roles::grant_application_role(&client, role, password).await.map_err(|e| match e {
+                RoleError::InvalidName(_) => CommandError::Usage(e.to_string()),
+                RoleError::Database(e) => DbError::Query(e).into(),
+            })?;
+            report.application_role = Some(role.clone());
+        }
         args.output.emit(&report, |report| bootstrap_text(&database.url(), report));
         Ok(ExitCode::SUCCESS)
     })
@@ -100,8 +111,14 @@ fn bootstrap_text(url: &DatabaseUrl, report: &BootstrapReport) -> String {
         Some(seq) => format!("bootstrapped; recorded as immutable log entry {seq}"),
         None => "already bootstrapped: nothing changed".to_string(),
     };
+    let role = match &report.application_role {
+        Some(role) => {
+            format!("✓ application role {role}: reads and writes the pipeline's tables, appends to the log\n")
+        }
+        None => String::new(),
+    };
     format!(
-        "grace bootstrap — {url}\n✓ migrations: {migrations}\n✓ tier policy: {}\n✓ golden baseline: {}\n{ending}\n",
+        "grace bootstrap — {url}\n✓ migrations: {migrations}\n✓ tier policy: {}\n✓ golden baseline: {}\n{role}{ending}\n",
         listed(&report.policy_rules_added, "every rule present, kept as is"),
         listed(&report.baselines_added, "present, kept as is"),
     )
