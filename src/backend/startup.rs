@@ -130,11 +130,12 @@ impl Application {
         tracing::info!(addr = %self.local_addr(), "grace backend listening");
 
         let listener = LimitedListener::new(self.listener, self.connections);
+        let trimmer = tokio::spawn(listener.release_memory_after_floods(background.clone()));
         let served = axum::serve(listener, routes::router(self.state.clone()))
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;
         background.cancel();
-        let _ = tokio::join!(mesh, runner);
+        let _ = tokio::join!(mesh, runner, trimmer);
         sequencer_stop.cancel();
         let _ = sequencer.await;
         tracing::info!("grace backend stopped");

@@ -57,9 +57,9 @@ impl From<ControlError> for CommandError {
     fn from(e: ControlError) -> Self {
         match e {
             ControlError::Database(e) => e.into(),
-            ControlError::BackendUnreachable { .. } | ControlError::TooFewWorkers { .. } => {
-                Self::Unreachable(e.to_string())
-            }
+            ControlError::BackendUnreachable { .. }
+            | ControlError::TooFewWorkers { .. }
+            | ControlError::ControlPlaneLost { .. } => Self::Unreachable(e.to_string()),
             ControlError::TooLittleCapacity { .. } => Self::Usage(e.to_string()),
             ControlError::BackendRefused { .. } | ControlError::Goose(_) | ControlError::Upload(_) => {
                 Self::Failed(e.to_string())

@@ -11,7 +11,7 @@
 use super::plan::LoadPlan;
 use super::result::{LoadResult, Uploaded, WorkerUpload};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
-use super::{acked_writes, check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD};
+use super::{acked_writes, check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD, UPLOAD_ALLOWANCE};
 use crate::api::missions::NewMission;
 use crate::client::ClientError;
 use crate::configuration::DatabaseUrl;
@@ -26,9 +26,6 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// How long a worker that was silent once may still upload late: past the
-/// run's end plus this, a worker that still has not uploaded is lost.
-const UPLOAD_ALLOWANCE: Duration = Duration::from_secs(60);
 /// A finished run: the merged result and each worker's goose report.
 pub struct LoadOutcome {
     pub result: LoadResult,

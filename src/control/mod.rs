@@ -31,6 +31,10 @@ use uuid::Uuid;
 const CHANNEL: &str = "grace_control";
 /// How often a worker says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long past a run's end a worker may still upload: then the coordinator
+/// counts a worker that has not as lost, and the worker, still unable to
+/// reach the control plane, gives up too.
+pub const UPLOAD_ALLOWANCE: Duration = Duration::from_secs(60);
 /// How far ahead of the database clock a run's start is announced, so every
 /// worker has heard of it before it begins.
 const START_LEAD: Duration = Duration::from_secs(2);
@@ -68,6 +72,8 @@ pub enum ControlError {
     Goose(String),
     #[error("a worker's upload is unreadable: {0}")]
     Upload(String),
+    #[error("the control plane did not answer {what} within {}s; {consequence}", .waited.as_secs())]
+    ControlPlaneLost { what: &'static str, waited: Duration, consequence: &'static str },
     #[error("interrupted")]
     Interrupted,
 }

@@ -9,7 +9,7 @@
 //! own rows, so any number of them can come and go.
 
 use super::share::{self, Share};
-use super::{check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT};
+use super::{check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, UPLOAD_ALLOWANCE};
 use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
 use crate::db::rows::FromRow;
@@ -117,10 +117,11 @@ impl Worker {
     pub async fn serve(self, shutdown: &CancellationToken) -> Result<(), ControlError> {
         let outcome = self.serve_runs(shutdown).await;
         self.heartbeat.abort();
-        let _ = self
-            .client
-            .execute("UPDATE control.workers SET status = 'stopped' WHERE id = $1", &[&self.identity.id])
-            .await;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.identity.id];
+        let stopped = self.client.execute("UPDATE control.workers SET status = 'stopped' WHERE id = $1", &params);
+        if tokio::time::timeout(5 * HEARTBEAT, stopped).await.is_err() {
+            tracing::warn!("could not mark this worker stopped: the control plane did not answer");
+        }
         outcome
     }
 
@@ -194,8 +195,15 @@ impl Worker {
         let outcome = share::run(share, shutdown).await?;
         let keys = &outcome.recorded.acknowledged_keys;
         let histograms = serde_json::to_vec(&outcome.recorded.latency_upload()).expect("uploads serialize");
+        // A worker cut off from the control plane would otherwise wait as long
+        // as the link stays down (a query on a dead TCP link does not fail).
+        let upload = self.upload(run_id, &outcome.goose_metrics, &histograms, keys, outcome.report_html.as_deref());
         let uploaded =
-            self.upload(run_id, &outcome.goose_metrics, &histograms, keys, outcome.report_html.as_deref()).await?;
+            tokio::time::timeout(UPLOAD_ALLOWANCE, upload).await.map_err(|_| ControlError::ControlPlaneLost {
+                what: "the upload of this worker's results",
+                waited: UPLOAD_ALLOWANCE,
+                consequence: "nothing was uploaded, and the coordinator counts this worker lost",
+            })??;
         if uploaded {
             tracing::info!(run = %run_id, requests = outcome.recorded.overall.len(), acked = keys.len(), "uploaded");
         } else {
