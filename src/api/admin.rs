@@ -19,12 +19,24 @@ pub struct FaultRequest {
 pub enum FaultKind {
     SabotageVerification {
         #[schema(minimum = 1, maximum = 1_000_000)]
+        #[serde(deserialize_with = "whole_number")]
         count: u32,
     },
     Chaos {
         #[schema(minimum = 0.0, maximum = 1.0)]
         rate: f64,
     },
+}
+
+/// A count written as JSON Schema counts integers: `3` or `3.0` (what some
+/// clients send for a whole number), but not `3.5`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = number.as_u64().map(|n| n as f64).or_else(|| number.as_f64()).filter(|n| n.fract() == 0.0);
+    match whole {
+        Some(n) if (0.0..=f64::from(u32::MAX)).contains(&n) => Ok(n as u32),
+        _ => Err(serde::de::Error::custom(format!("expected a whole number from 0 to {}, got {number}", u32::MAX))),
+    }
 }
 
 /// The faults in force, as the admin API reports them.
@@ -36,4 +48,26 @@ pub struct FaultsView {
     /// Chaos rate by mission (`"*"` for every request).
     pub chaos: HashMap<String, f64>,
     pub injected_total: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_is_a_whole_number_however_it_is_written() {
+        for (body, count) in
+            [(r#"{"sabotage_verification":{"count":3}}"#, 3), (r#"{"sabotage_verification":{"count":65535.0}}"#, 65535)]
+        {
+            let kind: FaultKind = serde_json::from_str(body).unwrap();
+            assert_eq!(kind, FaultKind::SabotageVerification { count });
+        }
+        for body in [
+            r#"{"sabotage_verification":{"count":2.5}}"#,
+            r#"{"sabotage_verification":{"count":-1}}"#,
+            r#"{"sabotage_verification":{"count":"3"}}"#,
+        ] {
+            assert!(serde_json::from_str::<FaultKind>(body).is_err(), "{body}");
+        }
+    }
 }
