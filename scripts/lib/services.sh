@@ -13,8 +13,11 @@ await_line() {
     done
 }
 
-# Starts `grace db up` and exports its DATABASE_URL; sets db_pid.
+# Starts `grace db up` and exports its DATABASE_URL; sets db_pid. Anchors of
+# its log go to the scratch directory: the cluster is thrown away, and a later
+# one on the same port would read as a rewrite of it in a lasting anchor file.
 start_private_postgres() {
+    export GRACE_ANCHORS=$state/anchors.json
     "$grace" db up >"$state/db.out" 2>"$state/db.err" &
     db_pid=$!
     await_line db DATABASE_URL= "$db_pid" "the private PostgreSQL"
