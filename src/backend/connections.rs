@@ -77,7 +77,7 @@ impl LimitedListener {
     }
 
     fn held(&self) -> usize {
-        self.max - self.permits.available_permits()
+        held(&self.permits, self.max)
     }
 
     /// Every few seconds: when `FLOOD` or more connections have closed since
@@ -92,7 +92,7 @@ impl LimitedListener {
                     () = stop.cancelled() => return,
                     _ = ticks.tick() => {}
                 }
-                let held = max - permits.available_permits();
+                let held = held(&permits, max);
                 if peak.load(Ordering::Relaxed) >= held + FLOOD {
                     peak.store(held, Ordering::Relaxed);
                     let released = tokio::task::spawn_blocking(release_freed_memory).await.unwrap_or(false);
@@ -101,6 +101,11 @@ impl LimitedListener {
             }
         }
     }
+}
+
+/// Connections held: the places under the cap that are taken.
+fn held(permits: &Semaphore, max: usize) -> usize {
+    max - permits.available_permits()
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -5,14 +5,15 @@
 //! document names every status the server answers without each handler
 //! repeating them.
 
-use super::{actions, admin, insights, log, missions, service, traffic};
+use super::{actions, admin, insights, log, missions, service, traffic, REQUEST_DEADLINE};
 use crate::backend::error::ErrorBody;
+use crate::backend::extract::{BODY_LIMIT, BODY_READ_TIMEOUT};
 use axum::Json;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{AdditionalProperties, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-use utoipa::{Modify, OpenApi, PartialSchema};
+use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -90,31 +91,52 @@ fn close_objects(schema: &mut Schema) {
 }
 
 /// A refusal shared by many routes: its status, its name in
-/// `components/responses`, and what it means.
+/// `components/responses`, and what it means (written from the limits
+/// themselves, so the document cannot drift from them).
 struct Refusal {
     status: &'static str,
     name: &'static str,
-    description: &'static str,
+    description: fn() -> String,
 }
 
 const UNAVAILABLE: Refusal = Refusal {
     status: "503",
     name: "Unavailable",
-    description: "The database is unavailable or did not answer within 10 s, the server holds its maximum of \
-        connections, or a fault was injected (header x-grace-fault); retry after Retry-After.",
+    description: || {
+        format!(
+            "The database is unavailable or did not answer within {} s, the server holds its maximum of \
+             connections, or a fault was injected (header x-grace-fault); retry after Retry-After.",
+            REQUEST_DEADLINE.as_secs()
+        )
+    },
 };
-const UNAUTHORIZED: Refusal =
-    Refusal { status: "401", name: "Unauthorized", description: "No bearer token, or one the server does not know." };
+const UNAUTHORIZED: Refusal = Refusal {
+    status: "401",
+    name: "Unauthorized",
+    description: || "No bearer token, or one the server does not know.".into(),
+};
 const INVALID_QUERY: Refusal = Refusal {
     status: "422",
     name: "InvalidField",
-    description: "A field or query parameter is invalid; `error.field` names it.",
+    description: || "A field or query parameter is invalid; `error.field` names it.".into(),
 };
 const BODY_REFUSALS: [Refusal; 4] = [
-    Refusal { status: "400", name: "MalformedJson", description: "The body is not well-formed JSON." },
-    Refusal { status: "408", name: "BodyTimeout", description: "The body did not arrive within 5 s." },
-    Refusal { status: "413", name: "PayloadTooLarge", description: "The body is larger than 64 KiB." },
-    Refusal { status: "415", name: "UnsupportedMediaType", description: "The body's Content-Type is not JSON." },
+    Refusal { status: "400", name: "MalformedJson", description: || "The body is not well-formed JSON.".into() },
+    Refusal {
+        status: "408",
+        name: "BodyTimeout",
+        description: || format!("The body did not arrive within {} s.", BODY_READ_TIMEOUT.as_secs()),
+    },
+    Refusal {
+        status: "413",
+        name: "PayloadTooLarge",
+        description: || format!("The body is larger than {} KiB.", BODY_LIMIT / 1024),
+    },
+    Refusal {
+        status: "415",
+        name: "UnsupportedMediaType",
+        description: || "The body's Content-Type is not JSON.".into(),
+    },
 ];
 
 struct SharedRefusals;
@@ -140,11 +162,10 @@ impl Modify for SharedRefusals {
         let components = openapi.components.get_or_insert_with(Default::default);
         for refusal in used {
             let body = ContentBuilder::new().schema(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody")))).build();
-            let response = ResponseBuilder::new().description(refusal.description).content("application/json", body);
+            let response =
+                ResponseBuilder::new().description((refusal.description)()).content("application/json", body);
             components.responses.insert(refusal.name.to_string(), RefOr::T(response.build()));
         }
-        // Keep the schema in the document even when only these refer to it.
-        components.schemas.entry("ErrorBody".into()).or_insert_with(ErrorBody::schema);
     }
 }
 
