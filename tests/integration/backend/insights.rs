@@ -139,9 +139,18 @@ async fn read_models_equal_a_recount_after_concurrent_mixed_work_and_chaos_rollb
     app.set_fault(Some(calm), json!({ "sabotage_verification": { "count": 100 } })).await;
     join_all((0..6).flat_map(|user| [mixed_work(&app, calm, user), mixed_work(&app, chaotic, user)])).await;
     app.set_fault(Some(chaotic), json!({ "chaos": { "rate": 0.0 } })).await;
+    let client = app.database.client().await;
+    // The task runner completes submitted tasks in the background, each with
+    // an event in the same transaction: let it finish, or an event can land
+    // between recount and read. (Fallback tasks wait for a person.)
+    let unsettled = "SELECT count(*) FROM tasks WHERE status = 'queued' AND kind = 'submitted'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while client.query_one(unsettled, &[]).await.unwrap().get::<_, i64>(0) > 0 {
+        assert!(std::time::Instant::now() < deadline, "the task runner did not settle every task within 60 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     app.wait_for_zero_log_lag().await;
 
-    let client = app.database.client().await;
     let injected: i64 = client
         .query_one("SELECT count(*) FROM action_contracts WHERE mission_id = $1", &[&chaotic])
         .await
