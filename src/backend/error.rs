@@ -140,14 +140,7 @@ impl From<FieldError> for ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        use tokio_postgres::error::SqlState;
-        let io_failure = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-        let gone = e.is_closed()
-            || io_failure
-            || [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW]
-                .iter()
-                .any(|c| e.code() == Some(c));
-        if gone {
+        if crate::db::connection_lost(&e) {
             Self::DatabaseUnavailable(e.to_string())
         } else {
             Self::Unexpected(format!("database: {}", crate::db::describe(&e)))

@@ -8,6 +8,7 @@
 //! Without an expected worker count, one worker runs inside this process,
 //! through exactly the same control-plane path.
 
+use super::connection::ControlPlane;
 use super::plan::LoadPlan;
 use super::result::{LoadResult, Uploaded, WorkerUpload};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
@@ -16,7 +17,7 @@ use crate::api::missions::NewMission;
 use crate::client::ClientError;
 use crate::configuration::DatabaseUrl;
 use crate::db::rows::FromRow;
-use crate::db::{self, DbError, Listener};
+use crate::db::{DbError, Listener};
 use crate::specification::Role;
 use grace_loadtests::LatencyUpload;
 use secrecy::SecretString;
@@ -35,6 +36,9 @@ pub struct LoadOutcome {
     pub reports: Vec<(WorkerIdentity, String)>,
 }
 
+/// What the coordinator's giving up on the control plane means.
+const ABANDONED: &str = "the run is abandoned without a verdict";
+
 /// Runs `plan` to the end and merges it.
 pub async fn run(
     database: &DatabaseUrl,
@@ -42,7 +46,7 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) -> Result<LoadOutcome, ControlError> {
     check_backend(&plan.backend).await?;
-    let client = db::connect(database).await?;
+    let plane = ControlPlane::connect(database, ABANDONED).await?;
     let run_id = Uuid::new_v4();
     let mission_id = match plan.mission {
         Some(mission) => mission,
@@ -56,12 +60,17 @@ pub async fn run(
         rate: plan.shape.rate,
         traffic: plan.traffic,
     };
-    let expected = plan.shape.expect_workers.unwrap_or(1);
-    client
-        .execute(
-            "INSERT INTO control.runs (id, mission_id, config, expected_workers) VALUES ($1, $2, $3, $4)",
-            &[&run_id, &mission_id, &serde_json::to_value(&config).expect("configs serialize"), &(expected as i32)],
-        )
+    let config = &serde_json::to_value(&config).expect("configs serialize");
+    let expected = plan.shape.expect_workers.unwrap_or(1) as i32;
+    plane
+        .run("the run's creation", |c| async move {
+            c.execute(
+                "INSERT INTO control.runs (id, mission_id, config, expected_workers) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO NOTHING",
+                &[&run_id, &mission_id, config, &expected],
+            )
+            .await
+        })
         .await?;
     tracing::info!(run = %run_id, mission = %mission_id, "load run created");
 
@@ -85,7 +94,7 @@ pub async fn run(
             Some((only, tokio::spawn(async move { worker.serve(&stop).await })))
         }
     };
-    let outcome = coordinate(database, &client, plan, run_id, local.as_ref().map(|(id, _)| *id), shutdown).await;
+    let outcome = coordinate(&plane, plan, run_id, local.as_ref().map(|(id, _)| *id), shutdown).await;
     local_stop.cancel();
     if let Some((_, task)) = local {
         match task.await {
@@ -95,38 +104,53 @@ pub async fn run(
         }
     }
     if let Err(e) = &outcome {
-        let _ = client
-            .execute(
+        let verdict = &json!({ "error": e.to_string() });
+        let failed = plane.run("the run's failure", |c| async move {
+            c.execute(
                 "UPDATE control.runs SET status = 'failed', verdict = $2, finished_at = now() WHERE id = $1",
-                &[&run_id, &json!({ "error": e.to_string() })],
+                &[&run_id, verdict],
             )
-            .await;
+            .await
+        });
+        // Best effort: the run has failed already, perhaps for want of the control plane.
+        let _ = tokio::time::timeout(FAILURE_NOTE_PATIENCE, failed).await;
     }
     outcome
 }
 
+/// How long a failed run waits to record its failure.
+const FAILURE_NOTE_PATIENCE: Duration = Duration::from_secs(5);
+
 async fn coordinate(
-    database: &DatabaseUrl,
-    client: &Client,
+    plane: &ControlPlane,
     plan: &LoadPlan,
     run_id: Uuid,
     only: Option<Uuid>,
     shutdown: &CancellationToken,
 ) -> Result<LoadOutcome, ControlError> {
-    let mut listener = Listener::start(database, CHANNEL).await?;
-    let workers = claim_workers(database, &mut listener, plan, run_id, only, shutdown).await?;
+    let mut listener = Listener::start(plane.database(), CHANNEL).await?;
+    let workers = claim_workers(plane, &mut listener, plan, run_id, only, shutdown).await?;
     let names: Vec<String> = workers.iter().map(ToString::to_string).collect();
     tracing::info!(run = %run_id, "started on {} worker(s): {}", workers.len(), names.join(", "));
-    watch(client, &mut listener, plan, run_id, shutdown).await?;
-    client.execute("UPDATE control.runs SET status = 'merging' WHERE id = $1", &[&run_id]).await?;
-    let uploads = read_uploads(client, run_id).await?;
-    let acked = acked_writes::check(client, run_id).await?;
-    let (result, histograms) = LoadResult::merge(run_id, &plan.shape, &uploads, acked)?;
-    client
-        .execute(
-            "UPDATE control.runs SET status = 'completed', verdict = $2, finished_at = now() WHERE id = $1",
-            &[&run_id, &serde_json::to_value(&result).expect("results serialize")],
-        )
+    watch(plane, &mut listener, plan, run_id, shutdown).await?;
+    plane
+        .run("the start of the merge", |c| async move {
+            c.execute("UPDATE control.runs SET status = 'merging' WHERE id = $1", &[&run_id]).await
+        })
+        .await?;
+    let uploads = plane.run("reading the uploads", |c| async move { read_uploads(&c, run_id).await }).await?;
+    let acked =
+        plane.run("the acknowledged-writes check", |c| async move { acked_writes::check(&c, run_id).await }).await?;
+    let (result, histograms) = LoadResult::merge(run_id, &plan.shape, &uploads, acked, plane.outages())?;
+    let verdict = &serde_json::to_value(&result).expect("results serialize");
+    plane
+        .run("the verdict", |c| async move {
+            c.execute(
+                "UPDATE control.runs SET status = 'completed', verdict = $2, finished_at = now() WHERE id = $1",
+                &[&run_id, verdict],
+            )
+            .await
+        })
         .await?;
     let reports = uploads.into_iter().filter_map(|u| u.report_html.map(|html| (u.worker, html))).collect();
     Ok(LoadOutcome { result, histograms, reports })
@@ -147,10 +171,20 @@ async fn create_mission(plan: &LoadPlan, run_id: Uuid) -> Result<Uuid, ControlEr
     }
 }
 
+/// What one look for workers found.
+enum Claim {
+    /// The run started on these workers.
+    Started(Vec<WorkerIdentity>),
+    /// Too few live, idle workers yet.
+    Waiting,
+    /// Enough workers, but together they cannot take the run's users.
+    TooLittleCapacity(u32),
+}
+
 /// Waits until `expected` live, idle workers can be claimed, then assigns
 /// them their users and announces the start, all in one transaction.
 async fn claim_workers(
-    database: &DatabaseUrl,
+    plane: &ControlPlane,
     listener: &mut Listener,
     plan: &LoadPlan,
     run_id: Uuid,
@@ -160,63 +194,96 @@ async fn claim_workers(
     let expected = plan.shape.expect_workers.unwrap_or(1);
     let deadline = tokio::time::Instant::now() + plan.shape.join_timeout;
     let fresh = plan.shape.heartbeat_timeout.as_secs_f64();
-    let mut connection = db::connect(database).await?;
     loop {
-        let transaction = connection.transaction().await?;
-        let rows = transaction
-            .query(
-                "SELECT w.id, w.host, w.pid, w.capacity FROM control.workers w
-                  WHERE w.status = 'idle' AND w.last_heartbeat > now() - make_interval(secs => $1)
-                    AND ($2::uuid IS NULL OR w.id = $2)
-                    AND NOT EXISTS (SELECT 1 FROM control.run_workers rw
-                                     WHERE rw.worker_id = w.id AND rw.status IN ('assigned', 'running'))
-                  ORDER BY w.registered_at
-                  LIMIT $3 FOR UPDATE OF w SKIP LOCKED",
-                &[&fresh, &only, &i64::from(expected)],
-            )
+        let claim = plane
+            .run_alone("the claim of workers", |mut c| async move {
+                try_claim(&mut c, plan, run_id, only, expected, fresh).await
+            })
             .await?;
-        if rows.len() == expected as usize {
-            let capacities = rows
-                .iter()
-                .map(|r| Ok(r.try_get::<_, i32>("capacity")? as u32))
-                .collect::<Result<Vec<u32>, tokio_postgres::Error>>()?;
-            let capacity: u32 = capacities.iter().sum();
-            if capacity < plan.shape.users {
-                return Err(ControlError::TooLittleCapacity { users: plan.shape.users, capacity });
+        match claim {
+            Claim::Started(workers) => return Ok(workers),
+            Claim::TooLittleCapacity(capacity) => {
+                return Err(ControlError::TooLittleCapacity { users: plan.shape.users, capacity })
             }
-            let shares = split_users(plan.shape.users, &capacities);
-            let mut workers = Vec::new();
-            for (row, users) in rows.iter().zip(shares) {
-                let worker = WorkerIdentity::from_row(row)?;
-                transaction
-                    .execute(
-                        "INSERT INTO control.run_workers (run_id, worker_id, users) VALUES ($1, $2, $3)",
-                        &[&run_id, &worker.id, &(users as i32)],
-                    )
-                    .await?;
-                workers.push(worker);
-            }
-            transaction
-                .execute(
-                    "UPDATE control.runs SET status = 'running', start_at = now() + make_interval(secs => $2)
-                      WHERE id = $1",
-                    &[&run_id, &START_LEAD.as_secs_f64()],
-                )
-                .await?;
-            transaction.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
-            transaction.commit().await?;
-            return Ok(workers);
+            Claim::Waiting => {}
         }
-        drop(transaction);
         if tokio::time::Instant::now() >= deadline {
-            let joined = live_workers(&connection, fresh).await?;
+            let joined =
+                plane.run("the list of live workers", |c| async move { live_workers(&c, fresh).await }).await?;
             return Err(ControlError::TooFewWorkers { expected, joined, waited: plan.shape.join_timeout });
         }
+        listener.relisten().await;
         tokio::select! {
             () = shutdown.cancelled() => return Err(ControlError::Interrupted),
             () = listener.wait(Duration::from_millis(250)) => {}
         }
     }
+}
+
+/// One look for workers, in one transaction. A run that has started already
+/// (this same claim committed, its answer lost with the connection) answers
+/// the workers it started on.
+async fn try_claim(
+    connection: &mut Client,
+    plan: &LoadPlan,
+    run_id: Uuid,
+    only: Option<Uuid>,
+    expected: u32,
+    fresh: f64,
+) -> Result<Claim, tokio_postgres::Error> {
+    let transaction = connection.transaction().await?;
+    let claimed = transaction
+        .query(
+            "SELECT w.id, w.host, w.pid FROM control.run_workers rw JOIN control.workers w ON w.id = rw.worker_id
+              WHERE rw.run_id = $1 ORDER BY w.registered_at",
+            &[&run_id],
+        )
+        .await?;
+    if !claimed.is_empty() {
+        return Ok(Claim::Started(claimed.iter().map(WorkerIdentity::from_row).collect::<Result<_, _>>()?));
+    }
+    let rows = transaction
+        .query(
+            "SELECT w.id, w.host, w.pid, w.capacity FROM control.workers w
+              WHERE w.status = 'idle' AND w.last_heartbeat > now() - make_interval(secs => $1)
+                AND ($2::uuid IS NULL OR w.id = $2)
+                AND NOT EXISTS (SELECT 1 FROM control.run_workers rw
+                                 WHERE rw.worker_id = w.id AND rw.status IN ('assigned', 'running'))
+              ORDER BY w.registered_at
+              LIMIT $3 FOR UPDATE OF w SKIP LOCKED",
+            &[&fresh, &only, &i64::from(expected)],
+        )
+        .await?;
+    if rows.len() < expected as usize {
+        return Ok(Claim::Waiting);
+    }
+    let capacities =
+        rows.iter().map(|r| Ok(r.try_get::<_, i32>("capacity")? as u32)).collect::<Result<Vec<u32>, _>>()?;
+    let capacity: u32 = capacities.iter().sum();
+    if capacity < plan.shape.users {
+        return Ok(Claim::TooLittleCapacity(capacity));
+    }
+    let shares = split_users(plan.shape.users, &capacities);
+    let mut workers = Vec::new();
+    for (row, users) in rows.iter().zip(shares) {
+        let worker = WorkerIdentity::from_row(row)?;
+        transaction
+            .execute(
+                "INSERT INTO control.run_workers (run_id, worker_id, users) VALUES ($1, $2, $3)",
+                &[&run_id, &worker.id, &(users as i32)],
+            )
+            .await?;
+        workers.push(worker);
+    }
+    transaction
+        .execute(
+            "UPDATE control.runs SET status = 'running', start_at = now() + make_interval(secs => $2) WHERE id = $1",
+            &[&run_id, &START_LEAD.as_secs_f64()],
+        )
+        .await?;
+    transaction.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
+    transaction.commit().await?;
+    Ok(Claim::Started(workers))
 }
 
 /// Every worker heard from recently, named for a message.
@@ -260,47 +327,60 @@ fn split_users(users: u32, capacities: &[u32]) -> Vec<u32> {
     shares
 }
 
-/// Waits until every worker of the run has uploaded or is lost.
+/// Waits until every worker of the run has uploaded or is lost. Silence is
+/// not held against a worker until it has had `heartbeat_timeout` to reach
+/// the control plane again after an outage the coordinator saw end.
 async fn watch(
-    client: &Client,
+    plane: &ControlPlane,
     listener: &mut Listener,
     plan: &LoadPlan,
     run_id: Uuid,
     shutdown: &CancellationToken,
 ) -> Result<(), ControlError> {
     let overrun = (plan.shape.run_time + START_LEAD + UPLOAD_ALLOWANCE).as_secs_f64();
+    let silence = plan.shape.heartbeat_timeout.as_secs_f64();
     loop {
-        let lost = client
-            .query(
-                "WITH lost AS (
-                   UPDATE control.run_workers rw SET status = 'lost'
-                     FROM control.workers w, control.runs r
-                    WHERE rw.run_id = $1 AND r.id = rw.run_id AND w.id = rw.worker_id
-                      AND rw.status IN ('assigned', 'running')
-                      AND (w.last_heartbeat < now() - make_interval(secs => $2)
-                           OR now() > r.start_at + make_interval(secs => $3))
-                RETURNING w.id, w.host, w.pid)
-                 UPDATE control.workers w SET status = 'lost' FROM lost WHERE w.id = lost.id
-                RETURNING lost.host, lost.pid",
-                &[&run_id, &plan.shape.heartbeat_timeout.as_secs_f64(), &overrun],
-            )
+        let reconnected_recently = plane.outages().last().is_some_and(|outage| {
+            (chrono::Utc::now() - outage.to).to_std().unwrap_or_default() < plan.shape.heartbeat_timeout
+        });
+        let judge_silence = !reconnected_recently;
+        let lost = plane
+            .run("the watch over workers", |c| async move {
+                c.query(
+                    "WITH lost AS (
+                       UPDATE control.run_workers rw SET status = 'lost'
+                         FROM control.workers w, control.runs r
+                        WHERE rw.run_id = $1 AND r.id = rw.run_id AND w.id = rw.worker_id
+                          AND rw.status IN ('assigned', 'running')
+                          AND (($4 AND w.last_heartbeat < now() - make_interval(secs => $2))
+                               OR now() > r.start_at + make_interval(secs => $3))
+                    RETURNING w.id, w.host, w.pid)
+                     UPDATE control.workers w SET status = 'lost' FROM lost WHERE w.id = lost.id
+                    RETURNING lost.host, lost.pid",
+                    &[&run_id, &silence, &overrun, &judge_silence],
+                )
+                .await
+            })
             .await?;
         for row in &lost {
             let (host, pid): (String, i32) = (row.try_get("host")?, row.try_get("pid")?);
             tracing::warn!(run = %run_id, "worker {host} (pid {pid}) is lost: no heartbeat or no upload in time");
         }
-        let busy: i64 = client
-            .query_one(
-                "SELECT count(*) AS busy FROM control.run_workers
-                  WHERE run_id = $1 AND status IN ('assigned', 'running')",
-                &[&run_id],
-            )
-            .await?
-            .try_get("busy")?;
+        let busy: i64 = plane
+            .run("the watch over workers", |c| async move {
+                c.query_one(
+                    "SELECT count(*) AS busy FROM control.run_workers
+                      WHERE run_id = $1 AND status IN ('assigned', 'running')",
+                    &[&run_id],
+                )
+                .await?
+                .try_get("busy")
+            })
+            .await?;
         if busy == 0 {
             return Ok(());
         }
-        listener.check().await?;
+        listener.relisten().await;
         tokio::select! {
             () = shutdown.cancelled() => return Err(ControlError::Interrupted),
             () = listener.wait(HEARTBEAT / 2) => {}

@@ -8,12 +8,15 @@
 //!   run, waits for its workers, splits the users, announces the start on the
 //!   database clock, marks silent workers lost, and merges the uploads.
 //! - [`plan`]: what a run is asked to do (users, time, workers, backend).
+//! - [`connection`]: the control plane as one process reaches it, through database
+//!   restarts.
 //! - [`result`]: the merged result, its percentiles taken from merged
 //!   histograms, never averaged.
 //! - [`acked_writes`]: consistency condition C7 — the writes the workers saw
 //!   acknowledged are exactly the rows stored.
 
 pub mod acked_writes;
+pub mod connection;
 pub mod coordinator;
 pub mod plan;
 pub mod result;

@@ -6,6 +6,7 @@
 //! run side by side, the total is their sum.
 
 use super::acked_writes::AckedWritesCheck;
+use super::connection::Outage;
 use super::plan::LoadShape;
 use super::worker::WorkerIdentity;
 use super::ControlError;
@@ -46,6 +47,12 @@ pub struct LoadResult {
     pub acked_writes: AckedWritesCheck,
     /// Workers that went silent or never uploaded, by name.
     pub lost_workers: Vec<String>,
+    /// When the coordinator could not reach the control plane (the database
+    /// restarted or failed over) and waited for it. The run went on; what the
+    /// backend answered meanwhile is in the failures, and C7 says whether an
+    /// acknowledged write was lost.
+    #[serde(default)]
+    pub control_plane_outages: Vec<Outage>,
     /// No worker lost and C7 holds.
     pub passed: bool,
 }
@@ -94,6 +101,7 @@ impl LoadResult {
         shape: &LoadShape,
         uploads: &[WorkerUpload],
         acked_writes: AckedWritesCheck,
+        control_plane_outages: Vec<Outage>,
     ) -> Result<(Self, Recorded), ControlError> {
         let mut merged = Recorded::default();
         let mut counts: BTreeMap<String, Throughput> = BTreeMap::new();
@@ -150,6 +158,7 @@ impl LoadResult {
             timeline: merged.timeline.clone(),
             acked_writes,
             lost_workers,
+            control_plane_outages,
         };
         Ok((result, merged))
     }
@@ -252,6 +261,9 @@ impl std::fmt::Display for LoadResult {
         } else {
             writeln!(f, "✗ workers lost: {}", self.lost_workers.join(", "))?;
         }
+        for outage in &self.control_plane_outages {
+            writeln!(f, "! control plane unreachable {outage}: the coordinator reconnected and the run went on")?;
+        }
         writeln!(f, "{}", if self.passed { "load run passed" } else { "load run FAILED" })
     }
 }
@@ -297,7 +309,8 @@ mod tests {
         let fast: Vec<u64> = (0..900).map(|n| 1 + n % 10).collect();
         let slow: Vec<u64> = (0..100).map(|n| 500 + n).collect();
         let uploads = [upload(1, &fast, 3), upload(2, &slow, 7)];
-        let (result, _) = LoadResult::merge(Uuid::nil(), &shape(), &uploads, AckedWritesCheck::of_nothing()).unwrap();
+        let (result, _) =
+            LoadResult::merge(Uuid::nil(), &shape(), &uploads, AckedWritesCheck::of_nothing(), vec![]).unwrap();
         assert_eq!(result.total, Throughput { requests: 1000, failures: 10, requests_per_second: 100.0 });
         assert_eq!(result.workers[0].throughput.requests_per_second, 90.0);
         let overall = &result.latency[0];
@@ -315,12 +328,39 @@ mod tests {
     fn a_lost_worker_fails_the_run_and_adds_nothing() {
         let mut lost = upload(2, &[5], 0);
         lost.uploaded = None;
-        let (result, _) =
-            LoadResult::merge(Uuid::nil(), &shape(), &[upload(1, &[1, 2, 3], 0), lost], AckedWritesCheck::of_nothing())
-                .unwrap();
+        let (result, _) = LoadResult::merge(
+            Uuid::nil(),
+            &shape(),
+            &[upload(1, &[1, 2, 3], 0), lost],
+            AckedWritesCheck::of_nothing(),
+            vec![],
+        )
+        .unwrap();
         assert_eq!(result.total.requests, 3);
         assert_eq!(result.lost_workers, ["h (pid 2)"]);
         assert!(!result.passed);
         assert!(result.to_string().contains("✗ workers lost: h (pid 2)"));
+    }
+
+    #[test]
+    fn an_outage_of_the_control_plane_is_named_and_does_not_fail_the_run() {
+        let from = chrono::DateTime::from_timestamp(1_800_000_003, 0).unwrap();
+        let outage = Outage { from, to: from + chrono::TimeDelta::milliseconds(2_400) };
+        let (result, _) = LoadResult::merge(
+            Uuid::nil(),
+            &shape(),
+            &[upload(1, &[1], 0)],
+            AckedWritesCheck::of_nothing(),
+            vec![outage],
+        )
+        .unwrap();
+        assert!(result.passed);
+        let text = result.to_string();
+        assert!(
+            text.contains(
+                "! control plane unreachable 08:00:03.000–08:00:05.400 UTC (2.4 s): the coordinator reconnected"
+            ),
+            "{text}"
+        );
     }
 }

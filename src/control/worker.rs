@@ -8,12 +8,13 @@
 //! The coordinator decides everything else; a worker only ever touches its
 //! own rows, so any number of them can come and go.
 
+use super::connection::ControlPlane;
 use super::share::{self, Share};
 use super::{check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, UPLOAD_ALLOWANCE};
 use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
 use crate::db::rows::FromRow;
-use crate::db::{self, Listener};
+use crate::db::Listener;
 use crate::specification::Role;
 use grace_loadtests::{key_digest, LoadTarget};
 use secrecy::SecretString;
@@ -23,7 +24,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -71,11 +71,14 @@ struct Assignment {
     starts_in: Duration,
 }
 
+/// What a worker's giving up on the control plane means.
+const GIVEN_UP: &str = "this worker gives up, and the coordinator counts it lost";
+
 /// A registered worker, heartbeating until dropped.
 pub struct Worker {
     pub identity: WorkerIdentity,
     settings: WorkerSettings,
-    client: Arc<Client>,
+    plane: Arc<ControlPlane>,
     status: watch::Sender<&'static str>,
     heartbeat: tokio::task::JoinHandle<()>,
 }
@@ -96,30 +99,39 @@ impl Worker {
             ))
             .await?;
         }
-        let client = Arc::new(db::connect(&settings.database).await?);
+        let plane = Arc::new(ControlPlane::connect(&settings.database, GIVEN_UP).await?);
         let host = nix::unistd::gethostname().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());
         let pid = std::process::id();
-        let id: Uuid = client
-            .query_one(
-                "INSERT INTO control.workers (host, pid, capacity) VALUES ($1, $2, $3) RETURNING id",
-                &[&host, &(pid as i32), &(settings.capacity as i32)],
-            )
-            .await?
-            .try_get("id")?;
+        // The id is chosen here, so registering twice (the first answer lost
+        // with the connection) registers one worker.
+        let id = Uuid::new_v4();
+        let (name, capacity) = (&host, settings.capacity as i32);
+        plane
+            .run("this worker's registration", |c| async move {
+                c.execute(
+                    "INSERT INTO control.workers (id, host, pid, capacity) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&id, name, &(pid as i32), &capacity],
+                )
+                .await
+            })
+            .await?;
         let identity = WorkerIdentity { id, host, pid };
         tracing::info!(worker = %id, "registered as {identity}");
         let (status, watched) = watch::channel("idle");
-        let heartbeat = tokio::spawn(heartbeat(Arc::clone(&client), id, watched));
-        Ok(Self { identity, settings, client, status, heartbeat })
+        let heartbeat = tokio::spawn(heartbeat(Arc::clone(&plane), id, watched));
+        Ok(Self { identity, settings, plane, status, heartbeat })
     }
 
     /// Runs shares as they come until `shutdown` (or after one, with `once`).
     pub async fn serve(self, shutdown: &CancellationToken) -> Result<(), ControlError> {
         let outcome = self.serve_runs(shutdown).await;
         self.heartbeat.abort();
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.identity.id];
-        let stopped = self.client.execute("UPDATE control.workers SET status = 'stopped' WHERE id = $1", &params);
-        if tokio::time::timeout(5 * HEARTBEAT, stopped).await.is_err() {
+        let id = self.identity.id;
+        let stopped = self.plane.run("marking this worker stopped", |c| async move {
+            c.execute("UPDATE control.workers SET status = 'stopped' WHERE id = $1", &[&id]).await
+        });
+        if !matches!(tokio::time::timeout(5 * HEARTBEAT, stopped).await, Ok(Ok(_))) {
             tracing::warn!("could not mark this worker stopped: the control plane did not answer");
         }
         outcome
@@ -127,8 +139,10 @@ impl Worker {
 
     async fn serve_runs(&self, shutdown: &CancellationToken) -> Result<(), ControlError> {
         let mut listener = Listener::start(&self.settings.database, CHANNEL).await?;
+        let mut taken = Vec::new();
         loop {
-            if let Some(assignment) = self.next_assignment().await? {
+            if let Some(assignment) = self.next_assignment(&taken).await? {
+                taken.push(assignment.run_id);
                 self.run_share(assignment, shutdown).await?;
                 if self.settings.once {
                     return Ok(());
@@ -137,7 +151,7 @@ impl Worker {
             if shutdown.is_cancelled() {
                 return Err(ControlError::Interrupted);
             }
-            listener.check().await?;
+            listener.relisten().await;
             tokio::select! {
                 () = shutdown.cancelled() => return Err(ControlError::Interrupted),
                 () = listener.wait(HEARTBEAT) => {}
@@ -146,21 +160,28 @@ impl Worker {
     }
 
     /// The oldest share assigned to this worker of a run that has started,
-    /// claimed so no second look takes it again.
-    async fn next_assignment(&self) -> Result<Option<Assignment>, ControlError> {
+    /// claimed so no second look takes it again. A share this worker claimed
+    /// but not `taken` (the claim's answer lost with the connection) is
+    /// claimed again.
+    async fn next_assignment(&self, taken: &[Uuid]) -> Result<Option<Assignment>, ControlError> {
+        let id = self.identity.id;
         let row = self
-            .client
-            .query_opt(
-                "UPDATE control.run_workers rw SET status = 'running'
-                   FROM control.runs r
-                  WHERE r.id = rw.run_id AND rw.worker_id = $1 AND rw.status = 'assigned' AND r.status = 'running'
-                    AND rw.run_id = (SELECT run_id FROM control.run_workers x JOIN control.runs y ON y.id = x.run_id
-                                      WHERE x.worker_id = $1 AND x.status = 'assigned' AND y.status = 'running'
-                                      ORDER BY y.created_at LIMIT 1)
-              RETURNING r.id AS run_id, r.config, rw.users,
-                        greatest(extract(epoch FROM r.start_at - clock_timestamp()), 0)::float8 AS starts_in_secs",
-                &[&self.identity.id],
-            )
+            .plane
+            .run("the look for a share", |c| async move {
+                c.query_opt(
+                    "UPDATE control.run_workers rw SET status = 'running'
+                       FROM control.runs r
+                      WHERE r.id = rw.run_id AND rw.worker_id = $1 AND r.status = 'running'
+                        AND rw.run_id = (SELECT run_id FROM control.run_workers x JOIN control.runs y ON y.id = x.run_id
+                                          WHERE x.worker_id = $1 AND y.status = 'running' AND x.run_id <> ALL($2)
+                                            AND x.status IN ('assigned', 'running')
+                                          ORDER BY y.created_at LIMIT 1)
+                  RETURNING r.id AS run_id, r.config, rw.users,
+                            greatest(extract(epoch FROM r.start_at - clock_timestamp()), 0)::float8 AS starts_in_secs",
+                    &[&id, &taken],
+                )
+                .await
+            })
             .await?;
         let Some(row) = row else { return Ok(None) };
         let config: serde_json::Value = row.try_get("config")?;
@@ -202,7 +223,7 @@ impl Worker {
             tokio::time::timeout(UPLOAD_ALLOWANCE, upload).await.map_err(|_| ControlError::ControlPlaneLost {
                 what: "the upload of this worker's results",
                 waited: UPLOAD_ALLOWANCE,
-                consequence: "nothing was uploaded, and the coordinator counts this worker lost",
+                consequence: GIVEN_UP,
             })??;
         if uploaded {
             tracing::info!(run = %run_id, requests = outcome.recorded.overall.len(), acked = keys.len(), "uploaded");
@@ -223,7 +244,9 @@ impl Worker {
     }
 
     /// Uploads in one transaction, unless the coordinator has since given this
-    /// worker up (then nothing is written and `false` returned).
+    /// worker up (then nothing is written and `false` returned). Uploading
+    /// again after an upload that committed (its answer lost with the
+    /// connection) writes nothing more and answers `true`.
     async fn upload(
         &self,
         run_id: Uuid,
@@ -232,58 +255,78 @@ impl Worker {
         keys: &[String],
         report_html: Option<&str>,
     ) -> Result<bool, ControlError> {
-        // A connection of its own: a transaction needs the client exclusively,
-        // and the worker's shared one keeps heartbeating meanwhile.
-        let mut client = db::connect(&self.settings.database).await?;
-        let transaction = client.transaction().await?;
-        let still_ours = transaction
-            .execute(
-                "UPDATE control.run_workers SET status = 'done'
-                  WHERE run_id = $1 AND worker_id = $2 AND status = 'running'",
-                &[&run_id, &self.identity.id],
-            )
-            .await?;
-        if still_ours == 0 {
-            return Ok(false);
-        }
-        let digest = key_digest(keys.iter().map(String::as_str));
-        transaction
-            .execute(
-                "INSERT INTO control.worker_results
-                   (run_id, worker_id, goose_metrics, latency_histogram, acked_keys_count, acked_keys_digest,
-                    goose_report_html)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&run_id, &self.identity.id, goose_metrics, &histograms, &(keys.len() as i64), &digest, &report_html],
-            )
-            .await?;
-        let sink = transaction
-            .copy_in("COPY control.acked_writes (run_id, worker_id, idempotency_key) FROM STDIN (FORMAT binary)")
-            .await?;
-        let writer = BinaryCopyInWriter::new(sink, &[Type::UUID, Type::UUID, Type::TEXT]);
-        futures::pin_mut!(writer);
-        for key in keys {
-            writer.as_mut().write(&[&run_id, &self.identity.id, key]).await?;
-        }
-        writer.finish().await?;
-        transaction.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
-        transaction.commit().await?;
-        Ok(true)
+        let id = self.identity.id;
+        let digest = &key_digest(keys.iter().map(String::as_str));
+        self.plane
+            .run_alone("the upload of this worker's results", |mut client| async move {
+                let transaction = client.transaction().await?;
+                let share: Option<String> = transaction
+                    .query_opt(
+                        "SELECT status FROM control.run_workers WHERE run_id = $1 AND worker_id = $2 FOR UPDATE",
+                        &[&run_id, &id],
+                    )
+                    .await?
+                    .map(|row| row.try_get("status"))
+                    .transpose()?;
+                match share.as_deref() {
+                    Some("running") => {}
+                    Some("done") => return Ok(true),
+                    _ => return Ok(false),
+                }
+                transaction
+                    .execute(
+                        "UPDATE control.run_workers SET status = 'done' WHERE run_id = $1 AND worker_id = $2",
+                        &[&run_id, &id],
+                    )
+                    .await?;
+                transaction
+                    .execute(
+                        "INSERT INTO control.worker_results
+                           (run_id, worker_id, goose_metrics, latency_histogram, acked_keys_count, acked_keys_digest,
+                            goose_report_html)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        &[&run_id, &id, goose_metrics, &histograms, &(keys.len() as i64), digest, &report_html],
+                    )
+                    .await?;
+                let sink = transaction
+                    .copy_in(
+                        "COPY control.acked_writes (run_id, worker_id, idempotency_key) FROM STDIN (FORMAT binary)",
+                    )
+                    .await?;
+                let writer = BinaryCopyInWriter::new(sink, &[Type::UUID, Type::UUID, Type::TEXT]);
+                futures::pin_mut!(writer);
+                for key in keys {
+                    writer.as_mut().write(&[&run_id, &id, key]).await?;
+                }
+                writer.finish().await?;
+                transaction.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
+                transaction.commit().await?;
+                Ok::<_, tokio_postgres::Error>(true)
+            })
+            .await
     }
 }
 
 /// Says this worker is alive, and what it is doing, every second. A missed
 /// beat (the database briefly away) is logged; the coordinator decides when
 /// silence means lost.
-async fn heartbeat(client: Arc<Client>, id: Uuid, status: watch::Receiver<&'static str>) {
+async fn heartbeat(plane: Arc<ControlPlane>, id: Uuid, status: watch::Receiver<&'static str>) {
     let mut ticks = tokio::time::interval(HEARTBEAT);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let current = *status.borrow();
-        if let Err(e) = client
-            .execute("UPDATE control.workers SET last_heartbeat = now(), status = $2 WHERE id = $1", &[&id, &current])
-            .await
-        {
-            tracing::warn!(error = %db::describe(&e), "heartbeat missed");
+        let beat = plane
+            .run("the heartbeat", |c| async move {
+                c.execute(
+                    "UPDATE control.workers SET last_heartbeat = now(), status = $2 WHERE id = $1",
+                    &[&id, &current],
+                )
+                .await
+            })
+            .await;
+        if let Err(e) = beat {
+            tracing::warn!(error = %e, "heartbeat missed");
         }
     }
 }

@@ -61,6 +61,19 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
     error.as_db_error().map_or_else(|| error.to_string(), |db| format!("{}: {}", db.severity(), db.message()))
 }
 
+/// True when `error` means the connection is gone rather than the statement
+/// wrong — closed, a transport failure, or the server shutting down or still
+/// starting — so the same work may succeed on a new connection later.
+pub fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    let io_failure = std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>());
+    error.is_closed()
+        || io_failure
+        || [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW]
+            .iter()
+            .any(|c| error.code() == Some(c))
+}
+
 /// Opens one connection and drives it on a background task. The task ends when
 /// the returned client is dropped.
 pub async fn connect(url: &DatabaseUrl) -> Result<Client, DbError> {
@@ -85,10 +98,21 @@ pub struct Listener {
     pub client: Client,
     woken: mpsc::Receiver<()>,
     connection: JoinHandle<Result<(), tokio_postgres::Error>>,
+    url: DatabaseUrl,
+    channel: String,
 }
 
 impl Listener {
     pub async fn start(url: &DatabaseUrl, channel: &str) -> Result<Self, tokio_postgres::Error> {
+        let (client, woken, connection) = Self::listen(url, channel).await?;
+        Ok(Self { client, woken, connection, url: url.clone(), channel: channel.to_string() })
+    }
+
+    async fn listen(
+        url: &DatabaseUrl,
+        channel: &str,
+    ) -> Result<(Client, mpsc::Receiver<()>, JoinHandle<Result<(), tokio_postgres::Error>>), tokio_postgres::Error>
+    {
         let (client, mut connection) = url.connect_config().connect(NoTls).await?;
         let (wake, woken) = mpsc::channel::<()>(1);
         let connection = tokio::spawn(async move {
@@ -105,7 +129,23 @@ impl Listener {
             Ok(())
         });
         client.batch_execute(&format!("LISTEN {channel}")).await?;
-        Ok(Self { client, woken, connection })
+        Ok((client, woken, connection))
+    }
+
+    /// Listens again on a new connection when this one has ended (the
+    /// database restarted). For waiters that also look on a timer, so an
+    /// attempt that fails only means relying on the timer until the next one.
+    pub async fn relisten(&mut self) {
+        if !self.connection.is_finished() {
+            return;
+        }
+        match Self::listen(&self.url, &self.channel).await {
+            Ok((client, woken, connection)) => {
+                (self.client, self.woken, self.connection) = (client, woken, connection);
+                tracing::info!(channel = %self.channel, "listening again");
+            }
+            Err(e) => tracing::debug!(error = %describe(&e), "cannot listen again yet"),
+        }
     }
 
     /// Returns after a notification, or after `at_most` in case one was missed

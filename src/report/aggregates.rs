@@ -62,6 +62,7 @@ mod tests {
             timeline: Default::default(),
             acked_writes: AckedWritesCheck::of_nothing(),
             lost_workers: vec![],
+            control_plane_outages: vec![],
             passed: true,
         };
         let report = IterationReport {

@@ -3,7 +3,8 @@
 //! numbers checked against Postgres.
 
 use crate::backend::TestApp;
-use crate::helpers::{closed_port, eventually, grace, run_grace, Ran};
+use crate::helpers::{closed_port, eventually, grace, run_grace, LinkCut, Ran, TestDatabase};
+use grace::db::private::PrivatePostgres;
 use grace::specification::Role;
 use serde_json::{json, Value};
 use std::process::Stdio;
@@ -12,8 +13,13 @@ use tokio::process::Child;
 
 /// A `grace worker` process on the app's database.
 fn spawn_worker(app: &TestApp, extra: &[&str]) -> Child {
+    spawn_worker_through(app, &app.database.url.to_string(), extra)
+}
+
+/// A `grace worker` process reaching the app's database at `database`.
+fn spawn_worker_through(app: &TestApp, database: &str, extra: &[&str]) -> Child {
     grace()
-        .args(["worker", "--database-url", &app.database.url.to_string()])
+        .args(["worker", "--database-url", database])
         .args(extra)
         .env("GRACE_TOKEN", app.token(Role::Operator))
         .stdout(Stdio::null())
@@ -36,11 +42,19 @@ async fn wait_for_workers(app: &TestApp, n: i64) {
     .await;
 }
 
-async fn load(app: &TestApp, args: &[&str]) -> Ran {
+/// `grace load --json` against the app, with `args`.
+fn load_command(app: &TestApp, args: &[&str]) -> tokio::process::Command {
     let database = app.database.url.to_string();
-    let mut all = vec!["load", "--json", "--database-url", &database, "--backend", &app.address];
-    all.extend_from_slice(args);
-    grace().args(&all).env("GRACE_TOKEN", app.token(Role::Operator)).output().await.unwrap().into()
+    let mut command = grace();
+    command
+        .args(["load", "--json", "--database-url", &database, "--backend", &app.address])
+        .args(args)
+        .env("GRACE_TOKEN", app.token(Role::Operator));
+    command
+}
+
+async fn load(app: &TestApp, args: &[&str]) -> Ran {
+    load_command(app, args).output().await.unwrap().into()
 }
 
 fn sum(result: &Value, field: &str) -> u64 {
@@ -155,6 +169,98 @@ async fn a_worker_killed_mid_run_is_reported_lost_and_the_run_still_ends() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(statuses, ["done", "lost"]);
+}
+
+#[tokio::test]
+async fn a_run_outlives_a_database_restart_names_the_outage_and_loses_no_acknowledged_write() {
+    let mut cluster = PrivatePostgres::start().await.unwrap();
+    let app = TestApp::spawn_on(TestDatabase::migrated_on(cluster.url()).await, true).await;
+    let worker = spawn_worker(&app, &["--once"]);
+    wait_for_workers(&app, 1).await;
+    let coordinator = load_command(&app, &["--users", "4", "--run-time", "10s", "--expect-workers", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run starts 2 s after it is announced: restart inside it, and come
+    // back with time left, so traffic is seen to resume.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cluster.pause();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.resume().await.unwrap();
+
+    let ran: Ran = coordinator.wait_with_output().await.unwrap().into();
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(result["lost_workers"], json!([]), "a worker silent during the restart is not lost: {result}");
+    let acked = &result["acked_writes"];
+    assert_eq!(acked["passed"], true, "{acked}");
+    assert!(acked["acknowledged"].as_u64().unwrap() > 20, "{acked}");
+    assert!(result["total"]["failures"].as_u64().unwrap() > 0, "the backend refused while its database was away");
+    let outages = result["control_plane_outages"].as_array().unwrap();
+    assert_eq!(outages.len(), 1, "one restart, one window: {outages:?}");
+    let from: chrono::DateTime<chrono::Utc> = outages[0]["from"].as_str().unwrap().parse().unwrap();
+    let to: chrono::DateTime<chrono::Utc> = outages[0]["to"].as_str().unwrap().parse().unwrap();
+    let seconds = (to - from).num_milliseconds() as f64 / 1000.0;
+    assert!((1.5..20.0).contains(&seconds), "the window covers the 2 s restart: {seconds} s");
+    assert!(ran.stderr.contains("the control plane is unreachable"), "{}", ran.stderr);
+
+    // Writes succeeded again after the restart.
+    let client = app.database.client().await;
+    let run = result["run_id"].as_str().unwrap();
+    let after: i64 = client
+        .query_one(
+            "SELECT count(*) FROM chat_messages WHERE role = 'user' AND starts_with(idempotency_key, $1)
+                AND created_at > $2",
+            &[&format!("{run}/"), &to],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(after > 0, "chat writes resumed after the restart");
+    let output = worker.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let status: String =
+        client.query_one("SELECT status FROM control.runs WHERE id = $1::text::uuid", &[&run]).await.unwrap().get(0);
+    assert_eq!(status, "completed");
+}
+
+#[tokio::test]
+async fn a_worker_cut_off_from_the_control_plane_gives_up_after_the_run_and_says_why() {
+    let app = TestApp::spawn().await;
+    let link = LinkCut::to(&app.database.url).await;
+    let worker = spawn_worker_through(&app, &link.url(&app.database.url), &["--once"]);
+    wait_for_workers(&app, 1).await;
+    let args = ["--users", "2", "--run-time", "3s", "--expect-workers", "1", "--heartbeat-timeout", "3s"];
+    let coordinator = load_command(&app, &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Inside the run (it starts 2 s after it is announced).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    link.cut();
+
+    let ran: Ran = coordinator.wait_with_output().await.unwrap().into();
+    assert_eq!(ran.code, Some(1), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(result["lost_workers"].as_array().unwrap().len(), 1, "{result}");
+
+    // The worker finishes its share, cannot upload, and gives up after the
+    // allowance (60 s) instead of waiting as long as the link stays down.
+    let cut_at = Instant::now();
+    let output = tokio::time::timeout(Duration::from_secs(150), worker.wait_with_output())
+        .await
+        .expect("a cut-off worker gives up instead of hanging")
+        .unwrap();
+    let waited = cut_at.elapsed();
+    let ran: Ran = output.into();
+    assert_eq!(ran.code, Some(3), "{}", ran.all_output());
+    assert!(
+        ran.stderr.contains(
+            "the control plane did not answer the upload of this worker's results within 60s; \
+             this worker gives up, and the coordinator counts it lost"
+        ),
+        "{}",
+        ran.stderr
+    );
+    assert!(waited >= Duration::from_secs(50), "gave up after the allowance, not before: {waited:?}");
 }
 
 #[tokio::test]

@@ -238,3 +238,65 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// A TCP relay to a database whose link can be cut. After [`LinkCut::cut`] it
+/// passes no more bytes either way yet keeps every socket open, and accepts
+/// new connections without answering them: what a process sees when its
+/// network goes down — nothing fails, everything goes silent.
+pub struct LinkCut {
+    port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl LinkCut {
+    pub async fn to(database: &DatabaseUrl) -> Self {
+        let upstream = database.endpoint();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, watched) = tokio::sync::watch::channel(false);
+        let relay = tokio::spawn(async move {
+            // Owned here, so aborting the relay closes every connection.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut near, _)) = listener.accept().await {
+                let (upstream, mut cut) = (upstream.clone(), watched.clone());
+                connections.spawn(async move {
+                    if !*cut.borrow() {
+                        let Ok(mut far) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut near, &mut far) => return,
+                            _ = cut.wait_for(|cut| *cut) => {}
+                        }
+                        std::future::pending::<()>().await;
+                    }
+                    let _held = near;
+                    std::future::pending::<()>().await
+                });
+            }
+        });
+        Self { port, cut, relay }
+    }
+
+    /// `database`, reached through this link.
+    pub fn url(&self, database: &DatabaseUrl) -> String {
+        let config = database.connect_config();
+        let mut url = reqwest::Url::parse("postgres://127.0.0.1/").unwrap();
+        url.set_username(config.get_user().unwrap()).unwrap();
+        if let Some(password) = config.get_password() {
+            url.set_password(Some(std::str::from_utf8(password).unwrap())).unwrap();
+        }
+        url.set_port(Some(self.port)).unwrap();
+        url.set_path(database.database());
+        url.to_string()
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+}
+
+impl Drop for LinkCut {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
+}
