@@ -16,6 +16,7 @@
 //! connections took the process from 13 to 207 MB, and it stayed there).
 //! [`LimitedListener::release_memory_after_floods`] hands it back.
 
+use super::unparsable::JsonRefusals;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -120,7 +121,7 @@ fn release_freed_memory() -> bool {
 }
 
 impl axum::serve::Listener for LimitedListener {
-    type Io = LimitedConnection;
+    type Io = JsonRefusals<LimitedConnection>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -137,7 +138,7 @@ impl axum::serve::Listener for LimitedListener {
             match Arc::clone(&self.permits).try_acquire_owned() {
                 Ok(permit) => {
                     self.peak.fetch_max(self.held(), Ordering::Relaxed);
-                    return (LimitedConnection::new(stream, permit, self.idle), addr);
+                    return (JsonRefusals::new(LimitedConnection::new(stream, permit, self.idle)), addr);
                 }
                 Err(_) => {
                     tracing::debug!(%addr, "connection refused: at the connection cap");

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`startup`]: build (bootstrap, pool, bind) and run with graceful shutdown.
-//! - [`connections`]: how many client connections are held, and for how long.
+//! - [`connections`]: how many client connections are held, and for how long;
+//!   [`unparsable`]: JSON answers to requests hyper cannot parse.
 //! - [`routes`]: the HTTP surface, middleware and the OpenAPI document.
 //! - [`domain`]: request vocabulary parsed at the edge (`ErrorType`, `Confidence`…).
 //! - [`pipeline`]: errors → contracts → snapshots, approvals, execution,
@@ -38,6 +39,7 @@ pub mod startup;
 pub mod state;
 pub mod task_runner;
 pub mod telemetry;
+pub mod unparsable;
 pub mod verification;
 
 pub use startup::{Application, ServeSettings, StartupError};

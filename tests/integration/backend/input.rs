@@ -341,3 +341,45 @@ async fn an_id_that_is_not_utf8_is_a_404_in_json() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(response.text().await.unwrap().len() < 1_000);
 }
+
+#[tokio::test]
+async fn requests_hyper_cannot_parse_are_answered_in_json() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let host = app.address.trim_start_matches("http://");
+    let many_headers: String = (0..150).map(|i| format!("X-{i}: a\r\n")).collect();
+    let cases = [
+        (format!("GET /{} HTTP/1.1\r\nHost: {host}\r\n\r\n", "a".repeat(70_000)), "414", "uri_too_long"),
+        (
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-Big: {}\r\n\r\n", "a".repeat(500_000)),
+            "431",
+            "headers_too_large",
+        ),
+        (format!("GET / HTTP/1.1\r\nHost: {host}\r\n{many_headers}\r\n"), "431", "headers_too_large"),
+        (format!("G@T / HTTP/1.1\r\nHost: {host}\r\n\r\n"), "400", "malformed_request"),
+        // After a request that parsed, on the same connection.
+        (
+            format!("GET /api/health HTTP/1.1\r\nHost: {host}\r\n\r\nGET /{} HTTP/1.1\r\n\r\n", "a".repeat(70_000)),
+            "414",
+            "uri_too_long",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
+        // The server may answer and close before it has read everything.
+        let _ = socket.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        let refusal = answer.find(&format!("HTTP/1.1 {status} ")).unwrap_or_else(|| panic!("{status}: {answer}"));
+        let (head, body) = answer[refusal..].split_once("\r\n\r\n").unwrap();
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{status}: {e}: {body}"));
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    }
+    // A URI long but under the parser's limit reaches the router: a JSON 404.
+    let response = app.get(&format!("/api/{}", "a".repeat(60_000)), Role::Operator).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+}
