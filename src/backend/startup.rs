@@ -149,7 +149,7 @@ fn pool(database: &DatabaseUrl, size: usize) -> Pool {
     config.connect_timeout(CONNECTION_CREATE);
     let manager = Manager::from_config(
         config,
-        tokio_postgres::NoTls,
+        database.connector(),
         ManagerConfig {
             // Fast: a connection that broke (the database restarted) is detected as
             // closed and replaced on the next checkout.

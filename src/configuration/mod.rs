@@ -5,8 +5,10 @@
 //! [`Tokens`] (in [`tokens`]) never prints a token, so neither logs, reports
 //! nor error messages can leak them.
 
+pub mod database_tls;
 pub mod tokens;
 
+pub use database_tls::{DatabaseTls, SslMode};
 pub use tokens::Tokens;
 
 use std::fmt;
@@ -31,6 +33,7 @@ pub enum ConfigError {
 #[derive(Clone)]
 pub struct DatabaseUrl {
     config: tokio_postgres::Config,
+    tls: DatabaseTls,
 }
 
 impl DatabaseUrl {
@@ -39,8 +42,13 @@ impl DatabaseUrl {
         if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
             return Err(invalid("it must start with postgres:// or postgresql://".into()));
         }
-        // tokio-postgres' parse errors describe the fault without echoing the input.
-        let mut config = tokio_postgres::Config::from_str(raw).map_err(|e| invalid(e.to_string()))?;
+        // sslmode's verifying values and sslrootcert are ours to read (tokio-postgres
+        // knows neither); the rest is tokio-postgres', whose parse errors describe
+        // the fault without echoing the input.
+        let (rest, sslmode, sslrootcert) = take_tls_parameters(raw);
+        let tls = DatabaseTls::resolve(sslmode.as_deref(), sslrootcert.as_deref()).map_err(invalid)?;
+        let mut config = tokio_postgres::Config::from_str(&rest).map_err(|e| invalid(e.to_string()))?;
+        config.ssl_mode(tls.mode.negotiation());
         if config.get_hosts().is_empty() {
             return Err(invalid("it names no host".into()));
         }
@@ -50,14 +58,24 @@ impl DatabaseUrl {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
-        Ok(Self { config })
+        Ok(Self { config, tls })
     }
 
     /// The same server, another database on it (tests clone databases this way).
     pub fn with_database(&self, dbname: &str) -> Self {
         let mut config = self.config.clone();
         config.dbname(dbname);
-        Self { config }
+        Self { config, tls: self.tls.clone() }
+    }
+
+    /// How connections to this database are protected.
+    pub fn tls(&self) -> &DatabaseTls {
+        &self.tls
+    }
+
+    /// The TLS connector for tokio-postgres (used only when TLS is negotiated).
+    pub fn connector(&self) -> tokio_postgres_rustls::MakeRustlsConnect {
+        tokio_postgres_rustls::MakeRustlsConnect::new((*self.tls.client).clone())
     }
 
     pub fn connect_config(&self) -> &tokio_postgres::Config {
@@ -66,13 +84,17 @@ impl DatabaseUrl {
 
     /// `host:port` of the first host, for messages about reachability.
     pub fn endpoint(&self) -> String {
-        let host = match self.config.get_hosts().first() {
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!("{}:{port}", self.host())
+    }
+
+    /// The first host (or socket directory).
+    pub fn host(&self) -> String {
+        match self.config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
             Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
             None => "?".to_string(),
-        };
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
-        format!("{host}:{port}")
+        }
     }
 
     pub fn database(&self) -> &str {
@@ -127,8 +149,48 @@ impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let user = self.config.get_user().unwrap_or("");
         let password = if self.config.get_password().is_some() { ":***" } else { "" };
-        write!(f, "postgres://{user}{password}@{}/{}", self.endpoint(), self.database())
+        write!(f, "postgres://{user}{password}@{}/{}", self.endpoint(), self.database())?;
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if self.tls.mode != SslMode::Prefer {
+            query.append_pair("sslmode", self.tls.mode.as_str());
+        }
+        if self.tls.roots_given {
+            match &self.tls.roots {
+                database_tls::RootCertificates::File(path) => {
+                    query.append_pair("sslrootcert", &path.to_string_lossy());
+                }
+                database_tls::RootCertificates::System => {
+                    query.append_pair("sslrootcert", "system");
+                }
+                database_tls::RootCertificates::None => {}
+            }
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            Ok(())
+        } else {
+            write!(f, "?{query}")
+        }
     }
+}
+
+/// `raw` without its `sslmode` and `sslrootcert` query parameters, and their values.
+fn take_tls_parameters(raw: &str) -> (String, Option<String>, Option<String>) {
+    let Some((base, query)) = raw.split_once('?') else { return (raw.to_string(), None, None) };
+    let (mut sslmode, mut sslrootcert) = (None, None);
+    let mut kept = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "sslmode" => sslmode = Some(value.into_owned()),
+            "sslrootcert" => sslrootcert = Some(value.into_owned()),
+            _ => {
+                kept.append_pair(&key, &value);
+            }
+        }
+    }
+    let kept = kept.finish();
+    let rest = if kept.is_empty() { base.to_string() } else { format!("{base}?{kept}") };
+    (rest, sslmode, sslrootcert)
 }
 
 impl fmt::Debug for DatabaseUrl {

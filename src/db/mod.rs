@@ -15,7 +15,7 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +79,9 @@ pub fn connection_lost(error: &tokio_postgres::Error) -> bool {
 pub async fn connect(url: &DatabaseUrl) -> Result<Client, DbError> {
     let (client, connection) = url
         .connect_config()
-        .connect(NoTls)
+        .connect(url.connector())
         .await
-        .map_err(|e| DbError::Unreachable { endpoint: url.endpoint(), reason: innermost_cause(&e) })?;
+        .map_err(|e| DbError::Unreachable { endpoint: url.endpoint(), reason: why_unreachable(url, &e) })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "database connection closed");
@@ -113,7 +113,7 @@ impl Listener {
         channel: &str,
     ) -> Result<(Client, mpsc::Receiver<()>, JoinHandle<Result<(), tokio_postgres::Error>>), tokio_postgres::Error>
     {
-        let (client, mut connection) = url.connect_config().connect(NoTls).await?;
+        let (client, mut connection) = url.connect_config().connect(url.connector()).await?;
         let (wake, woken) = mpsc::channel::<()>(1);
         let connection = tokio::spawn(async move {
             let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -167,6 +167,13 @@ impl Listener {
             _ => Ok(()),
         }
     }
+}
+
+/// Why a connection could not be made, in an operator's words: the TLS
+/// problem when it was one (an untrusted certificate, a host name mismatch, a
+/// server without SSL), else the most specific cause.
+pub fn why_unreachable(url: &DatabaseUrl, error: &tokio_postgres::Error) -> String {
+    crate::configuration::database_tls::tls_failure(error, &url.host()).unwrap_or_else(|| innermost_cause(error))
 }
 
 /// The most specific cause in an error chain ("Connection refused (os error

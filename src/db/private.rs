@@ -130,7 +130,7 @@ impl PrivatePostgres {
     }
 
     fn superuser_url(&self) -> DatabaseUrl {
-        DatabaseUrl::parse(&format!("postgres://postgres@127.0.0.1:{}/postgres", self.port))
+        DatabaseUrl::parse(&format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable", self.port))
             .expect("a loopback URL is well formed")
     }
 

@@ -6,6 +6,7 @@ pub mod backend;
 mod bootstrap;
 mod cli;
 mod compose;
+mod database_tls;
 mod distributed_load;
 mod health;
 mod helpers;
