@@ -47,6 +47,7 @@ pub struct FaultsView {
     pub sabotage: HashMap<String, u32>,
     /// Chaos rate by mission (`"*"` for every request).
     pub chaos: HashMap<String, f64>,
+    /// Faults injected by the replica that answered, since it started.
     pub injected_total: u64,
 }
 

@@ -9,29 +9,41 @@
 //!   tagged as injected. The pipeline retries such steps with backoff and a
 //!   circuit breaker stops hammering when they keep failing.
 //!
-//! Fault state is per process: with several replicas, set faults on each.
+//! The settings live in Postgres (`fault_settings`), so every replica of a
+//! deployment applies what was set on any of them. Chaos is drawn on every
+//! request, so each replica keeps the rates in memory, reloaded when a
+//! replica announces a change (NOTIFY) and every second in case one was
+//! missed. A sabotage is taken from the table inside the verification's own
+//! transaction: one that rolls back gives it back, and no two replicas take
+//! the same one.
 
 use super::error::ApiError;
+use super::prepared::Prepared;
 use crate::api::admin::{FaultKind, FaultsView};
+use crate::configuration::DatabaseUrl;
+use crate::db::Listener;
+use deadpool_postgres::GenericClient;
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-#[derive(Debug, Default)]
-struct FaultState {
-    sabotage: HashMap<Option<Uuid>, u32>,
-    chaos: HashMap<Option<Uuid>, f64>,
-}
+/// The channel a replica announces a change of the fault settings on.
+const CHANNEL: &str = "grace_faults";
+/// Every chaos rate set, by scope.
+const CHAOS_RATES: &str = "SELECT scope, chaos_rate FROM fault_settings WHERE chaos_rate IS NOT NULL";
+/// How often the chaos rates are reloaded even without an announcement.
+const RELOAD: Duration = Duration::from_secs(1);
 
-/// Shared by all handlers. A std mutex: it guards a few map operations and is
-/// never held across an await.
+/// Every replica's faults, and this replica's count of those it injected.
 #[derive(Debug)]
 pub struct Faults {
     enabled: bool,
-    state: Mutex<FaultState>,
+    /// Chaos rates by scope (`None`: every mission), as last read.
+    chaos: Mutex<HashMap<Option<Uuid>, f64>>,
     injected: AtomicU64,
 }
 
@@ -41,52 +53,99 @@ fn scope_name(mission: Option<Uuid>) -> String {
 
 impl Faults {
     pub fn new(enabled: bool) -> Arc<Self> {
-        Arc::new(Self { enabled, state: Mutex::default(), injected: AtomicU64::new(0) })
+        Arc::new(Self { enabled, chaos: Mutex::default(), injected: AtomicU64::new(0) })
     }
 
-    pub fn set(&self, mission: Option<Uuid>, kind: &FaultKind) -> Result<FaultsView, ApiError> {
+    pub async fn set(
+        &self,
+        client: &impl GenericClient,
+        mission: Option<Uuid>,
+        kind: &FaultKind,
+    ) -> Result<FaultsView, ApiError> {
         if !self.enabled {
             return Err(ApiError::FaultsDisabled);
         }
-        {
-            let mut state = self.state.lock().expect("fault state lock");
-            match *kind {
-                FaultKind::SabotageVerification { count } => {
-                    state.sabotage.insert(mission, count);
-                }
-                FaultKind::Chaos { rate } => {
-                    state.chaos.insert(mission, rate);
-                }
+        let scope = scope_name(mission);
+        match *kind {
+            FaultKind::SabotageVerification { count } => {
+                client
+                    .run(
+                        "INSERT INTO fault_settings (scope, sabotage_remaining) VALUES ($1, $2)
+                         ON CONFLICT (scope) DO UPDATE SET sabotage_remaining = $2, updated_at = now()",
+                        &[&scope, &(count as i32)],
+                    )
+                    .await?;
+            }
+            FaultKind::Chaos { rate } => {
+                client
+                    .run(
+                        "INSERT INTO fault_settings (scope, chaos_rate) VALUES ($1, $2)
+                         ON CONFLICT (scope) DO UPDATE SET chaos_rate = $2, updated_at = now()",
+                        &[&scope, &rate],
+                    )
+                    .await?;
             }
         }
-        Ok(self.view())
+        self.announce(client).await
     }
 
     /// Clears the faults of one scope (`None`: the global ones), or all with `everything`.
-    pub fn clear(&self, mission: Option<Uuid>, everything: bool) -> Result<FaultsView, ApiError> {
+    pub async fn clear(
+        &self,
+        client: &impl GenericClient,
+        mission: Option<Uuid>,
+        everything: bool,
+    ) -> Result<FaultsView, ApiError> {
         if !self.enabled {
             return Err(ApiError::FaultsDisabled);
         }
-        {
-            let mut state = self.state.lock().expect("fault state lock");
-            if everything {
-                *state = FaultState::default();
-            } else {
-                state.sabotage.remove(&mission);
-                state.chaos.remove(&mission);
-            }
+        if everything {
+            client.run("DELETE FROM fault_settings", &[]).await?;
+        } else {
+            client.run("DELETE FROM fault_settings WHERE scope = $1", &[&scope_name(mission)]).await?;
         }
-        Ok(self.view())
+        self.announce(client).await
     }
 
-    pub fn view(&self) -> FaultsView {
-        let state = self.state.lock().expect("fault state lock");
-        FaultsView {
+    /// Tells every replica the settings changed, takes them up here at once,
+    /// and answers them.
+    async fn announce(&self, client: &impl GenericClient) -> Result<FaultsView, ApiError> {
+        client.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
+        self.take_rates(&client.all(CHAOS_RATES, &[]).await?)?;
+        self.view(client).await
+    }
+
+    /// Every replica's settings, and what this replica injected.
+    pub async fn view(&self, client: &impl GenericClient) -> Result<FaultsView, ApiError> {
+        let rows = client.all("SELECT scope, sabotage_remaining, chaos_rate FROM fault_settings", &[]).await?;
+        let mut view = FaultsView {
             enabled: self.enabled,
-            sabotage: state.sabotage.iter().map(|(m, n)| (scope_name(*m), *n)).collect(),
-            chaos: state.chaos.iter().map(|(m, r)| (scope_name(*m), *r)).collect(),
-            injected_total: self.injected.load(Ordering::Relaxed),
+            sabotage: HashMap::new(),
+            chaos: HashMap::new(),
+            injected_total: self.injected(),
+        };
+        for row in &rows {
+            let scope: String = row.try_get("scope")?;
+            if let Some(remaining) = row.try_get::<_, Option<i32>>("sabotage_remaining")? {
+                view.sabotage.insert(scope.clone(), remaining as u32);
+            }
+            if let Some(rate) = row.try_get::<_, Option<f64>>("chaos_rate")? {
+                view.chaos.insert(scope, rate);
+            }
         }
+        Ok(view)
+    }
+
+    /// Takes up the chaos rates read by `CHAOS_RATES`.
+    fn take_rates(&self, rows: &[tokio_postgres::Row]) -> Result<(), tokio_postgres::Error> {
+        let mut rates = HashMap::new();
+        for row in rows {
+            let scope: String = row.try_get("scope")?;
+            let rate: f64 = row.try_get("chaos_rate")?;
+            rates.insert(scope.parse::<Uuid>().ok(), rate);
+        }
+        *self.chaos.lock().expect("chaos rates lock") = rates;
+        Ok(())
     }
 
     /// Fails with an injected fault at chaos rate for `mission` (its own rate, or
@@ -96,8 +155,8 @@ impl Faults {
             return Ok(());
         }
         let rate = {
-            let state = self.state.lock().expect("fault state lock");
-            mission.and_then(|m| state.chaos.get(&Some(m)).copied()).or_else(|| state.chaos.get(&None).copied())
+            let rates = self.chaos.lock().expect("chaos rates lock");
+            mission.and_then(|m| rates.get(&Some(m)).copied()).or_else(|| rates.get(&None).copied())
         };
         match rate {
             Some(rate) if rand::rng().random_bool(rate.clamp(0.0, 1.0)) => {
@@ -108,41 +167,58 @@ impl Faults {
         }
     }
 
-    /// Reserves one sabotaged verification for `mission`, if any remain. The
-    /// reservation is returned unless the verification it sabotages commits.
-    pub fn reserve_sabotage(self: &Arc<Self>, mission: Uuid) -> Option<SabotageTicket> {
+    /// Takes one sabotaged verification for `mission` (its own, else a global
+    /// one), inside the verification's transaction `tx`: if that rolls back,
+    /// the sabotage is given back with it.
+    pub async fn take_sabotage(&self, tx: &impl GenericClient, mission: Uuid) -> Result<bool, ApiError> {
         if !self.enabled {
-            return None;
+            return Ok(false);
         }
-        let mut state = self.state.lock().expect("fault state lock");
-        let scope = [Some(mission), None].into_iter().find(|s| state.sabotage.get(s).is_some_and(|n| *n > 0))?;
-        *state.sabotage.get_mut(&scope).expect("found above") -= 1;
-        Some(SabotageTicket { faults: Arc::clone(self), scope, used: false })
+        let taken = tx
+            .run(
+                "UPDATE fault_settings SET sabotage_remaining = sabotage_remaining - 1, updated_at = now()
+                  WHERE scope = (SELECT scope FROM fault_settings
+                                  WHERE scope IN ($1, '*') AND sabotage_remaining > 0
+                                  ORDER BY scope = '*' LIMIT 1 FOR UPDATE)",
+                &[&mission.to_string()],
+            )
+            .await?;
+        Ok(taken == 1)
+    }
+
+    /// Faults this replica injected since it started.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::Relaxed)
+    }
+
+    /// A sabotage taken by `take_sabotage` was used (its verification wrote
+    /// everything): counted as injected by this replica.
+    pub fn sabotage_used(&self) {
+        self.injected.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// One reserved sabotage. Dropping it unused gives it back, so a transaction
-/// that rolls back (say, on an injected fault) does not eat the sabotage.
-#[derive(Debug)]
-pub struct SabotageTicket {
-    faults: Arc<Faults>,
-    scope: Option<Uuid>,
-    used: bool,
-}
-
-impl SabotageTicket {
-    /// The sabotaged verification committed.
-    pub fn consume(mut self) {
-        self.used = true;
-        self.faults.injected.fetch_add(1, Ordering::Relaxed);
+/// Keeps `faults`' chaos rates current until `stop`: reloaded on every
+/// announcement and every second, through database restarts.
+pub async fn follow(faults: Arc<Faults>, database: DatabaseUrl, stop: CancellationToken) {
+    if !faults.enabled {
+        return;
     }
+    crate::db::keep_running("fault settings", &stop, || follow_session(&faults, &database, &stop)).await;
 }
 
-impl Drop for SabotageTicket {
-    fn drop(&mut self) {
-        if !self.used {
-            let mut state = self.faults.state.lock().expect("fault state lock");
-            *state.sabotage.entry(self.scope).or_default() += 1;
+async fn follow_session(
+    faults: &Faults,
+    database: &DatabaseUrl,
+    stop: &CancellationToken,
+) -> Result<(), tokio_postgres::Error> {
+    let mut listener = Listener::start(database, CHANNEL).await?;
+    loop {
+        faults.take_rates(&listener.client.query(CHAOS_RATES, &[]).await?)?;
+        listener.check().await?;
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            () = listener.wait(RELOAD) => {}
         }
     }
 }
@@ -248,43 +324,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_sabotage_ticket_dropped_unused_is_given_back() {
-        let faults = Faults::new(true);
-        let mission = Uuid::new_v4();
-        faults.set(Some(mission), &FaultKind::SabotageVerification { count: 1 }).unwrap();
-        drop(faults.reserve_sabotage(mission).expect("one reserved"));
-        let ticket = faults.reserve_sabotage(mission).expect("given back, so reservable again");
-        assert!(faults.reserve_sabotage(mission).is_none(), "only one exists");
-        ticket.consume();
-        assert!(faults.reserve_sabotage(mission).is_none());
-        assert_eq!(faults.view().injected_total, 1);
-    }
-
-    #[test]
-    fn mission_sabotage_does_not_touch_other_missions_but_global_does() {
-        let faults = Faults::new(true);
-        let (ours, theirs) = (Uuid::new_v4(), Uuid::new_v4());
-        faults.set(Some(ours), &FaultKind::SabotageVerification { count: 1 }).unwrap();
-        assert!(faults.reserve_sabotage(theirs).is_none());
-        faults.set(None, &FaultKind::SabotageVerification { count: 1 }).unwrap();
-        faults.reserve_sabotage(theirs).expect("global sabotage applies").consume();
-    }
-
-    #[test]
-    fn disabled_faults_refuse_to_be_set_and_never_fire() {
+    fn disabled_faults_never_fire() {
         let faults = Faults::new(false);
-        assert!(matches!(faults.set(None, &FaultKind::Chaos { rate: 1.0 }), Err(ApiError::FaultsDisabled)));
+        faults.chaos.lock().unwrap().insert(None, 1.0);
         assert!(faults.chaos(None, "step").is_ok());
     }
 
     #[test]
-    fn chaos_at_rate_one_always_fires_and_is_counted() {
+    fn chaos_at_rate_one_always_fires_and_is_counted_and_a_mission_rate_comes_first() {
         let faults = Faults::new(true);
-        faults.set(None, &FaultKind::Chaos { rate: 1.0 }).unwrap();
-        assert!(matches!(faults.chaos(Some(Uuid::new_v4()), "execute"), Err(ApiError::InjectedFault(_))));
-        faults.clear(None, false).unwrap();
-        assert!(faults.chaos(None, "execute").is_ok());
-        assert_eq!(faults.view().injected_total, 1);
+        let (ours, theirs) = (Uuid::new_v4(), Uuid::new_v4());
+        faults.chaos.lock().unwrap().extend([(None, 1.0), (Some(ours), 0.0)]);
+        assert!(matches!(faults.chaos(Some(theirs), "execute"), Err(ApiError::InjectedFault(_))));
+        assert!(faults.chaos(Some(ours), "execute").is_ok());
+        assert_eq!(faults.injected.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -358,10 +358,10 @@ async fn execute_and_verify(
     // The benchmark's verdict depends only on the contract and the sabotage,
     // so it is known before anything is written: execution, the benchmark run
     // and the contract's final state go to the database in one statement.
-    let sabotage = state.faults.reserve_sabotage(contract.mission);
-    let verdict = state.baselines.run(benchmark_kind, contract.id, sabotage.is_some());
+    let sabotaged = state.faults.take_sabotage(tx, contract.mission).await?;
+    let verdict = state.baselines.run(benchmark_kind, contract.id, sabotaged);
     let result = json!({ "benchmark": benchmark_kind, "passed": verdict.passed, "drift": verdict.drift,
-                         "sabotaged": sabotage.is_some() });
+                         "sabotaged": sabotaged });
     pending.tally.executed = true;
     pending.tally.benchmarks += 1;
     pending.tally.benchmarks_failed += i64::from(!verdict.passed);
@@ -410,11 +410,11 @@ async fn execute_and_verify(
             ContractStatus::RolledBack
         }
     };
-    if let Some(ticket) = sabotage {
-        // Consumed once every write of the verification succeeded; an injected
-        // fault or error before this point drops the ticket and gives it back.
-        // (A commit that then fails loses this one sabotage; the caller sees an error.)
-        ticket.consume();
+    if sabotaged {
+        // Every write of the verification succeeded; an injected fault or an
+        // error before this point rolls the transaction back, and the sabotage
+        // with it.
+        state.faults.sabotage_used();
     }
     Ok(status)
 }

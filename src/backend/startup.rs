@@ -6,7 +6,7 @@
 //! background tasks, the sequencer last so the log lag ends at zero.
 
 use super::connections::{ConnectionLimits, LimitedListener};
-use super::faults::{CircuitBreaker, Faults};
+use super::faults::{self, CircuitBreaker, Faults};
 use super::mesh::{self, TriggerMesh};
 use super::routes;
 use super::state::AppState;
@@ -126,6 +126,8 @@ impl Application {
         let mesh =
             tokio::spawn(mesh::run_bridge(Arc::clone(&self.state.mesh), self.database.clone(), background.clone()));
         let runner = tokio::spawn(task_runner::run(self.state.clone(), background.clone()));
+        let faults =
+            tokio::spawn(faults::follow(Arc::clone(&self.state.faults), self.database.clone(), background.clone()));
         let sequencer = tokio::spawn(sequencer::run(self.database.clone(), sequencer_stop.clone()));
         tracing::info!(addr = %self.local_addr(), "grace backend listening");
 
@@ -135,7 +137,7 @@ impl Application {
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;
         background.cancel();
-        let _ = tokio::join!(mesh, runner, trimmer);
+        let _ = tokio::join!(mesh, runner, trimmer, faults);
         sequencer_stop.cancel();
         let _ = sequencer.await;
         tracing::info!("grace backend stopped");

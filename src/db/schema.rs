@@ -24,6 +24,7 @@ pub const TABLES: &[&str] = &[
     "public.tasks",
     "public.mission_stats",
     "public.mission_confidence_minutes",
+    "public.fault_settings",
     "control.workers",
     "control.runs",
     "control.run_workers",

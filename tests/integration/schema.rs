@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 10, "{status:?}");
+    assert_eq!(status.pending.len(), 11, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -25,7 +25,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V7__scenario_runs",
             "V8__read_model_counters",
             "V9__log_checkpoints",
-            "V10__foreign_keys_enforced_always"
+            "V10__foreign_keys_enforced_always",
+            "V11__shared_faults"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());

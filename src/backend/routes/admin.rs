@@ -28,14 +28,18 @@ pub async fn set(
         FaultKind::SabotageVerification { count } if !(1..=1_000_000).contains(&count) => {
             Err(FieldError::new("kind.sabotage_verification.count", "must be from 1 to 1000000").into())
         }
-        kind => Ok(Json(state.faults.set(request.mission_id, &kind)?)),
+        kind => {
+            let client = state.pool.get().await?;
+            Ok(Json(state.faults.set(&client, request.mission_id, &kind).await?))
+        }
     }
 }
 
 #[utoipa::path(get, path = "/api/admin/faults", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = FaultsView), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _caller: Admitted<Admins>) -> Result<Json<FaultsView>, ApiError> {
-    Ok(Json(state.faults.view()))
+    let client = state.pool.get().await?;
+    Ok(Json(state.faults.view(&client).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -56,5 +60,6 @@ pub async fn clear(
     _caller: Admitted<Admins>,
     ApiQuery(scope): ApiQuery<ClearScope>,
 ) -> Result<Json<FaultsView>, ApiError> {
-    Ok(Json(state.faults.clear(scope.mission_id, scope.all)?))
+    let client = state.pool.get().await?;
+    Ok(Json(state.faults.clear(&client, scope.mission_id, scope.all).await?))
 }

@@ -57,7 +57,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         pool_size: pool.size as i64,
         pool_available: pool.available as i64,
         pool_waiting: pool.waiting as i64,
-        faults_injected: state.faults.view().injected_total,
+        faults_injected: state.faults.injected(),
         breaker_open: state.breaker.is_open(),
     };
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.telemetry.render(snapshot))

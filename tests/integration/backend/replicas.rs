@@ -70,3 +70,48 @@ async fn two_replicas_share_one_mesh_and_one_valid_chain() {
     assert_eq!(entries, events + 1, "plus the bootstrap entry: nothing chained twice");
     assert_eq!(first.get_json(&format!("/api/missions/{mission}")).await["total_actions"], 41);
 }
+
+#[tokio::test]
+async fn faults_set_on_one_replica_are_injected_by_both_and_a_sabotage_is_used_once() {
+    use crate::helpers::eventually;
+    use serde_json::json;
+    let first = TestApp::spawn().await;
+    let second = first.replica().await;
+    let (mission, other) = (first.create_mission().await, first.create_mission().await);
+    let chat = |app: &TestApp, key: String| {
+        let body = json!({ "mission_id": mission, "session_id": "s", "message": "hello", "idempotency_key": key });
+        let request = app.request(reqwest::Method::POST, "/api/chat", Role::Operator).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+
+    // Chaos set on the first is injected by the second (it hears of it within moments).
+    first.set_fault(None, json!({ "chaos": { "rate": 1.0 } })).await;
+    let refused = eventually("the second replica injecting chaos", Duration::from_secs(5), || async {
+        let response = chat(&second, uuid::Uuid::new_v4().to_string()).await;
+        (response.status() == 503).then_some(response)
+    })
+    .await;
+    assert_eq!(refused.headers()["x-grace-fault"], "injected");
+    let seen: Value = second.get("/api/admin/faults", Role::Admin).await.json().await.unwrap();
+    assert_eq!(seen["chaos"]["*"], 1.0, "{seen}");
+
+    // Cleared on the second, the first stops.
+    let cleared =
+        second.request(reqwest::Method::DELETE, "/api/admin/faults?all=true", Role::Admin).send().await.unwrap();
+    assert_eq!(cleared.status(), 200);
+    eventually("the first replica no longer injecting", Duration::from_secs(5), || async {
+        (chat(&first, uuid::Uuid::new_v4().to_string()).await.status() == 201).then_some(())
+    })
+    .await;
+
+    // One sabotage, set on the second, for one mission: whichever replica
+    // verifies first uses it, the other's verification passes, and another
+    // mission is untouched.
+    second.set_fault(Some(mission), json!({ "sabotage_verification": { "count": 1 } })).await;
+    assert_eq!(first.accepted_error(other, "database_locked", 0.9).await["status"], "verified");
+    assert_eq!(first.accepted_error(mission, "database_locked", 0.9).await["status"], "failed");
+    assert_eq!(second.accepted_error(mission, "database_locked", 0.9).await["status"], "verified");
+    let left: Value = first.get("/api/admin/faults", Role::Admin).await.json().await.unwrap();
+    assert_eq!(left["sabotage"][mission.to_string()], 0, "{left}");
+    assert_eq!(left["injected_total"], 1, "the first replica used the sabotage: {left}");
+}
