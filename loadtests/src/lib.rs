@@ -26,7 +26,9 @@ mod recorder;
 /// The goose this crate is built on, for callers that configure attacks.
 pub use goose;
 
-pub use recorder::{combine_digests, key_digest, KeyDigest, LatencyUpload, Recorded, Recorder, TimeSlot, UploadError};
+pub use recorder::{
+    combine_digests, key_digest, BackendCount, KeyDigest, LatencyUpload, Recorded, Recorder, TimeSlot, UploadError,
+};
 
 use goose::goose::GooseResponse;
 use goose::prelude::*;
@@ -48,6 +50,9 @@ pub struct LoadTarget {
     /// Open model: each user sends a request this often (users ÷ rate).
     /// `None`: closed model.
     pub pace: Option<Duration>,
+    /// Backends (replicas without a balancer) the users are spread over,
+    /// user by user; empty: goose's host for every user.
+    pub backends: Vec<String>,
 }
 
 /// How often a write refused for a transient reason is sent again.
@@ -61,6 +66,8 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 struct UserSequence {
     sent: u64,
     next_due: Option<Instant>,
+    /// Transactions this user has sent, for taking backends in turn.
+    transactions: usize,
 }
 
 /// The four weighted scenarios, recording into `recorder`.
@@ -176,6 +183,7 @@ fn step(
     Transaction::new(Arc::new(move |user| {
         let (target, recorder, describe) = (Arc::clone(&target), Arc::clone(&recorder), Arc::clone(&describe));
         Box::pin(async move {
+            place(user, &target)?;
             let intended = pace(user, &target).await;
             let key = next_key(user, &target);
             let call = describe(&target, user, &key);
@@ -190,6 +198,7 @@ fn task_poll(target: &Arc<LoadTarget>, recorder: &Arc<Recorder>) -> Transaction 
     Transaction::new(Arc::new(move |user| {
         let (target, recorder) = (Arc::clone(&target), Arc::clone(&recorder));
         Box::pin(async move {
+            place(user, &target)?;
             let intended = pace(user, &target).await;
             let key = next_key(user, &target);
             let body = json!({ "mission_id": target.mission_id, "title": "poll me", "idempotency_key": key });
@@ -218,9 +227,22 @@ fn task_poll(target: &Arc<LoadTarget>, recorder: &Arc<Recorder>) -> Transaction 
 
 fn sequence(user: &mut GooseUser) -> &mut UserSequence {
     if user.get_session_data::<UserSequence>().is_none() {
-        user.set_session_data(UserSequence { sent: 0, next_due: None });
+        user.set_session_data(UserSequence { sent: 0, next_due: None, transactions: 0 });
     }
     user.get_session_data_unchecked_mut::<UserSequence>()
+}
+
+/// With several backends, sends this transaction to the next one in turn
+/// (each user starting at its own), as a client balancing over replicas
+/// would: every kind of request reaches every backend, and a task polled
+/// right after it was submitted is read from the replica that stored it.
+fn place(user: &mut GooseUser, target: &LoadTarget) -> Result<(), Box<TransactionError>> {
+    if target.backends.len() < 2 {
+        return Ok(());
+    }
+    let turn = user.weighted_users_index + sequence(user).transactions;
+    sequence(user).transactions += 1;
+    user.set_base_url(&target.backends[turn % target.backends.len()])
 }
 
 fn next_key(user: &mut GooseUser, target: &LoadTarget) -> String {
@@ -266,6 +288,8 @@ async fn perform(
         if goose.response.as_ref().is_ok_and(|r| r.headers().contains_key("x-grace-fault")) {
             recorder.count_injected_fault();
         }
+        let answered = goose.response.as_ref().is_ok_and(|r| r.status().is_success());
+        recorder.count_backend(user.base_url.as_str().trim_end_matches('/'), answered);
         let transient = match &goose.response {
             // goose has already recorded a transport error as a failure.
             Err(_) => true,

@@ -17,7 +17,13 @@ async fn main() -> Result<(), GooseError> {
         std::process::exit(2);
     };
     let run = format!("goose-{}", std::process::id());
-    let target = Arc::new(LoadTarget { mission_id, token: token.into(), key_prefix: format!("{run}/w0"), pace: None });
+    let target = Arc::new(LoadTarget {
+        mission_id,
+        token: token.into(),
+        key_prefix: format!("{run}/w0"),
+        pace: None,
+        backends: vec![],
+    });
     let recorder = Arc::new(Recorder::default());
     let mut attack = GooseAttack::initialize()?;
     for scenario in scenarios(target, Arc::clone(&recorder)) {

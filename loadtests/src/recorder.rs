@@ -43,6 +43,16 @@ pub struct Recorded {
     /// Latency second by second (Unix time), for "latency over time" charts;
     /// workers' timelines add up because they share the wall clock.
     pub timeline: BTreeMap<u64, TimeSlot>,
+    /// Requests by the backend (base URL) they were sent to, when a run
+    /// spreads its users over several.
+    pub by_backend: BTreeMap<String, BackendCount>,
+}
+
+/// The requests sent to one backend, and how many were not answered 2xx.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendCount {
+    pub requests: u64,
+    pub failures: u64,
 }
 
 /// One second of requests.
@@ -69,6 +79,7 @@ impl Default for Recorded {
             acknowledged_keys: Vec::new(),
             injected_faults: 0,
             timeline: BTreeMap::new(),
+            by_backend: BTreeMap::new(),
         }
     }
 }
@@ -85,6 +96,14 @@ impl Recorder {
             total_micros: micros,
             max_micros: micros,
         });
+    }
+
+    /// One request sent to `backend`, answered 2xx or not.
+    pub fn count_backend(&self, backend: &str, answered: bool) {
+        let mut recorded = self.recorded.lock().expect("recorder lock");
+        let count = recorded.by_backend.entry(backend.to_string()).or_default();
+        count.requests += 1;
+        count.failures += u64::from(!answered);
     }
 
     pub fn count_injected_fault(&self) {
@@ -114,6 +133,11 @@ impl Recorded {
         for (second, slot) in &other.timeline {
             self.timeline.entry(*second).or_default().add(slot);
         }
+        for (backend, count) in &other.by_backend {
+            let total = self.by_backend.entry(backend.clone()).or_default();
+            total.requests += count.requests;
+            total.failures += count.failures;
+        }
         Ok(())
     }
 
@@ -124,6 +148,7 @@ impl Recorded {
             by_name: self.by_name.iter().map(|(name, h)| (name.clone(), encode(h))).collect(),
             injected_faults: self.injected_faults,
             timeline: self.timeline.clone(),
+            by_backend: self.by_backend.clone(),
         }
     }
 }
@@ -138,6 +163,8 @@ pub struct LatencyUpload {
     pub injected_faults: u64,
     #[serde(default)]
     pub timeline: BTreeMap<u64, TimeSlot>,
+    #[serde(default)]
+    pub by_backend: BTreeMap<String, BackendCount>,
 }
 
 /// Why an upload could not be read back.
@@ -171,6 +198,7 @@ impl LatencyUpload {
             acknowledged_keys: Vec::new(),
             injected_faults: self.injected_faults,
             timeline: self.timeline.clone(),
+            by_backend: self.by_backend.clone(),
         })
     }
 }

@@ -44,8 +44,8 @@ impl DatabaseArgs {
 /// (`--tokens`). Each command words `--backend` its own way.
 #[derive(Debug, Args)]
 pub struct BackendArgs {
-    #[arg(long, env = "GRACE_BACKEND_URL", value_name = "URL")]
-    backend: Option<String>,
+    #[arg(long, env = "GRACE_BACKEND_URL", value_name = "URL", value_delimiter = ',')]
+    backend: Vec<String>,
     /// An operator token of the backend.
     #[arg(long, env = "GRACE_TOKEN", hide_env_values = true, value_name = "TOKEN", value_parser = secret)]
     token: Option<SecretString>,
@@ -56,8 +56,22 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
-    pub fn url(&self) -> Result<Option<BackendUrl>, ConfigError> {
-        self.backend.as_deref().map(BackendUrl::parse).transpose()
+    /// The one backend named, if any; several are refused (only `grace load`
+    /// spreads load over several, see [`BackendArgs::urls`]).
+    pub fn url(&self) -> Result<Option<BackendUrl>, CommandError> {
+        match self.urls()?.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one.clone())),
+            several => Err(CommandError::Usage(format!(
+                "--backend is given {} times; only grace load takes several",
+                several.len()
+            ))),
+        }
+    }
+
+    /// Every backend named, in order.
+    pub fn urls(&self) -> Result<Vec<BackendUrl>, ConfigError> {
+        self.backend.iter().map(|raw| BackendUrl::parse(raw)).collect()
     }
 
     /// The tokens given: `--tokens`' roles, and `--token` as the operator's.

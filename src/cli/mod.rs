@@ -66,7 +66,10 @@ enum Command {
     /// Run load against a backend and merge the result: in this process, or
     /// across `grace worker`s with --expect-workers. Exit 1 when a worker was
     /// lost or an acknowledged write is not stored exactly once (C7).
-    #[command(mut_arg("backend", |a| a.required(true).help("The backend under load")))]
+    #[command(mut_arg("backend", |a| a.required(true).help(
+        "The backend under load; give it again (or comma-separated) for replicas without a balancer: \
+         each transaction goes to the next in turn, and the result counts requests by backend"
+    )))]
     Load(LoadArgs),
     /// Serve as a load worker: register in the control plane, heartbeat, run
     /// the shares of runs given to it, upload what it saw. Until Ctrl-C.

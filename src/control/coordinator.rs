@@ -14,8 +14,9 @@ use super::result::{LoadResult, Uploaded, WorkerUpload};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
 use super::{acked_writes, check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD, UPLOAD_ALLOWANCE};
 use crate::api::missions::NewMission;
-use crate::client::ClientError;
+use crate::client::{BackendClient, ClientError};
 use crate::configuration::DatabaseUrl;
+use crate::configuration::Tokens;
 use crate::db::rows::FromRow;
 use crate::db::{DbError, Listener};
 use crate::specification::Role;
@@ -46,14 +47,22 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) -> Result<LoadOutcome, ControlError> {
     check_backend(&plan.backend).await?;
+    for replica in &plan.replicas {
+        check_backend(&BackendClient::new(replica.clone(), Tokens::default())).await?;
+    }
     let plane = ControlPlane::connect(database, ABANDONED).await?;
     let run_id = Uuid::new_v4();
     let mission_id = match plan.mission {
         Some(mission) => mission,
         None => create_mission(plan, run_id).await?,
     };
+    let backends = match plan.replicas.as_slice() {
+        [] => Vec::new(),
+        replicas => std::iter::once(plan.backend.url()).chain(replicas).map(ToString::to_string).collect(),
+    };
     let config = RunConfig {
         backend: plan.backend.url().to_string(),
+        backends,
         mission_id,
         users: plan.shape.users,
         run_time_secs: plan.shape.run_time.as_secs(),

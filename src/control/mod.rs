@@ -48,6 +48,10 @@ const START_LEAD: Duration = Duration::from_secs(2);
 pub struct RunConfig {
     /// The backend, as the coordinator reaches it (a worker may override it).
     pub backend: String,
+    /// Every backend the users are spread over, `backend` first, when there
+    /// are several; empty otherwise.
+    #[serde(default)]
+    pub backends: Vec<String>,
     pub mission_id: Uuid,
     /// Users across all workers.
     pub users: u32,

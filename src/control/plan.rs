@@ -3,6 +3,7 @@
 //! (`LoadPlan`). The coordinator carries it out; the merged result reports it.
 
 use crate::client::BackendClient;
+use crate::configuration::BackendUrl;
 use grace_loadtests::Traffic;
 use std::time::Duration;
 use uuid::Uuid;
@@ -29,6 +30,10 @@ pub struct LoadPlan {
     /// The backend, with an operator token (it creates the run's mission; the
     /// in-process worker loads with it).
     pub backend: BackendClient,
+    /// Further replicas the load is spread over along with `backend`
+    /// (replicas without a balancer; each transaction goes to the next in
+    /// turn); usually none.
+    pub replicas: Vec<BackendUrl>,
     pub shape: LoadShape,
     pub traffic: Traffic,
     /// The mission the load is tagged with; a fresh one when `None`.

@@ -10,7 +10,7 @@ use super::connection::Outage;
 use super::plan::LoadShape;
 use super::worker::WorkerIdentity;
 use super::ControlError;
-use grace_loadtests::{Recorded, TimeSlot};
+use grace_loadtests::{BackendCount, Recorded, TimeSlot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -44,6 +44,10 @@ pub struct LoadResult {
     pub latency: Vec<LatencySummary>,
     /// Requests and latency second by second (Unix time), all workers together.
     pub timeline: BTreeMap<u64, TimeSlot>,
+    /// Requests (every attempt) and those not answered 2xx, by the backend
+    /// they were sent to — several when the users were spread over replicas.
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendCount>,
     pub acked_writes: AckedWritesCheck,
     /// Workers that went silent or never uploaded, by name.
     pub lost_workers: Vec<String>,
@@ -156,6 +160,7 @@ impl LoadResult {
             injected_faults: merged.injected_faults,
             latency,
             timeline: merged.timeline.clone(),
+            backends: merged.by_backend.clone(),
             acked_writes,
             lost_workers,
             control_plane_outages,
@@ -253,6 +258,12 @@ impl std::fmt::Display for LoadResult {
                 "{:<28} {:>9} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
                 l.name, l.requests, l.failures, l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.max_ms
             )?;
+        }
+        if self.backends.len() > 1 {
+            writeln!(f, "\n{:<44} {:>10} {:>9}", "backend", "requests", "not 2xx")?;
+            for (backend, count) in &self.backends {
+                writeln!(f, "{backend:<44} {:>10} {:>9}", count.requests, count.failures)?;
+            }
         }
         let mark = |ok: bool| if ok { "✓" } else { "✗" };
         writeln!(f, "\n{} acknowledged writes (C7): {}", mark(self.acked_writes.passed), self.acked_writes)?;

@@ -204,12 +204,15 @@ impl Worker {
             () = tokio::time::sleep(starts_in) => {}
         }
         let host = self.settings.backend.as_ref().map_or_else(|| config.backend.clone(), ToString::to_string);
+        // A worker told its own backend sends everything there.
+        let backends = if self.settings.backend.is_some() { Vec::new() } else { config.backends.clone() };
         let pace = config.rate.map(|rate| Duration::from_secs_f64(f64::from(config.users) / rate));
         let target = LoadTarget {
             mission_id: config.mission_id.to_string(),
             token: self.settings.token.clone(),
             key_prefix: format!("{run_id}/{}", self.identity.id),
             pace,
+            backends,
         };
         let run_time = Duration::from_secs(config.run_time_secs);
         let share = Share { host, users, run_time, traffic: config.traffic, target };

@@ -60,6 +60,7 @@ mod tests {
             injected_faults: injected,
             latency: vec![],
             timeline: Default::default(),
+            backends: Default::default(),
             acked_writes: AckedWritesCheck::of_nothing(),
             lost_workers: vec![],
             control_plane_outages: vec![],

@@ -322,6 +322,7 @@ impl Context<'_> {
     fn load_plan(&self, mission: Uuid) -> LoadPlan {
         LoadPlan {
             backend: self.api.clone(),
+            replicas: Vec::new(),
             shape: self.settings.load.clone(),
             traffic: Traffic::Mission,
             mission: Some(mission),

@@ -264,6 +264,38 @@ async fn a_worker_cut_off_from_the_control_plane_gives_up_after_the_run_and_says
 }
 
 #[tokio::test]
+async fn the_load_spreads_over_several_backends_and_the_result_counts_each() {
+    let first = TestApp::spawn().await;
+    let second = first.replica().await;
+    let worker = spawn_worker(&first, &["--once"]);
+    wait_for_workers(&first, 1).await;
+    let ran =
+        load(&first, &["--backend", &second.address, "--users", "4", "--run-time", "3s", "--expect-workers", "1"])
+            .await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let backends = result["backends"].as_object().unwrap();
+    assert_eq!(backends.len(), 2, "{backends:?}");
+    for address in [&first.address, &second.address] {
+        let count = &backends[address.trim_end_matches('/')];
+        assert!(count["requests"].as_u64().unwrap() > 10, "{address}: {count}");
+    }
+    let spread: u64 = backends.values().map(|c| c["requests"].as_u64().unwrap()).sum();
+    assert_eq!(spread, result["total"]["requests"].as_u64().unwrap(), "every request is counted once, by backend");
+    assert_eq!(result["acked_writes"]["passed"], true);
+    // Each replica's own counters saw its share of the chat writes.
+    for app in [&first, &second] {
+        let metrics = app.get("/metrics", Role::Operator).await.text().await.unwrap();
+        assert!(metrics.lines().any(|l| l.contains("/api/chat") && !l.starts_with('#')), "{}: {metrics}", app.address);
+    }
+    assert_eq!(worker.wait_with_output().await.unwrap().status.code(), Some(0));
+    // Commands that talk to one backend refuse several.
+    let ran = crate::helpers::run_grace(&["health", "--backend", &first.address, "--backend", &second.address]).await;
+    assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+    assert!(ran.stderr.contains("--backend is given 2 times; only grace load takes several"), "{}", ran.stderr);
+}
+
+#[tokio::test]
 async fn expecting_three_workers_when_two_joined_exits_3_and_names_them() {
     let app = TestApp::spawn().await;
     let workers = [spawn_worker(&app, &[]), spawn_worker(&app, &[])];

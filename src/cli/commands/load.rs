@@ -20,10 +20,12 @@ const CONTROL_PLANE: &str = "the control plane's database";
 
 pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
     let database = args.database.required(CONTROL_PLANE)?;
-    let url = args.backend.url()?.ok_or_else(|| CommandError::Usage("--backend is required".into()))?;
+    let mut urls = args.backend.urls()?.into_iter();
+    let url = urls.next().ok_or_else(|| CommandError::Usage("--backend is required".into()))?;
     let token = args.backend.operator_token()?;
     let plan = LoadPlan {
         backend: BackendClient::new(url, Tokens::default().with(Role::Operator, &token)),
+        replicas: urls.collect(),
         shape: args.shape.parse()?,
         traffic: if args.traffic == "health" { Traffic::Health } else { Traffic::Mission },
         mission: args.mission,
