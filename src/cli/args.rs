@@ -410,6 +410,11 @@ pub struct LoadArgs {
     /// generator itself).
     #[arg(long, default_value = "mission", value_parser = ["mission", "health"])]
     pub traffic: String,
+    /// A pass/fail criterion, k6-style; repeat it for several: 'p95<300ms', 'p99<1s',
+    /// 'error_rate<0.01', 'rps>200', or per request name 'POST /api/chat:p99<500ms'.
+    /// The run fails (exit 1) when it misses one.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<crate::control::threshold::Threshold>,
     #[command(flatten)]
     pub shape: LoadShapeArgs,
     /// The mission the load is tagged with (default: a new one per run).

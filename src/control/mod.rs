@@ -12,6 +12,7 @@
 //!   restarts.
 //! - [`result`]: the merged result, its percentiles taken from merged
 //!   histograms, never averaged.
+//! - [`threshold`]: k6-style pass/fail criteria on a run (`p95<300ms`).
 //! - [`acked_writes`]: consistency condition C7 — the writes the workers saw
 //!   acknowledged are exactly the rows stored.
 
@@ -21,6 +22,7 @@ pub mod coordinator;
 pub mod plan;
 pub mod result;
 mod share;
+pub mod threshold;
 pub mod worker;
 
 use crate::client::BackendClient;

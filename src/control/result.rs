@@ -8,6 +8,7 @@
 use super::acked_writes::AckedWritesCheck;
 use super::connection::Outage;
 use super::plan::LoadShape;
+use super::threshold::{Threshold, ThresholdCheck};
 use super::worker::WorkerIdentity;
 use super::ControlError;
 use grace_loadtests::{BackendCount, Recorded, TimeSlot};
@@ -57,6 +58,9 @@ pub struct LoadResult {
     /// acknowledged write was lost.
     #[serde(default)]
     pub control_plane_outages: Vec<Outage>,
+    /// The `--threshold` criteria, as the run measured up to them.
+    #[serde(default)]
+    pub thresholds: Vec<ThresholdCheck>,
     /// No worker lost and C7 holds.
     pub passed: bool,
 }
@@ -164,8 +168,15 @@ impl LoadResult {
             acked_writes,
             lost_workers,
             control_plane_outages,
+            thresholds: Vec::new(),
         };
         Ok((result, merged))
+    }
+
+    /// Judges the run by `thresholds` too: it passes only if it meets every one.
+    pub fn apply_thresholds(&mut self, thresholds: &[Threshold]) {
+        self.thresholds = thresholds.iter().map(|t| t.judge(self)).collect();
+        self.passed &= self.thresholds.iter().all(|check| check.passed);
     }
 }
 
@@ -272,6 +283,9 @@ impl std::fmt::Display for LoadResult {
         } else {
             writeln!(f, "✗ workers lost: {}", self.lost_workers.join(", "))?;
         }
+        for check in &self.thresholds {
+            writeln!(f, "{check}")?;
+        }
         for outage in &self.control_plane_outages {
             writeln!(f, "! control plane unreachable {outage}: the coordinator reconnected and the run went on")?;
         }
@@ -351,6 +365,30 @@ mod tests {
         assert_eq!(result.lost_workers, ["h (pid 2)"]);
         assert!(!result.passed);
         assert!(result.to_string().contains("✗ workers lost: h (pid 2)"));
+    }
+
+    #[test]
+    fn thresholds_judge_the_merged_numbers_and_a_missed_one_fails_the_run() {
+        let fast: Vec<u64> = (0..900).map(|n| 1 + n % 10).collect();
+        let slow: Vec<u64> = (0..100).map(|n| 500 + n).collect();
+        let uploads = [upload(1, &fast, 3), upload(2, &slow, 7)];
+        let (mut result, _) =
+            LoadResult::merge(Uuid::nil(), &shape(), &uploads, AckedWritesCheck::of_nothing(), vec![]).unwrap();
+        let thresholds: Vec<Threshold> =
+            ["p50<20ms", "error_rate<=1%", "rps>=100", "/api/chat:p99<500ms", "/api/nothing:p99<1s"]
+                .iter()
+                .map(|t| t.parse().unwrap())
+                .collect();
+        result.apply_thresholds(&thresholds);
+        let verdicts: Vec<bool> = result.thresholds.iter().map(|c| c.passed).collect();
+        // p99 of all samples is ~590 ms (from the merged histogram); an unknown name fails.
+        assert_eq!(verdicts, [true, true, true, false, false]);
+        assert_eq!(result.thresholds[1].measured, Some(0.01));
+        assert!(!result.passed);
+        let text = result.to_string();
+        assert!(text.contains("✗ threshold /api/chat:p99<500ms: measured 589.3"), "{text}");
+        assert!(text.contains("✓ threshold p50<20ms: measured 6.003 ms"), "{text}");
+        assert!(text.contains("✗ threshold /api/nothing:p99<1s: no such requests in this run"), "{text}");
     }
 
     #[test]

@@ -64,6 +64,7 @@ mod tests {
             acked_writes: AckedWritesCheck::of_nothing(),
             lost_workers: vec![],
             control_plane_outages: vec![],
+            thresholds: vec![],
             passed: true,
         };
         let report = IterationReport {

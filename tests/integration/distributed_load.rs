@@ -296,6 +296,27 @@ async fn the_load_spreads_over_several_backends_and_the_result_counts_each() {
 }
 
 #[tokio::test]
+async fn a_missed_threshold_fails_grace_load_and_a_bad_one_is_a_usage_error() {
+    let app = TestApp::spawn().await;
+    let args = ["--users", "2", "--run-time", "2s", "--threshold", "error_rate<=1", "--threshold", "/api/chat:p99<1us"];
+    let ran = load(&app, &args).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let checks = result["thresholds"].as_array().unwrap();
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    assert_eq!((checks[0]["passed"].as_bool(), checks[1]["passed"].as_bool()), (Some(true), Some(false)));
+    let p99 =
+        result["latency"].as_array().unwrap().iter().find(|l| l["name"] == "/api/chat").unwrap()["p99_ms"].clone();
+    assert_eq!(checks[1]["measured"], p99, "the threshold reads the result's own p99");
+    assert_eq!(result["acked_writes"]["passed"], true, "only the threshold failed the run");
+    assert_eq!(result["passed"], false);
+
+    let ran = load(&app, &["--users", "1", "--run-time", "1s", "--threshold", "p95<soon"]).await;
+    assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+    assert!(ran.stderr.contains("is not a limit"), "{}", ran.stderr);
+}
+
+#[tokio::test]
 async fn expecting_three_workers_when_two_joined_exits_3_and_names_them() {
     let app = TestApp::spawn().await;
     let workers = [spawn_worker(&app, &[]), spawn_worker(&app, &[])];

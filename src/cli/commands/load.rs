@@ -30,7 +30,8 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
         traffic: if args.traffic == "health" { Traffic::Health } else { Traffic::Mission },
         mission: args.mission,
     };
-    let outcome = coordinator::run(&database, &plan, shutdown).await?;
+    let mut outcome = coordinator::run(&database, &plan, shutdown).await?;
+    outcome.result.apply_thresholds(&args.thresholds);
     if let Some(dir) = &args.out {
         write_load_outputs(dir, &outcome)?;
     }

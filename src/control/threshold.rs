@@ -1,0 +1,214 @@
+//! Pass/fail criteria on a load run, written as k6 users write them:
+//! `--threshold 'p95<300ms'`, `'p99<1s'`, `'error_rate<0.01'`, `'rps>200'`,
+//! and per request name, `'POST /api/chat:p99<500ms'` (the method is
+//! optional: requests are named by route). A run that misses one fails (exit 1).
+//!
+//! Latency comes from the merged histograms (exact percentiles, never
+//! averaged), counts from goose's — the same numbers the result shows.
+//! `error_rate` counts every failed request, injected faults included: it is
+//! what a client of the backend saw.
+
+use super::result::{LatencySummary, LoadResult, OVERALL};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// What a threshold measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Metric {
+    /// Latency in ms: a percentile (50, 90, 95, 99, 99.9), the mean or the max.
+    Latency(Latency),
+    /// Failed requests over all requests, 0–1.
+    ErrorRate,
+    /// Requests per second over the run.
+    Rps,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Latency {
+    P50,
+    P90,
+    P95,
+    P99,
+    P999,
+    Mean,
+    Max,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Comparison {
+    Below,
+    AtMost,
+    Above,
+    AtLeast,
+}
+
+/// One criterion, parsed from its expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    expression: String,
+    /// The request name it is about; `None`: every request.
+    endpoint: Option<String>,
+    metric: Metric,
+    comparison: Comparison,
+    /// In the metric's unit (ms for latency).
+    limit: f64,
+}
+
+/// How a run measured up to one threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdCheck {
+    pub threshold: String,
+    /// `None` when the run has no requests of that name.
+    pub measured: Option<f64>,
+    /// The measured value's unit: "ms", "req/s", or "" for a rate of 0–1.
+    pub unit: String,
+    pub passed: bool,
+}
+
+impl FromStr for Threshold {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let expression = raw.trim();
+        let (endpoint, criterion) = match expression.rsplit_once(':') {
+            Some((endpoint, criterion)) => {
+                // "POST /api/chat" names the request "/api/chat".
+                let name = endpoint.trim().rsplit(' ').next().unwrap_or_default();
+                if !name.starts_with('/') {
+                    return Err(format!("{raw:?}: a request name starts with / (e.g. 'POST /api/chat:p99<500ms')"));
+                }
+                (Some(name.to_string()), criterion.trim())
+            }
+            None => (None, expression),
+        };
+        let (at, operator) = ["<=", ">=", "<", ">"]
+            .iter()
+            .find_map(|op| criterion.find(op).map(|at| (at, *op)))
+            .ok_or_else(|| format!("{raw:?}: no comparison; write e.g. p95<300ms, error_rate<0.01, rps>200"))?;
+        let comparison = match operator {
+            "<" => Comparison::Below,
+            "<=" => Comparison::AtMost,
+            ">" => Comparison::Above,
+            _ => Comparison::AtLeast,
+        };
+        let (name, value) = (criterion[..at].trim(), criterion[at + operator.len()..].trim());
+        let metric = match name {
+            "p50" | "med" => Metric::Latency(Latency::P50),
+            "p90" => Metric::Latency(Latency::P90),
+            "p95" => Metric::Latency(Latency::P95),
+            "p99" => Metric::Latency(Latency::P99),
+            "p99.9" | "p999" => Metric::Latency(Latency::P999),
+            "avg" | "mean" => Metric::Latency(Latency::Mean),
+            "max" => Metric::Latency(Latency::Max),
+            "error_rate" => Metric::ErrorRate,
+            "rps" => Metric::Rps,
+            other => {
+                return Err(format!(
+                    "{raw:?}: unknown metric {other:?}; one of p50, p90, p95, p99, p99.9, avg, max, error_rate, rps"
+                ))
+            }
+        };
+        let limit = match metric {
+            Metric::Latency(_) => milliseconds(value),
+            Metric::ErrorRate => value.strip_suffix('%').map_or_else(
+                || value.parse::<f64>().ok(),
+                |percent| percent.trim().parse::<f64>().ok().map(|p| p / 100.0),
+            ),
+            Metric::Rps => value.parse::<f64>().ok(),
+        }
+        .filter(|limit| limit.is_finite() && *limit >= 0.0)
+        .ok_or_else(|| format!("{raw:?}: {value:?} is not a limit (latency: 300ms, 1.5s; error_rate: 0.01 or 1%)"))?;
+        Ok(Self { expression: expression.to_string(), endpoint, metric, comparison, limit })
+    }
+}
+
+/// "300ms", "1.5s", "250us" or a bare number of milliseconds.
+fn milliseconds(value: &str) -> Option<f64> {
+    let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = value.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = value.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (value, 1.0)
+    };
+    number.trim().parse::<f64>().ok().map(|n| n * scale)
+}
+
+impl Threshold {
+    /// How `result` measures up.
+    pub fn judge(&self, result: &LoadResult) -> ThresholdCheck {
+        let name = self.endpoint.as_deref().unwrap_or(OVERALL);
+        let measured = result.latency.iter().find(|l| l.name == name).and_then(|summary| self.measure(result, summary));
+        let passed = measured.is_some_and(|value| match self.comparison {
+            Comparison::Below => value < self.limit,
+            Comparison::AtMost => value <= self.limit,
+            Comparison::Above => value > self.limit,
+            Comparison::AtLeast => value >= self.limit,
+        });
+        let unit = match self.metric {
+            Metric::Latency(_) => "ms",
+            Metric::ErrorRate => "",
+            Metric::Rps => "req/s",
+        };
+        ThresholdCheck { threshold: self.expression.clone(), measured, unit: unit.to_string(), passed }
+    }
+
+    fn measure(&self, result: &LoadResult, summary: &LatencySummary) -> Option<f64> {
+        Some(match self.metric {
+            Metric::Latency(which) => match which {
+                Latency::P50 => summary.p50_ms,
+                Latency::P90 => summary.p90_ms,
+                Latency::P95 => summary.p95_ms,
+                Latency::P99 => summary.p99_ms,
+                Latency::P999 => summary.p999_ms,
+                Latency::Mean => summary.mean_ms,
+                Latency::Max => summary.max_ms,
+            },
+            Metric::ErrorRate if summary.requests == 0 => return None,
+            Metric::ErrorRate => summary.failures as f64 / summary.requests as f64,
+            Metric::Rps if self.endpoint.is_none() => result.total.requests_per_second,
+            Metric::Rps => summary.requests as f64 / result.run_time_secs.max(1) as f64,
+        })
+    }
+}
+
+impl fmt::Display for ThresholdCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = if self.passed { "✓" } else { "✗" };
+        match self.measured {
+            Some(value) => write!(f, "{mark} threshold {}: measured {value:.3} {}", self.threshold, self.unit),
+            None => write!(f, "{mark} threshold {}: no such requests in this run", self.threshold),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn k6_style_expressions_parse_and_nonsense_is_refused_saying_why() {
+        let t: Threshold = "p95<300ms".parse().unwrap();
+        assert_eq!(
+            (t.endpoint.as_deref(), t.metric, t.comparison, t.limit),
+            (None, Metric::Latency(Latency::P95), Comparison::Below, 300.0)
+        );
+        let t: Threshold = "POST /api/chat:p99<=1.5s".parse().unwrap();
+        assert_eq!((t.endpoint.as_deref(), t.comparison, t.limit), (Some("/api/chat"), Comparison::AtMost, 1500.0));
+        assert_eq!("error_rate<1%".parse::<Threshold>().unwrap().limit, 0.01);
+        assert_eq!("rps>=200".parse::<Threshold>().unwrap().comparison, Comparison::AtLeast);
+        for (bad, says) in [
+            ("p95", "no comparison"),
+            ("p42<3ms", "unknown metric"),
+            ("p95<fast", "is not a limit"),
+            ("api/chat:p95<3ms", "starts with /"),
+            ("error_rate<-1", "is not a limit"),
+        ] {
+            let error = bad.parse::<Threshold>().unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+}
