@@ -8,7 +8,6 @@
 use super::acked_writes::AckedWritesCheck;
 use super::connection::Outage;
 use super::plan::LoadShape;
-use super::threshold::{Threshold, ThresholdCheck};
 use super::worker::WorkerIdentity;
 use super::ControlError;
 use grace_loadtests::{BackendCount, Recorded, TimeSlot};
@@ -81,6 +80,17 @@ pub struct Throughput {
     pub requests: u64,
     pub failures: u64,
     pub requests_per_second: f64,
+}
+
+/// How a run measured up to one threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdCheck {
+    pub threshold: String,
+    /// `None` when the run has no requests of that name.
+    pub measured: Option<f64>,
+    /// The measured value's unit: "ms", "req/s", or "" for a rate of 0–1.
+    pub unit: String,
+    pub passed: bool,
 }
 
 /// Latency in milliseconds, from a merged histogram of microseconds.
@@ -172,12 +182,6 @@ impl LoadResult {
         };
         Ok((result, merged))
     }
-
-    /// Judges the run by `thresholds` too: it passes only if it meets every one.
-    pub fn apply_thresholds(&mut self, thresholds: &[Threshold]) {
-        self.thresholds = thresholds.iter().map(|t| t.judge(self)).collect();
-        self.passed &= self.thresholds.iter().all(|check| check.passed);
-    }
 }
 
 impl LatencySummary {
@@ -228,6 +232,16 @@ impl GooseCounts {
 
     fn failures(&self) -> u64 {
         self.by_name.values().map(|c| c.failures).sum()
+    }
+}
+
+impl std::fmt::Display for ThresholdCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mark = if self.passed { "✓" } else { "✗" };
+        match self.measured {
+            Some(value) => write!(f, "{mark} threshold {}: measured {value:.3} {}", self.threshold, self.unit),
+            None => write!(f, "{mark} threshold {}: no such requests in this run", self.threshold),
+        }
     }
 }
 
@@ -374,12 +388,12 @@ mod tests {
         let uploads = [upload(1, &fast, 3), upload(2, &slow, 7)];
         let (mut result, _) =
             LoadResult::merge(Uuid::nil(), &shape(), &uploads, AckedWritesCheck::of_nothing(), vec![]).unwrap();
-        let thresholds: Vec<Threshold> =
+        let thresholds: Vec<crate::control::threshold::Threshold> =
             ["p50<20ms", "error_rate<=1%", "rps>=100", "/api/chat:p99<500ms", "/api/nothing:p99<1s"]
                 .iter()
                 .map(|t| t.parse().unwrap())
                 .collect();
-        result.apply_thresholds(&thresholds);
+        crate::control::threshold::apply(&mut result, &thresholds);
         let verdicts: Vec<bool> = result.thresholds.iter().map(|c| c.passed).collect();
         // p99 of all samples is ~590 ms (from the merged histogram); an unknown name fails.
         assert_eq!(verdicts, [true, true, true, false, false]);

@@ -8,9 +8,7 @@
 //! `error_rate` counts every failed request, injected faults included: it is
 //! what a client of the backend saw.
 
-use super::result::{LatencySummary, LoadResult, OVERALL};
-use serde::{Deserialize, Serialize};
-use std::fmt;
+use super::result::{LatencySummary, LoadResult, ThresholdCheck, OVERALL};
 use std::str::FromStr;
 
 /// What a threshold measures.
@@ -53,17 +51,6 @@ pub struct Threshold {
     comparison: Comparison,
     /// In the metric's unit (ms for latency).
     limit: f64,
-}
-
-/// How a run measured up to one threshold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ThresholdCheck {
-    pub threshold: String,
-    /// `None` when the run has no requests of that name.
-    pub measured: Option<f64>,
-    /// The measured value's unit: "ms", "req/s", or "" for a rate of 0–1.
-    pub unit: String,
-    pub passed: bool,
 }
 
 impl FromStr for Threshold {
@@ -175,14 +162,10 @@ impl Threshold {
     }
 }
 
-impl fmt::Display for ThresholdCheck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mark = if self.passed { "✓" } else { "✗" };
-        match self.measured {
-            Some(value) => write!(f, "{mark} threshold {}: measured {value:.3} {}", self.threshold, self.unit),
-            None => write!(f, "{mark} threshold {}: no such requests in this run", self.threshold),
-        }
-    }
+/// Judges `result` by `thresholds` too: it passes only if it meets every one.
+pub fn apply(result: &mut LoadResult, thresholds: &[Threshold]) {
+    result.thresholds = thresholds.iter().map(|t| t.judge(result)).collect();
+    result.passed &= result.thresholds.iter().all(|check| check.passed);
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::client::BackendClient;
 use crate::configuration::Tokens;
 use crate::control::coordinator::{self, LoadOutcome};
 use crate::control::plan::LoadPlan;
+use crate::control::threshold;
 use crate::control::worker::{Worker, WorkerSettings};
 use crate::control::ControlError;
 use crate::specification::Role;
@@ -31,7 +32,7 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
         mission: args.mission,
     };
     let mut outcome = coordinator::run(&database, &plan, shutdown).await?;
-    outcome.result.apply_thresholds(&args.thresholds);
+    threshold::apply(&mut outcome.result, &args.thresholds);
     if let Some(dir) = &args.out {
         write_load_outputs(dir, &outcome)?;
     }
