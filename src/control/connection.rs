@@ -103,22 +103,13 @@ impl ControlPlane {
     pub async fn run<T, E, Fut>(
         &self,
         what: &'static str,
-        mut statement: impl FnMut(Arc<Client>) -> Fut,
+        statement: impl FnMut(Arc<Client>) -> Fut,
     ) -> Result<T, ControlError>
     where
         Fut: Future<Output = Result<T, E>>,
         E: Into<ControlError>,
     {
-        let mut attempts = Attempts::new(what);
-        loop {
-            let outcome = match self.connection().await {
-                Ok(client) => statement(client).await.map_err(Into::into),
-                Err(e) => Err(e.into()),
-            };
-            if let Some(value) = attempts.judge(self, outcome).await? {
-                return Ok(value);
-            }
-        }
+        self.persist(what, move || self.connection(), statement).await
     }
 
     /// Runs `work` on a connection of its own (a transaction needs its client
@@ -126,21 +117,63 @@ impl ControlPlane {
     pub async fn run_alone<T, E, Fut>(
         &self,
         what: &'static str,
-        mut work: impl FnMut(Client) -> Fut,
+        work: impl FnMut(Client) -> Fut,
     ) -> Result<T, ControlError>
     where
         Fut: Future<Output = Result<T, E>>,
         E: Into<ControlError>,
     {
-        let mut attempts = Attempts::new(what);
+        self.persist(what, move || db::connect(&self.database), work).await
+    }
+
+    /// Connects with `connect` and runs `work` on what it gives, again and
+    /// again, until `work` succeeds, fails for good (an error that is not the
+    /// control plane being unreachable), or the control plane has been
+    /// unreachable for `OUTAGE_PATIENCE`. An outage that ends is recorded.
+    async fn persist<C, CFut, T, E, Fut>(
+        &self,
+        what: &'static str,
+        mut connect: impl FnMut() -> CFut,
+        mut work: impl FnMut(C) -> Fut,
+    ) -> Result<T, ControlError>
+    where
+        CFut: Future<Output = Result<C, DbError>>,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<ControlError>,
+    {
+        let mut lost_since: Option<(Instant, DateTime<Utc>)> = None;
+        let mut backoff = FIRST_BACKOFF;
         loop {
-            let outcome = match db::connect(&self.database).await {
-                Ok(client) => work(client).await.map_err(Into::into),
+            let outcome = match connect().await {
+                Ok(connection) => work(connection).await.map_err(Into::into),
                 Err(e) => Err(e.into()),
             };
-            if let Some(value) = attempts.judge(self, outcome).await? {
-                return Ok(value);
+            let error = match outcome {
+                Ok(value) => {
+                    if let Some((_, from)) = lost_since {
+                        self.record(Outage { from, to: Utc::now() });
+                    }
+                    return Ok(value);
+                }
+                Err(e) if !unreachable(&e) => return Err(e),
+                Err(e) => e,
+            };
+            let (since, _) = *lost_since.get_or_insert_with(|| {
+                tracing::warn!(
+                    "the control plane is unreachable ({error}) during {what}; reconnecting for up to {}s",
+                    OUTAGE_PATIENCE.as_secs()
+                );
+                (Instant::now(), Utc::now())
+            });
+            if since.elapsed() >= OUTAGE_PATIENCE {
+                return Err(ControlError::ControlPlaneLost {
+                    what,
+                    waited: OUTAGE_PATIENCE,
+                    consequence: self.consequence,
+                });
             }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -160,59 +193,6 @@ impl ControlPlane {
         let mut outages = self.outages.lock().expect("outages are never poisoned");
         outages.push(outage);
         *outages = join_overlapping(std::mem::take(&mut *outages));
-    }
-}
-
-/// The attempts at one piece of work: the outage they ran into, if any, and
-/// how long to wait before the next.
-struct Attempts {
-    what: &'static str,
-    lost_since: Option<(Instant, DateTime<Utc>)>,
-    backoff: Duration,
-}
-
-impl Attempts {
-    fn new(what: &'static str) -> Self {
-        Self { what, lost_since: None, backoff: FIRST_BACKOFF }
-    }
-
-    /// `Some` value when the attempt succeeded (recording the outage it ended);
-    /// `None` after waiting, when the control plane was unreachable and
-    /// another attempt is worth making; the error when the work failed for good
-    /// or the control plane stayed away for `OUTAGE_PATIENCE`.
-    async fn judge<T>(
-        &mut self,
-        plane: &ControlPlane,
-        outcome: Result<T, ControlError>,
-    ) -> Result<Option<T>, ControlError> {
-        let error = match outcome {
-            Ok(value) => {
-                if let Some((_, from)) = self.lost_since {
-                    plane.record(Outage { from, to: Utc::now() });
-                }
-                return Ok(Some(value));
-            }
-            Err(e) if !unreachable(&e) => return Err(e),
-            Err(e) => e,
-        };
-        let what = self.what;
-        let (since, _) = *self.lost_since.get_or_insert_with(|| {
-            tracing::warn!(
-                "the control plane is unreachable ({error}) during {what}; reconnecting for up to {}s",
-                OUTAGE_PATIENCE.as_secs()
-            );
-            (Instant::now(), Utc::now())
-        });
-        if since.elapsed() >= OUTAGE_PATIENCE {
-            return Err(ControlError::ControlPlaneLost {
-                what,
-                waited: OUTAGE_PATIENCE,
-                consequence: plane.consequence,
-            });
-        }
-        tokio::time::sleep(self.backoff).await;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        Ok(None)
     }
 }
 
