@@ -116,34 +116,31 @@ fn default_root_file() -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 fn client_config(mode: SslMode, roots: &RootCertificates) -> Result<ClientConfig, String> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let checks_chain = match mode {
         SslMode::VerifyCa | SslMode::VerifyFull => true,
         // As libpq: `require` verifies the chain when a root certificate is at hand.
         SslMode::Require => *roots != RootCertificates::None,
         SslMode::Disable | SslMode::Prefer => false,
     };
-    let verifier: Arc<dyn ServerCertVerifier> = if checks_chain {
+    let chain = if checks_chain {
         let store = Arc::new(root_store(roots, mode)?);
-        let webpki = WebPkiServerVerifier::builder_with_provider(store, provider())
-            .build()
-            .map_err(|e| format!("the root certificates cannot be used: {e}"))?;
-        if mode == SslMode::VerifyFull {
-            webpki
-        } else {
-            Arc::new(ChainOnly(webpki))
-        }
+        Some(
+            WebPkiServerVerifier::builder_with_provider(store, Arc::clone(&provider))
+                .build()
+                .map_err(|e| format!("the root certificates cannot be used: {e}"))?,
+        )
     } else {
-        Arc::new(Unverified(provider()))
+        None
     };
-    Ok(builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth())
+    let verifier = ModeVerifier { chain, names_host: mode == SslMode::VerifyFull, provider: Arc::clone(&provider) };
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
 }
 
 fn root_store(roots: &RootCertificates, mode: SslMode) -> Result<RootCertStore, String> {
@@ -185,11 +182,21 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String
     Ok(certificates)
 }
 
-/// `verify-ca`: the chain must lead to a trusted root; the name is not checked.
+/// The server certificate check an `sslmode` asks for: none (`prefer`, and
+/// `require` without a root certificate: encrypted, any certificate), the
+/// chain to a trusted root (`verify-ca`, and `require` with one), or the chain
+/// and the host name (`verify-full`). The handshake's signatures are checked
+/// whatever the mode.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct ModeVerifier {
+    /// The chain check against the trusted roots; `None`: none.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    /// Whether the certificate must be valid for the host connected to.
+    names_host: bool,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for ModeVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -198,10 +205,11 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.names_host => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -212,7 +220,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -221,51 +229,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` without a root certificate: encrypted, but any
-/// certificate is accepted (the handshake's signatures are still checked).
-#[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
