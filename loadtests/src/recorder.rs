@@ -89,7 +89,7 @@ impl Recorder {
         let micros = (latency.as_micros() as u64).clamp(1, HIGHEST_MICROS);
         let mut recorded = self.recorded.lock().expect("recorder lock");
         recorded.overall.saturating_record(micros);
-        recorded.by_name.entry(name.to_string()).or_insert_with(histogram).saturating_record(micros);
+        entry(&mut recorded.by_name, name, histogram).saturating_record(micros);
         let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         recorded.timeline.entry(second).or_default().add(&TimeSlot {
             requests: 1,
@@ -101,7 +101,7 @@ impl Recorder {
     /// One request sent to `backend`, answered 2xx or not.
     pub fn count_backend(&self, backend: &str, answered: bool) {
         let mut recorded = self.recorded.lock().expect("recorder lock");
-        let count = recorded.by_backend.entry(backend.to_string()).or_default();
+        let count = entry(&mut recorded.by_backend, backend, BackendCount::default);
         count.requests += 1;
         count.failures += u64::from(!answered);
     }
@@ -118,6 +118,15 @@ impl Recorder {
     pub fn snapshot(&self) -> Recorded {
         self.recorded.lock().expect("recorder lock").clone()
     }
+}
+
+/// `map`'s value for `key`, made by `new` when absent. Every request records
+/// under a name that is nearly always there already: it is not copied then.
+fn entry<'a, V>(map: &'a mut BTreeMap<String, V>, key: &str, new: impl FnOnce() -> V) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), new());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 impl Recorded {
