@@ -68,7 +68,18 @@ fn url(cluster: &PrivatePostgres, host: &str, query: &str) -> String {
 }
 
 async fn bootstrap(url: &str) -> Ran {
-    grace().args(["bootstrap", "--database-url", url]).env_remove("PGSSLMODE").output().await.unwrap().into()
+    bootstrap_with_pgsslmode(url, None).await
+}
+
+/// `grace bootstrap` with `PGSSLMODE` set to `pgsslmode`, or unset.
+async fn bootstrap_with_pgsslmode(url: &str, pgsslmode: Option<&str>) -> Ran {
+    let mut command = grace();
+    command.args(["bootstrap", "--database-url", url]);
+    match pgsslmode {
+        Some(mode) => command.env("PGSSLMODE", mode),
+        None => command.env_remove("PGSSLMODE"),
+    };
+    command.output().await.unwrap().into()
 }
 
 /// Whether the session of a connection to `url` is encrypted.
@@ -138,22 +149,10 @@ async fn every_sslmode_connects_or_fails_as_libpq_would_and_names_why() {
 
     // PGSSLMODE applies when the URL says nothing, as with libpq.
     let plain = url(&cluster, "127.0.0.1", "");
-    let ran: Ran = grace()
-        .args(["bootstrap", "--database-url", &plain])
-        .env("PGSSLMODE", "disable")
-        .output()
-        .await
-        .unwrap()
-        .into();
+    let ran = bootstrap_with_pgsslmode(&plain, Some("disable")).await;
     assert_eq!(ran.code, Some(3), "{}", ran.all_output());
     assert!(ran.stderr.contains("no pg_hba.conf entry"), "{}", ran.stderr);
-    let ran: Ran = grace()
-        .args(["bootstrap", "--database-url", &plain])
-        .env("PGSSLMODE", "require")
-        .output()
-        .await
-        .unwrap()
-        .into();
+    let ran = bootstrap_with_pgsslmode(&plain, Some("require")).await;
     assert_eq!(ran.code, Some(0), "{}", ran.all_output());
 }
 
