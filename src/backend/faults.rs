@@ -33,6 +33,8 @@ use uuid::Uuid;
 
 /// The channel a replica announces a change of the fault settings on.
 const CHANNEL: &str = "grace_faults";
+/// Every setting, by scope.
+const SETTINGS: &str = "SELECT scope, sabotage_remaining, chaos_rate FROM fault_settings";
 /// Every chaos rate set, by scope.
 const CHAOS_RATES: &str = "SELECT scope, chaos_rate FROM fault_settings WHERE chaos_rate IS NOT NULL";
 /// How often the chaos rates are reloaded even without an announcement.
@@ -111,20 +113,24 @@ impl Faults {
     /// and answers them.
     async fn announce(&self, client: &impl GenericClient) -> Result<FaultsView, ApiError> {
         client.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
-        self.take_rates(&client.all(CHAOS_RATES, &[]).await?)?;
-        self.view(client).await
+        let rows = client.all(SETTINGS, &[]).await?;
+        self.take_rates(&rows)?;
+        self.view_of(&rows)
     }
 
     /// Every replica's settings, and what this replica injected.
     pub async fn view(&self, client: &impl GenericClient) -> Result<FaultsView, ApiError> {
-        let rows = client.all("SELECT scope, sabotage_remaining, chaos_rate FROM fault_settings", &[]).await?;
+        self.view_of(&client.all(SETTINGS, &[]).await?)
+    }
+
+    fn view_of(&self, rows: &[tokio_postgres::Row]) -> Result<FaultsView, ApiError> {
         let mut view = FaultsView {
             enabled: self.enabled,
             sabotage: HashMap::new(),
             chaos: HashMap::new(),
             injected_total: self.injected(),
         };
-        for row in &rows {
+        for row in rows {
             let scope: String = row.try_get("scope")?;
             if let Some(remaining) = row.try_get::<_, Option<i32>>("sabotage_remaining")? {
                 view.sabotage.insert(scope.clone(), remaining as u32);
@@ -136,13 +142,14 @@ impl Faults {
         Ok(view)
     }
 
-    /// Takes up the chaos rates read by `CHAOS_RATES`.
+    /// Takes up the chaos rates among `rows` (of `SETTINGS` or `CHAOS_RATES`).
     fn take_rates(&self, rows: &[tokio_postgres::Row]) -> Result<(), tokio_postgres::Error> {
         let mut rates = HashMap::new();
         for row in rows {
             let scope: String = row.try_get("scope")?;
-            let rate: f64 = row.try_get("chaos_rate")?;
-            rates.insert(scope.parse::<Uuid>().ok(), rate);
+            if let Some(rate) = row.try_get::<_, Option<f64>>("chaos_rate")? {
+                rates.insert(scope.parse::<Uuid>().ok(), rate);
+            }
         }
         *self.chaos.lock().expect("chaos rates lock") = rates;
         Ok(())
