@@ -11,6 +11,7 @@
 //!   tokens, typed answers).
 //! - [`control`]: distributed load through Postgres — `grace worker`,
 //!   `grace load`, merged results and the acknowledged-writes check (C7).
+//! - [`console`]: stdout for results, quiet when its reader has gone.
 //! - [`configuration`]: settings parsed at the edge (the redacting
 //!   `DatabaseUrl`, `BackendUrl`, `Tokens` by role).
 //! - [`db`]: connecting, embedded migrations, the expected schema, rows read
@@ -32,6 +33,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod client;
 pub mod configuration;
+pub mod console;
 pub mod control;
 pub mod db;
 pub mod health;

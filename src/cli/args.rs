@@ -8,6 +8,7 @@ use super::exit::CommandError;
 use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl, Tokens};
 use crate::control::plan::LoadShape;
+use crate::control::threshold::Threshold;
 use crate::control::HEARTBEAT;
 use crate::immutable_log::anchors::{AnchorFile, ANCHOR_FILE};
 use crate::immutable_log::ChainSettings;
@@ -122,9 +123,9 @@ impl OutputArgs {
     /// `text` renders it for people.
     pub fn emit<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value).expect("results serialize"));
+            crate::say!("{}", serde_json::to_string_pretty(value).expect("results serialize"));
         } else {
-            print!("{}", text(value));
+            crate::console::print(&text(value));
         }
     }
 }
@@ -184,6 +185,16 @@ impl LoadShapeArgs {
     }
 }
 
+/// k6-style criteria on a load run's merged numbers.
+#[derive(Debug, Args)]
+pub struct CriteriaArgs {
+    /// A pass/fail criterion, k6-style; repeat it for several: 'p95<300ms', 'p99<1s',
+    /// 'error_rate<0.01', 'rps>200', or per request name 'POST /api/chat:p99<500ms'.
+    /// The run fails (exit 1) when it misses one.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<Threshold>,
+}
+
 /// Phase 6's limits.
 #[derive(Debug, Args)]
 pub struct ThresholdArgs {
@@ -197,6 +208,8 @@ pub struct ThresholdArgs {
     /// --chaos, injected faults are counted apart.
     #[arg(long, env = "GRACE_MAX_ERROR_RATE", default_value_t = 0.10, value_name = "FRACTION")]
     max_error_rate: f64,
+    #[command(flatten)]
+    criteria: CriteriaArgs,
 }
 
 impl ThresholdArgs {
@@ -216,6 +229,7 @@ impl ThresholdArgs {
             max_avg_ms: self.max_avg_ms,
             max_latency_ms: self.max_latency_ms,
             max_error_rate: self.max_error_rate,
+            criteria: self.criteria.thresholds.clone(),
         })
     }
 }
@@ -410,11 +424,8 @@ pub struct LoadArgs {
     /// generator itself).
     #[arg(long, default_value = "mission", value_parser = ["mission", "health"])]
     pub traffic: String,
-    /// A pass/fail criterion, k6-style; repeat it for several: 'p95<300ms', 'p99<1s',
-    /// 'error_rate<0.01', 'rps>200', or per request name 'POST /api/chat:p99<500ms'.
-    /// The run fails (exit 1) when it misses one.
-    #[arg(long = "threshold", value_name = "EXPR")]
-    pub thresholds: Vec<crate::control::threshold::Threshold>,
+    #[command(flatten)]
+    pub criteria: CriteriaArgs,
     #[command(flatten)]
     pub shape: LoadShapeArgs,
     /// The mission the load is tagged with (default: a new one per run).

@@ -9,6 +9,7 @@
 //! what a client of the backend saw.
 
 use super::result::{LatencySummary, LoadResult, ThresholdCheck, OVERALL};
+use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
 /// What a threshold measures.
@@ -41,8 +42,10 @@ enum Comparison {
     AtLeast,
 }
 
-/// One criterion, parsed from its expression.
-#[derive(Debug, Clone, PartialEq)]
+/// One criterion, parsed from its expression (and kept in reports as that
+/// expression).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Threshold {
     expression: String,
     /// The request name it is about; `None`: every request.
@@ -107,6 +110,20 @@ impl FromStr for Threshold {
         .filter(|limit| limit.is_finite() && *limit >= 0.0)
         .ok_or_else(|| format!("{raw:?}: {value:?} is not a limit (latency: 300ms, 1.5s; error_rate: 0.01 or 1%)"))?;
         Ok(Self { expression: expression.to_string(), endpoint, metric, comparison, limit })
+    }
+}
+
+impl TryFrom<String> for Threshold {
+    type Error = String;
+
+    fn try_from(expression: String) -> Result<Self, String> {
+        expression.parse()
+    }
+}
+
+impl From<Threshold> for String {
+    fn from(threshold: Threshold) -> Self {
+        threshold.expression
     }
 }
 

@@ -55,6 +55,7 @@ mod tests {
             users: 1,
             run_time_secs: 10,
             rate: None,
+            rate_reached: None,
             workers: vec![],
             total: Throughput { requests, failures, requests_per_second: rps },
             injected_faults: injected,

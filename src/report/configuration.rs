@@ -2,6 +2,7 @@
 //! the database URL without its password. The scenario fills it in; the report
 //! keeps it so that two runs can be told apart (and compared fairly).
 
+use crate::control::threshold::Threshold;
 use serde::{Deserialize, Serialize};
 
 /// Phase 6's limits.
@@ -11,6 +12,9 @@ pub struct Thresholds {
     pub max_latency_ms: f64,
     /// A fraction: 0.1 is 10%.
     pub max_error_rate: f64,
+    /// `--threshold` criteria, k6-style (absent from reports of runs without).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub criteria: Vec<Threshold>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

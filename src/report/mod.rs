@@ -379,7 +379,12 @@ pub(crate) mod tests {
             iterations: 1,
             chaos: false,
             chaos_rate: None,
-            thresholds: Thresholds { max_avg_ms: 500.0, max_latency_ms: 2000.0, max_error_rate: 0.1 },
+            thresholds: Thresholds {
+                max_avg_ms: 500.0,
+                max_latency_ms: 2000.0,
+                max_error_rate: 0.1,
+                criteria: Vec::new(),
+            },
             out: "grace-reports".into(),
         }
     }

@@ -146,7 +146,7 @@ async fn run_on(
     let lasting = !matches!(settings.target, Target::Bundled { database: None });
     let anchors = lasting.then(|| settings.out.join(ANCHOR_FILE));
     let context = Context { settings, api, database, db, anchors, phase, shutdown };
-    println!(
+    crate::say!(
         "grace scenario {run_id}: backend {backend}, database {}, {} iteration(s){}",
         context.database,
         settings.iterations,
@@ -194,14 +194,14 @@ async fn run_on(
         .write(dir, settings.chaos, &goose_reports)
         .map_err(|error| ScenarioError::Reports { dir: dir.display().to_string(), error })?;
     for path in &written {
-        println!("   wrote {}", path.display());
+        crate::say!("   wrote {}", path.display());
     }
     let mut history = db::connect(&context.database).await?;
     if let Err(e) = report::history::record(&mut history, &report, settings.chaos).await {
         tracing::warn!(error = %db::describe(&e), "could not record the run for `grace report history`");
     }
     if report.iterations.len() > 1 {
-        print!("{}", report.iteration_table());
+        crate::console::print(&report.iteration_table());
     }
     Ok(ScenarioOutcome { report, written })
 }
@@ -225,7 +225,7 @@ impl Context<'_> {
         let mission = Uuid::new_v4();
         let settings = self.settings;
         if settings.iterations > 1 {
-            println!("— iteration {number} of {}: mission {mission}", settings.iterations);
+            crate::say!("— iteration {number} of {}: mission {mission}", settings.iterations);
         }
         self.phase.send_modify(|s| s.mission = Some(mission));
         let mut phases = Vec::new();
@@ -263,7 +263,7 @@ impl Context<'_> {
                 let note = format!(
                     "{retried} of the scenario's calls in phases 2–4 were refused for a transient reason and retried"
                 );
-                println!("   · {note}");
+                crate::say!("   · {note}");
                 if let Some(phase) = phases.last_mut() {
                     phase.notes.push(note);
                 }
@@ -443,15 +443,15 @@ fn skipped(number: u8, name: &str, why: &str) -> PhaseRecord {
 
 fn print_phase(record: &PhaseRecord) {
     let mark = if record.passed { "✓" } else { "✗" };
-    println!("phase {}/8 {} {mark} {:.2}s", record.number, record.name, record.duration_ms as f64 / 1000.0);
+    crate::say!("phase {}/8 {} {mark} {:.2}s", record.number, record.name, record.duration_ms as f64 / 1000.0);
     for criterion in &record.criteria {
         let mark = if criterion.passed { "✓" } else { "✗" };
-        println!("   {mark} {}: {}", criterion.name, criterion.detail);
+        crate::say!("   {mark} {}: {}", criterion.name, criterion.detail);
     }
     for note in &record.notes {
-        println!("   · {note}");
+        crate::say!("   · {note}");
     }
     if let Some(error) = &record.error {
-        println!("   ✗ {error}");
+        crate::say!("   ✗ {error}");
     }
 }

@@ -258,6 +258,9 @@ pub async fn concurrent_load(
         },
     );
     result.check("requests were made", load.total.requests > 0, format!("{} requests", load.total.requests));
+    if let Some(rate) = &load.rate_reached {
+        result.check("target rate reached", rate.passed, rate.to_string());
+    }
     result.notes.push(format!(
         "{} users, {} requests, {:.1} req/s, {} failures ({} injected faults)",
         load.users, load.total.requests, load.total.requests_per_second, load.total.failures, load.injected_faults
@@ -295,6 +298,10 @@ pub async fn telemetry(
                 rate < thresholds.max_error_rate,
                 format!("{:.2}% (limit {:.2}%){apart}", rate * 100.0, thresholds.max_error_rate * 100.0),
             );
+            for criterion in &thresholds.criteria {
+                let check = criterion.judge(&load.result);
+                result.check(&format!("threshold {}", check.threshold), check.passed, check.measurement());
+            }
         }
         None => result.check("latency measured", false, "no load result to judge"),
     }

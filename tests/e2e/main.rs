@@ -120,6 +120,10 @@ async fn normal_mode_meets_every_criterion_and_writes_the_four_reports() {
     let path = report_file(out.path(), "scenario_report_", ".json");
     let same: Ran = grace().args(["report", "compare"]).arg(&path).arg(&path).output().await.unwrap().into();
     assert_eq!(same.code, Some(0), "{}", same.all_output());
+    // Read by someone who stops early (`| head`), it ends quietly with its verdict.
+    let unread = helpers::into_a_closed_pipe(grace().args(["report", "compare", "--json"]).arg(&path).arg(&path)).await;
+    assert_eq!(unread.code, Some(0), "{}", unread.stderr);
+    assert!(!unread.stderr.contains("panicked"), "{}", unread.stderr);
     let mut slower = report.clone();
     slower["aggregates"]["throughput_rps"] = (report["aggregates"]["throughput_rps"].as_f64().unwrap() / 2.0).into();
     let slower_path = out.path().join("slower.json");
@@ -219,12 +223,23 @@ async fn a_missing_foreign_key_fails_phase_7_naming_it() {
 async fn impossible_thresholds_fail_phase_6() {
     let database = TestDatabase::migrated().await;
     let out = tempfile::tempdir().unwrap();
-    let ran = scenario(&database, out.path(), &["--max-avg-ms", "0.001", "--max-latency-ms", "0.002"]).await;
+    let limits = ["--max-avg-ms", "0.001", "--max-latency-ms", "0.002"];
+    let criteria = ["--threshold", "p95<0.001ms", "--threshold", "/api/chat:rps>0", "--threshold", "error_rate<=100%"];
+    let ran = scenario(&database, out.path(), &[&limits[..], &criteria[..]].concat()).await;
     assert_eq!(ran.code, Some(1), "{}", ran.all_output());
     assert!(ran.stdout.contains("phase 6/8 telemetry ✗"), "{}", ran.stdout);
     assert!(ran.stdout.contains("✗ average latency") && ran.stdout.contains("✗ maximum latency"), "{}", ran.stdout);
+    // k6-style thresholds are criteria of phase 6 too, each with what was measured.
+    assert!(ran.stdout.contains("✗ threshold p95<0.001ms: measured "), "{}", ran.stdout);
+    assert!(ran.stdout.contains("✓ threshold /api/chat:rps>0: measured "), "{}", ran.stdout);
+    assert!(ran.stdout.contains("✓ threshold error_rate<=100%: measured "), "{}", ran.stdout);
+    let report = json(&report_file(out.path(), "scenario_report_", ".json"));
+    assert_eq!(
+        report["configuration"]["thresholds"]["criteria"],
+        serde_json::json!(["p95<0.001ms", "/api/chat:rps>0", "error_rate<=100%"])
+    );
     // Integrity still held: only the thresholds failed.
-    assert!(consistency_held(&json(&report_file(out.path(), "scenario_report_", ".json"))));
+    assert!(consistency_held(&report));
 }
 
 #[tokio::test]

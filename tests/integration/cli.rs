@@ -1,6 +1,6 @@
 //! Bad command-line input: exit 2 with a message that says what is wrong.
 
-use crate::helpers::run_grace;
+use crate::helpers::{grace, into_a_closed_pipe, run_grace};
 
 #[tokio::test]
 async fn a_malformed_database_url_exits_2_naming_the_problem_not_the_password() {
@@ -32,4 +32,12 @@ async fn help_never_shows_the_database_url_from_the_environment() {
     assert_eq!(ran.code, Some(0));
     assert!(ran.stdout.contains("--database-url <URL>"), "{}", ran.stdout);
     assert!(!ran.stdout.contains("s3cret-pw"), "{}", ran.stdout);
+}
+
+#[tokio::test]
+async fn output_into_a_closed_pipe_ends_quietly() {
+    let ran = into_a_closed_pipe(grace().arg("openapi")).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+    assert!(ran.stderr.is_empty(), "nothing to say on stderr either: {}", ran.stderr);
 }

@@ -152,6 +152,14 @@ pub fn grace() -> tokio::process::Command {
     command
 }
 
+/// Runs `command` with its stdout a pipe whose reader has already gone, as
+/// in `grace openapi | head -1` once `head` has its line.
+pub async fn into_a_closed_pipe(command: &mut tokio::process::Command) -> Ran {
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    command.stdout(std::process::Stdio::from(writer)).output().await.unwrap().into()
+}
+
 pub struct Ran {
     pub code: Option<i32>,
     pub stdout: String,

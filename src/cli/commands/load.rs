@@ -32,7 +32,7 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
         mission: args.mission,
     };
     let mut outcome = coordinator::run(&database, &plan, shutdown).await?;
-    threshold::apply(&mut outcome.result, &args.thresholds);
+    threshold::apply(&mut outcome.result, &args.criteria.thresholds);
     if let Some(dir) = &args.out {
         write_load_outputs(dir, &outcome)?;
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn render(report: &Path) -> Result<ExitCode, CommandError> {
-    print!("{}", html::render(&read_report(report)?));
+    crate::console::print(&html::render(&read_report(report)?));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,9 +43,11 @@ pub async fn scenario(args: ScenarioArgs, shutdown: &CancellationToken) -> Resul
     // The process exits with the code the report records.
     match report.exit_code {
         0 => {
-            println!(
+            crate::say!(
                 "scenario passed: {} of {} criteria met; {}",
-                s.criteria_passed, s.criteria, report.trends.verdict
+                s.criteria_passed,
+                s.criteria,
+                report.trends.verdict
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -74,7 +74,7 @@ pub async fn serve(args: ServeArgs, shutdown: &CancellationToken) -> Result<Exit
             .map_err(|e| CommandError::Failed(format!("could not write the tokens file: {e}")))?;
         eprintln!("no tokens configured: made one per role, written to {} (readable only by you)", path.display());
     }
-    println!("grace backend listening on http://{addr}");
+    crate::say!("grace backend listening on http://{addr}");
     application.run_until(shutdown.clone()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -82,15 +82,15 @@ pub async fn serve(args: ServeArgs, shutdown: &CancellationToken) -> Result<Exit
 pub fn openapi() -> Result<ExitCode, CommandError> {
     use utoipa::OpenApi;
     let document = crate::backend::routes::openapi::ApiDoc::openapi();
-    println!("{}", document.to_pretty_json().map_err(|e| CommandError::Failed(e.to_string()))?);
+    crate::say!("{}", document.to_pretty_json().map_err(|e| CommandError::Failed(e.to_string()))?);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn db_up(shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
     let cluster = interruptible(shutdown, async { Ok(PrivatePostgres::start().await?) }).await?;
     // Machine-readable first (a script can `eval` these lines), then the human note.
-    println!("DATABASE_URL={}", cluster.url());
-    println!("GRACE_PRIVATE_PG_DIR={}", cluster.directory().display());
+    crate::say!("DATABASE_URL={}", cluster.url());
+    crate::say!("GRACE_PRIVATE_PG_DIR={}", cluster.directory().display());
     eprintln!("private PostgreSQL is up; Ctrl-C stops it and removes its files");
     shutdown.cancelled().await;
     drop(cluster);
