@@ -163,6 +163,48 @@ pub fn scenarios_for(traffic: Traffic, target: Arc<LoadTarget>, recorder: Arc<Re
     }
 }
 
+/// The scenarios of one worker's share of a run: `users` users, the
+/// run's users numbered `first_user` onwards. goose gives one process's users
+/// scenarios by weight in round-robin order (weights 4:3:2:1 and 15 users:
+/// 6/4/3/2); split over workers that way, each would take its own round
+/// robin, and two workers of 8 and 7 users would run 5/4/4/2. Instead, the
+/// run's users are given scenarios in the order goose would give them in one
+/// process, and each share keeps its slice of that order: its scenarios are
+/// weighted by how many of its users run them (a scenario none of them runs
+/// is left out), which goose then allocates exactly.
+pub fn share_of(scenarios: Vec<Scenario>, first_user: usize, users: usize) -> Vec<Scenario> {
+    let order = user_order(&scenarios.iter().map(|s| s.weight).collect::<Vec<_>>());
+    let mut counts = vec![0; scenarios.len()];
+    for user in first_user..first_user + users {
+        counts[order[user % order.len()]] += 1;
+    }
+    scenarios
+        .into_iter()
+        .zip(counts)
+        .filter(|(_, count)| *count > 0)
+        .map(|(scenario, count)| scenario.set_weight(count).expect("a positive weight"))
+        .collect()
+}
+
+/// Which scenario each user in a cycle of users runs, as goose's round-robin
+/// scheduler allocates them: weights reduced by their greatest common
+/// divisor, then one user per scenario in turn while it has weight left.
+fn user_order(weights: &[usize]) -> Vec<usize> {
+    // Weights are positive (goose refuses 0).
+    let divisor = weights.iter().copied().reduce(goose::util::gcd).unwrap_or(1);
+    let mut left: Vec<usize> = weights.iter().map(|w| w / divisor).collect();
+    let mut order = Vec::new();
+    while left.iter().any(|w| *w > 0) {
+        for (scenario, weight) in left.iter_mut().enumerate() {
+            if *weight > 0 {
+                *weight -= 1;
+                order.push(scenario);
+            }
+        }
+    }
+    order
+}
+
 /// One request a transaction makes, and how to tell its answer is right.
 struct Call {
     method: GooseMethod,
@@ -327,5 +369,51 @@ async fn perform(
             let detail = format!("{} answered {status} with a body that is not JSON: {e}", call.name);
             user.set_failure(&detail, &mut request, None, None).map(|_| None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(scenarios: &[Scenario]) -> Vec<(String, usize)> {
+        scenarios.iter().map(|s| (s.name.to_string(), s.weight)).collect()
+    }
+
+    fn mission_scenarios() -> Vec<Scenario> {
+        let target = LoadTarget {
+            mission_id: "m".into(),
+            token: SecretString::from("t"),
+            key_prefix: "r/w".into(),
+            pace: None,
+            backends: Vec::new(),
+        };
+        scenarios(Arc::new(target), Arc::new(Recorder::default()))
+    }
+
+    #[test]
+    fn users_are_given_scenarios_in_goose_s_round_robin_order() {
+        assert_eq!(user_order(&[4, 3, 2, 1]), [0, 1, 2, 3, 0, 1, 2, 0, 1, 0]);
+        assert_eq!(user_order(&[2, 4]), [0, 1, 1]);
+        assert_eq!(user_order(&[1]), [0]);
+    }
+
+    #[test]
+    fn a_run_s_mix_is_the_same_whatever_the_workers() {
+        let named = |counts: [usize; 4]| -> Vec<(String, usize)> {
+            ["Chat", "Tasks", "MetricSummary", "VerificationReads"]
+                .iter()
+                .zip(counts)
+                .filter(|(_, c)| *c > 0)
+                .map(|(n, c)| (n.to_string(), c))
+                .collect()
+        };
+        // One process with every user: what goose gives 15 users at 4:3:2:1.
+        assert_eq!(weights(&share_of(mission_scenarios(), 0, 15)), named([6, 4, 3, 2]));
+        // Two workers of 8 and 7: together still 6/4/3/2 (not 5/4/4/2).
+        assert_eq!(weights(&share_of(mission_scenarios(), 0, 8)), named([3, 2, 2, 1]));
+        assert_eq!(weights(&share_of(mission_scenarios(), 8, 7)), named([3, 2, 1, 1]));
+        // A worker of one user runs one scenario.
+        assert_eq!(weights(&share_of(mission_scenarios(), 3, 1)), named([0, 0, 0, 1]));
     }
 }

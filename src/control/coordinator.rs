@@ -274,14 +274,16 @@ async fn try_claim(
     }
     let shares = split_users(plan.shape.users, &capacities);
     let mut workers = Vec::new();
+    let mut first_user = 0;
     for (row, users) in rows.iter().zip(shares) {
         let worker = WorkerIdentity::from_row(row)?;
         transaction
             .execute(
-                "INSERT INTO control.run_workers (run_id, worker_id, users) VALUES ($1, $2, $3)",
-                &[&run_id, &worker.id, &(users as i32)],
+                "INSERT INTO control.run_workers (run_id, worker_id, users, first_user) VALUES ($1, $2, $3, $4)",
+                &[&run_id, &worker.id, &(users as i32), &(first_user as i32)],
             )
             .await?;
+        first_user += users;
         workers.push(worker);
     }
     transaction

@@ -12,7 +12,7 @@
 use super::ControlError;
 use grace_loadtests::goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use grace_loadtests::goose::{self, GooseAttack};
-use grace_loadtests::{scenarios_for, LoadTarget, Recorded, Recorder, Traffic};
+use grace_loadtests::{scenarios_for, share_of, LoadTarget, Recorded, Recorder, Traffic};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Share {
     pub host: String,
     pub users: u32,
+    /// Where its users start in the run's order of users (see `share_of`).
+    pub first_user: u32,
     pub run_time: Duration,
     pub traffic: Traffic,
     pub target: LoadTarget,
@@ -41,7 +43,8 @@ pub async fn run(share: Share, shutdown: &CancellationToken) -> Result<ShareOutc
     let report_path = report_dir.path().join("goose-report.html");
     let goose_error = |e: goose::GooseError| ControlError::Goose(e.to_string());
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(goose_error)?;
-    for scenario in scenarios_for(share.traffic, Arc::new(share.target), Arc::clone(&recorder)) {
+    let scenarios = scenarios_for(share.traffic, Arc::new(share.target), Arc::clone(&recorder));
+    for scenario in share_of(scenarios, share.first_user as usize, share.users as usize) {
         attack = attack.register_scenario(scenario);
     }
     // Every user starts within the first second.

@@ -67,6 +67,8 @@ struct Assignment {
     run_id: Uuid,
     config: RunConfig,
     users: u32,
+    /// Where its users start in the run's order of users.
+    first_user: u32,
     /// How long until the announced start, by the database clock.
     starts_in: Duration,
 }
@@ -176,7 +178,7 @@ impl Worker {
                                           WHERE x.worker_id = $1 AND y.status = 'running' AND x.run_id <> ALL($2)
                                             AND x.status IN ('assigned', 'running')
                                           ORDER BY y.created_at LIMIT 1)
-                  RETURNING r.id AS run_id, r.config, rw.users,
+                  RETURNING r.id AS run_id, r.config, rw.users, rw.first_user,
                             greatest(extract(epoch FROM r.start_at - clock_timestamp()), 0)::float8 AS starts_in_secs",
                     &[&id, &taken],
                 )
@@ -191,12 +193,13 @@ impl Worker {
             run_id: row.try_get("run_id")?,
             config,
             users: row.try_get::<_, i32>("users")? as u32,
+            first_user: row.try_get::<_, i32>("first_user")? as u32,
             starts_in: Duration::from_secs_f64(row.try_get("starts_in_secs")?),
         }))
     }
 
     async fn run_share(&self, assignment: Assignment, shutdown: &CancellationToken) -> Result<(), ControlError> {
-        let Assignment { run_id, config, users, starts_in } = assignment;
+        let Assignment { run_id, config, users, first_user, starts_in } = assignment;
         let _ = self.status.send("running");
         tracing::info!(run = %run_id, users, "starting in {:.1}s", starts_in.as_secs_f64());
         tokio::select! {
@@ -215,7 +218,7 @@ impl Worker {
             backends,
         };
         let run_time = Duration::from_secs(config.run_time_secs);
-        let share = Share { host, users, run_time, traffic: config.traffic, target };
+        let share = Share { host, users, first_user, run_time, traffic: config.traffic, target };
         let outcome = share::run(share, shutdown).await?;
         let keys = &outcome.recorded.acknowledged_keys;
         let histograms = serde_json::to_vec(&outcome.recorded.latency_upload()).expect("uploads serialize");

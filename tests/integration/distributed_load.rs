@@ -130,6 +130,54 @@ async fn two_workers_under_chaos_merge_to_their_sums_and_every_acknowledged_writ
 }
 
 #[tokio::test]
+async fn the_traffic_mix_over_two_workers_is_the_mix_of_one_process() {
+    let app = TestApp::spawn().await;
+    let workers = [spawn_worker(&app, &["--once"]), spawn_worker(&app, &["--once"])];
+    wait_for_workers(&app, 2).await;
+    // 15 users at 4:3:2:1 are 6 chatting, 4 submitting tasks, 3 reading
+    // summaries and 2 reading verifications in one process. Split 8 + 7, each
+    // worker taking its own round robin would give 5/4/4/2.
+    let ran = load(&app, &["--users", "15", "--run-time", "2s", "--expect-workers", "2"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let run = result["run_id"].as_str().unwrap();
+    // A user's writes are keyed <run>/<worker>/u<user>/<n>: the users who
+    // chatted and those who submitted tasks, counted in what was stored.
+    let client = app.database.client().await;
+    let users_of = |table: &'static str| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT count(DISTINCT substring(idempotency_key FROM '^(.*/u[0-9]+)/')) FROM {table}
+                          WHERE starts_with(idempotency_key, $1)"
+                    ),
+                    &[&format!("{run}/")],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        }
+    };
+    assert_eq!((users_of("chat_messages").await, users_of("tasks").await), (6, 4));
+    let shares: Vec<(i32, i32)> = client
+        .query(
+            "SELECT users, first_user FROM control.run_workers WHERE run_id = $1::text::uuid ORDER BY first_user",
+            &[&run],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(shares, [(8, 0), (7, 8)]);
+    for mut worker in workers {
+        assert_eq!(worker.wait().await.unwrap().code(), Some(0));
+    }
+}
+
+#[tokio::test]
 async fn a_worker_killed_mid_run_is_reported_lost_and_the_run_still_ends() {
     let app = TestApp::spawn().await;
     let _steady = spawn_worker(&app, &["--once"]);
