@@ -388,8 +388,21 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    pub old: PathBuf,
-    pub new: PathBuf,
+    /// The earlier run's scenario_report_*.json.
+    #[arg(required_unless_present = "latest", requires = "new")]
+    pub old: Option<PathBuf>,
+    /// The later run's.
+    #[arg(conflicts_with = "latest")]
+    pub new: Option<PathBuf>,
+    /// Compare the newest report under DIR (searched recursively) with the last
+    /// passing report of the same configuration before it; nothing to compare
+    /// is not a failure.
+    #[arg(long, value_name = "DIR", conflicts_with = "old")]
+    pub latest: Option<PathBuf>,
+    /// Compare runs of another shape too (users, run time, rate, workers,
+    /// iterations, chaos differ), with a warning; refused otherwise (exit 2).
+    #[arg(long)]
+    pub allow_unlike: bool,
     /// How much throughput may drop (0.1 = 10%).
     #[arg(long, default_value_t = 0.10, value_name = "FRACTION")]
     pub max_throughput_drop: f64,

@@ -1,10 +1,85 @@
 //! `grace report compare OLD NEW`: did the new run regress against the old?
 //! Throughput may drop, latency percentiles rise and the error rate grow only
 //! within tolerances, and integrity that held must still hold.
+//!
+//! Only runs of the same shape compare: 50 users against 200, or 30 s against
+//! 10 min, differ by design, so two unlike runs are named as such (and the
+//! command refuses them unless told otherwise). `baseline` finds, among a
+//! directory's reports, the last passing one alike to a new run — what a
+//! nightly job compares with.
 
 use super::ScenarioReport;
 use crate::control::result::LatencySummary;
 use serde::Serialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The settings that shape a run's numbers: two runs compare only when they
+/// agree on each. (The backend's address, the database and the thresholds
+/// do not change what is measured.)
+const SHAPING: [(&str, &str); 7] = [
+    ("users", "users"),
+    ("run_time_secs", "run time (s)"),
+    ("rate", "rate (req/s)"),
+    ("expect_workers", "workers"),
+    ("iterations", "iterations"),
+    ("chaos", "chaos"),
+    ("bundled_backend", "bundled backend"),
+];
+
+/// How `new` was run differently from `old`, setting by setting
+/// (`users 10 → 50`); empty when the two are alike.
+pub fn differences(old: &ScenarioReport, new: &ScenarioReport) -> Vec<String> {
+    let show = |value: &Value| if value.is_null() { "none".to_string() } else { value.to_string() };
+    SHAPING
+        .iter()
+        .filter_map(|(key, label)| {
+            let (before, after) = (&old.configuration[key], &new.configuration[key]);
+            (before != after).then(|| format!("{label} {} → {}", show(before), show(after)))
+        })
+        .collect()
+}
+
+/// The newest report under `dir` (searched recursively) that started
+/// before `new`, passed, and was run alike; `None` when there is none.
+/// Files that are not scenario reports are passed over.
+pub fn baseline(dir: &Path, new: &ScenarioReport) -> Option<(PathBuf, ScenarioReport)> {
+    reports_under(dir)
+        .into_iter()
+        .filter(|(_, old)| {
+            old.run_id != new.run_id
+                && old.started_at < new.started_at
+                && old.passed
+                && differences(old, new).is_empty()
+        })
+        .max_by_key(|(_, old)| old.started_at)
+}
+
+/// The newest report under `dir`.
+pub fn newest(dir: &Path) -> Option<(PathBuf, ScenarioReport)> {
+    reports_under(dir).into_iter().max_by_key(|(_, report)| report.started_at)
+}
+
+/// Every readable `scenario_report_*.json` under `dir`.
+fn reports_under(dir: &Path) -> Vec<(PathBuf, ScenarioReport)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for path in entries.flatten().map(|entry| entry.path()) {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if path.is_dir() {
+                pending.push(path);
+            } else if name.starts_with("scenario_report_") && name.ends_with(".json") {
+                let report = std::fs::read_to_string(&path).ok().and_then(|text| serde_json::from_str(&text).ok());
+                if let Some(report) = report {
+                    found.push((path, report));
+                }
+            }
+        }
+    }
+    found
+}
 
 /// How much worse the new run may be before it counts as a regression.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -143,17 +218,17 @@ mod tests {
         report
     }
 
-    fn baseline() -> ScenarioReport {
+    fn reference() -> ScenarioReport {
         run(100.0, 10.0, 20.0, 40.0, 0.02, true)
     }
 
     fn regressed(new: &ScenarioReport) -> Vec<String> {
-        compare(&baseline(), new, &TOLERANCES).into_iter().filter(|r| r.regressed).map(|r| r.metric).collect()
+        compare(&reference(), new, &TOLERANCES).into_iter().filter(|r| r.regressed).map(|r| r.metric).collect()
     }
 
     #[test]
     fn a_run_within_every_tolerance_has_not_regressed() {
-        assert_eq!(regressed(&baseline()), Vec::<String>::new());
+        assert_eq!(regressed(&reference()), Vec::<String>::new());
         assert_eq!(regressed(&run(91.0, 11.9, 23.9, 47.9, 0.029, true)), Vec::<String>::new());
         assert_eq!(regressed(&run(500.0, 1.0, 2.0, 3.0, 0.0, true)), Vec::<String>::new(), "better is never worse");
     }
@@ -174,11 +249,52 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_another_shape_are_named_unlike_setting_by_setting() {
+        let old = reference();
+        assert!(differences(&old, &reference()).is_empty());
+        let mut new = reference();
+        new.configuration["users"] = 50.into();
+        new.configuration["rate"] = 100.0.into();
+        new.configuration["backend"] = "http://elsewhere:1".into();
+        assert_eq!(differences(&old, &new), ["users 10 → 50", "rate (req/s) none → 100.0"]);
+    }
+
+    #[test]
+    fn the_baseline_is_the_newest_earlier_passing_alike_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |minutes: i64| chrono::DateTime::UNIX_EPOCH + chrono::Duration::minutes(minutes);
+        let write = |name: &str, minutes: i64, passed: bool, users: u32| {
+            let mut report = reference();
+            report.run_id = uuid::Uuid::new_v4();
+            report.started_at = at(minutes);
+            report.passed = passed;
+            report.configuration["users"] = users.into();
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, serde_json::to_string(&report).unwrap()).unwrap();
+            report
+        };
+        write("a/scenario_report_1.json", 1, true, 10);
+        write("b/scenario_report_2.json", 2, true, 10);
+        write("c/scenario_report_3.json", 3, false, 10);
+        write("d/scenario_report_4.json", 4, true, 50);
+        let new = write("e/scenario_report_5.json", 5, true, 10);
+        std::fs::write(dir.path().join("scenario_report_garbage.json"), "{").unwrap();
+        let (path, found) = baseline(dir.path(), &new).unwrap();
+        assert!(path.ends_with("b/scenario_report_2.json"), "{}", path.display());
+        assert_eq!(found.started_at, at(2));
+        assert_eq!(newest(dir.path()).unwrap().1.run_id, new.run_id);
+        let mut lonely = new.clone();
+        lonely.configuration["users"] = 7.into();
+        assert!(baseline(dir.path(), &lonely).is_none());
+    }
+
+    #[test]
     fn a_metric_missing_from_the_new_report_is_a_regression() {
-        let mut new = baseline();
+        let mut new = reference();
         new.aggregates.latency = None;
         assert_eq!(regressed(&new), ["p50 latency (ms)", "p95 latency (ms)", "p99 latency (ms)"]);
-        let rows = compare(&baseline(), &new, &TOLERANCES);
+        let rows = compare(&reference(), &new, &TOLERANCES);
         assert_eq!(rows[1].note, "missing from the new report");
         let rendered = render(&rows);
         assert!(rendered.contains("REGRESSED (missing from the new report)"), "{rendered}");

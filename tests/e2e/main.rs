@@ -133,6 +133,29 @@ async fn normal_mode_meets_every_criterion_and_writes_the_four_reports() {
     assert_eq!(regressed.code, Some(1), "{}", regressed.all_output());
     assert!(regressed.stdout.contains("throughput (req/s)") && regressed.stdout.contains("REGRESSED"));
 
+    // A run of another shape does not compare, unless asked, and then loudly.
+    let mut bigger = report.clone();
+    bigger["configuration"]["users"] = 200.into();
+    let bigger_path = out.path().join("bigger.json");
+    std::fs::write(&bigger_path, bigger.to_string()).unwrap();
+    let unlike: Ran = grace().args(["report", "compare"]).arg(&path).arg(&bigger_path).output().await.unwrap().into();
+    assert_eq!(unlike.code, Some(2), "{}", unlike.all_output());
+    assert!(unlike.stderr.contains("not run alike (users 10 → 200)"), "{}", unlike.stderr);
+    let allowed: Ran = grace()
+        .args(["report", "compare", "--allow-unlike"])
+        .arg(&path)
+        .arg(&bigger_path)
+        .output()
+        .await
+        .unwrap()
+        .into();
+    assert_eq!(allowed.code, Some(0), "{}", allowed.all_output());
+    assert!(allowed.stdout.starts_with("! UNLIKE RUNS: users 10 → 200\n"), "{}", allowed.stdout);
+    // --latest: the only report in the directory has nothing to compare with.
+    let latest: Ran = grace().args(["report", "compare", "--latest"]).arg(out.path()).output().await.unwrap().into();
+    assert_eq!(latest.code, Some(0), "{}", latest.all_output());
+    assert!(latest.stderr.contains("nothing to compare"), "{}", latest.stderr);
+
     // The HTML renders again, identically, from the JSON.
     let rendered: Ran = grace().args(["report", "render"]).arg(&path).output().await.unwrap().into();
     assert_eq!(rendered.code, Some(0), "{}", rendered.all_output());

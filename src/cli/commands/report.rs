@@ -19,8 +19,39 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, CommandError> {
         latency_increase: args.max_latency_increase,
         error_rate_increase: args.max_error_rate_increase,
     };
-    let rows = compare::compare(&read_report(&args.old)?, &read_report(&args.new)?, &tolerances);
-    args.output.emit(&rows, |rows| compare::render(rows));
+    let (old, new) = match (&args.latest, &args.old, &args.new) {
+        (Some(dir), _, _) => {
+            let (new_path, new) = compare::newest(dir)
+                .ok_or_else(|| CommandError::Usage(format!("no scenario_report_*.json under {}", dir.display())))?;
+            let Some((old_path, old)) = compare::baseline(dir, &new) else {
+                eprintln!(
+                    "nothing to compare {} with: no earlier passing run of the same configuration under {}",
+                    new_path.display(),
+                    dir.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            };
+            eprintln!("comparing {} with {}", new_path.display(), old_path.display());
+            (old, new)
+        }
+        (None, Some(old), Some(new)) => (read_report(old)?, read_report(new)?),
+        _ => unreachable!("clap requires OLD and NEW without --latest"),
+    };
+    let unlike = compare::differences(&old, &new);
+    if !unlike.is_empty() {
+        let what = format!("the two runs were not run alike ({})", unlike.join(", "));
+        if !args.allow_unlike {
+            return Err(CommandError::Usage(format!(
+                "{what}, so their numbers do not compare; pass --allow-unlike to compare them anyway"
+            )));
+        }
+        eprintln!("warning: {what}: differences below may be by design, not regressions");
+    }
+    let rows = compare::compare(&old, &new, &tolerances);
+    args.output.emit(&rows, |rows| {
+        let warning = if unlike.is_empty() { String::new() } else { format!("! UNLIKE RUNS: {}\n", unlike.join(", ")) };
+        format!("{warning}{}", compare::render(rows))
+    });
     none_failed(rows.iter().filter(|r| r.regressed).map(|r| r.metric.as_str()).collect(), "regressed")
 }
 
