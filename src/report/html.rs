@@ -142,7 +142,12 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
     phase_timeline(page, iteration);
     page.push_str("<h3>Criteria</h3><table><tr><th>phase</th><th>criterion</th><th>result</th><th>detail</th></tr>");
     for (phase, c) in iteration.criteria() {
-        let (class, mark) = if c.passed { ("pass", "✓") } else { ("fail", "✗") };
+        let class = match (c.passed, c.skipped) {
+            (true, _) => "pass",
+            (false, false) => "fail",
+            (false, true) => "skip",
+        };
+        let mark = c.mark();
         let _ = write!(
             page,
             "<tr><td>{} {}</td><td>{}</td><td class=\"{class}\">{mark}</td><td>{}</td></tr>",
@@ -367,7 +372,7 @@ header.verdict{padding:18px 22px;margin:16px 0;border-radius:8px;color:#fff}\
 header.pass{background:#15803d}header.fail{background:#b91c1c}header h1{margin:0 0 6px}header p{margin:0}\
 section{margin:26px 0}h2{border-bottom:1px solid #e5e7eb;padding-bottom:4px}\
 table{border-collapse:collapse;width:100%;font-size:14px;margin:8px 0}th,td{border:1px solid #e5e7eb;padding:4px 8px;text-align:left;vertical-align:top}\
-th{background:#f3f4f6}td.pass,p.pass,li.pass{color:#15803d}td.fail,p.fail,li.fail,ul.failed li{color:#b91c1c}\
+th{background:#f3f4f6}td.pass,p.pass,li.pass{color:#15803d}td.fail,p.fail,li.fail,ul.failed li{color:#b91c1c}td.skip{color:#6b7280}\
 .badge{font-size:13px;padding:2px 8px;border-radius:10px;color:#fff}.badge.pass{background:#15803d}.badge.fail{background:#b91c1c}\
 svg.chart{width:100%;height:auto;background:#fafafa;border:1px solid #e5e7eb;margin:6px 0}\
 svg .grid{stroke:#e5e7eb}svg .axis{font-size:11px;fill:#4b5563}svg .label{font-size:12px;fill:#111827}\

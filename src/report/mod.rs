@@ -41,11 +41,29 @@ pub struct Criterion {
     pub name: String,
     pub passed: bool,
     pub detail: String,
+    /// Not judged, because an earlier phase failed first (there was no
+    /// mission, or no load result): not met, but not a failure of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 impl Criterion {
     pub fn new(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Self {
-        Self { name: name.into(), passed, detail: detail.into() }
+        Self { name: name.into(), passed, detail: detail.into(), skipped: false }
+    }
+
+    /// A criterion left unjudged, and why (`detail`).
+    pub fn skipped(name: impl Into<String>, why: impl Into<String>) -> Self {
+        Self { name: name.into(), passed: false, detail: why.into(), skipped: true }
+    }
+
+    /// ✓, ✗, or – for skipped.
+    pub fn mark(&self) -> &'static str {
+        match (self.passed, self.skipped) {
+            (true, _) => "✓",
+            (false, false) => "✗",
+            (false, true) => "–",
+        }
     }
 }
 
@@ -151,7 +169,11 @@ pub struct Summary {
     pub criteria_passed: u32,
     /// Criteria passed over criteria judged.
     pub success_rate: f64,
+    /// Criteria that failed, skipped ones apart.
     pub failed: Vec<String>,
+    /// Criteria left unjudged because an earlier phase failed.
+    #[serde(default)]
+    pub skipped: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,7 +267,7 @@ impl ScenarioReport {
             .iter()
             .flat_map(|it| {
                 it.criteria()
-                    .filter(|(_, c)| !c.passed)
+                    .filter(|(_, c)| !c.passed && !c.skipped)
                     .map(move |(p, c)| format!("iteration {} phase {} {}: {}", it.iteration, p.number, p.name, c.name))
             })
             .collect();
@@ -259,6 +281,7 @@ impl ScenarioReport {
             criteria_passed: passed,
             success_rate: if criteria.is_empty() { 0.0 } else { f64::from(passed) / criteria.len() as f64 },
             failed,
+            skipped: criteria.iter().filter(|c| c.skipped).count() as u32,
         }
     }
 

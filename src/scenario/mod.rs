@@ -300,7 +300,8 @@ impl Context<'_> {
                 (6, "telemetry"),
                 (7, "persistence and integrity"),
             ] {
-                phases.push(skipped(n, name, "phase 1 failed: there is no mission to work on"));
+                let why = "phase 1 failed: there is no mission to work on";
+                phases.push(unfinished(n, name, why, report::Criterion::skipped("phase completed", why)));
             }
         }
         let resources = self.sample_resources().await;
@@ -376,7 +377,8 @@ impl Context<'_> {
                 (record, Some(value))
             }
             Err(e) => {
-                let mut record = skipped(number, name, &e.to_string());
+                let why = e.to_string();
+                let mut record = unfinished(number, name, &why, report::Criterion::new("phase completed", false, &why));
                 record.started_at = started_at;
                 record.duration_ms = duration_ms;
                 (record, None)
@@ -428,14 +430,17 @@ impl Context<'_> {
     }
 }
 
-fn skipped(number: u8, name: &str, why: &str) -> PhaseRecord {
+/// The record of a phase that did not finish (`why`), judged by `criterion`:
+/// failed when the phase itself could not finish, skipped when an earlier
+/// phase's failure left it nothing to do.
+fn unfinished(number: u8, name: &str, why: &str, criterion: report::Criterion) -> PhaseRecord {
     PhaseRecord {
         number,
         name: name.into(),
         started_at: Utc::now(),
         duration_ms: 0,
         passed: false,
-        criteria: vec![report::Criterion::new("phase completed", false, why)],
+        criteria: vec![criterion],
         notes: vec![],
         error: Some(why.to_string()),
     }
@@ -445,8 +450,7 @@ fn print_phase(record: &PhaseRecord) {
     let mark = if record.passed { "✓" } else { "✗" };
     crate::say!("phase {}/8 {} {mark} {:.2}s", record.number, record.name, record.duration_ms as f64 / 1000.0);
     for criterion in &record.criteria {
-        let mark = if criterion.passed { "✓" } else { "✗" };
-        crate::say!("   {mark} {}: {}", criterion.name, criterion.detail);
+        crate::say!("   {} {}: {}", criterion.mark(), criterion.name, criterion.detail);
     }
     for note in &record.notes {
         crate::say!("   · {note}");

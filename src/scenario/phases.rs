@@ -54,6 +54,11 @@ impl PhaseResult {
     fn check(&mut self, name: &str, passed: bool, detail: impl Into<String>) {
         self.criteria.push(Criterion::new(name, passed, detail));
     }
+
+    /// A criterion an earlier phase's failure left unjudged.
+    fn skip(&mut self, name: &str, why: &str) {
+        self.criteria.push(Criterion::skipped(name, why));
+    }
 }
 
 /// The confidences phase 2 reports each error type at: high, medium, low.
@@ -303,7 +308,7 @@ pub async fn telemetry(
                 result.check(&format!("threshold {}", check.threshold), check.passed, check.measurement());
             }
         }
-        None => result.check("latency measured", false, "no load result to judge"),
+        None => result.skip("latency measured", "phase 5 left no load result to judge"),
     }
     let counts = mission_counts(db, mission).await?;
     result.notes.push(format!(
