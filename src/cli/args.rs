@@ -32,10 +32,26 @@ impl DatabaseArgs {
     pub fn parse(&self) -> Result<Option<DatabaseUrl>, ConfigError> {
         self.database_url.as_deref().map(DatabaseUrl::parse).transpose()
     }
+}
 
-    /// A database the command cannot invent: a private one would be empty.
+/// A database the command cannot invent: a private one would be empty.
+#[derive(Debug, Args)]
+pub struct ExistingDatabaseArgs {
+    /// PostgreSQL URL of an existing Grace database (never a private one: it
+    /// would be empty).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+impl ExistingDatabaseArgs {
+    /// The database, when one was named.
+    pub fn optional(&self) -> Result<Option<DatabaseUrl>, ConfigError> {
+        self.database_url.as_deref().map(DatabaseUrl::parse).transpose()
+    }
+
+    /// The database, `what` the command needs it as.
     pub fn required(&self, what: &str) -> Result<DatabaseUrl, CommandError> {
-        self.parse()?
+        self.optional()?
             .ok_or_else(|| CommandError::Usage(format!("{what} is required: pass --database-url or set DATABASE_URL")))
     }
 }
@@ -296,7 +312,7 @@ fn default_anchor_file() -> PathBuf {
 #[derive(Debug, Args)]
 pub struct HealthArgs {
     #[command(flatten)]
-    pub database: DatabaseArgs,
+    pub database: ExistingDatabaseArgs,
     #[command(flatten)]
     pub backend: BackendArgs,
     #[command(flatten)]
@@ -377,7 +393,9 @@ pub struct ScenarioArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub database: DatabaseArgs,
+    pub database: ExistingDatabaseArgs,
+    /// The mission whose conditions are checked (its id is in the scenario's
+    /// report and output).
     #[arg(long, value_name = "UUID")]
     pub mission: uuid::Uuid,
     #[command(flatten)]
@@ -419,8 +437,9 @@ pub struct CompareArgs {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[arg(long, default_value_t = 20)]
+    pub database: ExistingDatabaseArgs,
+    /// How many runs, newest first (1 to 10,000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub limit: i64,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -429,7 +448,7 @@ pub struct HistoryArgs {
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     #[command(flatten)]
-    pub database: DatabaseArgs,
+    pub database: ExistingDatabaseArgs,
     #[command(flatten)]
     pub backend: BackendArgs,
     /// What to send: the mission traffic (chat, tasks, metric summaries,
@@ -455,7 +474,7 @@ pub struct LoadArgs {
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     #[command(flatten)]
-    pub database: DatabaseArgs,
+    pub database: ExistingDatabaseArgs,
     #[command(flatten)]
     pub backend: BackendArgs,
     /// The most users this worker takes.

@@ -60,7 +60,7 @@ impl From<ControlError> for CommandError {
             ControlError::BackendUnreachable { .. }
             | ControlError::TooFewWorkers { .. }
             | ControlError::ControlPlaneLost { .. } => Self::Unreachable(e.to_string()),
-            ControlError::TooLittleCapacity { .. } => Self::Usage(e.to_string()),
+            ControlError::TooLittleCapacity { .. } | ControlError::Configuration(_) => Self::Usage(e.to_string()),
             ControlError::BackendRefused { .. } | ControlError::Goose(_) | ControlError::Upload(_) => {
                 Self::Failed(e.to_string())
             }
@@ -73,6 +73,7 @@ impl From<DbError> for CommandError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Unreachable { .. } => Self::Unreachable(e.to_string()),
+            DbError::NotBootstrapped { .. } => Self::Usage(e.to_string()),
             DbError::Migration(_) | DbError::Query(_) => Self::Failed(e.to_string()),
         }
     }
@@ -104,6 +105,7 @@ impl From<ScenarioError> for CommandError {
             ScenarioError::PrivateCluster(e) => e.into(),
             ScenarioError::Backend(e) => e.into(),
             ScenarioError::BackendUnreachable { .. } => Self::Unreachable(e.to_string()),
+            ScenarioError::Configuration(_) => Self::Usage(e.to_string()),
             ScenarioError::Reports { .. } => Self::Failed(e.to_string()),
             ScenarioError::Interrupted => Self::Interrupted,
         }

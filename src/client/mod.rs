@@ -22,7 +22,7 @@ use crate::api::actions::{Approval, ContractReceipt, DecisionBody, DecisionOutco
 use crate::api::admin::{FaultRequest, FaultsView};
 use crate::api::log::PingResult;
 use crate::api::missions::{Mission, NewMission};
-use crate::api::service::Health;
+use crate::api::service::{Health, Identity};
 use crate::configuration::{BackendUrl, Tokens};
 use crate::specification::{deciders, ApprovalStatus, Role, Tier};
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -55,6 +55,10 @@ pub enum ClientError {
     Unhealthy { call: String, status: StatusCode, health: Box<Health> },
     #[error("{call}: no {role} token configured")]
     NoToken { call: String, role: Role },
+    #[error("the backend refused the {role} token: it is none of the backend's tokens")]
+    TokenRefused { role: Role },
+    #[error("the {role} token is the backend's {actual} token")]
+    TokenOfAnotherRole { role: Role, actual: String },
 }
 
 impl ClientError {
@@ -67,7 +71,14 @@ impl ClientError {
                 format!("answered {status}: {} (database: {})", health.status, health.database)
             }
             Self::NoToken { role, .. } => format!("no {role} token configured"),
+            Self::TokenRefused { .. } | Self::TokenOfAnotherRole { .. } => self.to_string(),
         }
+    }
+
+    /// True when the caller's configuration is at fault (a token missing,
+    /// refused or another role's), not the backend: exit 2, not 3.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::NoToken { .. } | Self::TokenRefused { .. } | Self::TokenOfAnotherRole { .. })
     }
 }
 
@@ -223,6 +234,28 @@ impl BackendClient {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Checks, before anything relies on them, that this client holds a token
+    /// for each of `roles` and that the backend takes each as that role
+    /// (`GET /api/whoami`). A backend too old to answer whoami (404) is
+    /// taken at its word, with a warning.
+    pub async fn check_tokens(&self, roles: &[Role]) -> Result<(), ClientError> {
+        for &role in roles {
+            match self.call::<Identity>(Method::GET, "/api/whoami", role, None::<&()>).await {
+                Ok(identity) if identity.role == role.as_str() => {}
+                Ok(identity) => return Err(ClientError::TokenOfAnotherRole { role, actual: identity.role }),
+                Err(ClientError::Refused { status: StatusCode::UNAUTHORIZED, .. }) => {
+                    return Err(ClientError::TokenRefused { role })
+                }
+                Err(ClientError::Refused { status: StatusCode::NOT_FOUND, .. }) => {
+                    tracing::warn!(backend = %self.url, "the backend does not answer GET /api/whoami; its tokens are not checked before use");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Publishes a mesh ping with whichever token this client holds (every

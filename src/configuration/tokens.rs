@@ -48,7 +48,10 @@ impl Tokens {
                     "token entry {position} ({role}): a token must be at least {MIN_TOKEN_LENGTH} printable characters"
                 ));
             }
-            by_token.insert(token.to_string(), role);
+            if let Some(first) = by_token.insert(token.to_string(), role).filter(|first| *first != role) {
+                // A token names one role: given for two, one of them would be lost.
+                return Err(format!("token entry {position} ({role}): the same token as the {first} token's"));
+            }
         }
         if by_token.is_empty() {
             return Err("no tokens given".into());
@@ -118,6 +121,7 @@ mod tests {
             ("root=abcdefghijklmnopqrstuvwxyz", "unknown role"),
             ("admin=short-secret", "at least 16"),
             ("", "no tokens"),
+            ("operator=abcdefghijklmnopqrstuvwxyz,admin=abcdefghijklmnopqrstuvwxyz", "the same token as the operator"),
         ] {
             let err = Tokens::parse(spec).unwrap_err();
             assert!(err.contains(expected), "{spec}: {err}");

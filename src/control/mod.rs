@@ -25,8 +25,9 @@ mod share;
 pub mod threshold;
 pub mod worker;
 
-use crate::client::BackendClient;
+use crate::client::{BackendClient, ClientError};
 use crate::db::DbError;
+use crate::specification::Role;
 use grace_loadtests::Traffic;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -71,6 +72,9 @@ pub enum ControlError {
     Database(#[from] DbError),
     #[error("the backend at {url} is unreachable: {reason}")]
     BackendUnreachable { url: String, reason: String },
+    /// The settings will not do (a token the backend refuses, say).
+    #[error("{0}")]
+    Configuration(String),
     #[error("the backend at {url} refused: {reason}")]
     BackendRefused { url: String, reason: String },
     #[error("expected {expected} workers, but {} joined within {}s{}", .joined.len(), .waited.as_secs(), named(.joined))]
@@ -102,10 +106,16 @@ impl From<tokio_postgres::Error> for ControlError {
 }
 
 /// Fails with `BackendUnreachable` unless the backend answers its health
-/// probe healthy (a 5xx is not reachable: load against it would prove nothing).
+/// probe healthy (a 5xx is not reachable: load against it would prove
+/// nothing), and with `Configuration` unless it takes the operator token as
+/// an operator's — a wrong token found now, not as a run of 401s.
 pub async fn check_backend(backend: &BackendClient) -> Result<(), ControlError> {
-    match backend.health().await {
-        Ok(_) => Ok(()),
-        Err(e) => Err(ControlError::BackendUnreachable { url: backend.url().to_string(), reason: e.reason() }),
+    let unreachable =
+        |e: ClientError| ControlError::BackendUnreachable { url: backend.url().to_string(), reason: e.reason() };
+    backend.health().await.map_err(unreachable)?;
+    match backend.check_tokens(&[Role::Operator]).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_configuration() => Err(ControlError::Configuration(format!("{}: {e}", backend.url()))),
+        Err(e) => Err(unreachable(e)),
     }
 }

@@ -59,8 +59,14 @@ pub async fn run(share: Share, shutdown: &CancellationToken) -> Result<ShareOutc
         .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
         .and_then(|a| a.set_default(GooseDefault::ReportFile, report_path.to_string_lossy().as_ref()))
         .map_err(goose_error)?;
+    if goose::is_killswitch_triggered() && !shutdown.is_cancelled() {
+        // A Ctrl-C since the last run, which only goose's handler heard.
+        crate::shutdown::trigger();
+        return Err(ControlError::Interrupted);
+    }
     // A killswitch left from an earlier run in this process is not a Ctrl-C.
     goose::reset_killswitch();
+    watch_killswitch_between_runs();
     let stop_goose = shutdown.clone();
     let relay = tokio::spawn(async move {
         loop {
@@ -97,6 +103,27 @@ pub async fn run(share: Share, shutdown: &CancellationToken) -> Result<ShareOutc
         recorded: recorder.snapshot(),
         report_html: std::fs::read_to_string(&report_path).ok(),
     })
+}
+
+/// goose takes SIGINT for good the first time it runs: the `ctrlc` crate
+/// replaces the process's handler, ours included, so from then on a Ctrl-C
+/// only trips goose's killswitch — and a second one exits at once, skipping
+/// every cleanup. While a share runs, `run`'s relay hears it; between runs,
+/// this watcher (started with the first share) turns a tripped killswitch
+/// into the process's shutdown, so an idle `grace worker` stops on the first
+/// Ctrl-C as it did before its first run.
+fn watch_killswitch_between_runs() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        tokio::spawn(async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if goose::is_killswitch_triggered() {
+                    crate::shutdown::trigger();
+                }
+            }
+        });
+    });
 }
 
 /// While alive, what is written to file descriptor 1 goes to 2.

@@ -88,6 +88,22 @@ pub async fn status(client: &mut Client) -> Result<MigrationStatus, DbError> {
     Ok(status)
 }
 
+/// Fails with `NotBootstrapped` when `database` lacks a migration this
+/// binary needs: a command that would otherwise fail at its first query into
+/// a missing table says what to do instead, before anything runs.
+pub async fn require_bootstrapped(database: &crate::configuration::DatabaseUrl) -> Result<(), DbError> {
+    let mut client = super::connect(database).await?;
+    let status = status(&mut client).await?;
+    match status.pending.first() {
+        None => Ok(()),
+        Some(first) => Err(DbError::NotBootstrapped {
+            database: database.to_string(),
+            pending: status.pending.len(),
+            first: first.to_string(),
+        }),
+    }
+}
+
 /// A fingerprint of the embedded migrations: equal binaries produce equal
 /// schemas. Tests key their template database on it.
 pub fn fingerprint() -> String {

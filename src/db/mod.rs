@@ -25,6 +25,9 @@ pub enum DbError {
     Unreachable { endpoint: String, reason: String },
     #[error("migration failed: {0}")]
     Migration(#[from] refinery::Error),
+    /// A configuration error: exit 2.
+    #[error("the database {database} is not bootstrapped ({pending} migration(s) pending, from {first}): run `grace bootstrap` against it first")]
+    NotBootstrapped { database: String, pending: usize, first: String },
     #[error("database query failed: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
 }

@@ -25,6 +25,7 @@ use crate::db::private::PrivateClusterError;
 use crate::db::{self, Database, DbError};
 use crate::immutable_log::anchors::ANCHOR_FILE;
 use crate::report::{self, IterationReport, PhaseRecord, ResourceSample, RunConfiguration, ScenarioReport, Thresholds};
+use crate::specification::Role;
 use chrono::Utc;
 use grace_loadtests::{Recorded, Traffic};
 use phases::{PhaseError, PhaseResult};
@@ -69,6 +70,9 @@ pub enum ScenarioError {
     Backend(#[from] StartupError),
     #[error("the backend at {url} is unreachable: {reason}")]
     BackendUnreachable { url: String, reason: String },
+    /// The settings will not do (a token missing or refused).
+    #[error("{0}")]
+    Configuration(String),
     #[error("could not write the reports into {dir}: {error}")]
     Reports { dir: String, error: std::io::Error },
     #[error("interrupted")]
@@ -140,6 +144,7 @@ async fn run_on(
 ) -> Result<ScenarioOutcome, ScenarioError> {
     let api = BackendClient::new(backend.clone(), tokens.clone());
     await_backend(&api).await?;
+    preflight(&api, &database).await?;
     let db = db::connect(&database).await?;
     let (phase, watched) = watch::channel(monitor::Status::default());
     let monitor = settings.monitor.then(|| tokio::spawn(monitor::run(api.clone(), database.clone(), watched)));
@@ -204,6 +209,26 @@ async fn run_on(
         crate::console::print(&report.iteration_table());
     }
     Ok(ScenarioOutcome { report, written })
+}
+
+/// What would otherwise fail late, found before phase 1: a role without a
+/// token, or a token the backend refuses (phases 3–4 decide approvals as
+/// approver and governance and set faults as admin), and a database that was
+/// never bootstrapped.
+async fn preflight(api: &BackendClient, database: &DatabaseUrl) -> Result<(), ScenarioError> {
+    if let Err(e) = api.check_tokens(&Role::ALL).await {
+        return Err(if e.is_configuration() {
+            ScenarioError::Configuration(format!(
+                "{}: {e}; the scenario needs the backend's token for every role (operator, approver, governance, \
+                 admin) in GRACE_TOKENS or --tokens",
+                api.url()
+            ))
+        } else {
+            ScenarioError::BackendUnreachable { url: api.url().to_string(), reason: e.reason() }
+        });
+    }
+    db::migrations::require_bootstrapped(database).await?;
+    Ok(())
 }
 
 /// Waits briefly for the backend to answer healthy; unreachable is exit 3.

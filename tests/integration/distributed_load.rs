@@ -178,6 +178,25 @@ async fn the_traffic_mix_over_two_workers_is_the_mix_of_one_process() {
 }
 
 #[tokio::test]
+async fn an_idle_worker_that_has_run_a_share_stops_on_the_first_ctrl_c() {
+    use nix::sys::signal::{kill, Signal};
+    let app = TestApp::spawn().await;
+    let mut worker = spawn_worker(&app, &[]);
+    wait_for_workers(&app, 1).await;
+    let ran = load(&app, &["--users", "1", "--run-time", "1s", "--expect-workers", "1"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    // goose has taken SIGINT over by now; one Ctrl-C must still stop the
+    // worker, cleanly (a second would make goose exit at once, code 1).
+    kill(nix::unistd::Pid::from_raw(worker.id().unwrap() as i32), Signal::SIGINT).unwrap();
+    let exited = tokio::time::timeout(Duration::from_secs(10), worker.wait()).await;
+    let status = exited.expect("the worker stopped within 10 s of one Ctrl-C").unwrap();
+    assert_eq!(status.code(), Some(0));
+    let client = app.database.client().await;
+    let state: String = client.query_one("SELECT status FROM control.workers", &[]).await.unwrap().get(0);
+    assert_eq!(state, "stopped");
+}
+
+#[tokio::test]
 async fn a_worker_killed_mid_run_is_reported_lost_and_the_run_still_ends() {
     let app = TestApp::spawn().await;
     let _steady = spawn_worker(&app, &["--once"]);
@@ -452,6 +471,44 @@ async fn the_open_model_sends_on_schedule_and_a_run_that_cannot_keep_it_fails() 
     assert_eq!(reached["achieved"], result["total"]["requests_per_second"]);
     assert_eq!(result["passed"], false);
     assert_eq!(result["acked_writes"]["passed"], true, "only the rate failed");
+}
+
+#[tokio::test]
+async fn a_wrong_token_an_unbootstrapped_database_or_an_unwritable_out_stops_grace_load_before_any_load() {
+    let app = TestApp::spawn().await;
+    let runs = || async {
+        let client = app.database.client().await;
+        client.query_one("SELECT count(*) FROM control.runs", &[]).await.unwrap().get::<_, i64>(0)
+    };
+    let refused = load_command(&app, &["--run-time", "1s"]).env("GRACE_TOKEN", "not-the-operator-token").output();
+    let refused: Ran = refused.await.unwrap().into();
+    assert_eq!(refused.code, Some(2), "{}", refused.all_output());
+    assert!(refused.stderr.contains("the backend refused the operator token"), "{}", refused.stderr);
+    assert!(!refused.all_output().contains("not-the-operator-token"), "the token is never shown");
+    let another = load_command(&app, &["--run-time", "1s"]).env("GRACE_TOKEN", app.token(Role::Admin)).output();
+    let another: Ran = another.await.unwrap().into();
+    assert_eq!(another.code, Some(2), "{}", another.all_output());
+    assert!(another.stderr.contains("the operator token is the backend's admin token"), "{}", another.stderr);
+
+    let unwritable = load(&app, &["--run-time", "1s", "--out", "/dev/null/results"]).await;
+    assert_eq!(unwritable.code, Some(2), "{}", unwritable.all_output());
+    assert!(unwritable.stderr.contains("cannot write into --out /dev/null/results"), "{}", unwritable.stderr);
+    assert_eq!(runs().await, 0, "no run was started");
+
+    let empty = TestDatabase::empty().await;
+    let database = empty.url.to_string();
+    for command in [&["load", "--backend", &app.address][..], &["worker"][..]] {
+        let ran: Ran = grace()
+            .args(command)
+            .args(["--database-url", &database])
+            .env("GRACE_TOKEN", app.token(Role::Operator))
+            .output()
+            .await
+            .unwrap()
+            .into();
+        assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+        assert!(ran.stderr.contains("is not bootstrapped") && ran.stderr.contains("grace bootstrap"), "{}", ran.stderr);
+    }
 }
 
 #[tokio::test]

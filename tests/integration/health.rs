@@ -127,6 +127,16 @@ async fn health_checks_a_running_backend_its_mesh_and_its_log_lag() {
 
     let ran = run_grace(&["health", "--database-url", &url, "--backend", "ftp://example"]).await;
     assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+
+    // The backend alone; and with neither, nothing to check (no private
+    // database: an empty one would only ever fail).
+    let ran = run_grace(&["health", "--backend", &app.address]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    assert!(ran.stdout.contains("– database: no --database-url given"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("✓ log lag zero"), "{}", ran.stdout);
+    let ran = run_grace(&["health"]).await;
+    assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+    assert!(ran.stderr.contains("nothing to check"), "{}", ran.stderr);
 }
 
 #[tokio::test]

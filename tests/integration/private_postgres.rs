@@ -46,7 +46,7 @@ async fn db_up_serves_until_sigint_then_stops_and_removes_the_cluster() {
 #[tokio::test]
 async fn without_postgres_binaries_the_command_exits_2_saying_what_to_install() {
     let ran: crate::helpers::Ran =
-        grace().args(["health"]).env("GRACE_PG_BINDIR", "/nonexistent/pg/bin").output().await.unwrap().into();
+        grace().args(["bootstrap"]).env("GRACE_PG_BINDIR", "/nonexistent/pg/bin").output().await.unwrap().into();
     assert_eq!(ran.code, Some(2), "{}", ran.all_output());
     assert!(ran.stderr.contains("no PostgreSQL server binaries found"), "{}", ran.stderr);
     assert!(ran.stderr.contains("apt-get install -y postgresql"), "{}", ran.stderr);

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health", get(service::health))
         .route("/metrics", get(service::metrics))
         .route("/api/openapi.json", get(openapi::document))
+        .route("/api/whoami", get(service::whoami))
         .route("/api/missions", post(missions::create))
         .route("/api/missions/{id}", get(missions::get))
         .route("/api/missions/{id}/contracts", get(missions::contracts))

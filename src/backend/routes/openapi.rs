@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Grace backend", description = "The system under test: errors become agentic actions, \
         proven in Postgres. Errors are {\"error\": {\"code\", \"message\", \"field\"?}}."),
     paths(
-        service::health, service::metrics,
+        service::health, service::metrics, service::whoami,
         missions::create, missions::get, missions::contracts,
         actions::report_error, actions::contract, actions::approvals, actions::decide,
         traffic::chat, traffic::submit_task, traffic::task, traffic::change_task,

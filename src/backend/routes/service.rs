@@ -1,7 +1,9 @@
-//! The endpoints for probes and scrapers, open without a token: health and
-//! Prometheus metrics. They read state; they change nothing.
+//! The endpoints for probes and scrapers, open without a token — health and
+//! Prometheus metrics — and `whoami`, which any token may call to learn its
+//! role. They read state; they change nothing.
 
-use crate::api::service::{Health, MeshHealth};
+use crate::api::service::{Health, Identity, MeshHealth};
+use crate::backend::auth::Caller;
 use crate::backend::error::ApiError;
 use crate::backend::sequencer;
 use crate::backend::state::AppState;
@@ -61,4 +63,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         breaker_open: state.breaker.is_open(),
     };
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.telemetry.render(snapshot))
+}
+
+/// Who the bearer token is: any known token may ask (401 otherwise).
+#[utoipa::path(get, path = "/api/whoami", tag = "service", security(("bearer" = [])),
+    responses((status = 200, body = Identity)))]
+pub async fn whoami(caller: Caller) -> Json<Identity> {
+    Json(Identity { role: caller.role.to_string(), identity: caller.identity })
 }

@@ -31,6 +31,10 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
         traffic: if args.traffic == "health" { Traffic::Health } else { Traffic::Mission },
         mission: args.mission,
     };
+    if let Some(dir) = &args.out {
+        super::ensure_writable(dir)?;
+    }
+    crate::db::migrations::require_bootstrapped(&database).await?;
     let mut outcome = coordinator::run(&database, &plan, shutdown).await?;
     threshold::apply(&mut outcome.result, &args.criteria.thresholds);
     if let Some(dir) = &args.out {
@@ -53,6 +57,7 @@ pub async fn worker(args: WorkerArgs, shutdown: &CancellationToken) -> Result<Ex
         once: args.once,
         out: args.out,
     };
+    crate::db::migrations::require_bootstrapped(&settings.database).await?;
     let worker = interruptible(shutdown, async { Ok(Worker::register(settings).await?) }).await?;
     eprintln!("worker {} registered as {}; waiting for runs", worker.identity.id, worker.identity);
     match worker.serve(shutdown).await {

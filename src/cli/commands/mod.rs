@@ -5,3 +5,15 @@ pub mod load;
 pub mod report;
 pub mod scenario;
 pub mod service;
+
+use crate::cli::exit::CommandError;
+use std::path::Path;
+
+/// Makes sure results can be written into `dir` (the `--out` of a command)
+/// before any work is done: found out after a ten-minute run, an unwritable
+/// directory would lose the run. Creates it when missing.
+fn ensure_writable(dir: &Path) -> Result<(), CommandError> {
+    std::fs::create_dir_all(dir)
+        .and_then(|()| tempfile::NamedTempFile::new_in(dir).map(drop))
+        .map_err(|e| CommandError::Usage(format!("cannot write into --out {}: {e}", dir.display())))
+}

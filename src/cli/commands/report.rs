@@ -58,7 +58,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, CommandError> {
 pub async fn history(args: HistoryArgs) -> Result<ExitCode, CommandError> {
     let database = args.database.required("the database the scenarios ran on")?;
     let client = db::connect(&database).await?;
-    let runs = history::list(&client, args.limit.clamp(1, 10_000)).await.map_err(DbError::Query)?;
+    let runs = history::list(&client, args.limit).await.map_err(DbError::Query)?;
     args.output.emit(&runs, |runs| history::render(runs));
     Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,7 @@ pub async fn scenario(args: ScenarioArgs, shutdown: &CancellationToken) -> Resul
             Target::Remote { backend, tokens: args.backend.tokens()?, database }
         }
     };
+    super::ensure_writable(&args.out)?;
     let settings = ScenarioSettings {
         target,
         load: args.shape.parse()?,

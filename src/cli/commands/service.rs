@@ -37,13 +37,15 @@ pub async fn bootstrap(args: BootstrapArgs, shutdown: &CancellationToken) -> Res
 pub async fn health(args: HealthArgs, shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
     interruptible(shutdown, async {
         let backend = args.backend.client()?;
-        let database = Database::configured_or_private(args.database.parse()?).await?;
-        let mut chain = args.chain.settings()?;
-        if matches!(database, Database::Private(_)) {
-            // It ends with this command: nothing to anchor.
-            chain.anchors = None;
+        let database = args.database.optional()?;
+        if database.is_none() && backend.is_none() {
+            return Err(CommandError::Usage(
+                "nothing to check: give the database (--database-url or DATABASE_URL), a backend (--backend), or both"
+                    .into(),
+            ));
         }
-        let checklist = health::run(&database.url(), backend.as_ref(), &mut chain).await;
+        let mut chain = args.chain.settings()?;
+        let checklist = health::run(database.as_ref(), backend.as_ref(), &mut chain).await;
         args.output.emit(&checklist, ToString::to_string);
         if !checklist.unreachable.is_empty() {
             return Err(CommandError::Unreachable(format!("unreachable: {}", checklist.unreachable.join(", "))));

@@ -197,6 +197,23 @@ async fn a_missing_token_is_401_and_a_wrong_role_is_403_and_nothing_changes() {
 }
 
 #[tokio::test]
+async fn whoami_names_each_token_s_role_and_refuses_an_unknown_one() {
+    let app = TestApp::spawn().await;
+    for role in Role::ALL {
+        let response = app.get("/api/whoami", role).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let identity: Value = response.json().await.unwrap();
+        assert_eq!(identity["role"], role.as_str());
+        let name = identity["identity"].as_str().unwrap();
+        assert!(name.starts_with(&format!("{role}:")) && name.len() == role.as_str().len() + 9, "{name}");
+        assert!(!name.contains(app.token(role)), "the identity is not the token");
+    }
+    let forged =
+        app.anonymous(reqwest::Method::GET, "/api/whoami").bearer_auth("not-a-real-token-at-all").send().await.unwrap();
+    assert_error(forged, StatusCode::UNAUTHORIZED, "unauthorized", None).await;
+}
+
+#[tokio::test]
 async fn faults_are_refused_unless_the_server_enables_them() {
     let app = TestApp::spawn_on(crate::helpers::TestDatabase::migrated().await, false).await;
     let response = app.post("/api/admin/faults", Role::Admin, &json!({ "kind": { "chaos": { "rate": 0.5 } } })).await;

@@ -21,6 +21,7 @@ async fn the_served_openapi_document_covers_every_route() {
     let mut routed = vec![
         "GET /api/health",
         "GET /metrics",
+        "GET /api/whoami",
         "POST /api/missions",
         "GET /api/missions/{id}",
         "GET /api/missions/{id}/contracts",
