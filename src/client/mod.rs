@@ -113,6 +113,11 @@ impl BackendClient {
         Self { url, tokens, http, retries: Arc::default() }
     }
 
+    /// A client of another replica of the same backend, with these tokens.
+    pub fn replica(&self, url: BackendUrl) -> Self {
+        Self::new(url, self.tokens.clone())
+    }
+
     pub fn url(&self) -> &BackendUrl {
         &self.url
     }

@@ -14,9 +14,8 @@ use super::result::{LoadResult, Uploaded, WorkerUpload};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
 use super::{acked_writes, check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD, UPLOAD_ALLOWANCE};
 use crate::api::missions::NewMission;
-use crate::client::{BackendClient, ClientError};
+use crate::client::ClientError;
 use crate::configuration::DatabaseUrl;
-use crate::configuration::Tokens;
 use crate::db::rows::FromRow;
 use crate::db::{DbError, Listener};
 use crate::specification::Role;
@@ -48,7 +47,7 @@ pub async fn run(
 ) -> Result<LoadOutcome, ControlError> {
     check_backend(&plan.backend).await?;
     for replica in &plan.replicas {
-        check_backend(&BackendClient::new(replica.clone(), Tokens::default())).await?;
+        check_backend(&plan.backend.replica(replica.clone())).await?;
     }
     let plane = ControlPlane::connect(database, ABANDONED).await?;
     let run_id = Uuid::new_v4();
