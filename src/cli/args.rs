@@ -7,7 +7,7 @@
 use super::exit::CommandError;
 use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl, Tokens};
-use crate::control::plan::LoadShape;
+use crate::control::plan::{LoadShape, Stage};
 use crate::control::threshold::Threshold;
 use crate::control::HEARTBEAT;
 use crate::immutable_log::anchors::{AnchorFile, ANCHOR_FILE};
@@ -157,8 +157,18 @@ pub struct LoadShapeArgs {
     run_time: Duration,
     /// Open model: requests per second across all workers, sent on schedule;
     /// latency counts from when a request was due. Default: closed model.
-    #[arg(long, value_name = "PER_SECOND")]
+    #[arg(long, value_name = "PER_SECOND", conflicts_with_all = ["ramp_up", "stages"])]
     rate: Option<f64>,
+    /// Start the users evenly over this long (whole seconds) instead of
+    /// within the first second, then hold them all for --run-time.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION", conflicts_with = "stages")]
+    ramp_up: Option<Duration>,
+    /// A k6-style stage, DURATION:USERS: reach USERS by the end of DURATION,
+    /// linearly from the stage before (from 0 for the first). Repeat it:
+    /// --stage 30s:50 --stage 2m:200 --stage 30s:0. The run lasts the stages'
+    /// sum and peaks at their most users (so no --users, no --run-time).
+    #[arg(long = "stage", value_name = "DURATION:USERS", conflicts_with_all = ["users", "run_time"])]
+    stages: Vec<Stage>,
     /// Wait for this many `grace worker`s and split the users between them;
     /// without it, one worker runs in this process.
     #[arg(long, env = "GRACE_EXPECT_WORKERS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -176,23 +186,37 @@ impl LoadShapeArgs {
         if self.run_time < Duration::from_secs(1) {
             return Err(CommandError::Usage("invalid --run-time: at least 1s".into()));
         }
+        let stages = match (self.ramp_up, self.stages.as_slice()) {
+            (Some(ramp), _) if ramp.subsec_nanos() != 0 || ramp.is_zero() => {
+                return Err(CommandError::Usage("invalid --ramp-up: whole seconds, at least 1s".into()))
+            }
+            (Some(ramp), _) => vec![
+                Stage { secs: ramp.as_secs(), users: self.users },
+                Stage { secs: self.run_time.as_secs(), users: self.users },
+            ],
+            (None, stages) => stages.to_vec(),
+        };
+        let peak = stages.iter().map(|s| s.users).max().unwrap_or(self.users);
+        let run_time = if stages.is_empty() { self.run_time.as_secs() } else { stages.iter().map(|s| s.secs).sum() };
+        if peak == 0 || run_time == 0 {
+            return Err(CommandError::Usage("invalid --stage: the stages need some users and some time".into()));
+        }
+        let users = peak;
         if let Some(rate) = self.rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
             return Err(CommandError::Usage(format!(
                 "invalid --rate {rate}: a positive number of requests per second"
             )));
         }
-        if let Some(workers) = self.expect_workers.filter(|w| *w > self.users) {
-            return Err(CommandError::Usage(format!(
-                "--users {} cannot be split between {workers} workers",
-                self.users
-            )));
+        if let Some(workers) = self.expect_workers.filter(|w| *w > users) {
+            return Err(CommandError::Usage(format!("{users} users cannot be split between {workers} workers")));
         }
         if self.heartbeat_timeout < 2 * HEARTBEAT {
             return Err(CommandError::Usage("invalid --heartbeat-timeout: at least 2s, twice the heartbeat".into()));
         }
         Ok(LoadShape {
-            users: self.users,
-            run_time: self.run_time,
+            users,
+            run_time: Duration::from_secs(run_time),
+            stages,
             rate: self.rate,
             expect_workers: self.expect_workers,
             join_timeout: self.join_timeout,

@@ -65,6 +65,7 @@ pub async fn run(
         mission_id,
         users: plan.shape.users,
         run_time_secs: plan.shape.run_time.as_secs(),
+        stages: plan.shape.stages.clone(),
         rate: plan.shape.rate,
         traffic: plan.traffic,
     };

@@ -59,6 +59,9 @@ pub struct RunConfig {
     /// Users across all workers.
     pub users: u32,
     pub run_time_secs: u64,
+    /// How the users come and go, for the whole run; empty: all at once.
+    #[serde(default)]
+    pub stages: Vec<plan::Stage>,
     /// Open model: requests per second across all workers.
     pub rate: Option<f64>,
     #[serde(default)]

@@ -5,15 +5,21 @@
 use crate::client::BackendClient;
 use crate::configuration::BackendUrl;
 use grace_loadtests::Traffic;
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
 /// How much load, for how long, on how many workers.
 #[derive(Debug, Clone)]
 pub struct LoadShape {
-    /// Users across all workers.
+    /// Users across all workers (with stages, the most at any time).
     pub users: u32,
+    /// The whole run, stages included.
     pub run_time: Duration,
+    /// How the users come and go, k6-style; empty: every user starts within
+    /// the first second and runs to the end.
+    pub stages: Vec<Stage>,
     /// Open model: requests per second across all workers.
     pub rate: Option<f64>,
     /// Workers to wait for; `None` runs one in this process.
@@ -38,4 +44,106 @@ pub struct LoadPlan {
     pub traffic: Traffic,
     /// The mission the load is tagged with; a fresh one when `None`.
     pub mission: Option<Uuid>,
+}
+
+/// One k6-style stage: reach `users` by the end of `secs` seconds, linearly
+/// from where the stage before ended (from none for the first). goose's
+/// test plan runs them; `--ramp-up D` is the two stages `D:users` and
+/// `run_time:users`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    pub secs: u64,
+    pub users: u32,
+}
+
+impl FromStr for Stage {
+    type Err = String;
+
+    /// `30s:50`, `2m:200`, `1m30s:0`: a duration (whole seconds) and a number of users.
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let (duration, users) =
+            raw.split_once(':').ok_or_else(|| format!("{raw:?}: a stage is DURATION:USERS, e.g. 30s:50"))?;
+        let duration = humantime::parse_duration(duration.trim())
+            .map_err(|e| format!("{raw:?}: {:?} is not a duration ({e})", duration.trim()))?;
+        if duration.subsec_nanos() != 0 {
+            return Err(format!("{raw:?}: a stage lasts whole seconds"));
+        }
+        let users = users
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|u| *u <= 1_000_000)
+            .ok_or_else(|| format!("{raw:?}: {:?} is not a number of users (0 to 1000000)", users.trim()))?;
+        Ok(Self { secs: duration.as_secs(), users })
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}s:{}", self.secs, self.users)
+    }
+}
+
+/// The stages of one worker's share: users `first_user..first_user + users`
+/// of the run's `total` users. Each stage's target is split in proportion to
+/// the shares, computed so that the shares' targets add up to the run's
+/// exactly (the share ending at user `e` takes `floor(target * e / total)`
+/// minus what the shares before it took), and a share at the run's peak
+/// runs all its users.
+pub fn share_stages(stages: &[Stage], first_user: u32, users: u32, total: u32) -> Vec<Stage> {
+    let upto = |end: u32, target: u32| (u64::from(target) * u64::from(end) / u64::from(total.max(1))) as u32;
+    stages
+        .iter()
+        .map(|stage| Stage {
+            secs: stage.secs,
+            users: upto(first_user + users, stage.users) - upto(first_user, stage.users),
+        })
+        .collect()
+}
+
+/// The stages as goose's test plan takes them: `users,seconds;…`. A plan
+/// that ends with users still running gets a last step stopping them at
+/// once: k6's run ends with its stages, and goose's would otherwise go on.
+pub fn test_plan(stages: &[Stage]) -> String {
+    let mut steps: Vec<String> = stages.iter().map(|s| format!("{},{}", s.users, s.secs)).collect();
+    if stages.last().is_some_and(|last| last.users > 0) {
+        steps.push("0,0".into());
+    }
+    steps.join(";")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_read_as_k6_writes_them() {
+        assert_eq!("30s:50".parse(), Ok(Stage { secs: 30, users: 50 }));
+        assert_eq!(" 1m30s : 0 ".parse(), Ok(Stage { secs: 90, users: 0 }));
+        for (bad, says) in [
+            ("30s", "DURATION:USERS"),
+            ("soon:5", "not a duration"),
+            ("1500ms:5", "whole seconds"),
+            ("5s:-1", "not a number of users"),
+        ] {
+            let error = bad.parse::<Stage>().unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn shares_split_every_stage_exactly_and_run_all_their_users_at_the_peak() {
+        let stages: Vec<Stage> = ["10s:7", "20s:15", "5s:1", "5s:0"].iter().map(|s| s.parse().unwrap()).collect();
+        let shares = [(0, 8), (8, 7)];
+        let split: Vec<Vec<Stage>> =
+            shares.iter().map(|(first, users)| share_stages(&stages, *first, *users, 15)).collect();
+        for (index, stage) in stages.iter().enumerate() {
+            assert_eq!(split.iter().map(|s| s[index].users).sum::<u32>(), stage.users, "stage {index}");
+            assert!(split.iter().all(|s| s[index].secs == stage.secs));
+        }
+        assert_eq!((split[0][1].users, split[1][1].users), (8, 7), "the peak runs every user of each share");
+        assert_eq!(test_plan(&split[0]), "3,10;8,20;0,5;0,5");
+        assert_eq!(test_plan(&split[1]), "4,10;7,20;1,5;0,5");
+        assert_eq!(test_plan(&split[1][..2]), "4,10;7,20;0,0", "ending with users, the plan stops them");
+    }
 }

@@ -7,7 +7,7 @@
 
 use super::acked_writes::AckedWritesCheck;
 use super::connection::Outage;
-use super::plan::LoadShape;
+use super::plan::{LoadShape, Stage};
 use super::worker::WorkerIdentity;
 use super::ControlError;
 use grace_loadtests::{BackendCount, Recorded, TimeSlot};
@@ -35,6 +35,9 @@ pub struct LoadResult {
     pub run_id: Uuid,
     pub users: u32,
     pub run_time_secs: u64,
+    /// How the users came and went; empty: all at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
     pub rate: Option<f64>,
     pub workers: Vec<WorkerSummary>,
     pub total: Throughput,
@@ -207,6 +210,7 @@ impl LoadResult {
             run_id,
             users: shape.users,
             run_time_secs: shape.run_time.as_secs(),
+            stages: shape.stages.clone(),
             rate: shape.rate,
             passed: lost_workers.is_empty() && acked_writes.passed && rate_reached.as_ref().is_none_or(|r| r.passed),
             rate_reached,
@@ -295,7 +299,11 @@ impl std::fmt::Display for ThresholdCheck {
 
 impl std::fmt::Display for LoadResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let model = self.rate.map_or_else(|| "closed model".to_string(), |r| format!("open model at {r} req/s"));
+        let mut model = self.rate.map_or_else(|| "closed model".to_string(), |r| format!("open model at {r} req/s"));
+        if !self.stages.is_empty() {
+            let stages: Vec<String> = self.stages.iter().map(ToString::to_string).collect();
+            model.push_str(&format!(", in stages {}", stages.join(" ")));
+        }
         writeln!(
             f,
             "load run {}: {} users on {} worker(s) for {}s, {model}",
@@ -368,6 +376,7 @@ mod tests {
         LoadShape {
             users: 4,
             run_time: Duration::from_secs(10),
+            stages: Vec::new(),
             rate: None,
             expect_workers: Some(2),
             join_timeout: Duration::from_secs(1),

@@ -9,6 +9,7 @@
 //! is where `grace load --json` writes its result, so while goose runs the
 //! process's stdout goes to stderr.
 
+use super::plan::{test_plan, Stage};
 use super::ControlError;
 use grace_loadtests::goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use grace_loadtests::goose::{self, GooseAttack};
@@ -24,6 +25,8 @@ pub struct Share {
     /// Where its users start in the run's order of users (see `share_of`).
     pub first_user: u32,
     pub run_time: Duration,
+    /// This share's part of the run's stages; empty: every user at once.
+    pub stages: Vec<Stage>,
     pub traffic: Traffic,
     pub target: LoadTarget,
 }
@@ -41,20 +44,33 @@ pub async fn run(share: Share, shutdown: &CancellationToken) -> Result<ShareOutc
     let recorder = Arc::new(Recorder::default());
     let report_dir = tempfile::tempdir().map_err(|e| ControlError::Goose(format!("no temporary directory: {e}")))?;
     let report_path = report_dir.path().join("goose-report.html");
-    let goose_error = |e: goose::GooseError| ControlError::Goose(e.to_string());
+    let goose_error = |e: goose::GooseError| {
+        ControlError::Goose(match e {
+            // goose's own Display drops what was wrong with which option.
+            goose::GooseError::InvalidOption { option, value, detail } => format!("{option} {value:?}: {detail}"),
+            e => e.to_string(),
+        })
+    };
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(goose_error)?;
     let scenarios = scenarios_for(share.traffic, Arc::new(share.target), Arc::clone(&recorder));
     for scenario in share_of(scenarios, share.first_user as usize, share.users as usize) {
         attack = attack.register_scenario(scenario);
     }
-    // Every user starts within the first second.
+    let attack = attack.set_default(GooseDefault::Host, share.host.as_str());
+    let attack = if share.stages.is_empty() {
+        // Every user starts within the first second.
+        attack
+            .and_then(|a| a.set_default(GooseDefault::Users, share.users as usize))
+            .and_then(|a| a.set_default(GooseDefault::IncreaseRate, share.users.to_string().as_str()))
+            .and_then(|a| a.set_default(GooseDefault::RunTime, share.run_time.as_secs().max(1) as usize))
+            // goose would reset its metrics once every user has started.
+            .and_then(|a| a.set_default(GooseDefault::NoResetMetrics, true))
+    } else {
+        // A test plan never resets them (and goose refuses being told).
+        attack.and_then(|a| a.set_default(GooseDefault::TestPlan, test_plan(&share.stages).as_str()))
+    };
     let attack = attack
-        .set_default(GooseDefault::Host, share.host.as_str())
-        .and_then(|a| a.set_default(GooseDefault::Users, share.users as usize))
-        .and_then(|a| a.set_default(GooseDefault::IncreaseRate, share.users.to_string().as_str()))
-        .and_then(|a| a.set_default(GooseDefault::RunTime, share.run_time.as_secs().max(1) as usize))
         .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))
-        .and_then(|a| a.set_default(GooseDefault::NoResetMetrics, true))
         .and_then(|a| a.set_default(GooseDefault::NoPrintMetrics, true))
         .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
         .and_then(|a| a.set_default(GooseDefault::ReportFile, report_path.to_string_lossy().as_ref()))

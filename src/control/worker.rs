@@ -218,7 +218,8 @@ impl Worker {
             backends,
         };
         let run_time = Duration::from_secs(config.run_time_secs);
-        let share = Share { host, users, first_user, run_time, traffic: config.traffic, target };
+        let stages = super::plan::share_stages(&config.stages, first_user, users, config.users);
+        let share = Share { host, users, first_user, run_time, stages, traffic: config.traffic, target };
         let outcome = share::run(share, shutdown).await?;
         let keys = &outcome.recorded.acknowledged_keys;
         let histograms = serde_json::to_vec(&outcome.recorded.latency_upload()).expect("uploads serialize");

@@ -54,6 +54,7 @@ mod tests {
             run_id: Uuid::nil(),
             users: 1,
             run_time_secs: 10,
+            stages: vec![],
             rate: None,
             rate_reached: None,
             workers: vec![],

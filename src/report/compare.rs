@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 /// The settings that shape a run's numbers: two runs compare only when they
 /// agree on each. (The backend's address, the database and the thresholds
 /// do not change what is measured.)
-const SHAPING: [(&str, &str); 7] = [
+const SHAPING: [(&str, &str); 8] = [
     ("users", "users"),
     ("run_time_secs", "run time (s)"),
+    ("stages", "stages"),
     ("rate", "rate (req/s)"),
     ("expect_workers", "workers"),
     ("iterations", "iterations"),

@@ -2,6 +2,7 @@
 //! the database URL without its password. The scenario fills it in; the report
 //! keeps it so that two runs can be told apart (and compared fairly).
 
+use crate::control::plan::Stage;
 use crate::control::threshold::Threshold;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,9 @@ pub struct RunConfiguration {
     pub database: String,
     pub users: u32,
     pub run_time_secs: u64,
+    /// How the users came and went (absent from reports of runs without).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
     pub rate: Option<f64>,
     pub expect_workers: Option<u32>,
     pub iterations: u32,

@@ -397,6 +397,7 @@ pub(crate) mod tests {
             database: "postgres://grace:***@127.0.0.1:5432/grace".into(),
             users: 10,
             run_time_secs: 3,
+            stages: Vec::new(),
             rate: None,
             expect_workers: None,
             iterations: 1,

@@ -424,6 +424,7 @@ impl Context<'_> {
             database: self.database.to_string(),
             users: load.users,
             run_time_secs: load.run_time.as_secs(),
+            stages: load.stages.clone(),
             rate: load.rate,
             expect_workers: load.expect_workers,
             iterations: settings.iterations,

@@ -197,6 +197,60 @@ async fn an_idle_worker_that_has_run_a_share_stops_on_the_first_ctrl_c() {
 }
 
 #[tokio::test]
+async fn stages_bring_users_up_and_down_and_are_split_across_workers() {
+    let app = TestApp::spawn().await;
+    let workers = [spawn_worker(&app, &["--once"]), spawn_worker(&app, &["--once"])];
+    wait_for_workers(&app, 2).await;
+    let stages = ["--stage", "1s:3", "--stage", "2s:6", "--stage", "1s:0"];
+    let ran = load(&app, &[&stages[..], &["--expect-workers", "2"]].concat()).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!((result["users"].as_u64(), result["run_time_secs"].as_u64()), (Some(6), Some(4)), "the peak, the sum");
+    assert_eq!(result["stages"], json!([{"secs": 1, "users": 3}, {"secs": 2, "users": 6}, {"secs": 1, "users": 0}]));
+    // Each worker ran its part of every stage through goose's test plan:
+    // half the users at the peak, and a ramp down at the end.
+    let client = app.database.client().await;
+    let run = result["run_id"].as_str().unwrap();
+    let rows = client
+        .query(
+            "SELECT rw.users, r.goose_metrics FROM control.run_workers rw
+               JOIN control.worker_results r USING (run_id, worker_id)
+              WHERE rw.run_id = $1::text::uuid ORDER BY rw.first_user",
+            &[&run],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        let (users, metrics): (i32, Value) = (row.get(0), row.get(1));
+        assert_eq!(users, 3);
+        assert_eq!(metrics["maximum_users"], 3, "{}", metrics["history"]);
+        let actions: Vec<&str> =
+            metrics["history"].as_array().unwrap().iter().map(|step| step["action"].as_str().unwrap()).collect();
+        assert!(actions.starts_with(&["Increasing", "Increasing", "Decreasing"]), "{actions:?}");
+    }
+    for mut worker in workers {
+        assert_eq!(worker.wait().await.unwrap().code(), Some(0));
+    }
+    // Stages replace --users and --run-time, and do not go with an open model.
+    for conflicting in [&["--users", "5"][..], &["--run-time", "5s"][..], &["--rate", "10"][..]] {
+        let ran = load(&app, &[&stages[..], conflicting].concat()).await;
+        assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+        assert!(ran.stderr.contains("cannot be used with"), "{}", ran.stderr);
+    }
+    let ran = load(&app, &["--stage", "soon:5"]).await;
+    assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+    assert!(ran.stderr.contains("is not a duration"), "{}", ran.stderr);
+
+    // --ramp-up is the two stages it stands for: up over it, then held.
+    let ran = load(&app, &["--users", "4", "--ramp-up", "2s", "--run-time", "1s"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(result["run_time_secs"], 3);
+    assert_eq!(result["stages"], json!([{"secs": 2, "users": 4}, {"secs": 1, "users": 4}]));
+}
+
+#[tokio::test]
 async fn a_worker_killed_mid_run_is_reported_lost_and_the_run_still_ends() {
     let app = TestApp::spawn().await;
     let _steady = spawn_worker(&app, &["--once"]);
