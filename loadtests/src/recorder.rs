@@ -118,6 +118,38 @@ impl Recorder {
     pub fn snapshot(&self) -> Recorded {
         self.recorded.lock().expect("recorder lock").clone()
     }
+
+    /// Where the run stands, for live progress: cheaper than a snapshot (one
+    /// histogram, no keys) and portable, so shares merge into an exact p95.
+    pub fn progress(&self) -> Progress {
+        let (requests, failures, injected_faults, overall) = {
+            let recorded = self.recorded.lock().expect("recorder lock");
+            let (requests, failures) = recorded
+                .by_backend
+                .values()
+                .fold((0, 0), |(requests, failures), count| (requests + count.requests, failures + count.failures));
+            (requests, failures, recorded.injected_faults, recorded.overall.clone())
+        };
+        Progress { requests, failures, injected_faults, overall: encode(&overall) }
+    }
+}
+
+/// Where a run (or one worker's share of it) stands: every request sent so
+/// far, those not answered 2xx (injected faults among them, counted apart too),
+/// and the histogram of every latency so far in its portable form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub requests: u64,
+    pub failures: u64,
+    pub injected_faults: u64,
+    pub overall: String,
+}
+
+impl Progress {
+    /// The latency histogram, back from its portable form.
+    pub fn histogram(&self) -> Result<Histogram<u64>, UploadError> {
+        decode(&self.overall)
+    }
 }
 
 /// `map`'s value for `key`, made by `new` when absent. Every request records

@@ -491,6 +491,10 @@ pub struct LoadArgs {
     /// HTML report into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// No live progress on stderr (by default: one live line on a terminal,
+    /// a line every 5 s otherwise).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -510,4 +514,7 @@ pub struct WorkerArgs {
     /// Write goose's HTML report of each run here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// No live progress of its shares on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }

@@ -10,6 +10,7 @@
 
 use super::connection::ControlPlane;
 use super::plan::LoadPlan;
+use super::progress::{self, merge, Timeline};
 use super::result::{LoadResult, Uploaded, WorkerUpload};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
 use super::{acked_writes, check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD, UPLOAD_ALLOWANCE};
@@ -19,7 +20,7 @@ use crate::configuration::DatabaseUrl;
 use crate::db::rows::FromRow;
 use crate::db::{DbError, Listener};
 use crate::specification::Role;
-use grace_loadtests::LatencyUpload;
+use grace_loadtests::{LatencyUpload, Progress};
 use secrecy::SecretString;
 use serde_json::json;
 use std::time::Duration;
@@ -96,6 +97,8 @@ pub async fn run(
                 capacity: plan.shape.users,
                 once: true,
                 out: None,
+                // The coordinator shows the run's progress.
+                progress: false,
             };
             let worker = Worker::register(settings).await?;
             let only = worker.identity.id;
@@ -141,7 +144,18 @@ async fn coordinate(
     let workers = claim_workers(plane, &mut listener, plan, run_id, only, shutdown).await?;
     let names: Vec<String> = workers.iter().map(ToString::to_string).collect();
     tracing::info!(run = %run_id, "started on {} worker(s): {}", workers.len(), names.join(", "));
-    watch(plane, &mut listener, plan, run_id, shutdown).await?;
+    let shown = CancellationToken::new();
+    let watching = async {
+        let watched = watch(plane, &mut listener, plan, run_id, shutdown).await;
+        shown.cancel();
+        watched
+    };
+    let showing = async {
+        if plan.progress {
+            show_progress(plane, plan, run_id, shown.clone()).await;
+        }
+    };
+    tokio::join!(watching, showing).0?;
     plane
         .run("the start of the merge", |c| async move {
             c.execute("UPDATE control.runs SET status = 'merging' WHERE id = $1", &[&run_id]).await
@@ -163,6 +177,31 @@ async fn coordinate(
         .await?;
     let reports = uploads.into_iter().filter_map(|u| u.report_html.map(|html| (u.worker, html))).collect();
     Ok(LoadOutcome { result, histograms, reports })
+}
+
+/// The run's live progress, from its start (`START_LEAD` after the claim)
+/// until `stop`: the shares' latest heartbeats, merged.
+async fn show_progress(plane: &ControlPlane, plan: &LoadPlan, run_id: Uuid, stop: CancellationToken) {
+    tokio::select! {
+        () = stop.cancelled() => return,
+        () = tokio::time::sleep(START_LEAD) => {}
+    }
+    let shape = &plan.shape;
+    let timeline = Timeline { users: shape.users, stages: shape.stages.clone(), run_time: shape.run_time };
+    let sample = || async move {
+        let read = plane.run("the run's progress", |c| async move {
+            c.query("SELECT progress FROM control.run_workers WHERE run_id = $1 AND progress IS NOT NULL", &[&run_id])
+                .await
+        });
+        let rows = read.await.ok()?;
+        let shares: Vec<Progress> = rows
+            .iter()
+            .filter_map(|row| row.try_get::<_, serde_json::Value>("progress").ok())
+            .filter_map(|value| serde_json::from_value(value).ok())
+            .collect();
+        merge(&shares)
+    };
+    progress::show(timeline, sample, stop).await;
 }
 
 /// Creates the run's mission through the backend's API, with the run's id as

@@ -8,6 +8,7 @@
 //!   run, waits for its workers, splits the users, announces the start on the
 //!   database clock, marks silent workers lost, and merges the uploads.
 //! - [`plan`]: what a run is asked to do (users, time, workers, backend).
+//! - [`progress`]: live progress while it runs, merged from the workers' heartbeats.
 //! - [`connection`]: the control plane as one process reaches it, through database
 //!   restarts.
 //! - [`result`]: the merged result, its percentiles taken from merged
@@ -20,6 +21,7 @@ pub mod acked_writes;
 pub mod connection;
 pub mod coordinator;
 pub mod plan;
+pub mod progress;
 pub mod result;
 mod share;
 pub mod threshold;

@@ -44,6 +44,8 @@ pub struct LoadPlan {
     pub traffic: Traffic,
     /// The mission the load is tagged with; a fresh one when `None`.
     pub mission: Option<Uuid>,
+    /// Show the run's live progress on stderr.
+    pub progress: bool,
 }
 
 /// One k6-style stage: reach `users` by the end of `secs` seconds, linearly

@@ -40,8 +40,13 @@ pub struct ShareOutcome {
     pub report_html: Option<String>,
 }
 
-pub async fn run(share: Share, shutdown: &CancellationToken) -> Result<ShareOutcome, ControlError> {
-    let recorder = Arc::new(Recorder::default());
+/// Runs `share`, recording into `recorder` (which the worker's heartbeat
+/// reads for live progress meanwhile).
+pub async fn run(
+    share: Share,
+    recorder: Arc<Recorder>,
+    shutdown: &CancellationToken,
+) -> Result<ShareOutcome, ControlError> {
     let report_dir = tempfile::tempdir().map_err(|e| ControlError::Goose(format!("no temporary directory: {e}")))?;
     let report_path = report_dir.path().join("goose-report.html");
     let goose_error = |e: goose::GooseError| {

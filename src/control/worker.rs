@@ -9,6 +9,7 @@
 //! own rows, so any number of them can come and go.
 
 use super::connection::ControlPlane;
+use super::progress::{self, merge, Timeline};
 use super::share::{self, Share};
 use super::{check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, UPLOAD_ALLOWANCE};
 use crate::client::BackendClient;
@@ -16,7 +17,7 @@ use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
 use crate::db::rows::FromRow;
 use crate::db::Listener;
 use crate::specification::Role;
-use grace_loadtests::{key_digest, LoadTarget};
+use grace_loadtests::{key_digest, LoadTarget, Recorder};
 use secrecy::SecretString;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +41,29 @@ pub struct WorkerSettings {
     pub once: bool,
     /// Where goose's HTML reports are written, one per run.
     pub out: Option<PathBuf>,
+    /// Show live progress of each share on stderr (a `grace worker`; not the
+    /// coordinator's in-process worker, whose coordinator shows the run's).
+    pub progress: bool,
+}
+
+/// What a worker is doing, as its heartbeat reports it.
+#[derive(Clone)]
+enum Activity {
+    Idle,
+    /// Running a share of `run`, recording into `recorder`.
+    Running {
+        run: Uuid,
+        recorder: Arc<Recorder>,
+    },
+}
+
+impl Activity {
+    fn status(&self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Running { .. } => "running",
+        }
+    }
 }
 
 /// A worker as the control plane knows it.
@@ -81,7 +105,7 @@ pub struct Worker {
     pub identity: WorkerIdentity,
     settings: WorkerSettings,
     plane: Arc<ControlPlane>,
-    status: watch::Sender<&'static str>,
+    activity: watch::Sender<Activity>,
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
@@ -120,9 +144,9 @@ impl Worker {
             .await?;
         let identity = WorkerIdentity { id, host, pid };
         tracing::info!(worker = %id, "registered as {identity}");
-        let (status, watched) = watch::channel("idle");
+        let (activity, watched) = watch::channel(Activity::Idle);
         let heartbeat = tokio::spawn(heartbeat(Arc::clone(&plane), id, watched));
-        Ok(Self { identity, settings, plane, status, heartbeat })
+        Ok(Self { identity, settings, plane, activity, heartbeat })
     }
 
     /// Runs shares as they come until `shutdown` (or after one, with `once`).
@@ -200,7 +224,8 @@ impl Worker {
 
     async fn run_share(&self, assignment: Assignment, shutdown: &CancellationToken) -> Result<(), ControlError> {
         let Assignment { run_id, config, users, first_user, starts_in } = assignment;
-        let _ = self.status.send("running");
+        let recorder = Arc::new(Recorder::default());
+        let _ = self.activity.send(Activity::Running { run: run_id, recorder: Arc::clone(&recorder) });
         tracing::info!(run = %run_id, users, "starting in {:.1}s", starts_in.as_secs_f64());
         tokio::select! {
             () = shutdown.cancelled() => return Err(ControlError::Interrupted),
@@ -219,8 +244,22 @@ impl Worker {
         };
         let run_time = Duration::from_secs(config.run_time_secs);
         let stages = super::plan::share_stages(&config.stages, first_user, users, config.users);
+        let shown = self.settings.progress.then(|| {
+            let timeline = Timeline { users, stages: stages.clone(), run_time };
+            let (stop, watched) = (CancellationToken::new(), Arc::clone(&recorder));
+            let sample = move || {
+                let progress = watched.progress();
+                async move { merge([&progress]) }
+            };
+            (tokio::spawn(progress::show(timeline, sample, stop.clone())), stop)
+        });
         let share = Share { host, users, first_user, run_time, stages, traffic: config.traffic, target };
-        let outcome = share::run(share, shutdown).await?;
+        let outcome = share::run(share, recorder, shutdown).await;
+        if let Some((shown, stop)) = shown {
+            stop.cancel();
+            let _ = shown.await;
+        }
+        let outcome = outcome?;
         let keys = &outcome.recorded.acknowledged_keys;
         let histograms = serde_json::to_vec(&outcome.recorded.latency_upload()).expect("uploads serialize");
         // A worker cut off from the control plane would otherwise wait as long
@@ -243,7 +282,7 @@ impl Worker {
                 tracing::warn!(path = %path.display(), error = %e, "could not write goose's report");
             }
         }
-        let _ = self.status.send("idle");
+        let _ = self.activity.send(Activity::Idle);
         if shutdown.is_cancelled() {
             return Err(ControlError::Interrupted);
         }
@@ -314,20 +353,29 @@ impl Worker {
     }
 }
 
-/// Says this worker is alive, and what it is doing, every second. A missed
-/// beat (the database briefly away) is logged; the coordinator decides when
-/// silence means lost.
-async fn heartbeat(plane: Arc<ControlPlane>, id: Uuid, status: watch::Receiver<&'static str>) {
+/// Says this worker is alive, and what it is doing, every second; while it
+/// runs a share, where the share stands too (for the coordinator's live
+/// progress), in the same statement. A missed beat (the database briefly
+/// away) is logged; the coordinator decides when silence means lost.
+async fn heartbeat(plane: Arc<ControlPlane>, id: Uuid, activity: watch::Receiver<Activity>) {
     let mut ticks = tokio::time::interval(HEARTBEAT);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let current = *status.borrow();
+        let current = activity.borrow().clone();
+        let (run, progress) = match &current {
+            Activity::Idle => (None, None),
+            Activity::Running { run, recorder } => {
+                (Some(*run), Some(serde_json::to_value(recorder.progress()).expect("progress serializes")))
+            }
+        };
+        let (status, run, progress) = (current.status(), &run, &progress);
         let beat = plane
             .run("the heartbeat", |c| async move {
                 c.execute(
-                    "UPDATE control.workers SET last_heartbeat = now(), status = $2 WHERE id = $1",
-                    &[&id, &current],
+                    "WITH beat AS (UPDATE control.workers SET last_heartbeat = now(), status = $2 WHERE id = $1)
+                     UPDATE control.run_workers SET progress = $4 WHERE run_id = $3 AND worker_id = $1",
+                    &[&id, &status, run, progress],
                 )
                 .await
             })

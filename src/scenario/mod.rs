@@ -352,6 +352,8 @@ impl Context<'_> {
             shape: self.settings.load.clone(),
             traffic: Traffic::Mission,
             mission: Some(mission),
+            // The scenario has its own --monitor.
+            progress: false,
         }
     }
 

@@ -251,6 +251,41 @@ async fn stages_bring_users_up_and_down_and_are_split_across_workers() {
 }
 
 #[tokio::test]
+async fn live_progress_merges_the_workers_heartbeats_and_quiet_turns_it_off() {
+    let app = TestApp::spawn().await;
+    let worker = spawn_worker(&app, &["--once"]);
+    wait_for_workers(&app, 1).await;
+    // Not a terminal here: a plain line every 5 s, on stderr (stdout stays JSON).
+    let ran = load(&app, &["--users", "4", "--run-time", "7s", "--expect-workers", "1"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let lines: Vec<&str> = ran.stderr.lines().filter(|l| l.starts_with("progress ")).collect();
+    assert!(!lines.is_empty(), "{}", ran.stderr);
+    let line = lines[0];
+    assert!(line.contains("s/7s  4 users  ") && line.contains(" req/s  ") && line.contains(" ms"), "{line}");
+    // Its counts come from the share's heartbeat, which the run keeps.
+    let client = app.database.client().await;
+    let run = result["run_id"].as_str().unwrap();
+    let progress: Value = client
+        .query_one("SELECT progress FROM control.run_workers WHERE run_id = $1::text::uuid", &[&run])
+        .await
+        .unwrap()
+        .get(0);
+    let published = progress["requests"].as_u64().unwrap();
+    assert!(published > 0 && published <= result["total"]["requests"].as_u64().unwrap(), "{progress}");
+    let shown: u64 = line.split("  ").find_map(|part| part.strip_suffix(" requests")?.parse().ok()).unwrap();
+    assert!(shown > 0 && shown <= published, "{line} vs {progress}");
+    // The worker showed its own share's progress too.
+    let worker = worker.wait_with_output().await.unwrap();
+    let worker_err = String::from_utf8_lossy(&worker.stderr);
+    assert!(worker_err.lines().any(|l| l.starts_with("progress ") && l.contains("4 users")), "{worker_err}");
+
+    let quiet = load(&app, &["--users", "2", "--run-time", "6s", "--quiet"]).await;
+    assert_eq!(quiet.code, Some(0), "{}", quiet.all_output());
+    assert!(!quiet.stderr.contains("progress "), "{}", quiet.stderr);
+}
+
+#[tokio::test]
 async fn a_worker_killed_mid_run_is_reported_lost_and_the_run_still_ends() {
     let app = TestApp::spawn().await;
     let _steady = spawn_worker(&app, &["--once"]);

@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 12, "{status:?}");
+    assert_eq!(status.pending.len(), 13, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -27,7 +27,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V9__log_checkpoints",
             "V10__foreign_keys_enforced_always",
             "V11__shared_faults",
-            "V12__share_first_user"
+            "V12__share_first_user",
+            "V13__share_progress"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());

@@ -30,6 +30,7 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
         shape: args.shape.parse()?,
         traffic: if args.traffic == "health" { Traffic::Health } else { Traffic::Mission },
         mission: args.mission,
+        progress: !args.quiet,
     };
     if let Some(dir) = &args.out {
         super::ensure_writable(dir)?;
@@ -56,6 +57,7 @@ pub async fn worker(args: WorkerArgs, shutdown: &CancellationToken) -> Result<Ex
         capacity: args.capacity,
         once: args.once,
         out: args.out,
+        progress: !args.quiet,
     };
     crate::db::migrations::require_bootstrapped(&settings.database).await?;
     let worker = interruptible(shutdown, async { Ok(Worker::register(settings).await?) }).await?;
