@@ -27,8 +27,8 @@ mod recorder;
 pub use goose;
 
 pub use recorder::{
-    combine_digests, key_digest, BackendCount, KeyDigest, LatencyUpload, Progress, Recorded, Recorder, TimeSlot,
-    UploadError,
+    combine_digests, key_digest, BackendCount, ErrorSample, KeyDigest, LatencyUpload, Progress, Recorded, Recorder,
+    TimeSlot, UploadError,
 };
 
 use goose::goose::GooseResponse;
@@ -333,6 +333,7 @@ async fn perform(
         }
         let answered = goose.response.as_ref().is_ok_and(|r| r.status().is_success());
         recorder.count_backend(user.base_url.as_str().trim_end_matches('/'), answered);
+        recorder.count_status(call.name, goose.response.as_ref().ok().map(|r| r.status().as_u16()));
         let transient = match &goose.response {
             // goose has already recorded a transport error as a failure.
             Err(_) => true,
@@ -347,9 +348,13 @@ async fn perform(
         attempt += 1;
     };
     let GooseResponse { mut request, response } = goose;
-    let Ok(response) = response else {
-        recorder.record_latency(call.name, started.elapsed());
-        return Ok(None);
+    let response = match response {
+        Ok(response) => response,
+        Err(e) => {
+            recorder.record_latency(call.name, started.elapsed());
+            recorder.sample_error(call.name, None, &e.to_string());
+            return Ok(None);
+        }
     };
     let status = response.status();
     let body: Result<Value, _> = response.json().await;
@@ -363,11 +368,14 @@ async fn perform(
     match body {
         Ok(body) if status.is_success() && (call.check)(&body) => Ok(Some(body)),
         Ok(body) => {
+            recorder.sample_error(call.name, Some(status.as_u16()), &body.to_string());
             let detail = format!("{} answered {status} with {body}", call.name);
             user.set_failure(&detail, &mut request, None, None).map(|_| None)
         }
         Err(e) => {
-            let detail = format!("{} answered {status} with a body that is not JSON: {e}", call.name);
+            let detail = format!("a body that is not JSON: {e}");
+            recorder.sample_error(call.name, Some(status.as_u16()), &detail);
+            let detail = format!("{} answered {status} with {detail}", call.name);
             user.set_failure(&detail, &mut request, None, None).map(|_| None)
         }
     }

@@ -46,6 +46,55 @@ pub struct Recorded {
     /// Requests by the backend (base URL) they were sent to, when a run
     /// spreads its users over several.
     pub by_backend: BTreeMap<String, BackendCount>,
+    /// Answers by request name and status (`"200"`, `"503"`, or `"no
+    /// answer"` for a transport error), every attempt counted.
+    pub statuses: BTreeMap<String, BTreeMap<String, u64>>,
+    /// A sample of each distinct failure (request, status, what the body
+    /// said), with how often it was seen; at most `ERROR_KINDS` kinds, the
+    /// rest counted under one "other failures" sample.
+    pub errors: Vec<ErrorSample>,
+}
+
+/// How many distinct failures are sampled before the rest are lumped.
+const ERROR_KINDS: usize = 20;
+/// How much of a failing answer's body a sample keeps.
+const EXCERPT_CHARS: usize = 200;
+
+/// One kind of failure and how often it was seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorSample {
+    pub name: String,
+    /// The status, or `"no answer"`.
+    pub status: String,
+    /// What was wrong: the start of the body (or the transport error).
+    pub excerpt: String,
+    pub count: u64,
+}
+
+impl ErrorSample {
+    fn is(&self, other: &ErrorSample) -> bool {
+        self.name == other.name && self.status == other.status && self.excerpt == other.excerpt
+    }
+}
+
+/// Adds `sample` to `samples`: to its kind's count, as a new kind, or past
+/// `ERROR_KINDS` to the catch-all.
+fn add_sample(samples: &mut Vec<ErrorSample>, sample: ErrorSample) {
+    if let Some(kind) = samples.iter_mut().find(|kind| kind.is(&sample)) {
+        kind.count += sample.count;
+    } else if samples.len() < ERROR_KINDS {
+        samples.push(sample);
+    } else {
+        let other = ErrorSample { name: "*".into(), status: "*".into(), excerpt: "(other failures)".into(), count: 0 };
+        match samples.iter_mut().find(|kind| kind.is(&other)) {
+            Some(kind) => kind.count += sample.count,
+            None => {
+                // The last kind gives way to the catch-all, which takes its count too.
+                let last = samples.pop().expect("ERROR_KINDS samples");
+                samples.push(ErrorSample { count: last.count + sample.count, ..other });
+            }
+        }
+    }
 }
 
 /// The requests sent to one backend, and how many were not answered 2xx.
@@ -61,6 +110,9 @@ pub struct TimeSlot {
     pub requests: u64,
     pub total_micros: u64,
     pub max_micros: u64,
+    /// Faults injected on purpose in this second.
+    #[serde(default)]
+    pub injected: u64,
 }
 
 impl TimeSlot {
@@ -68,6 +120,7 @@ impl TimeSlot {
         self.requests += other.requests;
         self.total_micros += other.total_micros;
         self.max_micros = self.max_micros.max(other.max_micros);
+        self.injected += other.injected;
     }
 }
 
@@ -80,6 +133,8 @@ impl Default for Recorded {
             injected_faults: 0,
             timeline: BTreeMap::new(),
             by_backend: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+            errors: Vec::new(),
         }
     }
 }
@@ -90,11 +145,11 @@ impl Recorder {
         let mut recorded = self.recorded.lock().expect("recorder lock");
         recorded.overall.saturating_record(micros);
         entry(&mut recorded.by_name, name, histogram).saturating_record(micros);
-        let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        recorded.timeline.entry(second).or_default().add(&TimeSlot {
+        recorded.timeline.entry(unix_second()).or_default().add(&TimeSlot {
             requests: 1,
             total_micros: micros,
             max_micros: micros,
+            injected: 0,
         });
     }
 
@@ -107,7 +162,26 @@ impl Recorder {
     }
 
     pub fn count_injected_fault(&self) {
-        self.recorded.lock().expect("recorder lock").injected_faults += 1;
+        let mut recorded = self.recorded.lock().expect("recorder lock");
+        recorded.injected_faults += 1;
+        recorded.timeline.entry(unix_second()).or_default().injected += 1;
+    }
+
+    /// One answer to a request named `name`: its status, or `None` when
+    /// none came (a transport error).
+    pub fn count_status(&self, name: &str, status: Option<u16>) {
+        let mut recorded = self.recorded.lock().expect("recorder lock");
+        let status = status.map_or_else(|| "no answer".to_string(), |s| s.to_string());
+        *entry(&mut recorded.statuses, name, BTreeMap::new).entry(status).or_default() += 1;
+    }
+
+    /// A failure of a request named `name`, as `what` describes it (the
+    /// answer's body, or the transport error).
+    pub fn sample_error(&self, name: &str, status: Option<u16>, what: &str) {
+        let excerpt: String = what.chars().take(EXCERPT_CHARS).collect();
+        let status = status.map_or_else(|| "no answer".to_string(), |s| s.to_string());
+        let sample = ErrorSample { name: name.to_string(), status, excerpt, count: 1 };
+        add_sample(&mut self.recorded.lock().expect("recorder lock").errors, sample);
     }
 
     pub fn acknowledge(&self, key: &str) {
@@ -152,6 +226,11 @@ impl Progress {
     }
 }
 
+/// Now, in whole seconds of Unix time: a timeline's slot.
+fn unix_second() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// `map`'s value for `key`, made by `new` when absent. Every request records
 /// under a name that is nearly always there already: it is not copied then.
 fn entry<'a, V>(map: &'a mut BTreeMap<String, V>, key: &str, new: impl FnOnce() -> V) -> &'a mut V {
@@ -179,6 +258,15 @@ impl Recorded {
             total.requests += count.requests;
             total.failures += count.failures;
         }
+        for (name, statuses) in &other.statuses {
+            let total = self.statuses.entry(name.clone()).or_default();
+            for (status, count) in statuses {
+                *total.entry(status.clone()).or_default() += count;
+            }
+        }
+        for sample in &other.errors {
+            add_sample(&mut self.errors, sample.clone());
+        }
         Ok(())
     }
 
@@ -190,6 +278,8 @@ impl Recorded {
             injected_faults: self.injected_faults,
             timeline: self.timeline.clone(),
             by_backend: self.by_backend.clone(),
+            statuses: self.statuses.clone(),
+            errors: self.errors.clone(),
         }
     }
 }
@@ -206,6 +296,10 @@ pub struct LatencyUpload {
     pub timeline: BTreeMap<u64, TimeSlot>,
     #[serde(default)]
     pub by_backend: BTreeMap<String, BackendCount>,
+    #[serde(default)]
+    pub statuses: BTreeMap<String, BTreeMap<String, u64>>,
+    #[serde(default)]
+    pub errors: Vec<ErrorSample>,
 }
 
 /// Why an upload could not be read back.
@@ -240,6 +334,8 @@ impl LatencyUpload {
             injected_faults: self.injected_faults,
             timeline: self.timeline.clone(),
             by_backend: self.by_backend.clone(),
+            statuses: self.statuses.clone(),
+            errors: self.errors.clone(),
         })
     }
 }

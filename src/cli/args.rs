@@ -12,6 +12,7 @@ use crate::control::threshold::Threshold;
 use crate::control::HEARTBEAT;
 use crate::immutable_log::anchors::{AnchorFile, ANCHOR_FILE};
 use crate::immutable_log::ChainSettings;
+use crate::report::compare::Tolerances;
 use crate::report::Thresholds;
 use crate::specification::Role;
 use clap::Args;
@@ -412,6 +413,10 @@ pub struct ScenarioArgs {
     /// Where the reports go.
     #[arg(long, env = "GRACE_OUT", default_value = REPORTS_DIR, value_name = "DIR")]
     pub out: PathBuf,
+    /// The scenario_report_*.json to compare this run with on its page
+    /// [default: the last passing run of the same configuration in --out].
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -446,13 +451,13 @@ pub struct CompareArgs {
     #[arg(long)]
     pub allow_unlike: bool,
     /// How much throughput may drop (0.1 = 10%).
-    #[arg(long, default_value_t = 0.10, value_name = "FRACTION")]
+    #[arg(long, default_value_t = Tolerances::DEFAULT.throughput_drop, value_name = "FRACTION")]
     pub max_throughput_drop: f64,
     /// How much p50/p95/p99 latency may rise (0.2 = 20%).
-    #[arg(long, default_value_t = 0.20, value_name = "FRACTION")]
+    #[arg(long, default_value_t = Tolerances::DEFAULT.latency_increase, value_name = "FRACTION")]
     pub max_latency_increase: f64,
     /// How much the (genuine) error rate may rise, absolute (0.01 = 1 point).
-    #[arg(long, default_value_t = 0.01, value_name = "FRACTION")]
+    #[arg(long, default_value_t = Tolerances::DEFAULT.error_rate_increase, value_name = "FRACTION")]
     pub max_error_rate_increase: f64,
     #[command(flatten)]
     pub output: OutputArgs,

@@ -10,7 +10,7 @@ use super::connection::Outage;
 use super::plan::{LoadShape, Stage};
 use super::worker::WorkerIdentity;
 use super::ControlError;
-use grace_loadtests::{BackendCount, Recorded, TimeSlot};
+use grace_loadtests::{BackendCount, ErrorSample, Recorded, TimeSlot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -51,6 +51,13 @@ pub struct LoadResult {
     /// they were sent to — several when the users were spread over replicas.
     #[serde(default)]
     pub backends: BTreeMap<String, BackendCount>,
+    /// Answers by request name and status (`"200"`, `"503"`, `"no answer"`),
+    /// every attempt counted, all workers together.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub statuses: BTreeMap<String, BTreeMap<String, u64>>,
+    /// A sample of each distinct failure, with how often it was seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorSample>,
     pub acked_writes: AckedWritesCheck,
     /// Workers that went silent or never uploaded, by name.
     pub lost_workers: Vec<String>,
@@ -220,6 +227,8 @@ impl LoadResult {
             latency,
             timeline: merged.timeline.clone(),
             backends: merged.by_backend.clone(),
+            statuses: merged.statuses.clone(),
+            errors: merged.errors.clone(),
             acked_writes,
             lost_workers,
             control_plane_outages,
@@ -344,6 +353,12 @@ impl std::fmt::Display for LoadResult {
             writeln!(f, "\n{:<44} {:>10} {:>9}", "backend", "requests", "not 2xx")?;
             for (backend, count) in &self.backends {
                 writeln!(f, "{backend:<44} {:>10} {:>9}", count.requests, count.failures)?;
+            }
+        }
+        if !self.errors.is_empty() {
+            writeln!(f, "\nfailures by kind (count, request, status, what the answer said)")?;
+            for e in &self.errors {
+                writeln!(f, "{:>8}  {} {}  {}", e.count, e.name, e.status, e.excerpt)?;
             }
         }
         let mark = |ok: bool| if ok { "✓" } else { "✗" };

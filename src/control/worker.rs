@@ -278,6 +278,7 @@ impl Worker {
         }
         if let (Some(dir), Some(html)) = (&self.settings.out, &outcome.report_html) {
             let path = dir.join(format!("goose-report-{run_id}-{}.html", self.identity.id));
+            let html = crate::report::goose::offline(html);
             if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, html)) {
                 tracing::warn!(path = %path.display(), error = %e, "could not write goose's report");
             }

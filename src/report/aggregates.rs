@@ -63,6 +63,8 @@ mod tests {
             latency: vec![],
             timeline: Default::default(),
             backends: Default::default(),
+            statuses: Default::default(),
+            errors: vec![],
             acked_writes: AckedWritesCheck::of_nothing(),
             lost_workers: vec![],
             control_plane_outages: vec![],

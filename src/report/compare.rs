@@ -10,7 +10,7 @@
 
 use super::ScenarioReport;
 use crate::control::result::LatencySummary;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +39,33 @@ pub fn differences(old: &ScenarioReport, new: &ScenarioReport) -> Vec<String> {
             (before != after).then(|| format!("{label} {} → {}", show(before), show(after)))
         })
         .collect()
+}
+
+/// What a run was compared with, kept in its report: the page shows the
+/// table, and a report rendered again shows the same one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The earlier report's file, as it was found or given.
+    pub file: String,
+    pub run_id: uuid::Uuid,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// How the runs' shapes differ (empty when found alike).
+    pub unlike: Vec<String>,
+    /// Judged by the default tolerances.
+    pub comparisons: Vec<Comparison>,
+}
+
+impl Baseline {
+    /// `new` against the report `old` read from `file`.
+    pub fn of(file: &Path, old: &ScenarioReport, new: &ScenarioReport) -> Self {
+        Self {
+            file: file.display().to_string(),
+            run_id: old.run_id,
+            started_at: old.started_at,
+            unlike: differences(old, new),
+            comparisons: compare(old, new, &Tolerances::DEFAULT),
+        }
+    }
 }
 
 /// The newest report under `dir` (searched recursively) that started
@@ -72,8 +99,7 @@ fn reports_under(dir: &Path) -> Vec<(PathBuf, ScenarioReport)> {
             if path.is_dir() {
                 pending.push(path);
             } else if name.starts_with("scenario_report_") && name.ends_with(".json") {
-                let report = std::fs::read_to_string(&path).ok().and_then(|text| serde_json::from_str(&text).ok());
-                if let Some(report) = report {
+                if let Ok(report) = super::read(&path) {
                     found.push((path, report));
                 }
             }
@@ -93,7 +119,14 @@ pub struct Tolerances {
     pub error_rate_increase: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl Tolerances {
+    /// What `grace report compare` allows unless told otherwise, and what a
+    /// scenario's page judges its comparison by.
+    pub const DEFAULT: Tolerances =
+        Tolerances { throughput_drop: 0.10, latency_increase: 0.20, error_rate_increase: 0.01 };
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
     pub metric: String,
     pub old: Option<f64>,
@@ -181,8 +214,7 @@ mod tests {
     use crate::report::Aggregates;
     use crate::verify::ConsistencyCheck;
 
-    const TOLERANCES: Tolerances =
-        Tolerances { throughput_drop: 0.1, latency_increase: 0.2, error_rate_increase: 0.01 };
+    const TOLERANCES: Tolerances = Tolerances::DEFAULT;
 
     /// A run with these numbers, whose consistency checks `held` or not.
     fn run(throughput: f64, p50: f64, p95: f64, p99: f64, genuine_error_rate: f64, held: bool) -> ScenarioReport {

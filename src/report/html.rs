@@ -3,8 +3,10 @@
 //! offline, attached to a CI run or mailed. Verdict first, then the numbers.
 
 use super::{escape, IterationReport, ScenarioReport};
+use crate::control::progress::Timeline;
 use crate::control::result::LatencySummary;
 use std::fmt::Write;
+use std::time::Duration;
 
 const COLORS: &[&str] = &["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563"];
 
@@ -41,6 +43,9 @@ pub fn render(report: &ScenarioReport) -> String {
         page.push_str("</ul></section>");
     }
     aggregates(&mut page, report);
+    if let Some(baseline) = &report.baseline {
+        comparison(&mut page, baseline);
+    }
     latency_over_time(&mut page, &report.iterations);
     for iteration in &report.iterations {
         iteration_section(&mut page, iteration, report.iterations.len() > 1);
@@ -72,6 +77,34 @@ fn aggregates(page: &mut String, report: &ScenarioReport) {
     page.push_str("</section>");
 }
 
+/// How this run compares with an earlier one (`report compare`'s table).
+fn comparison(page: &mut String, baseline: &super::compare::Baseline) {
+    let _ = write!(
+        page,
+        "<section><h2>Compared with run {} ({})</h2><p><code>{}</code></p>",
+        baseline.run_id,
+        baseline.started_at.format("%Y-%m-%d %H:%M UTC"),
+        escape(&baseline.file)
+    );
+    if !baseline.unlike.is_empty() {
+        let _ = write!(page, "<p class=\"fail\">Not run alike: {}</p>", escape(&baseline.unlike.join(", ")));
+    }
+    page.push_str("<table><tr><th>metric</th><th>then</th><th>now</th><th>verdict</th></tr>");
+    let show = |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{v:.2}"));
+    for row in &baseline.comparisons {
+        let (class, verdict) = if row.regressed { ("fail", "regressed") } else { ("pass", "ok") };
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{verdict} ({})</td></tr>",
+            escape(&row.metric),
+            show(row.old),
+            show(row.new),
+            escape(&row.note)
+        );
+    }
+    page.push_str("</table></section>");
+}
+
 fn latency_table(page: &mut String, rows: &[LatencySummary]) {
     page.push_str("<table><tr><th>request</th><th>count</th><th>fail</th><th>mean ms</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th></tr>");
     for l in rows {
@@ -89,8 +122,23 @@ fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
     let mut mean = Vec::new();
     let mut max = Vec::new();
     let mut rate = Vec::new();
+    let mut users = Vec::new();
+    let mut injected = Vec::new();
     for (i, iteration) in iterations.iter().enumerate() {
         let Some(load) = &iteration.load else { continue };
+        let timeline = Timeline {
+            users: load.users,
+            stages: load.stages.clone(),
+            run_time: Duration::from_secs(load.run_time_secs),
+        };
+        users.push(Series {
+            label: format!("iteration {}", iteration.iteration),
+            color: COLORS[i % COLORS.len()],
+            dashed: false,
+            points: (0..=load.run_time_secs)
+                .map(|s| (s as f64, f64::from(timeline.users_at(Duration::from_secs(s)))))
+                .collect(),
+        });
         // The first and last seconds are partial (the load starts and stops
         // inside them); drawn, they would show as drops in requests per second.
         let seconds = load.timeline.len();
@@ -117,6 +165,14 @@ fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
             dashed: true,
             points: points(&|s| s.max_micros as f64 / 1000.0),
         });
+        if whole.iter().any(|(_, slot)| slot.injected > 0) {
+            injected.push(Series {
+                label: label.clone(),
+                color,
+                dashed: false,
+                points: points(&|s| s.injected as f64),
+            });
+        }
         rate.push(Series { label, color, dashed: false, points: points(&|s| s.requests as f64) });
     }
     if mean.is_empty() {
@@ -127,6 +183,12 @@ fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
     page.push_str(&line_chart(&mean, "seconds into the load (whole seconds)", "latency (ms)"));
     page.push_str("<h3>Requests per second</h3>");
     page.push_str(&line_chart(&rate, "seconds into the load (whole seconds)", "requests"));
+    page.push_str("<h3>Users</h3>");
+    page.push_str(&line_chart(&users, "seconds into the load", "users"));
+    if !injected.is_empty() {
+        page.push_str("<h3>Injected faults per second</h3>");
+        page.push_str(&line_chart(&injected, "seconds into the load (whole seconds)", "injected faults"));
+    }
     page.push_str("</section>");
 }
 
@@ -176,13 +238,20 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
     if let Some(load) = &iteration.load {
         page.push_str("<h3>Per endpoint</h3>");
         latency_table(page, &load.latency);
-        page.push_str("<h3>Workers</h3><table><tr><th>worker</th><th>users</th><th>requests</th><th>failures</th><th>req/s</th><th>acked writes</th></tr>");
+        page.push_str("<h3>Workers</h3><table><tr><th>worker</th><th>users</th><th>requests</th><th>failures</th><th>req/s</th><th>acked writes</th><th>goose's report</th></tr>");
         for w in &load.workers {
             let name = if w.lost { format!("{} (LOST)", w.name) } else { w.name.clone() };
             let t = &w.throughput;
+            // Written beside this page, readable offline; a lost worker sent none.
+            let goose = if w.lost {
+                "—".to_string()
+            } else {
+                let file = super::goose::file_name(iteration.mission_id, w.worker_id);
+                format!("<a href=\"{file}\">per-worker detail</a>")
+            };
             let _ = write!(
                 page,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{goose}</td></tr>",
                 escape(&name),
                 w.users,
                 t.requests,
@@ -192,6 +261,7 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
             );
         }
         page.push_str("</table>");
+        answers(page, load);
     }
     for phase in &iteration.phases {
         if phase.notes.is_empty() && phase.error.is_none() {
@@ -207,6 +277,43 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
         page.push_str("</ul></details>");
     }
     page.push_str("</section>");
+}
+
+/// What the backend answered: each request's statuses (every attempt), and a
+/// sample of each distinct failure with its count.
+fn answers(page: &mut String, load: &crate::control::result::LoadResult) {
+    if !load.statuses.is_empty() {
+        let codes: std::collections::BTreeSet<&String> = load.statuses.values().flat_map(|s| s.keys()).collect();
+        page.push_str("<h3>Status codes per endpoint</h3><table><tr><th>request</th>");
+        for code in &codes {
+            let _ = write!(page, "<th>{}</th>", escape(code));
+        }
+        page.push_str("</tr>");
+        for (name, statuses) in &load.statuses {
+            let _ = write!(page, "<tr><td>{}</td>", escape(name));
+            for code in &codes {
+                let count = statuses.get(*code).copied().unwrap_or(0);
+                let class = if code.starts_with('2') || count == 0 { "" } else { " class=\"fail\"" };
+                let _ = write!(page, "<td{class}>{count}</td>");
+            }
+            page.push_str("</tr>");
+        }
+        page.push_str("</table>");
+    }
+    if !load.errors.is_empty() {
+        page.push_str("<h3>Failures by kind</h3><table><tr><th>count</th><th>request</th><th>status</th><th>what the answer said</th></tr>");
+        for e in &load.errors {
+            let _ = write!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                e.count,
+                escape(&e.name),
+                escape(&e.status),
+                escape(&e.excerpt)
+            );
+        }
+        page.push_str("</table>");
+    }
 }
 
 /// Each phase as a bar from its start, as long as it took.
@@ -292,20 +399,21 @@ struct Series {
     points: Vec<(f64, f64)>,
 }
 
-/// A line chart with axes, tick labels and a legend, as inline SVG.
+/// A line chart with labelled axes on round ticks and a legend, as inline SVG.
 fn line_chart(series: &[Series], x_label: &str, y_label: &str) -> String {
     let (width, height, left, right, top, bottom) = (760.0, 280.0, 60.0, 16.0, 12.0, 76.0);
-    let all = series.iter().flat_map(|s| s.points.iter());
-    let x_max = all.clone().map(|p| p.0).fold(0.0, f64::max).max(1.0);
-    let y_max = all.map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.1;
+    // Axes end on a round number, ticked every round step.
+    let (x_top, y_top) = (all_max(series, |p| p.0).max(1.0), all_max(series, |p| p.1).max(1e-9));
+    let (x_step, y_step) = (round_step(x_top), round_step(y_top));
+    let (x_max, y_max) = (x_step * (x_top / x_step).ceil(), y_step * (y_top / y_step).ceil());
     let x_of = |x: f64| left + x / x_max * (width - left - right);
     let y_of = |y: f64| top + (1.0 - y / y_max) * (height - top - bottom);
     let mut svg = format!(
         "<svg class=\"chart\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{}\">",
         escape(y_label)
     );
-    for i in 0..=4 {
-        let value = y_max * f64::from(i) / 4.0;
+    let ticks = |max: f64, step: f64| (0..).map(move |i| f64::from(i) * step).take_while(move |v| *v <= max * 1.0001);
+    for value in ticks(y_max, y_step) {
         let y = y_of(value);
         let _ = write!(
             svg,
@@ -315,7 +423,8 @@ fn line_chart(series: &[Series], x_label: &str, y_label: &str) -> String {
             y + 4.0,
             tick(value)
         );
-        let x_value = x_max * f64::from(i) / 4.0;
+    }
+    for x_value in ticks(x_max, x_step) {
         let _ = write!(
             svg,
             "<text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\" text-anchor=\"middle\">{}</text>",
@@ -324,6 +433,12 @@ fn line_chart(series: &[Series], x_label: &str, y_label: &str) -> String {
             tick(x_value)
         );
     }
+    let _ = write!(
+        svg,
+        "<text transform=\"translate(14 {:.1}) rotate(-90)\" class=\"axis\" text-anchor=\"middle\">{}</text>",
+        top + (height - top - bottom) / 2.0,
+        escape(y_label)
+    );
     let _ = write!(
         svg,
         "<text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\" text-anchor=\"middle\">{}</text>",
@@ -357,8 +472,21 @@ fn line_chart(series: &[Series], x_label: &str, y_label: &str) -> String {
     svg
 }
 
+/// The largest of the series' values that `pick` reads.
+fn all_max(series: &[Series], pick: fn(&(f64, f64)) -> f64) -> f64 {
+    series.iter().flat_map(|s| s.points.iter()).map(pick).fold(0.0, f64::max)
+}
+
+/// A round step (1, 2, 2.5 or 5 times a power of ten) that ticks 0..=`max`
+/// four to eight times.
+fn round_step(max: f64) -> f64 {
+    let rough = max / 4.0;
+    let power = 10f64.powf(rough.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * power).find(|step| max / step <= 8.0).unwrap_or(10.0 * power)
+}
+
 fn tick(value: f64) -> String {
-    if value >= 100.0 || value == 0.0 {
+    if value >= 100.0 || value.fract() == 0.0 {
         format!("{value:.0}")
     } else if value >= 1.0 {
         format!("{value:.1}")
@@ -377,3 +505,15 @@ th{background:#f3f4f6}td.pass,p.pass,li.pass{color:#15803d}td.fail,p.fail,li.fai
 svg.chart{width:100%;height:auto;background:#fafafa;border:1px solid #e5e7eb;margin:6px 0}\
 svg .grid{stroke:#e5e7eb}svg .axis{font-size:11px;fill:#4b5563}svg .label{font-size:12px;fill:#111827}\
 pre{background:#f3f4f6;padding:10px;overflow:auto;font-size:13px}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_tick_on_round_steps() {
+        for (max, step) in [(1.0, 0.2), (37.0, 5.0), (812.0, 200.0), (0.03, 0.005), (4.0, 1.0)] {
+            assert!((round_step(max) - step).abs() < step * 1e-9, "{max}: {}", round_step(max));
+        }
+    }
+}

@@ -6,11 +6,13 @@
 //! resource [`trends`] and the leak verdict, the run's [`configuration`],
 //! the closing [`text`] table, and the verdict with its exit code. Past runs
 //! are listed from Postgres ([`history`]) and two reports compared
-//! ([`compare`]).
+//! ([`compare`]). goose's own per-worker pages are written readable offline
+//! ([`goose`]).
 
 pub mod aggregates;
 pub mod compare;
 pub mod configuration;
+pub mod goose;
 pub mod history;
 pub mod html;
 pub mod junit;
@@ -190,6 +192,11 @@ pub struct ScenarioReport {
     pub iterations: Vec<IterationReport>,
     pub aggregates: Aggregates,
     pub trends: Trends,
+    /// The earlier run this one was compared with, when there was one (the
+    /// last passing run of the same configuration in the reports directory,
+    /// or `--baseline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<compare::Baseline>,
 }
 
 impl ScenarioReport {
@@ -216,6 +223,7 @@ impl ScenarioReport {
             aggregates: Aggregates::of(&iterations, merged),
             iterations,
             trends,
+            baseline: None,
         };
         report.judge(interrupted);
         report
@@ -357,11 +365,17 @@ impl ScenarioReport {
         written.push(path);
         for (name, report) in goose_reports {
             let path = dir.join(name);
-            std::fs::write(&path, report)?;
+            std::fs::write(&path, goose::offline(report))?;
             written.push(path);
         }
         Ok(written)
     }
+}
+
+/// A `scenario_report_*.json` read back; the error names the file and why.
+pub fn read(path: &Path) -> Result<ScenarioReport, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not a scenario_report_*.json: {e}", path.display()))
 }
 
 fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {

@@ -56,6 +56,9 @@ pub struct ScenarioSettings {
     pub monitor: bool,
     pub out: PathBuf,
     pub thresholds: Thresholds,
+    /// The report (and its file) to compare this run with; by default the
+    /// last passing run of the same configuration in `out`.
+    pub baseline: Option<(PathBuf, ScenarioReport)>,
 }
 
 /// Why the scenario could not run at all (its criteria failing is not an
@@ -168,7 +171,7 @@ async fn run_on(
         if let Some(load) = load {
             let _ = merged.merge(&load.histograms);
             for (worker, html) in load.reports {
-                goose_reports.push((format!("goose_report_{}_{}.html", iteration.mission_id, worker.id), html));
+                goose_reports.push((report::goose::file_name(iteration.mission_id, worker.id), html));
             }
         }
         iterations.push(iteration);
@@ -183,6 +186,8 @@ async fn run_on(
     let interrupted = shutdown.is_cancelled();
     let mut report =
         ScenarioReport::new(run_id, started_at, &context.configuration(), iterations, &merged, interrupted);
+    let baseline = settings.baseline.clone().or_else(|| report::compare::baseline(&settings.out, &report));
+    report.baseline = baseline.map(|(file, old)| report::compare::Baseline::of(&file, &old, &report));
     // Phase 8: the reports, timed like every other phase. Its own record
     // belongs in the files it times, so they are written once within the
     // phase (which fails, saying why, when they cannot be) and once more,

@@ -171,6 +171,22 @@ async fn normal_mode_meets_every_criterion_and_writes_the_four_reports() {
     let runs: Value = serde_json::from_str(&history.stdout).unwrap();
     assert_eq!(runs[0]["run_id"], report["run_id"]);
     assert_eq!(runs[0]["missions"][0], mission);
+
+    // A second run like it in the same directory is compared with the first
+    // on its page (and in its JSON, so the page renders again the same).
+    let again = scenario(&database, out.path(), &[]).await;
+    assert_eq!(again.code, Some(0), "{}", again.all_output());
+    let newest = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("scenario_report_") && p != &path)
+        .find(|p| p.extension().unwrap() == "json")
+        .unwrap();
+    let second = json(&newest);
+    assert_eq!(second["baseline"]["run_id"], report["run_id"], "{}", second["baseline"]);
+    assert_eq!(second["baseline"]["comparisons"].as_array().unwrap().len(), 6);
+    let page = std::fs::read_to_string(newest.with_extension("html")).unwrap();
+    assert!(page.contains(&format!("Compared with run {}", report["run_id"].as_str().unwrap())));
 }
 
 #[tokio::test]
@@ -190,6 +206,25 @@ async fn chaos_mode_keeps_integrity_perfect_with_injected_faults_present() {
     assert!(report["aggregates"]["injected_faults"].as_u64().unwrap() > 0, "{}", report["aggregates"]);
     assert!(consistency_held(&report));
     assert!(ran.stdout.contains("injected faults counted apart"), "{}", ran.stdout);
+
+    // What the backend answered, kept and shown: statuses per endpoint (the
+    // injected 503s among them), a sample of each kind of failure, and the
+    // injected faults second by second.
+    let load = &report["iterations"][0]["load"];
+    let refused: u64 = load["statuses"].as_object().unwrap().values().filter_map(|s| s["503"].as_u64()).sum();
+    assert!(refused > 0, "{}", load["statuses"]);
+    let injected = load["errors"].as_array().unwrap().iter().find(|e| e["status"] == "503");
+    assert!(injected.is_some_and(|e| e["count"].as_u64() > Some(0)), "{}", load["errors"]);
+    let html = std::fs::read_to_string(report_file(out.path(), "scenario_report_", ".html")).unwrap();
+    for part in ["Status codes per endpoint", "Failures by kind", "Injected faults per second", "<h3>Users</h3>"] {
+        assert!(html.contains(part), "{part}");
+    }
+    // goose's per-worker page is linked, and reads offline.
+    let goose = report_file(out.path(), "goose_report_", ".html");
+    let name = goose.file_name().unwrap().to_str().unwrap();
+    assert!(html.contains(&format!("href=\"{name}\"")), "the page links {name}");
+    let goose = std::fs::read_to_string(&goose).unwrap();
+    assert!(!goose.contains("https://cdn") && goose.contains("Licensed to the Apache Software Foundation"));
 }
 
 #[tokio::test]

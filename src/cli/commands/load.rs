@@ -76,6 +76,7 @@ fn write_load_outputs(dir: &Path, outcome: &LoadOutcome) -> Result<(), CommandEr
     let json = serde_json::to_string_pretty(&outcome.result).expect("results serialize");
     std::fs::write(dir.join("load-result.json"), json).map_err(failed)?;
     for (worker, html) in &outcome.reports {
+        let html = crate::report::goose::offline(html);
         std::fs::write(dir.join(format!("goose-report-{}.html", worker.id)), html).map_err(failed)?;
     }
     Ok(())

@@ -63,9 +63,6 @@ pub async fn history(args: HistoryArgs) -> Result<ExitCode, CommandError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_report(path: &Path) -> Result<ScenarioReport, CommandError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CommandError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| CommandError::Usage(format!("{} is not a scenario_report_*.json: {e}", path.display())))
+pub fn read_report(path: &Path) -> Result<ScenarioReport, CommandError> {
+    crate::report::read(path).map_err(CommandError::Usage)
 }

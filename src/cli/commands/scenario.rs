@@ -29,6 +29,10 @@ pub async fn scenario(args: ScenarioArgs, shutdown: &CancellationToken) -> Resul
         }
     };
     super::ensure_writable(&args.out)?;
+    let baseline = match &args.baseline {
+        Some(file) => Some((file.clone(), super::report::read_report(file)?)),
+        None => None,
+    };
     let settings = ScenarioSettings {
         target,
         load: args.shape.parse()?,
@@ -37,6 +41,7 @@ pub async fn scenario(args: ScenarioArgs, shutdown: &CancellationToken) -> Resul
         monitor: args.monitor,
         out: args.out,
         thresholds: args.thresholds.parse()?,
+        baseline,
     };
     let outcome = crate::scenario::run(settings, shutdown).await?;
     let report = &outcome.report;
