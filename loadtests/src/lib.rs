@@ -27,8 +27,8 @@ mod recorder;
 pub use goose;
 
 pub use recorder::{
-    combine_digests, key_digest, BackendCount, ErrorSample, KeyDigest, LatencyUpload, Progress, Recorded, Recorder,
-    TimeSlot, UploadError,
+    combine_digests, key_digest, BackendCount, ErrorSample, KeyDigest, LatencyUpload, NameProgress, Progress, Recorded,
+    Recorder, TimeSlot, UploadError,
 };
 
 use goose::goose::GooseResponse;

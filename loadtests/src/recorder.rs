@@ -193,36 +193,80 @@ impl Recorder {
         self.recorded.lock().expect("recorder lock").clone()
     }
 
-    /// Where the run stands, for live progress: cheaper than a snapshot (one
-    /// histogram, no keys) and portable, so shares merge into an exact p95.
+    /// Where the run stands, for live progress: cheaper than a snapshot (no
+    /// keys, no timeline) and portable, so shares merge exactly.
     pub fn progress(&self) -> Progress {
-        let (requests, failures, injected_faults, overall) = {
+        let recorded = {
+            // Copied under the lock, encoded outside it: users wait for a copy only.
             let recorded = self.recorded.lock().expect("recorder lock");
-            let (requests, failures) = recorded
-                .by_backend
-                .values()
-                .fold((0, 0), |(requests, failures), count| (requests + count.requests, failures + count.failures));
-            (requests, failures, recorded.injected_faults, recorded.overall.clone())
+            Recorded {
+                overall: recorded.overall.clone(),
+                by_name: recorded.by_name.clone(),
+                injected_faults: recorded.injected_faults,
+                by_backend: recorded.by_backend.clone(),
+                statuses: recorded.statuses.clone(),
+                ..Recorded::default()
+            }
         };
-        Progress { requests, failures, injected_faults, overall: encode(&overall) }
+        recorded.progress()
+    }
+}
+
+impl Recorded {
+    /// Where these recordings stand (see [`Progress`]).
+    pub fn progress(&self) -> Progress {
+        let (requests, failures) = self
+            .by_backend
+            .values()
+            .fold((0, 0), |(requests, failures), count| (requests + count.requests, failures + count.failures));
+        let by_name = self
+            .by_name
+            .iter()
+            .map(|(name, histogram)| {
+                let failures = self.statuses.get(name).map_or(0, |statuses| {
+                    statuses.iter().filter(|(status, _)| !status.starts_with('2')).map(|(_, n)| n).sum()
+                });
+                (name.clone(), NameProgress { failures, latency: encode(histogram) })
+            })
+            .collect();
+        Progress { requests, failures, injected_faults: self.injected_faults, overall: encode(&self.overall), by_name }
     }
 }
 
 /// Where a run (or one worker's share of it) stands: every request sent so
 /// far, those not answered 2xx (injected faults among them, counted apart too),
-/// and the histogram of every latency so far in its portable form.
+/// and the histogram of every latency so far in its portable form, overall
+/// and by request name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub requests: u64,
     pub failures: u64,
     pub injected_faults: u64,
     pub overall: String,
+    #[serde(default)]
+    pub by_name: BTreeMap<String, NameProgress>,
+}
+
+/// One request name's part of a [`Progress`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NameProgress {
+    /// Answers not 2xx (and no answers).
+    pub failures: u64,
+    /// Every latency so far, portable.
+    pub latency: String,
 }
 
 impl Progress {
     /// The latency histogram, back from its portable form.
     pub fn histogram(&self) -> Result<Histogram<u64>, UploadError> {
         decode(&self.overall)
+    }
+}
+
+impl NameProgress {
+    /// The latency histogram, back from its portable form.
+    pub fn histogram(&self) -> Result<Histogram<u64>, UploadError> {
+        decode(&self.latency)
     }
 }
 

@@ -500,6 +500,11 @@ pub struct LoadArgs {
     /// a line every 5 s otherwise).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Stream the run to FILE as it goes, for dashboards (k6's JSON output):
+    /// every second one JSON object per request name and one "overall" —
+    /// time, endpoint, requests, failures, p50/p95/p99/max ms of that second.
+    #[arg(long, value_name = "FILE")]
+    pub out_json_lines: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -10,7 +10,7 @@
 
 use super::connection::ControlPlane;
 use super::plan::LoadPlan;
-use super::progress::{self, merge, Timeline};
+use super::progress::{self, JsonLines, Sample, Sinks, Timeline};
 use super::result::{LoadResult, Uploaded, WorkerUpload};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
 use super::{acked_writes, check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD, UPLOAD_ALLOWANCE};
@@ -140,22 +140,26 @@ async fn coordinate(
     only: Option<Uuid>,
     shutdown: &CancellationToken,
 ) -> Result<LoadOutcome, ControlError> {
+    let json_lines = match &plan.json_lines {
+        Some(path) => Some(JsonLines::create(path).map_err(|e| {
+            ControlError::Configuration(format!("cannot write --out-json-lines {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
     let mut listener = Listener::start(plane.database(), CHANNEL).await?;
     let workers = claim_workers(plane, &mut listener, plan, run_id, only, shutdown).await?;
     let names: Vec<String> = workers.iter().map(ToString::to_string).collect();
     tracing::info!(run = %run_id, "started on {} worker(s): {}", workers.len(), names.join(", "));
-    let shown = CancellationToken::new();
+    let followed = CancellationToken::new();
     let watching = async {
         let watched = watch(plane, &mut listener, plan, run_id, shutdown).await;
-        shown.cancel();
+        followed.cancel();
         watched
     };
-    let showing = async {
-        if plan.progress {
-            show_progress(plane, plan, run_id, shown.clone()).await;
-        }
-    };
-    tokio::join!(watching, showing).0?;
+    let sinks = Sinks { display: plan.progress, json_lines };
+    let following = follow_progress(plane, plan, run_id, sinks, followed.clone());
+    let (watched, json_lines) = tokio::join!(watching, following);
+    watched?;
     plane
         .run("the start of the merge", |c| async move {
             c.execute("UPDATE control.runs SET status = 'merging' WHERE id = $1", &[&run_id]).await
@@ -165,6 +169,10 @@ async fn coordinate(
     let acked =
         plane.run("the acknowledged-writes check", |c| async move { acked_writes::check(&c, run_id).await }).await?;
     let (result, histograms) = LoadResult::merge(run_id, &plan.shape, &uploads, acked, plane.outages())?;
+    if let (Some(mut lines), Some(last)) = (json_lines, Sample::merge([&histograms.progress()])) {
+        // The last window, from what the workers uploaded: the lines add up to the run.
+        lines.write(&last);
+    }
     let verdict = &serde_json::to_value(&result).expect("results serialize");
     plane
         .run("the verdict", |c| async move {
@@ -180,10 +188,19 @@ async fn coordinate(
 }
 
 /// The run's live progress, from its start (`START_LEAD` after the claim)
-/// until `stop`: the shares' latest heartbeats, merged.
-async fn show_progress(plane: &ControlPlane, plan: &LoadPlan, run_id: Uuid, stop: CancellationToken) {
+/// until `stop`, into `sinks`: the shares' latest heartbeats, merged.
+async fn follow_progress(
+    plane: &ControlPlane,
+    plan: &LoadPlan,
+    run_id: Uuid,
+    sinks: Sinks,
+    stop: CancellationToken,
+) -> Option<JsonLines> {
+    if !sinks.display && sinks.json_lines.is_none() {
+        return None;
+    }
     tokio::select! {
-        () = stop.cancelled() => return,
+        () = stop.cancelled() => return sinks.json_lines,
         () = tokio::time::sleep(START_LEAD) => {}
     }
     let shape = &plan.shape;
@@ -199,9 +216,9 @@ async fn show_progress(plane: &ControlPlane, plan: &LoadPlan, run_id: Uuid, stop
             .filter_map(|row| row.try_get::<_, serde_json::Value>("progress").ok())
             .filter_map(|value| serde_json::from_value(value).ok())
             .collect();
-        merge(&shares)
+        Sample::merge(&shares)
     };
-    progress::show(timeline, sample, stop).await;
+    progress::follow(timeline, sample, sinks, stop).await
 }
 
 /// Creates the run's mission through the backend's API, with the run's id as

@@ -46,6 +46,8 @@ pub struct LoadPlan {
     pub mission: Option<Uuid>,
     /// Show the run's live progress on stderr.
     pub progress: bool,
+    /// Stream each second's numbers per request name here (JSON lines).
+    pub json_lines: Option<std::path::PathBuf>,
 }
 
 /// One k6-style stage: reach `users` by the end of `secs` seconds, linearly

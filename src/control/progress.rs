@@ -10,18 +10,26 @@
 //! (indicatif; other output is printed above it, see `console`); otherwise a
 //! plain line every few seconds, so CI logs stay readable. `--quiet` shows
 //! none. No colour is used, so `NO_COLOR` has nothing to turn off here.
+//!
+//! The same samples stream to `--out-json-lines FILE` for dashboards, as
+//! k6's JSON output does: every second, one object per request name (and one
+//! `overall`) with that second's requests, failures and percentiles — taken
+//! from the difference of two cumulative histograms, so exact — and a last
+//! window from the merged uploads, so the lines add up to the run.
 
 use super::plan::Stage;
 use grace_loadtests::Progress;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// How often a terminal's line is redrawn.
-const LIVE_EVERY: Duration = Duration::from_secs(1);
+/// How often progress is sampled (and a terminal's line redrawn).
+const EVERY: Duration = Duration::from_secs(1);
 /// How often a plain line is printed when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
@@ -57,27 +65,66 @@ impl Timeline {
     }
 }
 
-/// Shares' progress merged: counts summed, histograms added (exact).
-pub fn merge<'a>(shares: impl IntoIterator<Item = &'a Progress>) -> Option<(Progress, Histogram<u64>)> {
-    let mut total: Option<(Progress, Histogram<u64>)> = None;
-    for share in shares {
-        let histogram = share.histogram().ok()?;
-        match &mut total {
-            None => total = Some((share.clone(), histogram)),
-            Some((sum, merged)) => {
-                sum.requests += share.requests;
-                sum.failures += share.failures;
-                sum.injected_faults += share.injected_faults;
-                merged.add(&histogram).ok()?;
+/// A run's (or a share's) progress, decoded: counts, and every latency so
+/// far overall and by request name.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub requests: u64,
+    pub failures: u64,
+    pub injected_faults: u64,
+    pub overall: Histogram<u64>,
+    /// Failures and latencies by request name.
+    pub by_name: BTreeMap<String, (u64, Histogram<u64>)>,
+}
+
+impl Sample {
+    /// Shares' progress merged: counts summed, histograms added (exact).
+    /// `None` with no shares, or one that does not decode.
+    pub fn merge<'a>(shares: impl IntoIterator<Item = &'a Progress>) -> Option<Self> {
+        let mut total: Option<Sample> = None;
+        for share in shares {
+            let mut by_name = BTreeMap::new();
+            for (name, part) in &share.by_name {
+                by_name.insert(name.clone(), (part.failures, part.histogram().ok()?));
+            }
+            let sample = Sample {
+                requests: share.requests,
+                failures: share.failures,
+                injected_faults: share.injected_faults,
+                overall: share.histogram().ok()?,
+                by_name,
+            };
+            match &mut total {
+                None => total = Some(sample),
+                Some(sum) => sum.add(&sample).ok()?,
             }
         }
+        total
     }
-    total
+
+    fn add(&mut self, other: &Sample) -> Result<(), hdrhistogram::AdditionError> {
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.injected_faults += other.injected_faults;
+        self.overall.add(&other.overall)?;
+        for (name, (failures, histogram)) in &other.by_name {
+            match self.by_name.get_mut(name) {
+                Some((sum, merged)) => {
+                    *sum += failures;
+                    merged.add(histogram)?;
+                }
+                None => {
+                    self.by_name.insert(name.clone(), (*failures, histogram.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One progress line: `12s/30s  50 users  812 req/s  3 errors (+5 injected)  p95 4.2 ms`.
 /// `rate` is the requests per second since the line before.
-pub fn line(elapsed: Duration, timeline: &Timeline, progress: &Progress, p95_micros: u64, rate: f64) -> String {
+pub fn line(elapsed: Duration, timeline: &Timeline, progress: &Sample, rate: f64) -> String {
     let genuine = progress.failures.saturating_sub(progress.injected_faults);
     let injected = match progress.injected_faults {
         0 => String::new(),
@@ -89,35 +136,53 @@ pub fn line(elapsed: Duration, timeline: &Timeline, progress: &Progress, p95_mic
         timeline.run_time.as_secs(),
         timeline.users_at(elapsed),
         progress.requests,
-        p95_micros as f64 / 1000.0
+        progress.overall.value_at_quantile(0.95) as f64 / 1000.0
     )
 }
 
-/// Shows the progress `sample` reports until `stop`, starting now (the
-/// run's start). `sample` answers `None` while there is nothing to show yet.
-pub async fn show<F, Fut>(timeline: Timeline, mut sample: F, stop: CancellationToken)
+/// Where the samples go: a person's view, and a file for dashboards.
+pub struct Sinks {
+    /// Show the progress on stderr.
+    pub display: bool,
+    pub json_lines: Option<JsonLines>,
+}
+
+/// Follows the progress `sample` reports, once a second until `stop`,
+/// starting now (the run's start), into `sinks`. `sample` answers `None`
+/// while there is nothing to show yet. Returns the JSON-lines file, for its
+/// last window.
+pub async fn follow<F, Fut>(
+    timeline: Timeline,
+    mut sample: F,
+    mut sinks: Sinks,
+    stop: CancellationToken,
+) -> Option<JsonLines>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Option<(Progress, Histogram<u64>)>>,
+    Fut: Future<Output = Option<Sample>>,
 {
     let started = Instant::now();
-    let live = std::io::stderr().is_terminal();
+    let live = sinks.display && std::io::stderr().is_terminal();
     let bar = live.then(|| {
         let bar = ProgressBar::new(timeline.run_time.as_secs().max(1));
         bar.set_style(ProgressStyle::with_template("{bar:24} {msg}").expect("a valid template"));
         crate::console::hold_bar(bar.clone());
         bar
     });
-    let mut ticks = tokio::time::interval(if live { LIVE_EVERY } else { PLAIN_EVERY });
+    let mut ticks = tokio::time::interval(EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     let mut last: Option<(Instant, u64)> = None;
+    let mut last_plain = started;
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             _ = ticks.tick() => {}
         }
-        let Some((progress, histogram)) = sample().await else { continue };
+        let Some(progress) = sample().await else { continue };
+        if let Some(lines) = &mut sinks.json_lines {
+            lines.write(&progress);
+        }
         let now = Instant::now();
         let rate = match last {
             Some((then, requests)) => {
@@ -126,18 +191,94 @@ where
             None => progress.requests as f64 / now.duration_since(started).as_secs_f64().max(1e-3),
         };
         last = Some((now, progress.requests));
-        let text = line(started.elapsed(), &timeline, &progress, histogram.value_at_quantile(0.95), rate);
+        let text = line(started.elapsed(), &timeline, &progress, rate);
         match &bar {
             Some(bar) => {
                 bar.set_position(started.elapsed().as_secs());
                 bar.set_message(text);
             }
-            None => eprintln!("progress {text}"),
+            None if sinks.display && now.duration_since(last_plain) >= PLAIN_EVERY => {
+                last_plain = now;
+                eprintln!("progress {text}");
+            }
+            None => {}
         }
     }
     if bar.is_some() {
         crate::console::lift_bar();
     }
+    sinks.json_lines
+}
+
+/// `--out-json-lines`: one JSON object per request name (and `overall`) per
+/// sample, for that window only — the difference of two cumulative
+/// histograms, so its percentiles are exact.
+pub struct JsonLines {
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    previous: Option<Sample>,
+    /// Lines that could not be written, after the first failure said so.
+    failed: bool,
+}
+
+impl JsonLines {
+    /// Creates (or truncates) `path`.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        Ok(Self { path: path.to_path_buf(), file, previous: None, failed: false })
+    }
+
+    /// The window since the last sample written, one line per request name.
+    pub fn write(&mut self, sample: &Sample) {
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let previous = self.previous.as_ref();
+        let mut lines = vec![window_line(
+            &time,
+            "overall",
+            (sample.failures, &sample.overall),
+            previous.map(|p| (p.failures, &p.overall)),
+        )];
+        for (name, (failures, histogram)) in &sample.by_name {
+            let before = previous.and_then(|p| p.by_name.get(name)).map(|(f, h)| (*f, h));
+            lines.push(window_line(&time, name, (*failures, histogram), before));
+        }
+        let written = lines.iter().try_for_each(|line| writeln!(self.file, "{line}")).and_then(|()| self.file.flush());
+        if let Err(e) = written {
+            if !self.failed {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not write --out-json-lines");
+            }
+            self.failed = true;
+        }
+        self.previous = Some(sample.clone());
+    }
+}
+
+/// One window's JSON object: `now` minus `before` (the run's start when none).
+fn window_line(
+    time: &str,
+    name: &str,
+    now: (u64, &Histogram<u64>),
+    before: Option<(u64, &Histogram<u64>)>,
+) -> serde_json::Value {
+    let mut window = now.1.clone();
+    let mut failures = now.0;
+    if let Some((failed, histogram)) = before {
+        // A cumulative histogram only grows: what was in it is in it still.
+        let _ = window.subtract(histogram);
+        failures = failures.saturating_sub(failed);
+    }
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    let empty = window.is_empty();
+    serde_json::json!({
+        "time": time,
+        "endpoint": name,
+        "requests": window.len(),
+        "failures": failures,
+        "p50_ms": (!empty).then(|| ms(window.value_at_quantile(0.50))),
+        "p95_ms": (!empty).then(|| ms(window.value_at_quantile(0.95))),
+        "p99_ms": (!empty).then(|| ms(window.value_at_quantile(0.99))),
+        "max_ms": (!empty).then(|| ms(window.max())),
+    })
 }
 
 #[cfg(test)]
@@ -161,24 +302,62 @@ mod tests {
         for ms in 1..=90 {
             fast.record_latency("/api/chat", Duration::from_millis(ms));
             fast.count_backend("http://a", true);
+            fast.count_status("/api/chat", Some(200));
         }
         for ms in 91..=100 {
             slow.record_latency("/api/chat", Duration::from_millis(ms));
             slow.count_backend("http://a", ms < 98);
+            slow.count_status("/api/chat", Some(if ms < 98 { 200 } else { 503 }));
         }
         slow.count_injected_fault();
-        let (progress, histogram) = merge(&[fast.progress(), slow.progress()]).unwrap();
-        assert_eq!((progress.requests, progress.failures, progress.injected_faults), (100, 3, 1));
+        let sample = Sample::merge(&[fast.progress(), slow.progress()]).unwrap();
+        assert_eq!((sample.requests, sample.failures, sample.injected_faults), (100, 3, 1));
+        assert_eq!(sample.by_name["/api/chat"].0, 3);
         // The 95th of 1..=100 ms; each share alone would say 86 or 100.
-        let p95 = histogram.value_at_quantile(0.95);
+        let p95 = sample.overall.value_at_quantile(0.95);
         assert!((94_900..=95_100).contains(&p95), "{p95}");
         let timeline = Timeline { users: 4, stages: vec![], run_time: Duration::from_secs(30) };
         assert_eq!(
-            line(Duration::from_secs(12), &timeline, &progress, p95, 812.4),
+            line(Duration::from_secs(12), &timeline, &sample, 812.4),
             format!(
                 "12s/30s  4 users  812 req/s  100 requests  2 errors (+1 injected)  p95 {:.1} ms",
                 p95 as f64 / 1000.0
             )
         );
+    }
+
+    #[test]
+    fn json_lines_hold_each_window_alone_and_add_up_to_the_run() {
+        let recorder = Recorder::default();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        let mut lines = JsonLines::create(&path).unwrap();
+        for ms in [1, 2, 3] {
+            recorder.record_latency("/api/chat", Duration::from_millis(ms));
+        }
+        lines.write(&Sample::merge(&[recorder.progress()]).unwrap());
+        for ms in [100, 200] {
+            recorder.record_latency("/api/chat", Duration::from_millis(ms));
+            recorder.record_latency("/api/tasks", Duration::from_millis(ms));
+        }
+        lines.write(&Sample::merge(&[recorder.progress()]).unwrap());
+        drop(lines);
+        let written: Vec<serde_json::Value> =
+            std::fs::read_to_string(&path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let of = |endpoint: &str| -> Vec<(u64, Option<f64>)> {
+            written
+                .iter()
+                .filter(|l| l["endpoint"] == endpoint)
+                .map(|l| (l["requests"].as_u64().unwrap(), l["p50_ms"].as_f64()))
+                .collect()
+        };
+        // The second window of /api/chat holds only its own two latencies.
+        let chat = of("/api/chat");
+        assert_eq!(chat.len(), 2);
+        assert_eq!(chat[0].0, 3);
+        assert_eq!(chat[1].0, 2);
+        assert!(chat[1].1.unwrap() >= 99.0, "{chat:?}");
+        assert_eq!(of("/api/tasks").iter().map(|w| w.0).sum::<u64>(), 2);
+        assert_eq!(of("overall").iter().map(|w| w.0).sum::<u64>(), 7);
     }
 }

@@ -9,7 +9,7 @@
 //! own rows, so any number of them can come and go.
 
 use super::connection::ControlPlane;
-use super::progress::{self, merge, Timeline};
+use super::progress::{self, Sample, Sinks, Timeline};
 use super::share::{self, Share};
 use super::{check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, UPLOAD_ALLOWANCE};
 use crate::client::BackendClient;
@@ -249,9 +249,10 @@ impl Worker {
             let (stop, watched) = (CancellationToken::new(), Arc::clone(&recorder));
             let sample = move || {
                 let progress = watched.progress();
-                async move { merge([&progress]) }
+                async move { Sample::merge([&progress]) }
             };
-            (tokio::spawn(progress::show(timeline, sample, stop.clone())), stop)
+            let sinks = Sinks { display: true, json_lines: None };
+            (tokio::spawn(progress::follow(timeline, sample, sinks, stop.clone())), stop)
         });
         let share = Share { host, users, first_user, run_time, stages, traffic: config.traffic, target };
         let outcome = share::run(share, recorder, shutdown).await;

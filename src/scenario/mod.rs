@@ -359,6 +359,7 @@ impl Context<'_> {
             mission: Some(mission),
             // The scenario has its own --monitor.
             progress: false,
+            json_lines: None,
         }
     }
 

@@ -280,9 +280,32 @@ async fn live_progress_merges_the_workers_heartbeats_and_quiet_turns_it_off() {
     let worker_err = String::from_utf8_lossy(&worker.stderr);
     assert!(worker_err.lines().any(|l| l.starts_with("progress ") && l.contains("4 users")), "{worker_err}");
 
-    let quiet = load(&app, &["--users", "2", "--run-time", "6s", "--quiet"]).await;
+    // Quiet, streaming JSON lines instead: a window per second per request
+    // name and overall, adding up to the run.
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("run.jsonl");
+    let stream_arg = stream.to_str().unwrap();
+    let quiet = load(&app, &["--users", "2", "--run-time", "4s", "--quiet", "--out-json-lines", stream_arg]).await;
     assert_eq!(quiet.code, Some(0), "{}", quiet.all_output());
     assert!(!quiet.stderr.contains("progress "), "{}", quiet.stderr);
+    let result: Value = serde_json::from_str(&quiet.stdout).unwrap();
+    let lines: Vec<Value> = std::fs::read_to_string(&stream)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    let sum = |endpoint: &str| -> u64 {
+        lines.iter().filter(|l| l["endpoint"] == endpoint).map(|l| l["requests"].as_u64().unwrap()).sum()
+    };
+    assert!(lines.iter().filter(|l| l["endpoint"] == "overall").count() >= 3, "about one a second");
+    assert_eq!(sum("overall"), result["latency"][0]["requests"].as_u64().unwrap());
+    let chat = result["latency"].as_array().unwrap().iter().find(|l| l["name"] == "/api/chat").unwrap();
+    assert_eq!(sum("/api/chat"), chat["requests"].as_u64().unwrap());
+    assert!(lines.iter().any(|l| l["p95_ms"].as_f64().is_some_and(|p| p > 0.0) && l["time"].is_string()));
+
+    let unwritable = load(&app, &["--users", "1", "--run-time", "1s", "--out-json-lines", "/dev/null/run.jsonl"]).await;
+    assert_eq!(unwritable.code, Some(2), "{}", unwritable.all_output());
+    assert!(unwritable.stderr.contains("cannot write --out-json-lines"), "{}", unwritable.stderr);
 }
 
 #[tokio::test]

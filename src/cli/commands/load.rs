@@ -31,6 +31,7 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
         traffic: if args.traffic == "health" { Traffic::Health } else { Traffic::Mission },
         mission: args.mission,
         progress: !args.quiet,
+        json_lines: args.out_json_lines.clone(),
     };
     if let Some(dir) = &args.out {
         super::ensure_writable(dir)?;
