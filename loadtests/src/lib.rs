@@ -343,6 +343,14 @@ async fn perform(
             break goose;
         }
         recorder.record_latency(call.name, started.elapsed());
+        // A refusal retried is still one the backend gave: sampled too.
+        match goose.response {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                recorder.sample_error(call.name, Some(status), &response.text().await.unwrap_or_default());
+            }
+            Err(e) => recorder.sample_error(call.name, None, &e.to_string()),
+        }
         tokio::time::sleep(RETRY_BACKOFF * 2u32.pow(attempt - 1)).await;
         started = Instant::now();
         attempt += 1;

@@ -50,7 +50,8 @@ pub struct Recorded {
     /// answer"` for a transport error), every attempt counted.
     pub statuses: BTreeMap<String, BTreeMap<String, u64>>,
     /// A sample of each distinct failure (request, status, what the body
-    /// said), with how often it was seen; at most `ERROR_KINDS` kinds, the
+    /// said), every attempt — a refusal retried included — with how often it
+    /// was seen; at most `ERROR_KINDS` kinds, the
     /// rest counted under one "other failures" sample.
     pub errors: Vec<ErrorSample>,
 }
