@@ -331,9 +331,8 @@ async fn perform(
         if goose.response.as_ref().is_ok_and(|r| r.headers().contains_key("x-grace-fault")) {
             recorder.count_injected_fault();
         }
-        let answered = goose.response.as_ref().is_ok_and(|r| r.status().is_success());
-        recorder.count_backend(user.base_url.as_str().trim_end_matches('/'), answered);
-        recorder.count_status(call.name, goose.response.as_ref().ok().map(|r| r.status().as_u16()));
+        let status = goose.response.as_ref().ok().map(|r| r.status().as_u16());
+        recorder.count_answer(user.base_url.as_str().trim_end_matches('/'), call.name, status);
         let transient = match &goose.response {
             // goose has already recorded a transport error as a failure.
             Err(_) => true,

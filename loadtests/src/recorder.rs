@@ -154,12 +154,15 @@ impl Recorder {
         });
     }
 
-    /// One request sent to `backend`, answered 2xx or not.
-    pub fn count_backend(&self, backend: &str, answered: bool) {
+    /// One attempt at a request named `name`, sent to `backend`, and its
+    /// answer's status (`None`: no answer came, a transport error): counted
+    /// by backend (2xx or not) and by name and status, under one lock.
+    pub fn count_answer(&self, backend: &str, name: &str, status: Option<u16>) {
         let mut recorded = self.recorded.lock().expect("recorder lock");
         let count = entry(&mut recorded.by_backend, backend, BackendCount::default);
         count.requests += 1;
-        count.failures += u64::from(!answered);
+        count.failures += u64::from(!status.is_some_and(|s| (200..300).contains(&s)));
+        *entry(&mut recorded.statuses, name, BTreeMap::new).entry(status_text(status)).or_default() += 1;
     }
 
     pub fn count_injected_fault(&self) {
@@ -168,20 +171,11 @@ impl Recorder {
         recorded.timeline.entry(unix_second()).or_default().injected += 1;
     }
 
-    /// One answer to a request named `name`: its status, or `None` when
-    /// none came (a transport error).
-    pub fn count_status(&self, name: &str, status: Option<u16>) {
-        let mut recorded = self.recorded.lock().expect("recorder lock");
-        let status = status.map_or_else(|| "no answer".to_string(), |s| s.to_string());
-        *entry(&mut recorded.statuses, name, BTreeMap::new).entry(status).or_default() += 1;
-    }
-
     /// A failure of a request named `name`, as `what` describes it (the
     /// answer's body, or the transport error).
     pub fn sample_error(&self, name: &str, status: Option<u16>, what: &str) {
         let excerpt: String = what.chars().take(EXCERPT_CHARS).collect();
-        let status = status.map_or_else(|| "no answer".to_string(), |s| s.to_string());
-        let sample = ErrorSample { name: name.to_string(), status, excerpt, count: 1 };
+        let sample = ErrorSample { name: name.to_string(), status: status_text(status), excerpt, count: 1 };
         add_sample(&mut self.recorded.lock().expect("recorder lock").errors, sample);
     }
 
@@ -194,40 +188,45 @@ impl Recorder {
         self.recorded.lock().expect("recorder lock").clone()
     }
 
-    /// Where the run stands, for live progress: cheaper than a snapshot (no
-    /// keys, no timeline) and portable, so shares merge exactly.
-    pub fn progress(&self) -> Progress {
-        let recorded = {
-            // Copied under the lock, encoded outside it: users wait for a copy only.
-            let recorded = self.recorded.lock().expect("recorder lock");
-            Recorded {
-                overall: recorded.overall.clone(),
-                by_name: recorded.by_name.clone(),
-                injected_faults: recorded.injected_faults,
-                by_backend: recorded.by_backend.clone(),
-                statuses: recorded.statuses.clone(),
-                ..Recorded::default()
-            }
-        };
-        recorded.progress()
+    /// What live progress needs of the recordings so far: a copy of the
+    /// histograms and counts, without the keys or the timeline (cheaper than
+    /// a snapshot; users wait only for the copy).
+    pub fn tally(&self) -> Recorded {
+        let recorded = self.recorded.lock().expect("recorder lock");
+        Recorded {
+            overall: recorded.overall.clone(),
+            by_name: recorded.by_name.clone(),
+            injected_faults: recorded.injected_faults,
+            by_backend: recorded.by_backend.clone(),
+            statuses: recorded.statuses.clone(),
+            ..Recorded::default()
+        }
     }
 }
 
 impl Recorded {
-    /// Where these recordings stand (see [`Progress`]).
-    pub fn progress(&self) -> Progress {
-        let (requests, failures) = self
-            .by_backend
+    /// Every attempt so far, and those not answered 2xx.
+    pub fn requests_and_failures(&self) -> (u64, u64) {
+        self.by_backend
             .values()
-            .fold((0, 0), |(requests, failures), count| (requests + count.requests, failures + count.failures));
+            .fold((0, 0), |(requests, failures), count| (requests + count.requests, failures + count.failures))
+    }
+
+    /// The attempts at requests named `name` not answered 2xx.
+    pub fn failures_of(&self, name: &str) -> u64 {
+        self.statuses
+            .get(name)
+            .map_or(0, |statuses| statuses.iter().filter(|(status, _)| !status.starts_with('2')).map(|(_, n)| n).sum())
+    }
+
+    /// Where these recordings stand, portable (see [`Progress`]).
+    pub fn progress(&self) -> Progress {
+        let (requests, failures) = self.requests_and_failures();
         let by_name = self
             .by_name
             .iter()
             .map(|(name, histogram)| {
-                let failures = self.statuses.get(name).map_or(0, |statuses| {
-                    statuses.iter().filter(|(status, _)| !status.starts_with('2')).map(|(_, n)| n).sum()
-                });
-                (name.clone(), NameProgress { failures, latency: encode(histogram) })
+                (name.clone(), NameProgress { failures: self.failures_of(name), latency: encode(histogram) })
             })
             .collect();
         Progress { requests, failures, injected_faults: self.injected_faults, overall: encode(&self.overall), by_name }
@@ -269,6 +268,11 @@ impl NameProgress {
     pub fn histogram(&self) -> Result<Histogram<u64>, UploadError> {
         decode(&self.latency)
     }
+}
+
+/// A status as the recordings name it: `"200"`, or `"no answer"`.
+fn status_text(status: Option<u16>) -> String {
+    status.map_or_else(|| "no answer".to_string(), |s| s.to_string())
 }
 
 /// Now, in whole seconds of Unix time: a timeline's slot.

@@ -169,9 +169,9 @@ async fn coordinate(
     let acked =
         plane.run("the acknowledged-writes check", |c| async move { acked_writes::check(&c, run_id).await }).await?;
     let (result, histograms) = LoadResult::merge(run_id, &plan.shape, &uploads, acked, plane.outages())?;
-    if let (Some(mut lines), Some(last)) = (json_lines, Sample::merge([&histograms.progress()])) {
+    if let Some(mut lines) = json_lines {
         // The last window, from what the workers uploaded: the lines add up to the run.
-        lines.write(&last);
+        lines.write(&Sample::of(&histograms));
     }
     let verdict = &serde_json::to_value(&result).expect("results serialize");
     plane

@@ -18,7 +18,7 @@
 //! window from the merged uploads, so the lines add up to the run.
 
 use super::plan::Stage;
-use grace_loadtests::Progress;
+use grace_loadtests::{Progress, Recorded};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -100,6 +100,24 @@ impl Sample {
             }
         }
         total
+    }
+
+    /// Recordings in hand (a worker's own, or the run's merged uploads), as
+    /// a sample: no trip through the portable form.
+    pub fn of(recorded: &Recorded) -> Self {
+        let (requests, failures) = recorded.requests_and_failures();
+        let by_name = recorded
+            .by_name
+            .iter()
+            .map(|(name, histogram)| (name.clone(), (recorded.failures_of(name), histogram.clone())))
+            .collect();
+        Sample {
+            requests,
+            failures,
+            injected_faults: recorded.injected_faults,
+            overall: recorded.overall.clone(),
+            by_name,
+        }
     }
 
     fn add(&mut self, other: &Sample) -> Result<(), hdrhistogram::AdditionError> {
@@ -301,16 +319,14 @@ mod tests {
         let (fast, slow) = (Recorder::default(), Recorder::default());
         for ms in 1..=90 {
             fast.record_latency("/api/chat", Duration::from_millis(ms));
-            fast.count_backend("http://a", true);
-            fast.count_status("/api/chat", Some(200));
+            fast.count_answer("http://a", "/api/chat", Some(200));
         }
         for ms in 91..=100 {
             slow.record_latency("/api/chat", Duration::from_millis(ms));
-            slow.count_backend("http://a", ms < 98);
-            slow.count_status("/api/chat", Some(if ms < 98 { 200 } else { 503 }));
+            slow.count_answer("http://a", "/api/chat", Some(if ms < 98 { 200 } else { 503 }));
         }
         slow.count_injected_fault();
-        let sample = Sample::merge(&[fast.progress(), slow.progress()]).unwrap();
+        let sample = Sample::merge(&[fast.tally().progress(), slow.tally().progress()]).unwrap();
         assert_eq!((sample.requests, sample.failures, sample.injected_faults), (100, 3, 1));
         assert_eq!(sample.by_name["/api/chat"].0, 3);
         // The 95th of 1..=100 ms; each share alone would say 86 or 100.
@@ -335,12 +351,12 @@ mod tests {
         for ms in [1, 2, 3] {
             recorder.record_latency("/api/chat", Duration::from_millis(ms));
         }
-        lines.write(&Sample::merge(&[recorder.progress()]).unwrap());
+        lines.write(&Sample::of(&recorder.tally()));
         for ms in [100, 200] {
             recorder.record_latency("/api/chat", Duration::from_millis(ms));
             recorder.record_latency("/api/tasks", Duration::from_millis(ms));
         }
-        lines.write(&Sample::merge(&[recorder.progress()]).unwrap());
+        lines.write(&Sample::of(&recorder.tally()));
         drop(lines);
         let written: Vec<serde_json::Value> =
             std::fs::read_to_string(&path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -248,8 +248,8 @@ impl Worker {
             let timeline = Timeline { users, stages: stages.clone(), run_time };
             let (stop, watched) = (CancellationToken::new(), Arc::clone(&recorder));
             let sample = move || {
-                let progress = watched.progress();
-                async move { Sample::merge([&progress]) }
+                let tally = watched.tally();
+                async move { Some(Sample::of(&tally)) }
             };
             let sinks = Sinks { display: true, json_lines: None };
             (tokio::spawn(progress::follow(timeline, sample, sinks, stop.clone())), stop)
@@ -368,7 +368,7 @@ async fn heartbeat(plane: Arc<ControlPlane>, id: Uuid, activity: watch::Receiver
         let (run, progress) = match &current {
             Activity::Idle => (None, None),
             Activity::Running { run, recorder } => {
-                (Some(*run), Some(serde_json::to_value(recorder.progress()).expect("progress serializes")))
+                (Some(*run), Some(serde_json::to_value(recorder.tally().progress()).expect("progress serializes")))
             }
         };
         let (status, run, progress) = (current.status(), &run, &progress);
