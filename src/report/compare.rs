@@ -68,12 +68,14 @@ impl Baseline {
     }
 }
 
-/// The newest report under `dir` (searched recursively) that started
-/// before `new`, passed, and was run alike; `None` when there is none.
-/// Files that are not scenario reports are passed over.
-pub fn baseline(dir: &Path, new: &ScenarioReport) -> Option<(PathBuf, ScenarioReport)> {
-    reports_under(dir)
-        .into_iter()
+/// A report read back, and the file it came from.
+pub type ReportFile = (PathBuf, ScenarioReport);
+
+/// Among `reports`, the newest that started before `new`, passed, and was
+/// run alike; `None` when there is none.
+pub fn baseline<'a>(reports: &'a [ReportFile], new: &ScenarioReport) -> Option<&'a ReportFile> {
+    reports
+        .iter()
         .filter(|(_, old)| {
             old.run_id != new.run_id
                 && old.started_at < new.started_at
@@ -83,13 +85,14 @@ pub fn baseline(dir: &Path, new: &ScenarioReport) -> Option<(PathBuf, ScenarioRe
         .max_by_key(|(_, old)| old.started_at)
 }
 
-/// The newest report under `dir`.
-pub fn newest(dir: &Path) -> Option<(PathBuf, ScenarioReport)> {
-    reports_under(dir).into_iter().max_by_key(|(_, report)| report.started_at)
+/// The newest of `reports`.
+pub fn newest(reports: &[ReportFile]) -> Option<&ReportFile> {
+    reports.iter().max_by_key(|(_, report)| report.started_at)
 }
 
-/// Every readable `scenario_report_*.json` under `dir`.
-fn reports_under(dir: &Path) -> Vec<(PathBuf, ScenarioReport)> {
+/// Every readable `scenario_report_*.json` under `dir`, searched
+/// recursively; files that are not scenario reports are passed over.
+pub fn reports_under(dir: &Path) -> Vec<ReportFile> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -313,13 +316,14 @@ mod tests {
         write("d/scenario_report_4.json", 4, true, 50);
         let new = write("e/scenario_report_5.json", 5, true, 10);
         std::fs::write(dir.path().join("scenario_report_garbage.json"), "{").unwrap();
-        let (path, found) = baseline(dir.path(), &new).unwrap();
+        let reports = reports_under(dir.path());
+        let (path, found) = baseline(&reports, &new).unwrap();
         assert!(path.ends_with("b/scenario_report_2.json"), "{}", path.display());
         assert_eq!(found.started_at, at(2));
-        assert_eq!(newest(dir.path()).unwrap().1.run_id, new.run_id);
+        assert_eq!(newest(&reports).unwrap().1.run_id, new.run_id);
         let mut lonely = new.clone();
         lonely.configuration["users"] = 7.into();
-        assert!(baseline(dir.path(), &lonely).is_none());
+        assert!(baseline(&reports, &lonely).is_none());
     }
 
     #[test]

@@ -186,7 +186,10 @@ async fn run_on(
     let interrupted = shutdown.is_cancelled();
     let mut report =
         ScenarioReport::new(run_id, started_at, &context.configuration(), iterations, &merged, interrupted);
-    let baseline = settings.baseline.clone().or_else(|| report::compare::baseline(&settings.out, &report));
+    let baseline = settings
+        .baseline
+        .clone()
+        .or_else(|| report::compare::baseline(&report::compare::reports_under(&settings.out), &report).cloned());
     report.baseline = baseline.map(|(file, old)| report::compare::Baseline::of(&file, &old, &report));
     // Phase 8: the reports, timed like every other phase. Its own record
     // belongs in the files it times, so they are written once within the

@@ -21,9 +21,10 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, CommandError> {
     };
     let (old, new) = match (&args.latest, &args.old, &args.new) {
         (Some(dir), _, _) => {
-            let (new_path, new) = compare::newest(dir)
+            let reports = compare::reports_under(dir);
+            let (new_path, new) = compare::newest(&reports)
                 .ok_or_else(|| CommandError::Usage(format!("no scenario_report_*.json under {}", dir.display())))?;
-            let Some((old_path, old)) = compare::baseline(dir, &new) else {
+            let Some((old_path, old)) = compare::baseline(&reports, new) else {
                 eprintln!(
                     "nothing to compare {} with: no earlier passing run of the same configuration under {}",
                     new_path.display(),
@@ -32,7 +33,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, CommandError> {
                 return Ok(ExitCode::SUCCESS);
             };
             eprintln!("comparing {} with {}", new_path.display(), old_path.display());
-            (old, new)
+            (old.clone(), new.clone())
         }
         (None, Some(old), Some(new)) => (read_report(old)?, read_report(new)?),
         _ => unreachable!("clap requires OLD and NEW without --latest"),
