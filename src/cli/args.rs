@@ -197,12 +197,12 @@ impl LoadShapeArgs {
             ],
             (None, stages) => stages.to_vec(),
         };
-        let peak = stages.iter().map(|s| s.users).max().unwrap_or(self.users);
+        // With stages, the run peaks at their most users and lasts their sum.
+        let users = stages.iter().map(|s| s.users).max().unwrap_or(self.users);
         let run_time = if stages.is_empty() { self.run_time.as_secs() } else { stages.iter().map(|s| s.secs).sum() };
-        if peak == 0 || run_time == 0 {
+        if users == 0 || run_time == 0 {
             return Err(CommandError::Usage("invalid --stage: the stages need some users and some time".into()));
         }
-        let users = peak;
         if let Some(rate) = self.rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
             return Err(CommandError::Usage(format!(
                 "invalid --rate {rate}: a positive number of requests per second"

@@ -2,7 +2,7 @@
 //! drawn as inline SVG, no script and no network, so it reads the same
 //! offline, attached to a CI run or mailed. Verdict first, then the numbers.
 
-use super::{escape, IterationReport, ScenarioReport};
+use super::{escape, IterationReport, ScenarioReport, Verdict};
 use crate::control::progress::Timeline;
 use crate::control::result::LatencySummary;
 use std::fmt::Write;
@@ -204,10 +204,10 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
     phase_timeline(page, iteration);
     page.push_str("<h3>Criteria</h3><table><tr><th>phase</th><th>criterion</th><th>result</th><th>detail</th></tr>");
     for (phase, c) in iteration.criteria() {
-        let class = match (c.passed, c.skipped) {
-            (true, _) => "pass",
-            (false, false) => "fail",
-            (false, true) => "skip",
+        let class = match c.verdict() {
+            Verdict::Passed => "pass",
+            Verdict::Failed => "fail",
+            Verdict::Skipped => "skip",
         };
         let mark = c.mark();
         let _ = write!(

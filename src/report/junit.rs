@@ -9,7 +9,7 @@
 //! measured (its system-out), and a criterion an earlier phase's failure left
 //! unjudged is skipped, not failed.
 
-use super::{Criterion, PhaseRecord, ScenarioReport};
+use super::{Criterion, PhaseRecord, ScenarioReport, Verdict};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 
@@ -40,10 +40,10 @@ pub fn render(report: &ScenarioReport) -> String {
 }
 
 fn test_case(phase: &PhaseRecord, criterion: &Criterion) -> TestCase {
-    let status = match (criterion.passed, criterion.skipped) {
-        (true, _) => TestCaseStatus::success(),
-        (false, false) => failure(&criterion.detail),
-        (false, true) => {
+    let status = match criterion.verdict() {
+        Verdict::Passed => TestCaseStatus::success(),
+        Verdict::Failed => failure(&criterion.detail),
+        Verdict::Skipped => {
             let mut skipped = TestCaseStatus::skipped();
             skipped.set_message(criterion.detail.as_str());
             skipped

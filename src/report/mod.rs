@@ -37,6 +37,15 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// How a criterion came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    Failed,
+    /// Left unjudged: an earlier phase failed first.
+    Skipped,
+}
+
 /// One pass/fail judgement; JUnit gets one testcase per criterion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Criterion {
@@ -59,12 +68,21 @@ impl Criterion {
         Self { name: name.into(), passed: false, detail: why.into(), skipped: true }
     }
 
+    /// How it came out: the one reading of `passed` and `skipped`.
+    pub fn verdict(&self) -> Verdict {
+        match (self.passed, self.skipped) {
+            (true, _) => Verdict::Passed,
+            (false, false) => Verdict::Failed,
+            (false, true) => Verdict::Skipped,
+        }
+    }
+
     /// ✓, ✗, or – for skipped.
     pub fn mark(&self) -> &'static str {
-        match (self.passed, self.skipped) {
-            (true, _) => "✓",
-            (false, false) => "✗",
-            (false, true) => "–",
+        match self.verdict() {
+            Verdict::Passed => "✓",
+            Verdict::Failed => "✗",
+            Verdict::Skipped => "–",
         }
     }
 }
@@ -275,7 +293,7 @@ impl ScenarioReport {
             .iter()
             .flat_map(|it| {
                 it.criteria()
-                    .filter(|(_, c)| !c.passed && !c.skipped)
+                    .filter(|(_, c)| c.verdict() == Verdict::Failed)
                     .map(move |(p, c)| format!("iteration {} phase {} {}: {}", it.iteration, p.number, p.name, c.name))
             })
             .collect();
