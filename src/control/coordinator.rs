@@ -10,7 +10,7 @@
 
 use super::connection::ControlPlane;
 use super::plan::LoadPlan;
-use super::progress::{self, JsonLines, Sample, Sinks, Timeline};
+use super::progress::{self, JsonLines, OverTime, Sample, Sinks, Timeline};
 use super::result::{LoadResult, Uploaded, WorkerUpload};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
 use super::{acked_writes, check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD, UPLOAD_ALLOWANCE};
@@ -156,9 +156,10 @@ async fn coordinate(
         followed.cancel();
         watched
     };
-    let sinks = Sinks { display: plan.progress, json_lines };
+    let over_time = Some(OverTime::new(plan.shape.run_time));
+    let sinks = Sinks { display: plan.progress, json_lines, over_time };
     let following = follow_progress(plane, plan, run_id, sinks, followed.clone());
-    let (watched, json_lines) = tokio::join!(watching, following);
+    let (watched, mut sinks) = tokio::join!(watching, following);
     watched?;
     plane
         .run("the start of the merge", |c| async move {
@@ -168,11 +169,10 @@ async fn coordinate(
     let uploads = plane.run("reading the uploads", |c| async move { read_uploads(&c, run_id).await }).await?;
     let acked =
         plane.run("the acknowledged-writes check", |c| async move { acked_writes::check(&c, run_id).await }).await?;
-    let (result, histograms) = LoadResult::merge(run_id, &plan.shape, &uploads, acked, plane.outages())?;
-    if let Some(mut lines) = json_lines {
-        // The last window, from what the workers uploaded: the lines add up to the run.
-        lines.write(&Sample::of(&histograms));
-    }
+    let (mut result, histograms) = LoadResult::merge(run_id, &plan.shape, &uploads, acked, plane.outages())?;
+    // The last window, from what the workers uploaded: the windows add up to the run.
+    sinks.close(plan.shape.run_time, &Sample::of(&histograms));
+    result.over_time = sinks.over_time.map(OverTime::into_windows).unwrap_or_default();
     let verdict = &serde_json::to_value(&result).expect("results serialize");
     plane
         .run("the verdict", |c| async move {
@@ -195,12 +195,9 @@ async fn follow_progress(
     run_id: Uuid,
     sinks: Sinks,
     stop: CancellationToken,
-) -> Option<JsonLines> {
-    if !sinks.display && sinks.json_lines.is_none() {
-        return None;
-    }
+) -> Sinks {
     tokio::select! {
-        () = stop.cancelled() => return sinks.json_lines,
+        () = stop.cancelled() => return sinks,
         () = tokio::time::sleep(START_LEAD) => {}
     }
     let shape = &plan.shape;

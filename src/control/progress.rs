@@ -15,12 +15,15 @@
 //! k6's JSON output does: every second, one object per request name (and one
 //! `overall`) with that second's requests, failures and percentiles — taken
 //! from the difference of two cumulative histograms, so exact — and a last
-//! window from the merged uploads, so the lines add up to the run.
+//! window from the merged uploads, so the lines add up to the run. The report
+//! keeps the same windows, a few seconds wide, as its percentiles over time.
 
 use super::plan::Stage;
+use super::result::OVERALL;
 use grace_loadtests::{Progress, Recorded};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{IsTerminal, Write};
@@ -120,6 +123,11 @@ impl Sample {
         }
     }
 
+    /// What the run did overall since `before` (since its start when none).
+    pub fn window_since(&self, before: Option<&Sample>) -> Window {
+        Window::between((self.failures, &self.overall), before.map(|b| (b.failures, &b.overall)))
+    }
+
     fn add(&mut self, other: &Sample) -> Result<(), hdrhistogram::AdditionError> {
         self.requests += other.requests;
         self.failures += other.failures;
@@ -158,23 +166,33 @@ pub fn line(elapsed: Duration, timeline: &Timeline, progress: &Sample, rate: f64
     )
 }
 
-/// Where the samples go: a person's view, and a file for dashboards.
+/// Where the samples go: a person's view, a file for dashboards, and the
+/// report's percentiles over time.
 pub struct Sinks {
     /// Show the progress on stderr.
     pub display: bool,
     pub json_lines: Option<JsonLines>,
+    pub over_time: Option<OverTime>,
+}
+
+impl Sinks {
+    /// The run's last window, from the merged uploads (`at`: into the run),
+    /// so the lines and the report's windows add up to the run.
+    pub fn close(&mut self, at: Duration, total: &Sample) {
+        if let Some(lines) = &mut self.json_lines {
+            lines.write(total);
+        }
+        if let Some(over_time) = &mut self.over_time {
+            over_time.cut(at, total);
+        }
+    }
 }
 
 /// Follows the progress `sample` reports, once a second until `stop`,
 /// starting now (the run's start), into `sinks`. `sample` answers `None`
-/// while there is nothing to show yet. Returns the JSON-lines file, for its
-/// last window.
-pub async fn follow<F, Fut>(
-    timeline: Timeline,
-    mut sample: F,
-    mut sinks: Sinks,
-    stop: CancellationToken,
-) -> Option<JsonLines>
+/// while there is nothing to show yet. Returns the sinks, for their last
+/// window.
+pub async fn follow<F, Fut>(timeline: Timeline, mut sample: F, mut sinks: Sinks, stop: CancellationToken) -> Sinks
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<Sample>>,
@@ -201,6 +219,9 @@ where
         if let Some(lines) = &mut sinks.json_lines {
             lines.write(&progress);
         }
+        if let Some(over_time) = &mut sinks.over_time {
+            over_time.offer(started.elapsed(), &progress);
+        }
         let now = Instant::now();
         let rate = match last {
             Some((then, requests)) => {
@@ -225,78 +246,160 @@ where
     if bar.is_some() {
         crate::console::lift_bar();
     }
-    sinks.json_lines
+    sinks
+}
+
+/// What one request name (or `overall`) did between two samples. Its
+/// percentiles come from the difference of two cumulative histograms, so they
+/// are exact for the window; `None` when it saw no request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub requests: u64,
+    pub failures: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+/// Cuts successive cumulative samples into windows.
+#[derive(Default)]
+struct Windows {
+    previous: Option<Sample>,
+}
+
+impl Windows {
+    /// The window since the last cut (the run's start at first): `overall`
+    /// first, then each request name.
+    fn cut(&mut self, sample: &Sample) -> Vec<(String, Window)> {
+        let previous = self.previous.as_ref();
+        let mut windows = vec![(OVERALL.to_string(), sample.window_since(previous))];
+        for (name, (failures, histogram)) in &sample.by_name {
+            let before = previous.and_then(|p| p.by_name.get(name)).map(|(f, h)| (*f, h));
+            windows.push((name.clone(), Window::between((*failures, histogram), before)));
+        }
+        self.previous = Some(sample.clone());
+        windows
+    }
+}
+
+impl Window {
+    /// `now` minus `before` (the run's start when none).
+    fn between(now: (u64, &Histogram<u64>), before: Option<(u64, &Histogram<u64>)>) -> Self {
+        let mut window = now.1.clone();
+        let mut failures = now.0;
+        if let Some((failed, histogram)) = before {
+            // A cumulative histogram only grows: what was in it is in it still.
+            let _ = window.subtract(histogram);
+            failures = failures.saturating_sub(failed);
+        }
+        let at = |quantile: f64| (!window.is_empty()).then(|| window.value_at_quantile(quantile) as f64 / 1000.0);
+        Window {
+            requests: window.len(),
+            failures,
+            p50_ms: at(0.50),
+            p95_ms: at(0.95),
+            p99_ms: at(0.99),
+            max_ms: (!window.is_empty()).then(|| window.max() as f64 / 1000.0),
+        }
+    }
 }
 
 /// `--out-json-lines`: one JSON object per request name (and `overall`) per
-/// sample, for that window only — the difference of two cumulative
-/// histograms, so its percentiles are exact.
+/// sample, for that window only.
 pub struct JsonLines {
     path: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
-    previous: Option<Sample>,
+    windows: Windows,
     /// Lines that could not be written, after the first failure said so.
     failed: bool,
+}
+
+/// One line of `--out-json-lines`.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    time: &'a str,
+    endpoint: &'a str,
+    #[serde(flatten)]
+    window: &'a Window,
 }
 
 impl JsonLines {
     /// Creates (or truncates) `path`.
     pub fn create(path: &Path) -> std::io::Result<Self> {
         let file = std::io::BufWriter::new(std::fs::File::create(path)?);
-        Ok(Self { path: path.to_path_buf(), file, previous: None, failed: false })
+        Ok(Self { path: path.to_path_buf(), file, windows: Windows::default(), failed: false })
     }
 
     /// The window since the last sample written, one line per request name.
     pub fn write(&mut self, sample: &Sample) {
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let previous = self.previous.as_ref();
-        let mut lines = vec![window_line(
-            &time,
-            "overall",
-            (sample.failures, &sample.overall),
-            previous.map(|p| (p.failures, &p.overall)),
-        )];
-        for (name, (failures, histogram)) in &sample.by_name {
-            let before = previous.and_then(|p| p.by_name.get(name)).map(|(f, h)| (*f, h));
-            lines.push(window_line(&time, name, (*failures, histogram), before));
-        }
-        let written = lines.iter().try_for_each(|line| writeln!(self.file, "{line}")).and_then(|()| self.file.flush());
+        let windows = self.windows.cut(sample);
+        let written = windows
+            .iter()
+            .try_for_each(|(endpoint, window)| {
+                let line = JsonLine { time: &time, endpoint, window };
+                writeln!(self.file, "{}", serde_json::to_string(&line).expect("lines serialize"))
+            })
+            .and_then(|()| self.file.flush());
         if let Err(e) = written {
             if !self.failed {
                 tracing::warn!(path = %self.path.display(), error = %e, "could not write --out-json-lines");
             }
             self.failed = true;
         }
-        self.previous = Some(sample.clone());
     }
 }
 
-/// One window's JSON object: `now` minus `before` (the run's start when none).
-fn window_line(
-    time: &str,
-    name: &str,
-    now: (u64, &Histogram<u64>),
-    before: Option<(u64, &Histogram<u64>)>,
-) -> serde_json::Value {
-    let mut window = now.1.clone();
-    let mut failures = now.0;
-    if let Some((failed, histogram)) = before {
-        // A cumulative histogram only grows: what was in it is in it still.
-        let _ = window.subtract(histogram);
-        failures = failures.saturating_sub(failed);
+/// A window of the run as the report keeps it: where it ended, in whole
+/// seconds into the load, and what it held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimedWindow {
+    pub at_secs: u64,
+    #[serde(flatten)]
+    pub window: Window,
+}
+
+/// The report's percentiles over time, by request name: windows of a few
+/// seconds, as many as a chart can show whatever the run's length.
+pub struct OverTime {
+    every: Duration,
+    run_time: Duration,
+    last_cut: Duration,
+    windows: Windows,
+    kept: BTreeMap<String, Vec<TimedWindow>>,
+}
+
+/// About how many windows a run's charts hold.
+const REPORT_WINDOWS: u64 = 240;
+
+impl OverTime {
+    /// For a run lasting `run_time`: windows of at least 2 s (heartbeats
+    /// come each second; one-second windows would alias with them).
+    pub fn new(run_time: Duration) -> Self {
+        let every = Duration::from_secs(run_time.as_secs().div_ceil(REPORT_WINDOWS).max(2));
+        Self { every, run_time, last_cut: Duration::ZERO, windows: Windows::default(), kept: BTreeMap::new() }
     }
-    let ms = |micros: u64| micros as f64 / 1000.0;
-    let empty = window.is_empty();
-    serde_json::json!({
-        "time": time,
-        "endpoint": name,
-        "requests": window.len(),
-        "failures": failures,
-        "p50_ms": (!empty).then(|| ms(window.value_at_quantile(0.50))),
-        "p95_ms": (!empty).then(|| ms(window.value_at_quantile(0.95))),
-        "p99_ms": (!empty).then(|| ms(window.value_at_quantile(0.99))),
-        "max_ms": (!empty).then(|| ms(window.max())),
-    })
+
+    /// A sample `elapsed` into the run: cut when a window's time is up.
+    fn offer(&mut self, elapsed: Duration, sample: &Sample) {
+        if elapsed.saturating_sub(self.last_cut) >= self.every {
+            self.cut(elapsed, sample);
+        }
+    }
+
+    fn cut(&mut self, elapsed: Duration, sample: &Sample) {
+        self.last_cut = elapsed;
+        let at_secs = elapsed.min(self.run_time).as_secs();
+        for (name, window) in self.windows.cut(sample) {
+            self.kept.entry(name).or_default().push(TimedWindow { at_secs, window });
+        }
+    }
+
+    /// The windows kept, by request name (`overall` among them).
+    pub fn into_windows(self) -> BTreeMap<String, Vec<TimedWindow>> {
+        self.kept
+    }
 }
 
 #[cfg(test)]
@@ -375,5 +478,35 @@ mod tests {
         assert!(chat[1].1.unwrap() >= 99.0, "{chat:?}");
         assert_eq!(of("/api/tasks").iter().map(|w| w.0).sum::<u64>(), 2);
         assert_eq!(of("overall").iter().map(|w| w.0).sum::<u64>(), 7);
+    }
+
+    #[test]
+    fn the_report_keeps_windows_a_few_seconds_wide_that_add_up_to_the_run() {
+        let recorder = Recorder::default();
+        let mut over_time = OverTime::new(Duration::from_secs(30));
+        let mut offer = |secs: u64, latencies_ms: &[u64]| {
+            for ms in latencies_ms {
+                recorder.record_latency("/api/chat", Duration::from_millis(*ms));
+            }
+            over_time.offer(Duration::from_secs(secs), &Sample::of(&recorder.tally()));
+        };
+        offer(1, &[1, 2]);
+        offer(2, &[3]);
+        offer(3, &[500]);
+        offer(4, &[400, 600]);
+        let run = Sample::of(&recorder.tally());
+        let mut sinks = Sinks { display: false, json_lines: None, over_time: Some(over_time) };
+        recorder.record_latency("/api/tasks", Duration::from_millis(9));
+        sinks.close(Duration::from_secs(30), &Sample::of(&recorder.tally()));
+        let kept = sinks.over_time.unwrap().into_windows();
+        let chat: Vec<(u64, u64, Option<f64>)> =
+            kept["/api/chat"].iter().map(|w| (w.at_secs, w.window.requests, w.window.p50_ms)).collect();
+        // Cut at 2 s and 4 s (windows of 2 s), then the last from the run's total.
+        assert_eq!(chat.iter().map(|w| (w.0, w.1)).collect::<Vec<_>>(), [(2, 3), (4, 3), (30, 0)]);
+        // The second window's median is its own (500 ms), not the run's so far.
+        assert!(chat[1].2.is_some_and(|p50| (499.0..=501.0).contains(&p50)), "{chat:?}");
+        assert_eq!(chat[2].2, None);
+        assert_eq!(kept["/api/tasks"].iter().map(|w| w.window.requests).sum::<u64>(), 1);
+        assert_eq!(kept[OVERALL].iter().map(|w| w.window.requests).sum::<u64>(), run.overall.len() + 1);
     }
 }

@@ -8,6 +8,7 @@
 use super::acked_writes::AckedWritesCheck;
 use super::connection::Outage;
 use super::plan::{LoadShape, Stage};
+use super::progress::TimedWindow;
 use super::worker::WorkerIdentity;
 use super::ControlError;
 use grace_loadtests::{BackendCount, ErrorSample, Recorded, TimeSlot};
@@ -47,6 +48,10 @@ pub struct LoadResult {
     pub latency: Vec<LatencySummary>,
     /// Requests and latency second by second (Unix time), all workers together.
     pub timeline: BTreeMap<u64, TimeSlot>,
+    /// Percentiles over time by request name (`overall` among them): windows
+    /// of a few seconds, each exact, from the workers' live progress.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub over_time: BTreeMap<String, Vec<TimedWindow>>,
     /// Requests (every attempt) and those not answered 2xx, by the backend
     /// they were sent to — several when the users were spread over replicas.
     #[serde(default)]
@@ -226,6 +231,7 @@ impl LoadResult {
             injected_faults: merged.injected_faults,
             latency,
             timeline: merged.timeline.clone(),
+            over_time: BTreeMap::new(),
             backends: merged.by_backend.clone(),
             statuses: merged.statuses.clone(),
             errors: merged.errors.clone(),

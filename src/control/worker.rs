@@ -251,7 +251,7 @@ impl Worker {
                 let tally = watched.tally();
                 async move { Some(Sample::of(&tally)) }
             };
-            let sinks = Sinks { display: true, json_lines: None };
+            let sinks = Sinks { display: true, json_lines: None, over_time: None };
             (tokio::spawn(progress::follow(timeline, sample, sinks, stop.clone())), stop)
         });
         let share = Share { host, users, first_user, run_time, stages, traffic: config.traffic, target };

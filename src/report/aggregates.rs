@@ -62,6 +62,7 @@ mod tests {
             injected_faults: injected,
             latency: vec![],
             timeline: Default::default(),
+            over_time: Default::default(),
             backends: Default::default(),
             statuses: Default::default(),
             errors: vec![],

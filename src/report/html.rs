@@ -3,8 +3,8 @@
 //! offline, attached to a CI run or mailed. Verdict first, then the numbers.
 
 use super::{escape, IterationReport, ScenarioReport, Verdict};
-use crate::control::progress::Timeline;
-use crate::control::result::LatencySummary;
+use crate::control::progress::{Timeline, Window};
+use crate::control::result::{LatencySummary, OVERALL};
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -192,6 +192,34 @@ fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
     page.push_str("</section>");
 }
 
+/// p50, p95 and p99 of each request name (overall first), window by window:
+/// each window's own percentiles, never an average of them.
+fn percentiles_over_time(page: &mut String, load: &crate::control::result::LoadResult) {
+    if load.over_time.is_empty() {
+        return;
+    }
+    page.push_str("<h3>Percentiles over time</h3><div class=\"charts\">");
+    let overall = load.over_time.get_key_value(OVERALL);
+    let named = load.over_time.iter().filter(|(name, _)| name.as_str() != OVERALL);
+    for (name, windows) in overall.into_iter().chain(named) {
+        let percentile = |label: &str, color, of: fn(&Window) -> Option<f64>| Series {
+            label: label.into(),
+            color,
+            dashed: false,
+            points: windows.iter().filter_map(|w| Some((w.at_secs as f64, of(&w.window)?))).collect(),
+        };
+        let series = [
+            percentile("p50", COLORS[2], |w| w.p50_ms),
+            percentile("p95", COLORS[0], |w| w.p95_ms),
+            percentile("p99", COLORS[1], |w| w.p99_ms),
+        ];
+        let _ = write!(page, "<figure class=\"percentiles\"><figcaption>{}</figcaption>", escape(name));
+        page.push_str(&line_chart(&series, "seconds into the load (end of each window)", "latency (ms)"));
+        page.push_str("</figure>");
+    }
+    page.push_str("</div>");
+}
+
 fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool) {
     let class = if iteration.passed { "pass" } else { "fail" };
     let title = if many { format!("Iteration {}", iteration.iteration) } else { "The run".to_string() };
@@ -238,6 +266,7 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
     if let Some(load) = &iteration.load {
         page.push_str("<h3>Per endpoint</h3>");
         latency_table(page, &load.latency);
+        percentiles_over_time(page, load);
         page.push_str("<h3>Workers</h3><table><tr><th>worker</th><th>users</th><th>requests</th><th>failures</th><th>req/s</th><th>acked writes</th><th>goose's report</th></tr>");
         for w in &load.workers {
             let name = if w.lost { format!("{} (LOST)", w.name) } else { w.name.clone() };
@@ -504,7 +533,9 @@ th{background:#f3f4f6}td.pass,p.pass,li.pass{color:#15803d}td.fail,p.fail,li.fai
 .badge{font-size:13px;padding:2px 8px;border-radius:10px;color:#fff}.badge.pass{background:#15803d}.badge.fail{background:#b91c1c}\
 svg.chart{width:100%;height:auto;background:#fafafa;border:1px solid #e5e7eb;margin:6px 0}\
 svg .grid{stroke:#e5e7eb}svg .axis{font-size:11px;fill:#4b5563}svg .label{font-size:12px;fill:#111827}\
-pre{background:#f3f4f6;padding:10px;overflow:auto;font-size:13px}";
+pre{background:#f3f4f6;padding:10px;overflow:auto;font-size:13px}\
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:10px}figure.percentiles{margin:0}\
+figcaption{font-size:13px;font-weight:600}";
 
 #[cfg(test)]
 mod tests {

@@ -178,6 +178,7 @@ async fn run_on(
     }
     if let Some(monitor) = monitor {
         monitor.abort();
+        crate::console::lift_bar();
     }
     if shutdown.is_cancelled() && iterations.is_empty() {
         return Err(ScenarioError::Interrupted);

@@ -201,6 +201,13 @@ async fn chaos_mode_keeps_integrity_perfect_with_injected_faults_present() {
     for part in ["| events ", "| contracts ", "| latest ", " req/s ", "| errors ", "| p95 ", "| log lag "] {
         assert!(line.contains(part), "{part} in {line}");
     }
+    // While the load runs, its own figures: a p95 from its histograms, not a
+    // bucket bound of the backend's.
+    let during =
+        ran.stderr.lines().find(|l| l.starts_with("monitor: phase 5/8 concurrent load") && l.contains("| load "));
+    let during = during.unwrap_or_else(|| panic!("no line of the load's own figures: {}", ran.stderr));
+    let p95 = during.split("| p95 ").nth(1).and_then(|rest| rest.split(" ms").next()).unwrap();
+    assert!(p95.contains('.') && p95.parse::<f64>().is_ok_and(|p| p > 0.0), "{during}");
     let report = json(&report_file(out.path(), "scenario_report_", ".json"));
     assert_eq!(report["configuration"]["chaos"], true);
     assert!(report["aggregates"]["injected_faults"].as_u64().unwrap() > 0, "{}", report["aggregates"]);
@@ -218,6 +225,11 @@ async fn chaos_mode_keeps_integrity_perfect_with_injected_faults_present() {
     let html = std::fs::read_to_string(report_file(out.path(), "scenario_report_", ".html")).unwrap();
     for part in ["Status codes per endpoint", "Failures by kind", "Injected faults per second", "<h3>Users</h3>"] {
         assert!(html.contains(part), "{part}");
+    }
+    // p50/p95/p99 over time, a chart per request name, from windows the load kept.
+    assert!(load["over_time"]["/api/chat"].as_array().is_some_and(|w| !w.is_empty()), "{}", load["over_time"]);
+    for caption in ["<figcaption>overall</figcaption>", "<figcaption>/api/chat</figcaption>"] {
+        assert!(html.contains(caption), "{caption}");
     }
     // goose's per-worker page is linked, and reads offline.
     let goose = report_file(out.path(), "goose_report_", ".html");

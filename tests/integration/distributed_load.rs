@@ -302,6 +302,15 @@ async fn live_progress_merges_the_workers_heartbeats_and_quiet_turns_it_off() {
     let chat = result["latency"].as_array().unwrap().iter().find(|l| l["name"] == "/api/chat").unwrap();
     assert_eq!(sum("/api/chat"), chat["requests"].as_u64().unwrap());
     assert!(lines.iter().any(|l| l["p95_ms"].as_f64().is_some_and(|p| p > 0.0) && l["time"].is_string()));
+    // The result keeps the same windows, a few seconds wide, for the report's
+    // percentiles over time: they add up to the run too.
+    let over_time = |endpoint: &str| result["over_time"][endpoint].as_array().unwrap().clone();
+    let overall = over_time("overall");
+    assert!(overall.len() >= 2, "{overall:?}");
+    assert!(overall.iter().any(|w| w["p99_ms"].as_f64().is_some_and(|p| p > 0.0)), "{overall:?}");
+    let windows_sum = |endpoint: &str| over_time(endpoint).iter().map(|w| w["requests"].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(windows_sum("overall"), result["latency"][0]["requests"].as_u64().unwrap());
+    assert_eq!(windows_sum("/api/chat"), chat["requests"].as_u64().unwrap());
 
     let unwritable = load(&app, &["--users", "1", "--run-time", "1s", "--out-json-lines", "/dev/null/run.jsonl"]).await;
     assert_eq!(unwritable.code, Some(2), "{}", unwritable.all_output());
