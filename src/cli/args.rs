@@ -527,4 +527,9 @@ pub struct WorkerArgs {
     /// No live progress of its shares on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Serve this worker's own metrics for Prometheus on ADDR (`/metrics`):
+    /// requests by name and status, injected faults, p50/p95/p99 of its
+    /// latest share.
+    #[arg(long, env = "GRACE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }

@@ -99,6 +99,7 @@ pub async fn run(
                 out: None,
                 // The coordinator shows the run's progress.
                 progress: false,
+                metrics_listen: None,
             };
             let worker = Worker::register(settings).await?;
             let only = worker.identity.id;

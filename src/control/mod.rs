@@ -9,6 +9,7 @@
 //!   database clock, marks silent workers lost, and merges the uploads.
 //! - [`plan`]: what a run is asked to do (users, time, workers, backend).
 //! - [`progress`]: live progress while it runs, merged from the workers' heartbeats.
+//! - [`metrics`]: a worker's own numbers for Prometheus (`--metrics-listen`).
 //! - [`connection`]: the control plane as one process reaches it, through database
 //!   restarts.
 //! - [`result`]: the merged result, its percentiles taken from merged
@@ -20,6 +21,7 @@
 pub mod acked_writes;
 pub mod connection;
 pub mod coordinator;
+mod metrics;
 pub mod plan;
 pub mod progress;
 pub mod result;

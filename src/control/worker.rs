@@ -9,6 +9,7 @@
 //! own rows, so any number of them can come and go.
 
 use super::connection::ControlPlane;
+use super::metrics::{self, LatestShare};
 use super::progress::{self, Sample, Sinks, Timeline};
 use super::share::{self, Share};
 use super::{check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, UPLOAD_ALLOWANCE};
@@ -19,13 +20,15 @@ use crate::db::Listener;
 use crate::specification::Role;
 use grace_loadtests::{key_digest, LoadTarget, Recorder};
 use secrecy::SecretString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
 /// How a worker is set up.
@@ -44,6 +47,8 @@ pub struct WorkerSettings {
     /// Show live progress of each share on stderr (a `grace worker`; not the
     /// coordinator's in-process worker, whose coordinator shows the run's).
     pub progress: bool,
+    /// Serve this worker's own metrics for Prometheus here.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// What a worker is doing, as its heartbeat reports it.
@@ -107,6 +112,9 @@ pub struct Worker {
     plane: Arc<ControlPlane>,
     activity: watch::Sender<Activity>,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// What `/metrics` shows, when served; it stops with the worker.
+    latest: LatestShare,
+    _metrics: Option<DropGuard>,
 }
 
 impl Drop for Worker {
@@ -125,6 +133,12 @@ impl Worker {
             ))
             .await?;
         }
+        let metrics = match settings.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
+                ControlError::Configuration(format!("cannot listen on {address} for --metrics-listen: {e}"))
+            })?),
+            None => None,
+        };
         let plane = Arc::new(ControlPlane::connect(&settings.database, GIVEN_UP).await?);
         let host = nix::unistd::gethostname().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());
         let pid = std::process::id();
@@ -146,7 +160,16 @@ impl Worker {
         tracing::info!(worker = %id, "registered as {identity}");
         let (activity, watched) = watch::channel(Activity::Idle);
         let heartbeat = tokio::spawn(heartbeat(Arc::clone(&plane), id, watched));
-        Ok(Self { identity, settings, plane, activity, heartbeat })
+        let latest = LatestShare::default();
+        let metrics = metrics.map(|listener| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!("this worker's metrics: http://{address}/metrics");
+            }
+            let stop = CancellationToken::new();
+            tokio::spawn(metrics::serve(listener, identity.to_string(), latest.clone(), stop.clone()));
+            stop.drop_guard()
+        });
+        Ok(Self { identity, settings, plane, activity, heartbeat, latest, _metrics: metrics })
     }
 
     /// Runs shares as they come until `shutdown` (or after one, with `once`).
@@ -226,6 +249,7 @@ impl Worker {
         let Assignment { run_id, config, users, first_user, starts_in } = assignment;
         let recorder = Arc::new(Recorder::default());
         let _ = self.activity.send(Activity::Running { run: run_id, recorder: Arc::clone(&recorder) });
+        self.latest.started(Arc::clone(&recorder));
         tracing::info!(run = %run_id, users, "starting in {:.1}s", starts_in.as_secs_f64());
         tokio::select! {
             () = shutdown.cancelled() => return Err(ControlError::Interrupted),
@@ -256,6 +280,7 @@ impl Worker {
         });
         let share = Share { host, users, first_user, run_time, stages, traffic: config.traffic, target };
         let outcome = share::run(share, recorder, shutdown).await;
+        self.latest.ended();
         if let Some((shown, stop)) = shown {
             stop.cancel();
             let _ = shown.await;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::process::Child;
 
 /// A `grace worker` process on the app's database.
-fn spawn_worker(app: &TestApp, extra: &[&str]) -> Child {
+pub(crate) fn spawn_worker(app: &TestApp, extra: &[&str]) -> Child {
     spawn_worker_through(app, &app.database.url.to_string(), extra)
 }
 
@@ -29,7 +29,7 @@ fn spawn_worker_through(app: &TestApp, database: &str, extra: &[&str]) -> Child 
 }
 
 /// Waits until `n` workers have registered and heartbeat.
-async fn wait_for_workers(app: &TestApp, n: i64) {
+pub(crate) async fn wait_for_workers(app: &TestApp, n: i64) {
     let client = app.database.client().await;
     eventually(&format!("{n} workers registering"), Duration::from_secs(10), || async {
         let live: i64 = client
@@ -53,7 +53,7 @@ fn load_command(app: &TestApp, args: &[&str]) -> tokio::process::Command {
     command
 }
 
-async fn load(app: &TestApp, args: &[&str]) -> Ran {
+pub(crate) async fn load(app: &TestApp, args: &[&str]) -> Ran {
     load_command(app, args).output().await.unwrap().into()
 }
 

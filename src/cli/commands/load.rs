@@ -59,6 +59,7 @@ pub async fn worker(args: WorkerArgs, shutdown: &CancellationToken) -> Result<Ex
         once: args.once,
         out: args.out,
         progress: !args.quiet,
+        metrics_listen: args.metrics_listen,
     };
     crate::db::migrations::require_bootstrapped(&settings.database).await?;
     let worker = interruptible(shutdown, async { Ok(Worker::register(settings).await?) }).await?;
