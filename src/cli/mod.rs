@@ -16,8 +16,10 @@ use args::{
 };
 use clap::{Parser, Subcommand};
 use exit::CommandError;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -103,10 +105,44 @@ enum DbCommand {
     Up,
 }
 
+/// The whole program: arguments, logging, signals, the runtime, the command.
+/// It lives in the library rather than the binary so that the async code of
+/// every command is compiled once, here — instantiated from the binary, it
+/// was compiled again there (release builds share no generic code across
+/// crates), a minute of a cold build.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr so that stdout carries only results (text or --json),
+    // around a live progress bar when one is drawn; colour only on a
+    // terminal, and never under NO_COLOR (https://no-color.org).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_writer(|| crate::console::Stderr)
+        .with_ansi(colour)
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,grace=info")))
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match crate::shutdown::on_signal() {
+            Ok(shutdown) => run(cli, shutdown).await,
+            Err(e) => {
+                eprintln!("error: could not install signal handlers: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
 /// Runs the command. Commands that serve (`serve`, `db up`) stop in order on
 /// `shutdown`; the others are interrupted by it (exit 130), which drops their
 /// future and with it a private cluster they started.
-pub async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
+async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     match dispatch(cli.command, &shutdown).await {
         Ok(code) => code,
         Err(e) => {
