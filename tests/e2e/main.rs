@@ -21,9 +21,14 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 const SHORT: &[&str] = &["--users", "10", "--run-time", "3s"];
 
 async fn scenario(database: &TestDatabase, out: &Path, extra: &[&str]) -> Ran {
+    scenario_shaped(database, out, SHORT, extra).await
+}
+
+/// A scenario whose load has `shape` (users, run time).
+async fn scenario_shaped(database: &TestDatabase, out: &Path, shape: &[&str], extra: &[&str]) -> Ran {
     grace()
         .arg("scenario")
-        .args(SHORT)
+        .args(shape)
         .args(["--out", out.to_str().unwrap()])
         .args(extra)
         .env("DATABASE_URL", database.url.to_string())
@@ -193,7 +198,9 @@ async fn normal_mode_meets_every_criterion_and_writes_the_four_reports() {
 async fn chaos_mode_keeps_integrity_perfect_with_injected_faults_present() {
     let database = TestDatabase::migrated().await;
     let out = tempfile::tempdir().unwrap();
-    let ran = scenario(&database, out.path(), &["--chaos", "--monitor"]).await;
+    // Long enough for the monitor (every 2 s) to read the running load twice.
+    let shape = ["--users", "10", "--run-time", "6s"];
+    let ran = scenario_shaped(&database, out.path(), &shape, &["--chaos", "--monitor"]).await;
     assert_eq!(ran.code, Some(0), "{}", ran.all_output());
     // Not a terminal: the monitor prints plain lines on stderr.
     let line =
