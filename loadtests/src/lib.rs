@@ -28,7 +28,7 @@ pub use goose;
 
 pub use recorder::{
     combine_digests, key_digest, BackendCount, ErrorSample, KeyDigest, LatencyUpload, NameProgress, Progress, Recorded,
-    Recorder, TimeSlot, UploadError,
+    Recorder, TimeSlot, UploadError, OVERALL,
 };
 
 use goose::goose::GooseResponse;

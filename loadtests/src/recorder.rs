@@ -56,6 +56,10 @@ pub struct Recorded {
     pub errors: Vec<ErrorSample>,
 }
 
+/// The name every request is summed under, beside each request's own
+/// (`Recorded::overall`), wherever results are shown by name.
+pub const OVERALL: &str = "overall";
+
 /// How many distinct failures are sampled before the rest are lumped.
 const ERROR_KINDS: usize = 20;
 /// How much of a failing answer's body a sample keeps.

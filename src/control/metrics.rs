@@ -17,9 +17,8 @@
 //! `rate()` reads as a counter reset. Every series carries `worker`, the
 //! worker's host and pid.
 
-use super::result::OVERALL;
 use axum::response::IntoResponse;
-use grace_loadtests::Recorder;
+use grace_loadtests::{Recorder, OVERALL};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;

@@ -19,8 +19,7 @@
 //! keeps the same windows, a few seconds wide, as its percentiles over time.
 
 use super::plan::Stage;
-use super::result::OVERALL;
-use grace_loadtests::{Progress, Recorded};
+use grace_loadtests::{Progress, Recorded, OVERALL};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};

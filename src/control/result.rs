@@ -11,7 +11,7 @@ use super::plan::{LoadShape, Stage};
 use super::progress::TimedWindow;
 use super::worker::WorkerIdentity;
 use super::ControlError;
-use grace_loadtests::{BackendCount, ErrorSample, Recorded, TimeSlot};
+use grace_loadtests::{BackendCount, ErrorSample, Recorded, TimeSlot, OVERALL};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -161,9 +161,6 @@ pub struct LatencySummary {
     pub p999_ms: f64,
     pub max_ms: f64,
 }
-
-/// The name every request of a run is summed under.
-pub const OVERALL: &str = "overall";
 
 impl LoadResult {
     /// The result, and the merged histograms it was read from (so results of

@@ -8,7 +8,8 @@
 //! `error_rate` counts every failed request, injected faults included: it is
 //! what a client of the backend saw.
 
-use super::result::{LatencySummary, LoadResult, ThresholdCheck, OVERALL};
+use super::result::{LatencySummary, LoadResult, ThresholdCheck};
+use grace_loadtests::OVERALL;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 

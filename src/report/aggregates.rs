@@ -3,8 +3,9 @@
 //! histograms of all iterations merged — never averaged percentiles.
 
 use super::{Aggregates, IterationReport};
-use crate::control::result::{LatencySummary, Throughput, OVERALL};
+use crate::control::result::{LatencySummary, Throughput};
 use grace_loadtests::Recorded;
+use grace_loadtests::OVERALL;
 
 impl Aggregates {
     /// `merged`: every iteration's load histograms merged into one.

@@ -4,7 +4,8 @@
 
 use super::{escape, IterationReport, ScenarioReport, Verdict};
 use crate::control::progress::{Timeline, Window};
-use crate::control::result::{LatencySummary, OVERALL};
+use crate::control::result::LatencySummary;
+use grace_loadtests::OVERALL;
 use std::fmt::Write;
 use std::time::Duration;
 
