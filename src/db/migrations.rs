@@ -5,7 +5,7 @@ use super::DbError;
 use tokio_postgres::Client;
 
 mod embedded {
-    refinery::embed_migrations!("../migrations");
+    refinery::embed_migrations!("migrations");
 }
 
 /// Several processes may start at once (two backend replicas, a coordinator and

@@ -105,12 +105,12 @@ impl DatabaseUrl {
 /// A backend's base URL: http or https, with a host, without credentials —
 /// tokens travel in headers, never in a URL that gets stored or logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendUrl(url::Url);
+pub struct BackendUrl(reqwest::Url);
 
 impl BackendUrl {
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
         let invalid = |reason: &str| ConfigError::InvalidBackendUrl { reason: reason.to_string() };
-        let url = url::Url::parse(raw).map_err(|_| invalid("it is not a URL"))?;
+        let url = reqwest::Url::parse(raw).map_err(|_| invalid("it is not a URL"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid("its scheme must be http or https"));
         }
@@ -134,7 +134,7 @@ impl BackendUrl {
         format!("{}{path}", self.0.as_str().trim_end_matches('/'))
     }
 
-    pub fn url(&self) -> &url::Url {
+    pub fn url(&self) -> &reqwest::Url {
         &self.0
     }
 }
