@@ -172,7 +172,7 @@ async fn coordinate(
         plane.run("the acknowledged-writes check", |c| async move { acked_writes::check(&c, run_id).await }).await?;
     let (mut result, histograms) = LoadResult::merge(run_id, &plan.shape, &uploads, acked, plane.outages())?;
     // The last window, from what the workers uploaded: the windows add up to the run.
-    sinks.close(plan.shape.run_time, &Sample::of(&histograms));
+    sinks.close(&Sample::of(&histograms));
     result.over_time = sinks.over_time.map(OverTime::into_windows).unwrap_or_default();
     let verdict = &serde_json::to_value(&result).expect("results serialize");
     plane

@@ -175,14 +175,14 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    /// The run's last window, from the merged uploads (`at`: into the run),
-    /// so the lines and the report's windows add up to the run.
-    pub fn close(&mut self, at: Duration, total: &Sample) {
+    /// The run's last window, from the merged uploads, so the lines and the
+    /// report's windows add up to the run.
+    pub fn close(&mut self, total: &Sample) {
         if let Some(lines) = &mut self.json_lines {
             lines.write(total);
         }
         if let Some(over_time) = &mut self.over_time {
-            over_time.cut(at, total);
+            over_time.close(total);
         }
     }
 }
@@ -387,9 +387,17 @@ impl OverTime {
         }
     }
 
+    /// The last window: what the workers did after their last published
+    /// progress, which ended with the run — shown at its end, or a second
+    /// after the window before when that was cut at the end already.
+    fn close(&mut self, total: &Sample) {
+        let at = self.run_time.max(self.last_cut + Duration::from_secs(1));
+        self.cut(at, total);
+    }
+
     fn cut(&mut self, elapsed: Duration, sample: &Sample) {
         self.last_cut = elapsed;
-        let at_secs = elapsed.min(self.run_time).as_secs();
+        let at_secs = elapsed.as_secs();
         for (name, window) in self.windows.cut(sample) {
             self.kept.entry(name).or_default().push(TimedWindow { at_secs, window });
         }
@@ -496,7 +504,7 @@ mod tests {
         let run = Sample::of(&recorder.tally());
         let mut sinks = Sinks { display: false, json_lines: None, over_time: Some(over_time) };
         recorder.record_latency("/api/tasks", Duration::from_millis(9));
-        sinks.close(Duration::from_secs(30), &Sample::of(&recorder.tally()));
+        sinks.close(&Sample::of(&recorder.tally()));
         let kept = sinks.over_time.unwrap().into_windows();
         let chat: Vec<(u64, u64, Option<f64>)> =
             kept["/api/chat"].iter().map(|w| (w.at_secs, w.window.requests, w.window.p50_ms)).collect();
