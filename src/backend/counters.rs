@@ -13,13 +13,18 @@ use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// A statement fragment (a data-modifying CTE's body) adding `rows` — a query
-/// selecting `mission_id` and `n` — to one counter of `mission_stats`, in the
-/// writing session's slot.
-pub fn adding_to(counter: &str, rows: &str) -> String {
+/// selecting `mission_id` and a column named after each of `counters` — to
+/// those counters of `mission_stats`, in the writing session's slot. One
+/// fragment for all of a statement's counts: two upserts of the same row in
+/// one statement are refused.
+pub fn adding_to(counters: &[&str], rows: &str) -> String {
+    let columns = counters.join(", ");
+    let sums: Vec<String> = counters.iter().map(|c| format!("{c} = s.{c} + excluded.{c}")).collect();
     format!(
-        "INSERT INTO mission_stats AS s (mission_id, slot, {counter})
-         SELECT mission_id, grace_stats_slot(), n FROM ({rows}) AS counted
-         ON CONFLICT (mission_id, slot) DO UPDATE SET {counter} = s.{counter} + excluded.{counter}"
+        "INSERT INTO mission_stats AS s (mission_id, slot, {columns})
+         SELECT mission_id, grace_stats_slot(), {columns} FROM ({rows}) AS counted
+         ON CONFLICT (mission_id, slot) DO UPDATE SET {}",
+        sums.join(", ")
     )
 }
 

@@ -46,27 +46,41 @@ impl NewEvent {
 /// The actor recorded for steps the pipeline takes on its own.
 pub const PIPELINE_ACTOR: &str = "grace-pipeline";
 
+/// The CTEs storing the events of a CTE named `input` — columns `id` (drawn
+/// with `NEXT_ID`), `event_type`, `mission_id`, `contract_id`, `approval_id`,
+/// `payload`, `actor`, `resource`, `subsystem`, `log_payload` (text), `result`
+/// and `ord` — each with its outbox entry: `event`, and `outbox` returning the
+/// event ids. A statement that writes an event along with other rows (a chat
+/// exchange) puts these after its own CTEs; its counts (`events` among them)
+/// go in one `counters::adding_to`.
+pub const STORED: &str = "event AS (
+        INSERT INTO action_events (id, event_type, mission_id, contract_id, approval_id, payload)
+        OVERRIDING SYSTEM VALUE
+        SELECT id, event_type, mission_id, contract_id, approval_id, payload FROM input ORDER BY ord),
+     outbox AS (
+        INSERT INTO log_outbox (event_id, actor, action, resource, subsystem, payload, result)
+        SELECT id, actor, event_type, resource, subsystem, log_payload, result FROM input ORDER BY ord
+        RETURNING event_id)";
+
+/// An event's id, drawn in the statement that stores it.
+pub const NEXT_ID: &str = "nextval(pg_get_serial_sequence('action_events', 'id'))";
+
 /// The recording statement: the events, their outbox entries, and each
 /// mission's event count (see `counters`), in one round trip.
 static RECORD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH input AS (
-            SELECT nextval(pg_get_serial_sequence('action_events', 'id')) AS id, t.*
+            SELECT {NEXT_ID} AS id, t.*
               FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::jsonb[], $6::text[], $7::text[],
                           $8::text[], $9::text[], $10::text[])
                    WITH ORDINALITY AS t(event_type, mission_id, contract_id, approval_id, payload, actor,
                                         resource, subsystem, log_payload, result, ord)),
-         event AS (
-            INSERT INTO action_events (id, event_type, mission_id, contract_id, approval_id, payload)
-            OVERRIDING SYSTEM VALUE
-            SELECT id, event_type, mission_id, contract_id, approval_id, payload FROM input ORDER BY ord),
+         {STORED},
          counted AS ({})
-         INSERT INTO log_outbox (event_id, actor, action, resource, subsystem, payload, result)
-         SELECT id, actor, event_type, resource, subsystem, log_payload, result FROM input ORDER BY ord
-         RETURNING event_id",
+         SELECT event_id FROM outbox",
         counters::adding_to(
-            "events",
-            "SELECT mission_id, count(*) AS n FROM input WHERE mission_id IS NOT NULL GROUP BY mission_id"
+            &["events"],
+            "SELECT mission_id, count(*) AS events FROM input WHERE mission_id IS NOT NULL GROUP BY mission_id"
         )
     )
 });

@@ -23,16 +23,54 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-/// Stores the assistant's reply and counts the exchange's two messages on the
-/// mission (see `counters`).
-static CHAT_REPLY: LazyLock<String> = LazyLock::new(|| {
+/// A chat exchange in one statement, so one round trip and no transaction
+/// to hold open: the user's message (nothing for a known key: a replay), the
+/// assistant's reply — built only from the mission's live state and the
+/// message, so the same state and message always get the same reply — the
+/// `chat.exchanged` event with its outbox entry, and the counts (two messages,
+/// one event; see `counters`). `$1` mission, `$2` session, `$3` message, `$4`
+/// key, `$5` the event's type, `$6` its actor, `$7` its subsystem. Answers
+/// whether the mission exists, and the new ids and reply (none on a replay).
+static CHAT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH reply AS (
+        "WITH mission AS (
+            SELECT id, name, status, total_actions, completed_actions, failed_actions, rolled_back_actions,
+                   progress_ratio
+              FROM missions WHERE id = $1),
+         sent AS (
+            INSERT INTO chat_messages (mission_id, session_id, role, content, idempotency_key)
+            SELECT id, $2, 'user', $3, $4 FROM mission
+            ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, mission_id),
+         reply AS (
             INSERT INTO chat_messages (mission_id, session_id, role, content, reply_to)
-            VALUES ($1, $2, 'assistant', $3, $4) RETURNING id),
+            SELECT m.id, $2, 'assistant',
+                   format('Mission %s is %s: %s actions, %s verified, %s failed or rejected, %s rolled back; '
+                          '%s%% done. You said: \"%s\"',
+                          m.name, m.status, m.total_actions, m.completed_actions, m.failed_actions,
+                          m.rolled_back_actions, round(m.progress_ratio * 100)::bigint, left($3, 80)),
+                   s.id
+              FROM sent s CROSS JOIN mission m
+            RETURNING id, reply_to, content),
+         input AS (
+            SELECT {NEXT_ID} AS id, $5::text AS event_type, s.mission_id, NULL::uuid AS contract_id,
+                   NULL::uuid AS approval_id, payload, $6::text AS actor, 'chat/' || s.id AS resource,
+                   $7::text AS subsystem, 'ok' AS result, 1 AS ord,
+                   jsonb_build_object('event_type', $5::text, 'mission_id', s.mission_id, 'contract_id', NULL,
+                                      'approval_id', NULL, 'payload', payload)::text AS log_payload
+              FROM sent s JOIN reply r ON r.reply_to = s.id,
+                   LATERAL (SELECT jsonb_build_object('session_id', $2::text, 'message_id', s.id,
+                                                      'reply_id', r.id) AS payload) p),
+         {STORED},
          counted AS ({})
-         SELECT id FROM reply",
-        counters::adding_to("chat_messages", "SELECT $1::uuid AS mission_id, 2 AS n")
+         SELECT EXISTS (SELECT FROM mission) AS mission_found, s.id AS message_id, r.id AS reply_id,
+                r.content AS reply
+           FROM (SELECT) one LEFT JOIN sent s ON true LEFT JOIN reply r ON true",
+        counters::adding_to(
+            &["chat_messages", "events"],
+            "SELECT mission_id, 2 AS chat_messages, 1 AS events FROM input"
+        ),
+        STORED = events::STORED,
+        NEXT_ID = events::NEXT_ID,
     )
 });
 
@@ -44,28 +82,9 @@ static SUBMIT_TASK: LazyLock<String> = LazyLock::new(|| {
             ON CONFLICT (idempotency_key) DO NOTHING RETURNING {TASK_COLUMNS}),
          counted AS ({})
          SELECT * FROM task",
-        counters::adding_to("tasks", "SELECT mission_id, count(*) AS n FROM task GROUP BY mission_id")
+        counters::adding_to(&["tasks"], "SELECT mission_id, count(*) AS tasks FROM task GROUP BY mission_id")
     )
 });
-
-/// The assistant's answer: built only from the mission's live state and the
-/// message, so the same state and message always get the same reply.
-fn compose_reply(mission: &Row, message: &str) -> Result<String, tokio_postgres::Error> {
-    let (name, status): (String, String) = (mission.try_get("name")?, mission.try_get("status")?);
-    let (total, completed, failed, rolled_back): (i32, i32, i32, i32) = (
-        mission.try_get("total_actions")?,
-        mission.try_get("completed_actions")?,
-        mission.try_get("failed_actions")?,
-        mission.try_get("rolled_back_actions")?,
-    );
-    let progress: f64 = mission.try_get("progress_ratio")?;
-    let quoted: String = message.chars().take(80).collect();
-    Ok(format!(
-        "Mission {name} is {status}: {total} actions, {completed} verified, {failed} failed or rejected, \
-         {rolled_back} rolled back; {:.0}% done. You said: \"{quoted}\"",
-        progress * 100.0
-    ))
-}
 
 /// Sends a chat message to the mission's assistant; both messages are stored.
 #[utoipa::path(post, path = "/api/chat", tag = "traffic", request_body = ChatBody, security(("bearer" = [])),
@@ -81,46 +100,22 @@ pub async fn chat(
     let key = IdempotencyKey::parse(&body.idempotency_key)?;
     state.faults.chaos(Some(body.mission_id), "request")?;
 
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let row = tx
-        .opt(
-            "WITH mission AS (
-                SELECT id, name, status, total_actions, completed_actions, failed_actions, rolled_back_actions,
-                       progress_ratio
-                  FROM missions WHERE id = $1),
-             sent AS (
-                INSERT INTO chat_messages (mission_id, session_id, role, content, idempotency_key)
-                SELECT id, $2, 'user', $3, $4 FROM mission
-                ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)
-             SELECT mission.*, sent.id AS message_id FROM mission LEFT JOIN sent ON true",
-            &[&body.mission_id, &session, &message, &key.as_str()],
+    let client = state.pool.get().await?;
+    let kind = EventKind::ChatExchanged;
+    let row = client
+        .one(
+            &CHAT,
+            &[&body.mission_id, &session, &message, &key.as_str(), &kind.name(), &caller.identity, &kind.subsystem()],
         )
-        .await?
-        .ok_or_else(|| ApiError::not_found("mission", body.mission_id))?;
+        .await?;
+    if !row.try_get::<_, bool>("mission_found")? {
+        return Err(ApiError::not_found("mission", body.mission_id));
+    }
     let Some(message_id) = row.try_get::<_, Option<Uuid>>("message_id")? else {
-        drop(tx);
         let replay = replayed_chat(&**client, &key, &body, &session, &message).await?;
         return Ok((StatusCode::OK, replay_headers(true), Json(replay)));
     };
-    let reply = compose_reply(&row, &message)?;
-    let reply_id: Uuid =
-        tx.one(&CHAT_REPLY, &[&body.mission_id, &session, &reply, &message_id]).await?.try_get("id")?;
-    events::record(
-        &tx,
-        &[NewEvent {
-            kind: EventKind::ChatExchanged,
-            actor: caller.identity.clone(),
-            resource: format!("chat/{message_id}"),
-            mission_id: Some(body.mission_id),
-            contract_id: None,
-            approval_id: None,
-            payload: json!({ "session_id": session, "message_id": message_id, "reply_id": reply_id }),
-            result: "ok",
-        }],
-    )
-    .await?;
-    tx.commit().await?;
+    let (reply_id, reply): (Uuid, String) = (row.try_get("reply_id")?, row.try_get("reply")?);
     Ok((StatusCode::CREATED, replay_headers(false), Json(ChatReply { message_id, reply_id, reply })))
 }
 
