@@ -20,7 +20,7 @@ use crate::configuration::DatabaseUrl;
 use crate::db::rows::FromRow;
 use crate::db::{DbError, Listener};
 use crate::specification::Role;
-use grace_loadtests::{LatencyUpload, Progress};
+use grace_loadtests::LatencyUpload;
 use secrecy::SecretString;
 use serde_json::json;
 use std::time::Duration;
@@ -208,13 +208,7 @@ async fn follow_progress(
             c.query("SELECT progress FROM control.run_workers WHERE run_id = $1 AND progress IS NOT NULL", &[&run_id])
                 .await
         });
-        let rows = read.await.ok()?;
-        let shares: Vec<Progress> = rows
-            .iter()
-            .filter_map(|row| row.try_get::<_, serde_json::Value>("progress").ok())
-            .filter_map(|value| serde_json::from_value(value).ok())
-            .collect();
-        Sample::merge(&shares)
+        Sample::published(&read.await.ok()?)
     };
     progress::follow(timeline, sample, sinks, stop).await
 }

@@ -104,6 +104,19 @@ impl Sample {
         total
     }
 
+    /// The shares' progress as their heartbeats published it (the `progress`
+    /// column of `control.run_workers` rows), merged; `None` as for [`merge`].
+    ///
+    /// [`merge`]: Sample::merge
+    pub fn published(rows: &[tokio_postgres::Row]) -> Option<Self> {
+        let shares: Vec<Progress> = rows
+            .iter()
+            .filter_map(|row| row.try_get::<_, serde_json::Value>("progress").ok())
+            .filter_map(|value| serde_json::from_value(value).ok())
+            .collect();
+        Self::merge(&shares)
+    }
+
     /// Recordings in hand (a worker's own, or the run's merged uploads), as
     /// a sample: no trip through the portable form.
     pub fn of(recorded: &Recorded) -> Self {

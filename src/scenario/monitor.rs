@@ -11,7 +11,6 @@
 use crate::client::{prometheus, BackendClient};
 use crate::configuration::DatabaseUrl;
 use crate::control::progress::Sample;
-use grace_loadtests::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -180,9 +179,7 @@ async fn load_progress(db: &tokio_postgres::Client, mission: Uuid) -> Option<Loa
         .await
         .ok()?;
     let elapsed_secs = rows.first()?.try_get("elapsed").ok()?;
-    let shares: Vec<Progress> =
-        rows.iter().filter_map(|row| serde_json::from_value(row.try_get("progress").ok()?).ok()).collect();
-    Some(LoadReading { elapsed_secs, sample: Sample::merge(&shares)? })
+    Some(LoadReading { elapsed_secs, sample: Sample::published(&rows)? })
 }
 
 /// The mission's events and contracts, and its latest contract's status.
