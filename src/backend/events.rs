@@ -1,15 +1,16 @@
 //! Events: what every state change announces. An event is a row in
-//! `action_events` plus a `log_outbox` entry, written in the transaction of the
-//! change it describes, so a change without its event (or the reverse) cannot
-//! commit. The sequencer later chains the outbox into the immutable log and the
-//! Trigger Mesh publishes the events in log order.
+//! `action_events`, written in the transaction of the change it describes, so
+//! a change without its event (or the reverse) cannot commit. The events are
+//! the log's outbox: one whose `log_seq` is NULL waits for the sequencer, which
+//! chains it into the immutable log; the Trigger Mesh then publishes the events
+//! in log order.
 
 use super::counters;
 use super::error::ApiError;
 use super::prepared::Prepared;
 use crate::specification::EventKind;
 use deadpool_postgres::Transaction;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::LazyLock;
 use uuid::Uuid;
 
@@ -46,38 +47,36 @@ impl NewEvent {
 /// The actor recorded for steps the pipeline takes on its own.
 pub const PIPELINE_ACTOR: &str = "grace-pipeline";
 
-/// The CTEs storing the events of a CTE named `input` — columns `id` (drawn
+/// The CTE storing the events of a CTE named `input` — columns `id` (drawn
 /// with `NEXT_ID`), `event_type`, `mission_id`, `contract_id`, `approval_id`,
-/// `payload`, `actor`, `resource`, `subsystem`, `log_payload` (text), `result`
-/// and `ord` — each with its outbox entry: `event`, and `outbox` returning the
-/// event ids. A statement that writes an event along with other rows (a chat
-/// exchange) puts these after its own CTEs; its counts (`events` among them)
-/// go in one `counters::adding_to`.
+/// `payload`, `actor`, `resource`, `result` and `ord` — as `event`, returning
+/// their ids. A statement that writes an event along with other rows (a chat
+/// exchange) puts it after its own CTEs; its counts (`events` among them) go
+/// in one `counters::adding_to`.
 pub const STORED: &str = "event AS (
-        INSERT INTO action_events (id, event_type, mission_id, contract_id, approval_id, payload)
+        INSERT INTO action_events (id, event_type, mission_id, contract_id, approval_id, payload, actor, resource,
+                                   result)
         OVERRIDING SYSTEM VALUE
-        SELECT id, event_type, mission_id, contract_id, approval_id, payload FROM input ORDER BY ord),
-     outbox AS (
-        INSERT INTO log_outbox (event_id, actor, action, resource, subsystem, payload, result)
-        SELECT id, actor, event_type, resource, subsystem, log_payload, result FROM input ORDER BY ord
-        RETURNING event_id)";
+        SELECT id, event_type, mission_id, contract_id, approval_id, payload, actor, resource, result
+          FROM input ORDER BY ord
+        RETURNING id)";
 
 /// An event's id, drawn in the statement that stores it.
 pub const NEXT_ID: &str = "nextval(pg_get_serial_sequence('action_events', 'id'))";
 
-/// The recording statement: the events, their outbox entries, and each
-/// mission's event count (see `counters`), in one round trip.
+/// The recording statement: the events and each mission's event count (see
+/// `counters`), in one round trip.
 static RECORD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH input AS (
             SELECT {NEXT_ID} AS id, t.*
               FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::jsonb[], $6::text[], $7::text[],
-                          $8::text[], $9::text[], $10::text[])
+                          $8::text[])
                    WITH ORDINALITY AS t(event_type, mission_id, contract_id, approval_id, payload, actor,
-                                        resource, subsystem, log_payload, result, ord)),
+                                        resource, result, ord)),
          {STORED},
          counted AS ({})
-         SELECT event_id FROM outbox",
+         SELECT id FROM event",
         counters::adding_to(
             &["events"],
             "SELECT mission_id, count(*) AS events FROM input WHERE mission_id IS NOT NULL GROUP BY mission_id"
@@ -85,8 +84,8 @@ static RECORD: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Records events in order inside `tx`, each with its log outbox entry, in
-/// one statement however many there are; returns their ids in order.
+/// Records events in order inside `tx`, in one statement however many there
+/// are; returns their ids in order.
 pub async fn record(tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Vec<i64>, ApiError> {
     if events.is_empty() {
         return Ok(vec![]);
@@ -98,43 +97,12 @@ pub async fn record(tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Vec<i64
     let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
     let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
     let resources: Vec<&str> = events.iter().map(|e| e.resource.as_str()).collect();
-    let subsystems: Vec<&str> = events.iter().map(|e| e.kind.subsystem()).collect();
     let results: Vec<&str> = events.iter().map(|e| e.result).collect();
-    // The log entry carries the event's identity and content, so the chain
-    // alone tells what happened even without the events table.
-    let log_payloads: Vec<String> = events
-        .iter()
-        .map(|e| {
-            json!({
-                "event_type": e.kind.name(),
-                "mission_id": e.mission_id,
-                "contract_id": e.contract_id,
-                "approval_id": e.approval_id,
-                "payload": e.payload,
-            })
-            .to_string()
-        })
-        .collect();
-    // Ids are drawn in input order (the CTE is evaluated once), so event ids,
-    // outbox order and thus log order all follow the order given here.
-    let rows = tx
-        .all(
-            &RECORD,
-            &[
-                &kinds,
-                &missions,
-                &contracts,
-                &approvals,
-                &payloads,
-                &actors,
-                &resources,
-                &subsystems,
-                &log_payloads,
-                &results,
-            ],
-        )
-        .await?;
-    let mut ids: Vec<i64> = rows.iter().map(|r| r.try_get("event_id")).collect::<Result<_, _>>()?;
+    // Ids are drawn in input order (the CTE is evaluated once), so event ids
+    // and thus log order follow the order given here.
+    let rows =
+        tx.all(&RECORD, &[&kinds, &missions, &contracts, &approvals, &payloads, &actors, &resources, &results]).await?;
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
     ids.sort_unstable();
     Ok(ids)
 }

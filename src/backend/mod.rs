@@ -11,9 +11,9 @@
 //! - [`pipeline`]: errors → contracts → snapshots, approvals, execution,
 //!   verification, rollback; one transaction per operation.
 //! - [`verification`]: benchmarks against the golden baseline.
-//! - [`events`]: recording events with their log outbox entries.
+//! - [`events`]: recording events, which are the log's outbox.
 //! - [`counters`]: the per-mission counters the read models come from.
-//! - [`sequencer`]: the single leader that chains the outbox into the log.
+//! - [`sequencer`]: the single leader that chains pending events into the log.
 //! - [`mesh`]: the Trigger Mesh and its Postgres LISTEN/NOTIFY bridge.
 //! - [`task_runner`]: completes queued tasks (`FOR UPDATE SKIP LOCKED`).
 //! - [`faults`]: fault injection, retries with backoff, the circuit breaker.

@@ -7,7 +7,7 @@
 //! snapshot → rolled_back; (rejected) → rejected + a manual-remediation task.
 //!
 //! Each operation is one transaction holding every state change together with
-//! its events and log outbox entries: it commits whole or not at all. Chaos
+//! its events (the log's outbox): it commits whole or not at all. Chaos
 //! faults strike between steps, before the next step writes; the transaction
 //! then rolls back and `with_retries` runs the operation again.
 

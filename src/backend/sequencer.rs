@@ -1,7 +1,8 @@
-//! The log sequencer: the one process that moves committed events from the
-//! outbox onto the immutable log's hash chain, in batches.
+//! The log sequencer: the one process that chains committed events onto the
+//! immutable log's hash chain, in batches.
 //!
-//! Requests never wait for the chain; they commit into `log_outbox`. Exactly one
+//! Requests never wait for the chain; they commit events with no `log_seq`
+//! (the outbox is the pending events). Exactly one
 //! sequencer works at a time: each replica runs this loop, and only the one
 //! holding a session-level advisory lock sequences (the others stand by, and
 //! take over when the leader's session ends). After each batch it NOTIFYs the
@@ -84,7 +85,10 @@ async fn sequence_batch(client: &Client) -> Result<i32, tokio_postgres::Error> {
     row.try_get("sequenced")
 }
 
-/// Events committed but not yet on the chain.
+/// Events committed but not yet on the chain (the sequencer's queue).
 pub async fn log_lag(client: &impl tokio_postgres::GenericClient) -> Result<i64, tokio_postgres::Error> {
-    client.query_one("SELECT count(*) AS lag FROM log_outbox", &[]).await?.try_get("lag")
+    client
+        .query_one("SELECT count(*) AS lag FROM action_events WHERE log_seq IS NULL AND actor IS NOT NULL", &[])
+        .await?
+        .try_get("lag")
 }

@@ -5,7 +5,8 @@
 use super::policy::Tier;
 use super::status::ContractStatus;
 
-/// Every kind of event the backend emits. The name's prefix is its subsystem.
+/// Every kind of event the backend emits. The name's prefix is its subsystem
+/// (the log entry's, see the sequencer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     ContractCreated,
@@ -46,11 +47,6 @@ impl EventKind {
             Self::TaskCompleted => "task.completed",
             Self::MeshPing => "mesh.ping",
         }
-    }
-
-    /// The subsystem the event belongs to: its name's prefix.
-    pub fn subsystem(self) -> &'static str {
-        self.name().split('.').next().expect("event names have a prefix")
     }
 
     /// The events that record an approval's decision (C4).
@@ -105,11 +101,5 @@ mod tests {
                 "tier 1 only rests in a final status"
             );
         }
-    }
-
-    #[test]
-    fn every_event_names_its_subsystem() {
-        assert_eq!(EventKind::ChatExchanged.subsystem(), "chat");
-        assert_eq!(EventKind::RollbackCompleted.subsystem(), "agentic");
     }
 }

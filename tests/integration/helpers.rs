@@ -210,7 +210,8 @@ pub async fn plant_orphan_event(client: &Client, ghost_mission: uuid::Uuid) {
     client
         .batch_execute(&format!(
             "ALTER TABLE action_events DISABLE TRIGGER ALL;
-             INSERT INTO action_events (event_type, mission_id) VALUES ('test.orphan', '{ghost_mission}');
+             INSERT INTO action_events (event_type, mission_id, actor, resource, result)
+             VALUES ('test.orphan', '{ghost_mission}', 'test', 'mission/{ghost_mission}', 'ok');
              ALTER TABLE action_events ENABLE TRIGGER ALL;"
         ))
         .await

@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 13, "{status:?}");
+    assert_eq!(status.pending.len(), 14, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -28,7 +28,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V10__foreign_keys_enforced_always",
             "V11__shared_faults",
             "V12__share_first_user",
-            "V13__share_progress"
+            "V13__share_progress",
+            "V14__events_are_the_outbox"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());

@@ -59,7 +59,7 @@ async fn serve_stops_cleanly_on_sigterm_with_its_outbox_drained() {
     }
     assert_eq!(stopped(child).await, Some(0));
     let client = database.client().await;
-    let pending: i64 = client.query_one("SELECT count(*) FROM log_outbox", &[]).await.unwrap().get(0);
+    let pending: i64 = grace::backend::sequencer::log_lag(&client).await.unwrap();
     assert_eq!(pending, 0, "the sequencer drained the outbox before exiting");
     let events: i64 =
         client.query_one("SELECT count(*) FROM action_events WHERE log_seq IS NOT NULL", &[]).await.unwrap().get(0);

@@ -27,9 +27,9 @@ use uuid::Uuid;
 /// to hold open: the user's message (nothing for a known key: a replay), the
 /// assistant's reply — built only from the mission's live state and the
 /// message, so the same state and message always get the same reply — the
-/// `chat.exchanged` event with its outbox entry, and the counts (two messages,
-/// one event; see `counters`). `$1` mission, `$2` session, `$3` message, `$4`
-/// key, `$5` the event's type, `$6` its actor, `$7` its subsystem. Answers
+/// `chat.exchanged` event, and the counts (two messages, one event; see
+/// `counters`). `$1` mission, `$2` session, `$3` message, `$4` key, `$5` the
+/// event's type, `$6` its actor. Answers
 /// whether the mission exists, and the new ids and reply (none on a replay).
 static CHAT: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -54,9 +54,7 @@ static CHAT: LazyLock<String> = LazyLock::new(|| {
          input AS (
             SELECT {NEXT_ID} AS id, $5::text AS event_type, s.mission_id, NULL::uuid AS contract_id,
                    NULL::uuid AS approval_id, payload, $6::text AS actor, 'chat/' || s.id AS resource,
-                   $7::text AS subsystem, 'ok' AS result, 1 AS ord,
-                   jsonb_build_object('event_type', $5::text, 'mission_id', s.mission_id, 'contract_id', NULL,
-                                      'approval_id', NULL, 'payload', payload)::text AS log_payload
+                   'ok' AS result, 1 AS ord
               FROM sent s JOIN reply r ON r.reply_to = s.id,
                    LATERAL (SELECT jsonb_build_object('session_id', $2::text, 'message_id', s.id,
                                                       'reply_id', r.id) AS payload) p),
@@ -103,10 +101,7 @@ pub async fn chat(
     let client = state.pool.get().await?;
     let kind = EventKind::ChatExchanged;
     let row = client
-        .one(
-            &CHAT,
-            &[&body.mission_id, &session, &message, &key.as_str(), &kind.name(), &caller.identity, &kind.subsystem()],
-        )
+        .one(&CHAT, &[&body.mission_id, &session, &message, &key.as_str(), &kind.name(), &caller.identity])
         .await?;
     if !row.try_get::<_, bool>("mission_found")? {
         return Err(ApiError::not_found("mission", body.mission_id));

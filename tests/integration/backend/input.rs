@@ -17,7 +17,8 @@ async fn row_counts(app: &TestApp) -> Vec<i64> {
             "SELECT (SELECT count(*) FROM missions), (SELECT count(*) FROM action_contracts),
                     (SELECT count(*) FROM action_events), (SELECT count(*) FROM chat_messages),
                     (SELECT count(*) FROM tasks), (SELECT count(*) FROM approval_requests),
-                    (SELECT count(*) FROM log_outbox) + (SELECT count(*) FROM immutable_log)",
+                    -- log entries, chained or waiting (the sequencer moves them from one to the other)
+                    (SELECT count(*) FROM immutable_log) + (SELECT count(*) FROM action_events WHERE log_seq IS NULL)",
             &[],
         )
         .await

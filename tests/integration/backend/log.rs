@@ -1,6 +1,7 @@
 //! The immutable log through the API, and shutdown leaving no log lag.
 
 use super::app::TestApp;
+use crate::helpers::TestDatabase;
 use grace::specification::Role;
 use reqwest::StatusCode;
 
@@ -50,7 +51,7 @@ async fn a_graceful_stop_drains_the_outbox() {
     let database = app.database.same_database();
     app.stop().await;
     let client = database.client().await;
-    let pending: i64 = client.query_one("SELECT count(*) FROM log_outbox", &[]).await.unwrap().get(0);
+    let pending: i64 = grace::backend::sequencer::log_lag(&client).await.unwrap();
     assert_eq!(pending, 0, "every committed event is chained by the time the server has stopped");
     assert!(grace::immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap().holds());
 }
@@ -115,4 +116,51 @@ async fn event_streams_are_capped_per_token_with_a_429_counted_in_metrics() {
         (stream.status() == StatusCode::OK).then_some(stream)
     })
     .await;
+}
+
+#[tokio::test]
+async fn events_waiting_in_the_old_outbox_are_chained_after_the_events_became_the_outbox() {
+    let database = TestDatabase::empty().await;
+    let mut client = database.client().await;
+    grace::db::migrations::apply_through(&mut client, 13).await.unwrap();
+    let mission = uuid::Uuid::new_v4();
+    // One event waiting in the outbox, one that never had an outbox entry (no
+    // log entry to wait for: a C6 breach, which the migration must not hide).
+    client
+        .batch_execute(&format!(
+            "INSERT INTO missions (id, name) VALUES ('{mission}', 'before V14');
+             INSERT INTO action_events (event_type, mission_id, payload)
+             VALUES ('chat.exchanged', '{mission}', '{{\"n\": 1}}'), ('chat.exchanged', '{mission}', '{{\"n\": 2}}');
+             INSERT INTO log_outbox (event_id, actor, action, resource, subsystem, payload, result)
+             SELECT min(id), 'operator-7', 'chat.exchanged', 'chat/m1', 'chat', '{{}}', 'ok' FROM action_events;"
+        ))
+        .await
+        .unwrap();
+    grace::db::migrations::apply(&mut client).await.unwrap();
+    assert_eq!(grace::backend::sequencer::log_lag(&client).await.unwrap(), 1);
+
+    let app = TestApp::spawn_on(database, false).await;
+    app.wait_for_zero_log_lag().await;
+    let entries = client
+        .query(
+            "SELECT l.actor, l.action, l.resource, l.subsystem, l.result, l.payload::jsonb AS payload
+               FROM immutable_log l JOIN action_events e ON e.log_seq = l.seq ORDER BY l.seq",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1, "only the event that waited in the outbox is chained");
+    let entry = &entries[0];
+    let fields: Vec<String> = (0..5).map(|i| entry.get(i)).collect();
+    assert_eq!(fields, ["operator-7", "chat.exchanged", "chat/m1", "chat", "ok"]);
+    let payload: serde_json::Value = entry.get("payload");
+    assert_eq!(
+        payload,
+        serde_json::json!({ "event_type": "chat.exchanged", "mission_id": mission, "contract_id": null,
+                            "approval_id": null, "payload": { "n": 1 } })
+    );
+    let unchained: i64 =
+        client.query_one("SELECT count(*) FROM action_events WHERE log_seq IS NULL", &[]).await.unwrap().get(0);
+    assert_eq!(unchained, 1, "the event with no outbox entry stays without a log entry");
+    assert!(grace::immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap().holds());
 }
