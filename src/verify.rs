@@ -305,9 +305,9 @@ async fn mission_counters(client: &Client, mission: Uuid) -> Result<ConsistencyC
     let mut offenders = Vec::new();
     let total = client
         .query_one(
-            "SELECT m.total_actions AS stored, (SELECT count(*) FROM action_contracts c WHERE c.mission_id = m.id)::int
-                    AS counted
-               FROM missions m WHERE m.id = $1",
+            "SELECT m.total_actions AS stored,
+                    (SELECT count(*) FROM action_contracts c WHERE c.mission_id = m.mission_id)::int AS counted
+               FROM mission_progress m WHERE m.mission_id = $1",
             &[&mission],
         )
         .await?;
@@ -325,8 +325,8 @@ async fn mission_counters(client: &Client, mission: Uuid) -> Result<ConsistencyC
                 &format!(
                     "SELECT m.{column} AS stored,
                             (SELECT count(*) FROM action_contracts c
-                              WHERE c.mission_id = m.id AND c.status = ANY($2))::int AS counted
-                       FROM missions m WHERE m.id = $1",
+                              WHERE c.mission_id = m.mission_id AND c.status = ANY($2))::int AS counted
+                       FROM mission_progress m WHERE m.mission_id = $1",
                     column = counter.column()
                 ),
                 &[&mission, &counter.statuses()],

@@ -12,9 +12,9 @@ use tokio_postgres::Client;
 /// Tables the application role may only append to and read.
 pub const APPEND_ONLY: &[&str] = &["public.immutable_log", "public.log_checkpoints"];
 
-/// The migrations' history: the application role reads it (to see the schema
-/// is current) and never changes it.
-const READ_ONLY: &[&str] = &["public.refinery_schema_history"];
+/// Read, never written: the migrations' history (to see the schema is
+/// current) and the views.
+const READ_ONLY: &[&str] = &["public.refinery_schema_history", "public.mission_progress"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RoleError {

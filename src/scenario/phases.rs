@@ -199,7 +199,7 @@ pub async fn approvals(api: &BackendClient, db: &Client, mission: Uuid) -> Resul
 /// Phase 4: a sabotaged verification of a tier-2 action must roll back.
 pub async fn forced_rollback(api: &BackendClient, db: &Client, mission: Uuid) -> Result<PhaseResult, PhaseError> {
     let mut result = PhaseResult::default();
-    let counter = "SELECT rolled_back_actions FROM missions WHERE id = $1";
+    let counter = "SELECT rolled_back_actions FROM mission_progress WHERE mission_id = $1";
     let before: i32 = db.query_one(counter, &[&mission]).await?.try_get("rolled_back_actions")?;
     let sabotage = FaultKind::SabotageVerification { count: 1 };
     api.set_fault(&FaultRequest { mission_id: Some(mission), kind: sabotage }).await?;

@@ -154,7 +154,8 @@ pub enum MissionCounter {
 impl MissionCounter {
     pub const ALL: [MissionCounter; 3] = [Self::Completed, Self::Failed, Self::RolledBack];
 
-    /// The mission's column that holds this count.
+    /// The column of the mission's progress (`mission_progress`) that holds
+    /// this count.
     pub fn column(self) -> &'static str {
         match self {
             Self::Completed => "completed_actions",

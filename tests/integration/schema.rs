@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 14, "{status:?}");
+    assert_eq!(status.pending.len(), 15, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -29,7 +29,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V11__shared_faults",
             "V12__share_first_user",
             "V13__share_progress",
-            "V14__events_are_the_outbox"
+            "V14__events_are_the_outbox",
+            "V15__mission_progress_in_slots"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());

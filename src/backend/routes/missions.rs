@@ -17,8 +17,10 @@ use tokio_postgres::Row;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-pub const MISSION_COLUMNS: &str = "id, name, goal, status, total_actions, completed_actions, failed_actions, \
-     rolled_back_actions, progress_ratio, confidence, created_at, updated_at";
+/// A mission as the API shows it: its row and its progress.
+const MISSION: &str = "SELECT m.id, m.name, m.goal, m.status, p.total_actions, p.completed_actions, p.failed_actions,
+            p.rolled_back_actions, p.progress_ratio, p.confidence, m.created_at, m.updated_at
+       FROM missions m JOIN mission_progress p ON p.mission_id = m.id";
 
 impl FromRow for Mission {
     fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
@@ -71,19 +73,15 @@ pub async fn create(
     state.faults.chaos(Some(id), "request")?;
     let client = state.pool.get().await?;
     let inserted = client
-        .query_opt(
-            &format!(
-                "INSERT INTO missions (id, name, goal) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO NOTHING RETURNING {MISSION_COLUMNS}"
-            ),
+        .execute(
+            "INSERT INTO missions (id, name, goal) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
             &[&id, &name, &goal],
         )
         .await?;
-    if let Some(row) = inserted {
-        return Ok((StatusCode::CREATED, Json(Mission::from_row(&row)?)));
-    }
     let existing = fetch(&**client, id).await?;
-    if existing.name == name {
+    if inserted == 1 {
+        Ok((StatusCode::CREATED, Json(existing)))
+    } else if existing.name == name {
         Ok((StatusCode::OK, Json(existing)))
     } else {
         Err(ApiError::Conflict(format!("mission {id} already exists with another name")))
@@ -92,7 +90,7 @@ pub async fn create(
 
 pub async fn fetch(client: &impl tokio_postgres::GenericClient, id: Uuid) -> Result<Mission, ApiError> {
     let row = client
-        .query_opt(&format!("SELECT {MISSION_COLUMNS} FROM missions WHERE id = $1"), &[&id])
+        .query_opt(&format!("{MISSION} WHERE m.id = $1"), &[&id])
         .await?
         .ok_or_else(|| ApiError::not_found("mission", id))?;
     Ok(Mission::from_row(&row)?)

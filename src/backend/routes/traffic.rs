@@ -34,9 +34,9 @@ use uuid::Uuid;
 static CHAT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH mission AS (
-            SELECT id, name, status, total_actions, completed_actions, failed_actions, rolled_back_actions,
-                   progress_ratio
-              FROM missions WHERE id = $1),
+            SELECT m.id, m.name, m.status, p.total_actions, p.completed_actions, p.failed_actions,
+                   p.rolled_back_actions, p.progress_ratio
+              FROM missions m JOIN mission_progress p ON p.mission_id = m.id WHERE m.id = $1),
          sent AS (
             INSERT INTO chat_messages (mission_id, session_id, role, content, idempotency_key)
             SELECT id, $2, 'user', $3, $4 FROM mission

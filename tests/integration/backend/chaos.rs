@@ -108,7 +108,7 @@ async fn chaos_at_half_rate_leaves_no_partial_rows_and_stores_every_acknowledged
                     (SELECT count(*) FROM action_events WHERE log_seq IS NULL),
                     (SELECT count(*) FROM action_contracts c WHERE tier > 1
                       AND (snapshot_id IS NULL OR NOT EXISTS (SELECT 1 FROM approval_requests a WHERE a.contract_id = c.id))),
-                    (SELECT total_actions FROM missions WHERE id = $1) - (SELECT count(*) FROM action_contracts)",
+                    (SELECT total_actions FROM mission_progress WHERE mission_id = $1) - (SELECT count(*) FROM action_contracts)",
             &[&mission],
         )
         .await

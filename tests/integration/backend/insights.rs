@@ -95,6 +95,45 @@ async fn assert_read_models_equal_recounts(app: &TestApp, missions: &[Uuid]) {
         let (summary, stats) = recount(&client, mission.copied()).await;
         assert_same(&app.get_json(&format!("/api/metrics/summary{query}")).await, &summary, "summary");
         assert_same(&app.get_json(&format!("/api/verification/stats{query}")).await, &stats, "stats");
+        if let Some(mission) = mission {
+            assert_progress_equals_recount(app, &client, *mission).await;
+        }
+    }
+}
+
+/// The mission's progress as the API shows it, against its contracts counted
+/// the way the specification counts them.
+async fn assert_progress_equals_recount(app: &TestApp, client: &Client, mission: Uuid) {
+    let row = client
+        .query_one(
+            "SELECT count(*)::int AS total_actions,
+                    count(*) FILTER (WHERE status = 'verified')::int AS completed_actions,
+                    count(*) FILTER (WHERE status IN ('failed', 'rejected'))::int AS failed_actions,
+                    count(*) FILTER (WHERE status = 'rolled_back')::int AS rolled_back_actions,
+                    count(*) FILTER (WHERE status IN ('verified', 'failed', 'rejected', 'rolled_back'))::float8
+                      / greatest(count(*), 1) AS progress_ratio,
+                    avg(confidence) AS confidence
+               FROM action_contracts WHERE mission_id = $1",
+            &[&mission],
+        )
+        .await
+        .unwrap();
+    let response = app.get(&format!("/api/missions/{mission}"), Role::Operator).await;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        assert_eq!(row.get::<_, i32>("total_actions"), 0, "contracts of mission {mission}, which does not exist");
+        return;
+    }
+    let read: Value = response.json().await.unwrap();
+    for counter in ["total_actions", "completed_actions", "failed_actions", "rolled_back_actions"] {
+        assert_eq!(read[counter], row.get::<_, i32>(counter), "mission {mission} {counter}");
+    }
+    let progress: f64 = row.get("progress_ratio");
+    assert!((read["progress_ratio"].as_f64().unwrap() - progress).abs() < 1e-9, "{read} progress {progress}");
+    match row.get::<_, Option<f64>>("confidence") {
+        Some(confidence) => {
+            assert!((read["confidence"].as_f64().unwrap() - confidence).abs() < 1e-9, "{read} confidence {confidence}")
+        }
+        None => assert!(read["confidence"].is_null(), "{read}"),
     }
 }
 
