@@ -1,11 +1,20 @@
-//! The schema migrations in `migrations/`, embedded in the binary by refinery so a
-//! deployed `grace` always carries the schema it expects.
+//! The schema migrations in `migrations/`, embedded in the binary (by
+//! build.rs) and applied by refinery, so a deployed `grace` always carries the
+//! schema it expects.
 
 use super::DbError;
+use refinery_core::{Migration, Runner, Target};
 use tokio_postgres::Client;
 
-mod embedded {
-    refinery::embed_migrations!("migrations");
+/// Every file of `migrations/` — its name and SQL — in version order.
+const EMBEDDED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+fn runner() -> Runner {
+    let migrations: Vec<Migration> = EMBEDDED
+        .iter()
+        .map(|(name, sql)| Migration::unapplied(name, sql).expect("build.rs admits only V<version>__<name>"))
+        .collect();
+    Runner::new(&migrations)
 }
 
 /// Several processes may start at once (two backend replicas, a coordinator and
@@ -15,7 +24,7 @@ const MIGRATION_LOCK_KEY: &str = "grace.migrations";
 /// `V<version>__<name>`, the way the files in `migrations/` are named.
 pub type MigrationName = String;
 
-fn display_name(migration: &refinery::Migration) -> MigrationName {
+fn display_name(migration: &Migration) -> MigrationName {
     format!("V{}__{}", migration.version(), migration.name())
 }
 
@@ -29,7 +38,7 @@ pub async fn apply(client: &mut Client) -> Result<Vec<MigrationName>, DbError> {
         return Ok(Vec::new());
     }
     client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&MIGRATION_LOCK_KEY]).await?;
-    let report = embedded::migrations::runner().run_async(client).await;
+    let report = runner().run_async(client).await;
     client.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&MIGRATION_LOCK_KEY]).await?;
     Ok(report?.applied_migrations().iter().map(display_name).collect())
 }
@@ -38,7 +47,7 @@ pub async fn apply(client: &mut Client) -> Result<Vec<MigrationName>, DbError> {
 /// as an older grace left it (how the tests prove a migration carries existing
 /// data over).
 pub async fn apply_through(client: &mut Client, version: i32) -> Result<Vec<MigrationName>, DbError> {
-    let runner = embedded::migrations::runner().set_target(refinery::Target::Version(version));
+    let runner = runner().set_target(Target::Version(version));
     let report = runner.run_async(client).await?;
     Ok(report.applied_migrations().iter().map(display_name).collect())
 }
@@ -62,7 +71,7 @@ impl MigrationStatus {
 }
 
 pub async fn status(client: &mut Client) -> Result<MigrationStatus, DbError> {
-    let runner = embedded::migrations::runner();
+    let runner = runner();
     let history_exists: bool = client
         .query_one("SELECT to_regclass('public.refinery_schema_history') IS NOT NULL AS history_exists", &[])
         .await?
@@ -70,10 +79,7 @@ pub async fn status(client: &mut Client) -> Result<MigrationStatus, DbError> {
     let applied = if history_exists { runner.get_applied_migrations_async(client).await? } else { vec![] };
 
     let mut status = MigrationStatus::default();
-    // In version order (the embedded list is in file-name order: V10 before V2).
-    let mut embedded: Vec<&refinery::Migration> = runner.get_migrations().iter().collect();
-    embedded.sort_by_key(|migration| migration.version());
-    for migration in embedded {
+    for migration in runner.get_migrations() {
         match applied.iter().find(|a| a.version() == migration.version()) {
             None => status.pending.push(display_name(migration)),
             Some(a) if a.checksum() != migration.checksum() => status.divergent.push(display_name(a)),
@@ -107,9 +113,5 @@ pub async fn require_bootstrapped(database: &crate::configuration::DatabaseUrl) 
 /// A fingerprint of the embedded migrations: equal binaries produce equal
 /// schemas. Tests key their template database on it.
 pub fn fingerprint() -> String {
-    embedded::migrations::runner()
-        .get_migrations()
-        .iter()
-        .fold(0u64, |acc, m| acc.rotate_left(7) ^ m.checksum())
-        .to_string()
+    runner().get_migrations().iter().fold(0u64, |acc, m| acc.rotate_left(7) ^ m.checksum()).to_string()
 }

@@ -24,7 +24,7 @@ pub enum DbError {
     #[error("database unreachable at {endpoint}: {reason}")]
     Unreachable { endpoint: String, reason: String },
     #[error("migration failed: {0}")]
-    Migration(#[from] refinery::Error),
+    Migration(#[from] refinery_core::Error),
     /// A configuration error: exit 2.
     #[error("the database {database} is not bootstrapped ({pending} migration(s) pending, from {first}): run `grace bootstrap` against it first")]
     NotBootstrapped { database: String, pending: usize, first: String },
