@@ -8,6 +8,7 @@
 //! rolls back takes its counts with it and a read never counts rows.
 
 use super::error::ApiError;
+use super::events::{self, NewEvent};
 use super::prepared::Prepared;
 use crate::specification::{ContractStatus, Tier};
 use deadpool_postgres::Transaction;
@@ -46,15 +47,15 @@ pub struct MissionTally {
     pub tasks: i64,
 }
 
-/// The tally's statement: `mission_stats` (one upsert, a column per status
-/// named as the specification spells it) and the confidence minute, both in
-/// the writing session's slot.
+/// The tally's statement, with the operation's events: the events (`$1..$8`,
+/// see `events::INPUT`), `mission_stats` (one upsert, a column per status
+/// named as the specification spells it, the events counted there too) and
+/// the confidence minute, both in the writing session's slot.
 static APPLY: LazyLock<String> = LazyLock::new(|| {
-    // $1 mission, $2 new contract (0/1), $3 its confidence, $4-$6 tiers 1-3,
-    // $7 executed, $8 snapshots, $9 restored, $10 benchmarks, $11 failed
-    // benchmarks, $12 approvals, $13 tasks, then one delta per status.
+    // $9 mission, $10 new contract (0/1), $11 its confidence, $12-$14 tiers
+    // 1-3, $15 executed, $16 snapshots, $17 restored, $18 benchmarks, $19
+    // failed benchmarks, $20 approvals, $21 tasks, then one delta per status.
     let statuses: Vec<&str> = ContractStatus::ALL.iter().map(|s| s.as_str()).collect();
-    let status_params: Vec<String> = (0..statuses.len()).map(|i| format!("${}", 14 + i)).collect();
     let columns = [
         "contracts",
         "tier_1",
@@ -71,26 +72,29 @@ static APPLY: LazyLock<String> = LazyLock::new(|| {
     .into_iter()
     .chain(statuses.iter().copied())
     .collect::<Vec<_>>();
-    let values = ["$2::bigint", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13"]
+    let values = ["$10::bigint".to_string()]
         .into_iter()
-        .map(String::from)
-        .chain(status_params)
+        .chain((12..21 + 1 + statuses.len()).map(|i| format!("${i}")))
         .collect::<Vec<_>>();
     let sums: Vec<String> = columns.iter().map(|c| format!("{c} = s.{c} + excluded.{c}")).collect();
     format!(
-        "WITH minute AS (
+        "WITH {input},
+         {stored},
+         minute AS (
             INSERT INTO mission_confidence_minutes AS m (mission_id, minute, slot, contracts, confidence_sum)
-            SELECT $1, date_trunc('minute', now()), grace_stats_slot(), 1, $3::float8 WHERE $2::bigint = 1
+            SELECT $9, date_trunc('minute', now()), grace_stats_slot(), 1, $11::float8 WHERE $10::bigint = 1
             ON CONFLICT (mission_id, minute, slot) DO UPDATE SET
                 contracts = m.contracts + 1, confidence_sum = m.confidence_sum + excluded.confidence_sum)
-         INSERT INTO mission_stats AS s (mission_id, slot, {columns}, confidence_sum, first_contract_at,
+         INSERT INTO mission_stats AS s (mission_id, slot, {columns}, events, confidence_sum, first_contract_at,
                                          last_contract_at)
-         VALUES ($1, grace_stats_slot(), {values}, $3,
-                 CASE WHEN $2 = 1 THEN now() END, CASE WHEN $2 = 1 THEN now() END)
-         ON CONFLICT (mission_id, slot) DO UPDATE SET {sums},
+         VALUES ($9, grace_stats_slot(), {values}, (SELECT count(*) FROM event), $11,
+                 CASE WHEN $10 = 1 THEN now() END, CASE WHEN $10 = 1 THEN now() END)
+         ON CONFLICT (mission_id, slot) DO UPDATE SET {sums}, events = s.events + excluded.events,
              confidence_sum = s.confidence_sum + excluded.confidence_sum,
              first_contract_at = least(s.first_contract_at, excluded.first_contract_at),
              last_contract_at = greatest(s.last_contract_at, excluded.last_contract_at)",
+        input = *events::INPUT,
+        stored = events::STORED,
         columns = columns.join(", "),
         values = values.join(", "),
         sums = sums.join(", "),
@@ -98,7 +102,10 @@ static APPLY: LazyLock<String> = LazyLock::new(|| {
 });
 
 impl MissionTally {
-    pub async fn apply(&self, tx: &Transaction<'_>, mission: Uuid) -> Result<(), ApiError> {
+    /// Writes the operation's `events` (all of them of `mission`) and this
+    /// tally, in one statement.
+    pub async fn write(&self, tx: &Transaction<'_>, mission: Uuid, events: &[NewEvent]) -> Result<(), ApiError> {
+        debug_assert!(events.iter().all(|e| e.mission_id == Some(mission)));
         let created = i64::from(self.created.is_some());
         let confidence = self.created.map_or(0.0, |(_, confidence)| confidence);
         let tier = |level: Tier| i64::from(self.created.is_some_and(|(tier, _)| tier == level));
@@ -119,7 +126,9 @@ impl MissionTally {
             None => 0,
         });
         let counts: Vec<i64> = counts.into_iter().chain(status_deltas).collect();
-        let mut params: Vec<Param<'_>> = vec![&mission, &created, &confidence];
+        let columns = events::Columns::of(events);
+        let mut params: Vec<Param<'_>> = columns.params().to_vec();
+        params.extend([&mission as Param<'_>, &created, &confidence]);
         params.extend(counts.iter().map(|c| c as Param<'_>));
         tx.run(&APPLY, &params).await?;
         Ok(())

@@ -12,6 +12,7 @@ use crate::specification::EventKind;
 use deadpool_postgres::Transaction;
 use serde_json::Value;
 use std::sync::LazyLock;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 /// One event to record. `resource` names what changed (e.g. `contract/<id>`);
@@ -64,19 +65,69 @@ pub const STORED: &str = "event AS (
 /// An event's id, drawn in the statement that stores it.
 pub const NEXT_ID: &str = "nextval(pg_get_serial_sequence('action_events', 'id'))";
 
+/// The CTE `input` of `STORED`: the events given as the statement's first
+/// eight parameters, one array per column (see `Columns`), in order.
+pub static INPUT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "input AS (
+        SELECT {NEXT_ID} AS id, t.*
+          FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::jsonb[], $6::text[], $7::text[],
+                      $8::text[])
+               WITH ORDINALITY AS t(event_type, mission_id, contract_id, approval_id, payload, actor,
+                                    resource, result, ord))"
+    )
+});
+
+/// Events as the parameters of `INPUT`: a column each.
+pub struct Columns<'a> {
+    kinds: Vec<&'a str>,
+    missions: Vec<Option<Uuid>>,
+    contracts: Vec<Option<Uuid>>,
+    approvals: Vec<Option<Uuid>>,
+    payloads: Vec<&'a Value>,
+    actors: Vec<&'a str>,
+    resources: Vec<&'a str>,
+    results: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    pub fn of(events: &'a [NewEvent]) -> Self {
+        Self {
+            kinds: events.iter().map(|e| e.kind.name()).collect(),
+            missions: events.iter().map(|e| e.mission_id).collect(),
+            contracts: events.iter().map(|e| e.contract_id).collect(),
+            approvals: events.iter().map(|e| e.approval_id).collect(),
+            payloads: events.iter().map(|e| &e.payload).collect(),
+            actors: events.iter().map(|e| e.actor.as_str()).collect(),
+            resources: events.iter().map(|e| e.resource.as_str()).collect(),
+            results: events.iter().map(|e| e.result).collect(),
+        }
+    }
+
+    /// `$1..$8`, in `INPUT`'s order.
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.kinds,
+            &self.missions,
+            &self.contracts,
+            &self.approvals,
+            &self.payloads,
+            &self.actors,
+            &self.resources,
+            &self.results,
+        ]
+    }
+}
+
 /// The recording statement: the events and each mission's event count (see
 /// `counters`), in one round trip.
 static RECORD: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH input AS (
-            SELECT {NEXT_ID} AS id, t.*
-              FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::jsonb[], $6::text[], $7::text[],
-                          $8::text[])
-                   WITH ORDINALITY AS t(event_type, mission_id, contract_id, approval_id, payload, actor,
-                                        resource, result, ord)),
+        "WITH {},
          {STORED},
          counted AS ({})
          SELECT id FROM event",
+        *INPUT,
         counters::adding_to(
             &["events"],
             "SELECT mission_id, count(*) AS events FROM input WHERE mission_id IS NOT NULL GROUP BY mission_id"
@@ -90,18 +141,9 @@ pub async fn record(tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Vec<i64
     if events.is_empty() {
         return Ok(vec![]);
     }
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
-    let missions: Vec<Option<Uuid>> = events.iter().map(|e| e.mission_id).collect();
-    let contracts: Vec<Option<Uuid>> = events.iter().map(|e| e.contract_id).collect();
-    let approvals: Vec<Option<Uuid>> = events.iter().map(|e| e.approval_id).collect();
-    let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
-    let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
-    let resources: Vec<&str> = events.iter().map(|e| e.resource.as_str()).collect();
-    let results: Vec<&str> = events.iter().map(|e| e.result).collect();
     // Ids are drawn in input order (the CTE is evaluated once), so event ids
     // and thus log order follow the order given here.
-    let rows =
-        tx.all(&RECORD, &[&kinds, &missions, &contracts, &approvals, &payloads, &actors, &resources, &results]).await?;
+    let rows = tx.all(&RECORD, &Columns::of(events).params()).await?;
     let mut ids: Vec<i64> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
     ids.sort_unstable();
     Ok(ids)

@@ -153,9 +153,9 @@ impl FromRow for StoredContract {
     }
 }
 
-/// What one operation records besides its state changes: its events, written
-/// together in one statement, and its mission counter changes, applied once as
-/// the last statement so the mission row is locked only briefly.
+/// What one operation records besides its state changes: its events and its
+/// mission counter changes, written together as the operation's last
+/// statement, so its counter slot is locked only briefly.
 #[derive(Default)]
 struct Pending {
     events: Vec<NewEvent>,
@@ -169,8 +169,7 @@ impl Pending {
     }
 
     async fn write(self, tx: &Transaction<'_>, mission: Uuid) -> Result<(), ApiError> {
-        events::record(tx, &self.events).await?;
-        self.tally.apply(tx, mission).await
+        self.tally.write(tx, mission, &self.events).await
     }
 }
 
