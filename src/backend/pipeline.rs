@@ -196,45 +196,6 @@ async fn create_contract(
     let effect = expected_effect();
     let tier = decision.tier.level();
     let digest = contract_digest(report.error_type.as_str(), &action_type, tier, &effect, &baseline);
-    // The mission's FOREIGN KEY proves it exists (a violation is its 404)
-    // without locking its row; its counters are updated last.
-    let inserted = tx
-        .opt(
-            "WITH resource AS (
-                INSERT INTO managed_resources (mission_id, name, state) VALUES ($2, $16, $14) RETURNING id)
-             INSERT INTO action_contracts (id, mission_id, resource_id, idempotency_key, error_type, error_message,
-                 severity, action_type, policy_tier, tier, confidence, confidence_path, escalation_reason,
-                 expected_effect, baseline_state, status, contract_digest)
-             SELECT $1, $2, resource.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $17, $15
-               FROM resource
-             ON CONFLICT (idempotency_key) DO NOTHING
-             RETURNING resource_id",
-            &[
-                &id,
-                &mission,
-                &report.idempotency_key.as_str(),
-                &report.error_type.as_str(),
-                &report.message,
-                &report.severity.as_str(),
-                &action_type,
-                &decision.policy_tier,
-                &tier,
-                &confidence,
-                &decision.path,
-                &decision.escalation_reason,
-                &effect,
-                &baseline,
-                &digest,
-                &format!("{action_type}/{id}"),
-                &ContractStatus::Planned,
-            ],
-        )
-        .await
-        .map_err(|e| match e.code() {
-            Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", mission),
-            _ => e.into(),
-        })?;
-    let Some(inserted) = inserted else { return Ok(None) };
     let mut contract = StoredContract {
         id,
         mission,
@@ -245,9 +206,74 @@ async fn create_contract(
         effect,
         baseline,
         digest,
-        resource: inserted.try_get("resource_id")?,
+        resource: Uuid::new_v4(),
         snapshot: None,
     };
+    // Tier 1 runs without a human, and its verification's verdict is known
+    // before anything is written: the contract, its resource and its
+    // benchmark are stored as they end, in the statement that creates them.
+    let execution = match decision.tier {
+        Tier::Auto => Some(verify(state, tx, &contract, BenchmarkKind::verifying(decision.tier, contract.path)).await?),
+        _ => None,
+    };
+    // Its resource as the execution leaves it (the baseline, changed by the effect).
+    let resource_change = match &execution {
+        Some(_) => contract.effect.clone(),
+        None => json!({}),
+    };
+    // The mission's FOREIGN KEY proves it exists (a violation is its 404)
+    // without locking its row; its counters are updated last.
+    let inserted = tx
+        .opt(
+            "WITH resource AS (
+                INSERT INTO managed_resources (id, mission_id, name, state) VALUES ($16, $2, $17, $14::jsonb || $18::jsonb)),
+             contract AS (
+                INSERT INTO action_contracts (id, mission_id, resource_id, idempotency_key, error_type, error_message,
+                    severity, action_type, policy_tier, tier, confidence, confidence_path, escalation_reason,
+                    expected_effect, baseline_state, contract_digest, status, verification_result, executed_at,
+                    verified_at)
+                VALUES ($1, $2, $16, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $19, $20,
+                        CASE WHEN $21::text IS NOT NULL THEN now() END, CASE WHEN $21::text IS NOT NULL THEN now() END)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING id),
+             benchmark AS (
+                INSERT INTO benchmark_runs (contract_id, kind, metrics, passed, drift_detected)
+                SELECT id, $21, $22, $23, NOT $23 FROM contract WHERE $21::text IS NOT NULL)
+             SELECT id FROM contract",
+            &[
+                &id,
+                &mission,
+                &report.idempotency_key.as_str(),
+                &report.error_type.as_str(),
+                &report.message,
+                &report.severity.as_str(),
+                &contract.action_type,
+                &decision.policy_tier,
+                &tier,
+                &confidence,
+                &decision.path,
+                &decision.escalation_reason,
+                &contract.effect,
+                &contract.baseline,
+                &contract.digest,
+                &contract.resource,
+                &format!("{}/{id}", contract.action_type),
+                &resource_change,
+                &execution.as_ref().map_or(ContractStatus::Planned, |e| e.status),
+                &execution.as_ref().map(|e| &e.result),
+                &execution.as_ref().map(|e| e.benchmark),
+                &execution.as_ref().map(|e| &e.metrics),
+                &execution.as_ref().map(|e| e.passed),
+            ],
+        )
+        .await
+        .map_err(|e| match e.code() {
+            Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", mission),
+            _ => e.into(),
+        })?;
+    if inserted.is_none() {
+        return Ok(None);
+    }
     let mut pending = Pending::default();
     pending.event(
         EventKind::ContractCreated,
@@ -263,12 +289,16 @@ async fn create_contract(
         }),
     );
 
-    let (status, approval_id) = if decision.tier == Tier::Auto {
-        let benchmark = BenchmarkKind::verifying(decision.tier, contract.path);
-        (execute_and_verify(state, tx, &contract, benchmark, &mut pending).await?, None)
-    } else {
-        let approval = hold_for_approval(state, tx, &mut contract, decision.tier, &mut pending).await?;
-        (ContractStatus::AwaitingApproval, Some(approval))
+    let (status, approval_id) = match execution {
+        Some(execution) => {
+            let status = executed(&contract, &execution, &mut pending);
+            execution.sabotage_used(state);
+            (status, None)
+        }
+        None => {
+            let approval = hold_for_approval(state, tx, &mut contract, decision.tier, &mut pending).await?;
+            (ContractStatus::AwaitingApproval, Some(approval))
+        }
     };
     pending.tally.created = Some((decision.tier, confidence));
     pending.tally.moved = Some((None, status));
@@ -329,16 +359,40 @@ async fn hold_for_approval(
     Ok(approval)
 }
 
-/// Executes the stored contract, verifies it with a benchmark, and ends in
-/// verified, failed (tier 1, nothing to restore) or rolled_back (tier 2+).
-/// Returns the final status.
-async fn execute_and_verify(
+/// A verification's outcome. The benchmark's verdict depends only on the
+/// contract and the sabotage, so it is known before anything of the execution
+/// is written: execution, the benchmark run and the contract's final state go
+/// to the database in one statement.
+struct Execution {
+    benchmark: BenchmarkKind,
+    metrics: Value,
+    passed: bool,
+    /// Verified, failed (nothing to restore) or violated (to roll back).
+    status: ContractStatus,
+    /// The contract's `verification_result`.
+    result: Value,
+    sabotaged: bool,
+}
+
+impl Execution {
+    /// Counts a sabotage this execution took as injected by this replica, once
+    /// every write of the operation succeeded (an injected fault or an error
+    /// before then rolls the transaction back, and the sabotage with it).
+    fn sabotage_used(&self, state: &AppState) {
+        if self.sabotaged {
+            state.faults.sabotage_used();
+        }
+    }
+}
+
+/// Refuses a contract changed since it was written, lets chaos strike, takes
+/// a pending sabotage and runs the contract's benchmark.
+async fn verify(
     state: &AppState,
     tx: &Transaction<'_>,
     contract: &StoredContract,
-    benchmark_kind: BenchmarkKind,
-    pending: &mut Pending,
-) -> Result<ContractStatus, ApiError> {
+    benchmark: BenchmarkKind,
+) -> Result<Execution, ApiError> {
     let recomputed = contract_digest(
         &contract.error_type,
         &contract.action_type,
@@ -354,21 +408,48 @@ async fn execute_and_verify(
     }
     state.faults.chaos(Some(contract.mission), "execute")?;
     state.faults.chaos(Some(contract.mission), "verify")?;
-    // The benchmark's verdict depends only on the contract and the sabotage,
-    // so it is known before anything is written: execution, the benchmark run
-    // and the contract's final state go to the database in one statement.
     let sabotaged = state.faults.take_sabotage(tx, contract.mission).await?;
-    let verdict = state.baselines.run(benchmark_kind, contract.id, sabotaged);
-    let result = json!({ "benchmark": benchmark_kind, "passed": verdict.passed, "drift": verdict.drift,
+    let verdict = state.baselines.run(benchmark, contract.id, sabotaged);
+    let result = json!({ "benchmark": benchmark, "passed": verdict.passed, "drift": verdict.drift,
                          "sabotaged": sabotaged });
-    pending.tally.executed = true;
-    pending.tally.benchmarks += 1;
-    pending.tally.benchmarks_failed += i64::from(!verdict.passed);
     let status = match (verdict.passed, contract.snapshot) {
         (true, _) => ContractStatus::Verified,
         (false, None) => ContractStatus::Failed,
         (false, Some(_)) => ContractStatus::Violated,
     };
+    Ok(Execution { benchmark, metrics: verdict.metrics, passed: verdict.passed, status, result, sabotaged })
+}
+
+/// An execution the transaction has written: its counts and its events.
+/// Returns the status it ended in.
+fn executed(contract: &StoredContract, execution: &Execution, pending: &mut Pending) -> ContractStatus {
+    pending.tally.executed = true;
+    pending.tally.benchmarks += 1;
+    pending.tally.benchmarks_failed += i64::from(!execution.passed);
+    pending.event(
+        EventKind::ActionExecuting,
+        contract,
+        json!({ "action_type": contract.action_type, "effect": contract.effect }),
+    );
+    let (kind, result) = match execution.status {
+        ContractStatus::Verified => (EventKind::VerificationPassed, "ok"),
+        ContractStatus::Failed => (EventKind::VerificationFailed, execution.status.as_str()),
+        _ => (EventKind::VerificationViolated, execution.status.as_str()),
+    };
+    pending.event(kind, contract, execution.result.clone()).result = result;
+    execution.status
+}
+
+/// Executes an approved contract, verifies it with a benchmark, and ends in
+/// verified or rolled_back. Returns the final status.
+async fn execute_and_verify(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    contract: &StoredContract,
+    benchmark: BenchmarkKind,
+    pending: &mut Pending,
+) -> Result<ContractStatus, ApiError> {
+    let execution = verify(state, tx, contract, benchmark).await?;
     tx.run(
         "WITH executed AS (
             UPDATE managed_resources SET state = state || $2, updated_at = now() WHERE id = $1),
@@ -381,40 +462,22 @@ async fn execute_and_verify(
             &contract.resource,
             &contract.effect,
             &contract.id,
-            &benchmark_kind,
-            &verdict.metrics,
-            &verdict.passed,
-            &status,
-            &result,
+            &execution.benchmark,
+            &execution.metrics,
+            &execution.passed,
+            &execution.status,
+            &execution.result,
         ],
     )
     .await?;
-    pending.event(
-        EventKind::ActionExecuting,
-        contract,
-        json!({ "action_type": contract.action_type, "effect": contract.effect }),
-    );
-    let status = match status {
-        ContractStatus::Verified => {
-            pending.event(EventKind::VerificationPassed, contract, result);
-            status
-        }
-        ContractStatus::Failed => {
-            pending.event(EventKind::VerificationFailed, contract, result).result = status.as_str();
-            status
-        }
-        _ => {
-            pending.event(EventKind::VerificationViolated, contract, result).result = status.as_str();
+    let status = match executed(contract, &execution, pending) {
+        ContractStatus::Violated => {
             roll_back(state, tx, contract, pending).await?;
             ContractStatus::RolledBack
         }
+        status => status,
     };
-    if sabotaged {
-        // Every write of the verification succeeded; an injected fault or an
-        // error before this point rolls the transaction back, and the sabotage
-        // with it.
-        state.faults.sabotage_used();
-    }
+    execution.sabotage_used(state);
     Ok(status)
 }
 
