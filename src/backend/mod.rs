@@ -12,7 +12,8 @@
 //!   verification, rollback; one transaction per operation.
 //! - [`verification`]: benchmarks against the golden baseline.
 //! - [`events`]: recording events, which are the log's outbox.
-//! - [`counters`]: the per-mission counters the read models come from.
+//! - [`counters`]: the per-mission counters the read models come from; [`tally`]:
+//!   a pipeline operation's events and counts, its closing statement.
 //! - [`sequencer`]: the single leader that chains pending events into the log.
 //! - [`mesh`]: the Trigger Mesh and its Postgres LISTEN/NOTIFY bridge.
 //! - [`task_runner`]: completes queued tasks (`FOR UPDATE SKIP LOCKED`).
@@ -37,6 +38,7 @@ pub mod routes;
 pub mod sequencer;
 pub mod startup;
 pub mod state;
+pub mod tally;
 pub mod task_runner;
 pub mod telemetry;
 pub mod unparsable;

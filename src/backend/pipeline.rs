@@ -12,13 +12,13 @@
 //! then rolls back and `with_retries` runs the operation again.
 
 use super::auth::Caller;
-use super::counters::MissionTally;
 use super::domain::{Confidence, ErrorType, IdempotencyKey};
 use super::error::ApiError;
 use super::events::{self, NewEvent};
 use super::faults::with_retries;
 use super::prepared::Prepared;
 use super::state::AppState;
+use super::tally::MissionTally;
 use crate::api::actions::{ContractReceipt, DecisionOutcome};
 use crate::db::rows::FromRow;
 use crate::specification::policy::ESCALATION_ACTION;
