@@ -56,7 +56,7 @@ static APPLY: LazyLock<String> = LazyLock::new(|| {
     .collect::<Vec<_>>();
     let values = ["$10::bigint".to_string()]
         .into_iter()
-        .chain((12..21 + 1 + statuses.len()).map(|i| format!("${i}")))
+        .chain((12..=21 + statuses.len()).map(|i| format!("${i}")))
         .collect::<Vec<_>>();
     let sums: Vec<String> = columns.iter().map(|c| format!("{c} = s.{c} + excluded.{c}")).collect();
     format!(
