@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 15, "{status:?}");
+    assert_eq!(status.pending.len(), 16, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -30,7 +30,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V12__share_first_user",
             "V13__share_progress",
             "V14__events_are_the_outbox",
-            "V15__mission_progress_in_slots"
+            "V15__mission_progress_in_slots",
+            "V16__format_checks_without_bounded_repeats"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());
@@ -121,4 +122,66 @@ async fn check_constraints_refuse_out_of_range_values() {
         .await
         .unwrap_err();
     assert_eq!(twice.code(), Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION));
+}
+
+/// V16 rewrote the hash and identifier checks without bounded regex repeats;
+/// they must accept and refuse exactly what the `{64}` / `{0,62}` forms did.
+#[tokio::test]
+async fn format_checks_accept_exactly_lowercase_hex_hashes_and_short_identifiers() {
+    let database = TestDatabase::migrated().await;
+    let client = database.client().await;
+    let mission: uuid::Uuid =
+        client.query_one("INSERT INTO missions (name) VALUES ('m') RETURNING id", &[]).await.unwrap().get(0);
+    let hex = |n: usize| "0123456789abcdef".chars().cycle().take(n).collect::<String>();
+    let cases = [
+        (hex(64), "timeout".to_string(), true),
+        (String::new(), "timeout".to_string(), true),
+        (hex(64), format!("t{}", "x_9".repeat(20) + "xy"), true),
+        (hex(64).to_uppercase(), "timeout".to_string(), false),
+        (hex(63), "timeout".to_string(), false),
+        (hex(65), "timeout".to_string(), false),
+        (format!("g{}", hex(63)), "timeout".to_string(), false),
+        (format!("{}\n", hex(63)), "timeout".to_string(), false),
+        (hex(64), format!("t{}", "x".repeat(63)), false),
+        (hex(64), "Timeout".to_string(), false),
+        (hex(64), "9lives".to_string(), false),
+        (hex(64), String::new(), false),
+    ];
+    for (digest, error_type, accepted) in cases {
+        let inserted = client
+            .execute(
+                "INSERT INTO action_contracts (mission_id, idempotency_key, error_type, error_message, severity,
+                     action_type, policy_tier, tier, confidence, confidence_path, expected_effect, baseline_state, status,
+                     contract_digest)
+                 VALUES ($1, gen_random_uuid()::text, $3, 'slow', 'high', 'raise_timeout', 1, 1, 0.9,
+                         'high', '{}', '{}', 'planned', $2)",
+                &[&mission, &digest, &error_type],
+            )
+            .await;
+        match inserted {
+            Ok(_) => assert!(accepted, "accepted {digest:?} / {error_type:?}"),
+            Err(e) => {
+                assert!(!accepted, "refused {digest:?} / {error_type:?}: {e}");
+                assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION), "{e}");
+            }
+        }
+    }
+    let contract: uuid::Uuid = client.query_one("SELECT id FROM action_contracts LIMIT 1", &[]).await.unwrap().get(0);
+    // The one snapshot a contract may have comes last, so every refusal is the check's.
+    for (manifest, accepted) in [(hex(64).to_uppercase(), false), (hex(63), false), (hex(65), false), (hex(64), true)] {
+        let inserted = client
+            .execute(
+                "INSERT INTO safe_hold_snapshots (contract_id, state, manifest_hash) VALUES ($1, '{}', $2)",
+                &[&contract, &manifest],
+            )
+            .await;
+        match inserted {
+            Ok(_) => assert!(accepted, "accepted {manifest:?}"),
+            Err(e) => assert_eq!(
+                (accepted, e.code()),
+                (false, Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)),
+                "{manifest:?}: {e}"
+            ),
+        }
+    }
 }
