@@ -1,19 +1,23 @@
 //! Seeds a Grace database at staging size for the scale benchmarks
 //! (`scripts/seed-scale`, `scripts/bench-verify`): it copies the action
 //! pipeline's work on a mission the real backend wrote — its contracts,
-//! resources, snapshots, benchmarks, approvals and their events — as many
-//! times as it takes to add `--contracts` contracts, each copy a mission of
-//! its own, and extends the log chain with a copy of each copied event's
-//! entry, hashed here under the canonical encoding. The per-mission counters
-//! are then recounted (`grace_recount_mission_stats()`), as for any bulk load.
+//! resources, snapshots, benchmarks, approvals, their events and the
+//! mission's counters — as many times as it takes to add `--contracts`
+//! contracts, each copy a mission of its own, and extends the log chain with a
+//! copy of each copied event's entry, hashed here under the canonical encoding.
 //!
-//! It writes like a bulk loader, not like the backend: in one transaction per
-//! batch, as a superuser with the tables' triggers off until the batch is in
-//! (so the chain trigger and the foreign-key checks stay out of the way; the
-//! same transaction turns them back on as the migrations left them), holding
-//! the chain's lock. Every copy is consistent by construction: ids are mapped
-//! with one deterministic function, so every reference lands on its copied
-//! row, and the copied counters equal the copied rows. The first verification
+//! It writes like a bulk loader, not like the backend: one batch at a time, as
+//! a superuser with the tables' triggers off until the batch is in (so the
+//! chain trigger and the foreign-key checks stay out of the way; the same
+//! transaction turns them back on as the migrations left them). A batch is two
+//! transactions run side by side on two connections, so that PostgreSQL works
+//! on both cores: the log's entries (holding the chain's lock) and the rows
+//! that point at them; the log's commits first. A load at least as big as the
+//! database builds the secondary indexes once at the end ([`defer_indexes`]).
+//! Every copy is consistent by construction: ids are mapped with one
+//! deterministic function, so every reference lands on its copied row, and the
+//! copied counters equal the copied rows (the template's own chat, tasks and
+//! other events are not copied, and not counted). The first verification
 //! afterwards (a proof from genesis) re-checks all of it.
 
 use clap::Parser;
@@ -22,10 +26,11 @@ use grace::api::log::LogEntryView;
 use grace::configuration::DatabaseUrl;
 use grace::db::rows::FromRow;
 use grace::immutable_log::chain::{self, EntryFields};
-use grace::immutable_log::checkpoint;
+use grace::immutable_log::checkpoint::{self, ChainHead};
 use std::time::Instant;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement, Transaction};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -43,32 +48,44 @@ struct Args {
     batch: u64,
 }
 
-/// The tables copied with the template mission, and which of their rows belong to it.
-const TABLES: &[(&str, &str)] = &[
-    ("missions", "id = $1"),
-    ("managed_resources", "mission_id = $1"),
-    ("action_contracts", "mission_id = $1"),
-    ("safe_hold_snapshots", "contract_id IN (SELECT id FROM action_contracts WHERE mission_id = $1)"),
-    ("benchmark_runs", "contract_id IN (SELECT id FROM action_contracts WHERE mission_id = $1)"),
-    ("approval_requests", "contract_id IN (SELECT id FROM action_contracts WHERE mission_id = $1)"),
-    ("action_events", "mission_id = $1 AND t.contract_id IS NOT NULL"),
+/// The tables copied with the template mission: which of their rows belong to
+/// it (`TEMPLATE` stands for its id), and what else a copy needs of each row.
+const TABLES: &[(&str, &str, &str)] = &[
+    ("missions", "id = TEMPLATE", ""),
+    ("managed_resources", "mission_id = TEMPLATE", ""),
+    ("action_contracts", "mission_id = TEMPLATE", ""),
+    ("safe_hold_snapshots", "contract_id IN (SELECT id FROM action_contracts WHERE mission_id = TEMPLATE)", ""),
+    ("benchmark_runs", "contract_id IN (SELECT id FROM action_contracts WHERE mission_id = TEMPLATE)", ""),
+    ("approval_requests", "contract_id IN (SELECT id FROM action_contracts WHERE mission_id = TEMPLATE)", ""),
+    // Its place in the template's stretch of the chain.
+    (
+        "action_events",
+        "mission_id = TEMPLATE AND t.contract_id IS NOT NULL",
+        ", CASE WHEN t.log_seq IS NOT NULL THEN (SELECT count(*) FROM action_events e
+                WHERE e.mission_id = TEMPLATE AND e.contract_id IS NOT NULL AND e.log_seq <= t.log_seq) END AS rank",
+    ),
+    // A copy's events are the contracts' alone: counted once, in the first slot.
+    (
+        "mission_stats",
+        "mission_id = TEMPLATE",
+        ", CASE WHEN t.slot = min(t.slot) OVER () THEN (SELECT count(*) FROM action_events e
+                WHERE e.mission_id = TEMPLATE AND e.contract_id IS NOT NULL) ELSE 0 END AS contract_events",
+    ),
+    ("mission_confidence_minutes", "mission_id = TEMPLATE", ""),
 ];
-
-/// One table's copying statement; `chained` when it also takes the chain's
-/// place ($4, $5).
-struct CopyStatement {
-    sql: String,
-    chained: bool,
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let url = DatabaseUrl::parse(&args.database_url)?;
-    let mut client = grace::db::connect(&url).await?;
+    let mut relations = grace::db::connect(&url).await?;
+    let mut log = grace::db::connect(&url).await?;
+    // The copying statements' row estimates are far off (a template times a
+    // series), which would have them JIT-compiled and their sorts spilled.
+    relations.batch_execute("SET jit = off; SET work_mem = '256MB'; SET maintenance_work_mem = '1GB'").await?;
     let template = match args.template {
         Some(id) => id,
-        None => client
+        None => relations
             .query_one(
                 "SELECT c.mission_id FROM action_contracts c JOIN missions m ON m.id = c.mission_id
               WHERE m.name !~ ' #[0-9]+$' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
@@ -77,27 +94,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?
             .try_get("mission_id")?,
     };
-    let per_copy: i64 = client
+    let per_copy: i64 = relations
         .query_one("SELECT count(*) FROM action_contracts WHERE mission_id = $1", &[&template])
         .await?
         .try_get(0)?;
     if per_copy == 0 {
         return Err(format!("mission {template} has no contracts to copy").into());
     }
-    let entries = template_entries(&client, template).await?;
-    let statements = copy_statements(&client).await?;
+    let entries = template_entries(&relations, template).await?;
+    let mut statements = Vec::new();
+    for sql in copy_statements(&relations, template).await? {
+        statements.push(relations.prepare(&sql).await?);
+    }
     let copies = args.contracts.div_ceil(per_copy as u64);
     let per_batch = (args.batch / per_copy as u64).max(1);
     let started = Instant::now();
+    let existing: i64 = relations.query_one("SELECT count(*) FROM action_contracts", &[]).await?.try_get(0)?;
+    let deferred = if args.contracts >= existing as u64 { defer_indexes(&relations).await? } else { Vec::new() };
+    let mut copied = Ok(());
     let mut copy = 1u64;
-    while copy <= copies {
+    while copy <= copies && copied.is_ok() {
         let last = (copy + per_batch - 1).min(copies);
-        let tx = client.transaction().await?;
-        copy_batch(&tx, template, &entries, &statements, copy as i32, last as i32).await?;
-        tx.commit().await?;
+        copied = copy_batch(&mut relations, &mut log, &entries, &statements, copy as i32, last as i32).await;
         copy = last + 1;
     }
-    client.batch_execute("SELECT grace_recount_mission_stats(); ANALYZE").await?;
+    // Back even when a batch failed: the committed batches stay, consistent.
+    for index in &deferred {
+        relations.batch_execute(index).await?;
+    }
+    copied?;
+    relations.batch_execute(&format!("ANALYZE {}", copied_tables().collect::<Vec<_>>().join(", "))).await?;
     let seconds = started.elapsed().as_secs_f64();
     let added = copies * per_copy as u64;
     println!(
@@ -106,6 +132,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         added as f64 / seconds
     );
     Ok(())
+}
+
+/// Drops the indexes of the copied tables that no FOREIGN KEY leans on (the
+/// secondary ones, and the UNIQUE constraints nothing references) and returns
+/// the statements that build them again. For a load at least as big as what
+/// the database holds, building an index once from sorted rows is several
+/// times cheaper than inserting every row into it — what `pg_restore` does
+/// too; re-adding a UNIQUE constraint re-checks it over every row.
+async fn defer_indexes(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let tables: Vec<&str> = copied_tables().collect();
+    let rows = client
+        .query(
+            "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname),
+                    format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
+               FROM pg_constraint c
+              WHERE c.contype = 'u' AND c.conrelid = ANY($1::text[]::regclass[])
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid)
+             UNION ALL
+             SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
+               FROM pg_index i
+              WHERE i.indrelid = ANY($1::text[]::regclass[])
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+            &[&tables],
+        )
+        .await?;
+    let mut restore = Vec::new();
+    for row in rows {
+        client.batch_execute(row.try_get(0)?).await?;
+        restore.push(row.try_get(1)?);
+    }
+    Ok(restore)
+}
+
+/// Every table a batch writes: the log and the template's tables.
+fn copied_tables() -> impl Iterator<Item = &'static str> {
+    std::iter::once("immutable_log").chain(TABLES.iter().map(|(table, _, _)| *table))
 }
 
 /// The template's log entries, in chain order.
@@ -120,16 +182,21 @@ async fn template_entries(client: &Client, template: Uuid) -> Result<Vec<LogEntr
     rows.iter().map(LogEntryView::from_row).collect()
 }
 
-/// One INSERT … SELECT per table, copying the template's rows once per copy
-/// number in `$2..=$3`: every uuid (ids and references alike) maps through
-/// the same function of (uuid, run, copy), keys get run and copy appended, and
-/// an event's log_seq becomes its entry's place in the copy's new stretch of
-/// the chain (`$4` = the head before the batch, `$5` = entries per copy).
-async fn copy_statements(client: &Client) -> Result<Vec<CopyStatement>, tokio_postgres::Error> {
+/// For each table, a temporary copy of the template's rows (read once, not
+/// once per batch) and the INSERT … SELECT that writes them once per copy
+/// number in `$1..=$2`. Every uuid (ids and references alike) maps through
+/// the same function of (uuid, run, copy): the copy's number in hex, then the
+/// rest of an md5 of the uuid and the run, computed once per template row.
+/// Keys get run and copy appended, and an event's log_seq becomes its entry's
+/// place in the copy's new stretch of the chain (`$3` = the head before the
+/// batch, `$4` = entries per copy). Ids that start with the copy number land
+/// next to each other in their indexes, as the rows of one batch are written
+/// together; random ones would touch a page of every index per row.
+async fn copy_statements(client: &Client, template: Uuid) -> Result<Vec<String>, tokio_postgres::Error> {
     // Copies of one run differ by their number, runs by this.
     let salt = Uuid::new_v4().simple().to_string();
     let mut statements = Vec::new();
-    for (table, rows_of_template) in TABLES {
+    for (table, rows_of_template, extra) in TABLES {
         let columns = client
             .query(
                 "SELECT column_name::text AS name, data_type::text AS type, is_identity = 'YES' AS identity
@@ -138,7 +205,10 @@ async fn copy_statements(client: &Client) -> Result<Vec<CopyStatement>, tokio_po
                 &[table],
             )
             .await?;
-        let (mut names, mut values) = (Vec::new(), Vec::new());
+        // Rows of a copy are written in the template's order of the first
+        // column (an event's id, the order C2 reads a contract's events in).
+        let first: String = columns[0].try_get("name")?;
+        let (mut names, mut values, mut tails) = (Vec::new(), Vec::new(), String::new());
         for column in &columns {
             let (name, kind, identity): (String, String, bool) =
                 (column.try_get("name")?, column.try_get("type")?, column.try_get("identity")?);
@@ -146,60 +216,102 @@ async fn copy_statements(client: &Client) -> Result<Vec<CopyStatement>, tokio_po
                 continue;
             }
             let value = match (*table, name.as_str(), kind.as_str()) {
-                (_, _, "uuid") => format!("md5(t.{name}::text || '/{salt}/' || copy)::uuid"),
-                (_, "idempotency_key", _) => format!("t.{name} || '#{salt}/' || copy"),
-                ("missions", "name", _) => "left(t.name, 180) || ' #' || copy".to_string(),
-                ("action_events", "log_seq", _) => {
-                    "$4::bigint + (copy - $2::int)::bigint * $5::bigint + r.rank".to_string()
+                (_, _, "uuid") => {
+                    tails.push_str(&format!(", substr(md5(t.{name}::text || '/{salt}'), 9) AS {name}_tail"));
+                    format!("(c.prefix || t.{name}_tail)::uuid")
                 }
+                (_, "idempotency_key", _) => format!("t.{name} || '#{salt}/' || c.copy"),
+                ("missions", "name", _) => "left(t.name, 180) || ' #' || c.copy".to_string(),
+                ("action_events", "log_seq", _) => {
+                    "$3::bigint + (c.copy - $1::int)::bigint * $4::bigint + t.rank".into()
+                }
+                ("mission_stats", "chat_messages" | "tasks", _) => "0".to_string(),
+                ("mission_stats", "events", _) => "t.contract_events".to_string(),
                 _ => format!("t.{name}"),
             };
             names.push(name);
             values.push(value);
         }
-        let chained = *table == "action_events";
-        let ranks = if chained { "LEFT JOIN template_ranks r ON r.seq = t.log_seq" } else { "" };
-        let sql = format!(
-            "INSERT INTO {table} ({}) SELECT {} FROM {table} t {ranks}, generate_series($2::int, $3::int) AS copy
-              WHERE t.{rows_of_template} ORDER BY copy",
+        let rows = rows_of_template.replace("TEMPLATE", &format!("'{template}'::uuid"));
+        let extra = extra.replace("TEMPLATE", &format!("'{template}'::uuid"));
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE template_{table} AS SELECT t.*{tails}{extra} FROM {table} t WHERE t.{rows}"
+            ))
+            .await?;
+        statements.push(format!(
+            "INSERT INTO {table} ({}) SELECT {}
+               FROM (SELECT copy, lpad(to_hex(copy), 8, '0') AS prefix FROM generate_series($1::int, $2::int) AS copy) c,
+                    template_{table} t
+              ORDER BY c.copy, t.{first}",
             names.join(", "),
             values.join(", "),
-        );
-        statements.push(CopyStatement { sql, chained });
+        ));
     }
     Ok(statements)
 }
 
+/// Copies the template `first..=last` times: the log's entries on one
+/// connection, the rows that point at them on the other, at the same time.
 async fn copy_batch(
-    tx: &Transaction<'_>,
-    template: Uuid,
+    relations: &mut Client,
+    log: &mut Client,
     entries: &[LogEntryView],
-    statements: &[CopyStatement],
+    statements: &[Statement],
     first: i32,
     last: i32,
 ) -> Result<(), tokio_postgres::Error> {
-    let tables: Vec<&str> = std::iter::once("immutable_log").chain(TABLES.iter().map(|(table, _)| *table)).collect();
-    let triggers =
-        |verb: &str| tables.iter().map(|t| format!("ALTER TABLE {t} {verb} TRIGGER ALL;")).collect::<String>();
-    tx.batch_execute(&format!(
-        "SELECT pg_advisory_xact_lock(hashtext('grace.immutable_log.chain'));
-         {}
-         CREATE TEMP TABLE IF NOT EXISTS template_ranks (seq bigint PRIMARY KEY, rank bigint NOT NULL) ON COMMIT DROP",
-        triggers("DISABLE")
-    ))
-    .await?;
-    let seqs: Vec<i64> = entries.iter().map(|entry| entry.seq).collect();
-    tx.execute("INSERT INTO template_ranks SELECT * FROM unnest($1::bigint[]) WITH ORDINALITY", &[&seqs]).await?;
-    let (mut seq, mut prev_hash) = match checkpoint::log_head(tx).await? {
+    let triggers = |tables: &[&str], verb: &str| {
+        tables.iter().map(|t| format!("ALTER TABLE {t} {verb} TRIGGER ALL;")).collect::<String>()
+    };
+    let others: Vec<&str> = copied_tables().skip(1).collect();
+    let log_tx = log.transaction().await?;
+    log_tx
+        .batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock(hashtext('grace.immutable_log.chain')); {}",
+            triggers(&["immutable_log"], "DISABLE")
+        ))
+        .await?;
+    let head = checkpoint::log_head(&log_tx).await?;
+    let base = head.as_ref().map_or(0, |head| head.seq);
+    let relations_tx = relations.transaction().await?;
+    relations_tx.batch_execute(&triggers(&others, "DISABLE")).await?;
+    let per_copy = entries.len() as i64;
+    let params: [&(dyn ToSql + Sync); 4] = [&first, &last, &base, &per_copy];
+    let insert_rows = async {
+        for statement in statements {
+            relations_tx.execute(statement, &params[..statement.params().len()]).await?;
+        }
+        Ok(())
+    };
+    tokio::try_join!(append_entries(&log_tx, entries, head, last - first + 1), insert_rows)?;
+    // Back as the migrations left them: user triggers on, foreign keys ALWAYS
+    // (each connection sees, and so restores, only its own tables' triggers).
+    let restore =
+        |tables: &[&str]| format!("{} SELECT grace_enforce_foreign_keys_always();", triggers(tables, "ENABLE"));
+    log_tx.batch_execute(&restore(&["immutable_log"])).await?;
+    relations_tx.batch_execute(&restore(&others)).await?;
+    log_tx.commit().await?;
+    relations_tx.commit().await
+}
+
+/// Appends `copies` copies of the template's entries after `head`, each
+/// chained to the one before it.
+async fn append_entries(
+    tx: &Transaction<'_>,
+    entries: &[LogEntryView],
+    head: Option<ChainHead>,
+    copies: i32,
+) -> Result<(), tokio_postgres::Error> {
+    let (mut seq, mut prev_hash) = match head {
         Some(head) => (head.seq, head.entry_hash),
         None => (0, chain::GENESIS_PREV_HASH.to_string()),
     };
-    let base = seq;
     let sink = tx.copy_in(&format!("COPY immutable_log ({}) FROM STDIN (FORMAT binary)", chain::COLUMNS)).await?;
     let writer = BinaryCopyInWriter::new(sink, &chain::TYPES);
     pin_mut!(writer);
     let mut hash = [0u8; 64];
-    for _ in first..=last {
+    for _ in 0..copies {
         for entry in entries {
             seq += 1;
             let fields = EntryFields {
@@ -233,15 +345,5 @@ async fn copy_batch(
         }
     }
     writer.finish().await?;
-    let per_copy = entries.len() as i64;
-    for statement in statements {
-        if statement.chained {
-            tx.execute(statement.sql.as_str(), &[&template, &first, &last, &base, &per_copy]).await?;
-        } else {
-            tx.execute(statement.sql.as_str(), &[&template, &first, &last]).await?;
-        }
-    }
-    // Back as the migrations left them: user triggers on, foreign keys ALWAYS.
-    tx.batch_execute(&format!("{} SELECT grace_enforce_foreign_keys_always();", triggers("ENABLE"))).await?;
     Ok(())
 }
