@@ -316,14 +316,14 @@ async fn append_entries(
             seq += 1;
             let fields = EntryFields {
                 seq,
-                recorded_at: entry.recorded_at,
-                actor: &entry.actor,
-                action: &entry.action,
-                resource: &entry.resource,
-                subsystem: &entry.subsystem,
-                payload: &entry.payload,
-                result: &entry.result,
-                prev_hash: &prev_hash,
+                recorded_at_micros: entry.recorded_at.timestamp_micros(),
+                actor: entry.actor.as_bytes(),
+                action: entry.action.as_bytes(),
+                resource: entry.resource.as_bytes(),
+                subsystem: entry.subsystem.as_bytes(),
+                payload: entry.payload.as_bytes(),
+                result: entry.result.as_bytes(),
+                prev_hash: prev_hash.as_bytes(),
             };
             let entry_hash = std::str::from_utf8(fields.hash_hex(&mut hash)).expect("hex is ASCII").to_string();
             writer
