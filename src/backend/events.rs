@@ -62,8 +62,12 @@ pub const STORED: &str = "event AS (
           FROM input ORDER BY ord
         RETURNING id)";
 
-/// An event's id, drawn in the statement that stores it.
-pub const NEXT_ID: &str = "nextval(pg_get_serial_sequence('action_events', 'id'))";
+/// An event's id, drawn in the statement that stores it, from the identity
+/// column's sequence named as a constant: the statement's plan then holds the
+/// sequence itself, where `pg_get_serial_sequence` searched the catalog again
+/// for every event (14 µs a call, 0.5 µs for the constant). The schema test
+/// `the_event_ids_sequence_is_the_one_named_here` keeps the name true.
+pub const NEXT_ID: &str = "nextval('action_events_id_seq'::regclass)";
 
 /// The CTE `input` of `STORED`: the events given as the statement's first
 /// eight parameters, one array per column (see `Columns`), in order.

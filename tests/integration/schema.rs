@@ -186,3 +186,15 @@ async fn format_checks_accept_exactly_lowercase_hex_hashes_and_short_identifiers
         }
     }
 }
+
+/// Events draw their ids from the identity column's sequence by name
+/// (`events::NEXT_ID`); the name must stay the one PostgreSQL gave it.
+#[tokio::test]
+async fn the_event_ids_sequence_is_the_one_named_here() {
+    let database = TestDatabase::migrated().await;
+    let client = database.client().await;
+    let sequence: String =
+        client.query_one("SELECT pg_get_serial_sequence('action_events', 'id')", &[]).await.unwrap().get(0);
+    assert_eq!(sequence, "public.action_events_id_seq");
+    assert!(grace::backend::events::NEXT_ID.contains("'action_events_id_seq'"), "{}", grace::backend::events::NEXT_ID);
+}
