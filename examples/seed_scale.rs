@@ -170,9 +170,17 @@ async fn defer_indexes(client: &Client) -> Result<Vec<String>, tokio_postgres::E
     Ok(restore)
 }
 
+/// The chain's table, written on a connection of its own.
+const LOG: &str = "immutable_log";
+
+/// The tables copied from the template, written beside the log.
+fn template_tables() -> impl Iterator<Item = &'static str> {
+    TABLES.iter().map(|(table, _, _)| *table)
+}
+
 /// Every table a batch writes: the log and the template's tables.
 fn copied_tables() -> impl Iterator<Item = &'static str> {
-    std::iter::once("immutable_log").chain(TABLES.iter().map(|(table, _, _)| *table))
+    std::iter::once(LOG).chain(template_tables())
 }
 
 /// The template's log entries, in chain order.
@@ -269,12 +277,12 @@ async fn copy_batch(
     let triggers = |tables: &[&str], verb: &str| {
         tables.iter().map(|t| format!("ALTER TABLE {t} {verb} TRIGGER ALL;")).collect::<String>()
     };
-    let others: Vec<&str> = copied_tables().skip(1).collect();
+    let others: Vec<&str> = template_tables().collect();
     let log_tx = log.transaction().await?;
     log_tx
         .batch_execute(&format!(
             "SELECT pg_advisory_xact_lock(hashtext('grace.immutable_log.chain')); {}",
-            triggers(&["immutable_log"], "DISABLE")
+            triggers(&[LOG], "DISABLE")
         ))
         .await?;
     let head = checkpoint::log_head(&log_tx).await?;
@@ -294,7 +302,7 @@ async fn copy_batch(
     // (each connection sees, and so restores, only its own tables' triggers).
     let restore =
         |tables: &[&str]| format!("{} SELECT grace_enforce_foreign_keys_always();", triggers(tables, "ENABLE"));
-    log_tx.batch_execute(&restore(&["immutable_log"])).await?;
+    log_tx.batch_execute(&restore(&[LOG])).await?;
     relations_tx.batch_execute(&restore(&others)).await?;
     log_tx.commit().await?;
     relations_tx.commit().await

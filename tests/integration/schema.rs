@@ -81,33 +81,66 @@ async fn every_foreign_key_has_an_index_leading_with_its_column() {
     assert!(unindexed.is_empty(), "foreign keys without an index: {unindexed:?}");
 }
 
+/// The contract columns the check tests vary; the rest of the row is valid.
+struct ContractRow {
+    tier: i16,
+    confidence: f64,
+    status: &'static str,
+    error_type: String,
+    digest: String,
+}
+
+impl Default for ContractRow {
+    fn default() -> Self {
+        Self { tier: 1, confidence: 0.9, status: "planned", error_type: "timeout".into(), digest: "a".repeat(64) }
+    }
+}
+
+async fn insert_contract(
+    client: &tokio_postgres::Client,
+    mission: uuid::Uuid,
+    row: &ContractRow,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO action_contracts (mission_id, idempotency_key, error_type, error_message, severity,
+                 action_type, policy_tier, tier, confidence, confidence_path, expected_effect, baseline_state, status,
+                 contract_digest)
+             VALUES ($1, gen_random_uuid()::text, $2, 'slow', 'high', 'raise_timeout', 1, $3, $4,
+                     'high', '{}', '{}', $5, $6)",
+            &[&mission, &row.error_type, &row.tier, &row.confidence, &row.status, &row.digest],
+        )
+        .await
+}
+
+/// A write was `accepted`, or else refused by a CHECK constraint.
+fn assert_checked(written: Result<u64, tokio_postgres::Error>, accepted: bool, what: &str) {
+    match written {
+        Ok(_) => assert!(accepted, "accepted {what}"),
+        Err(e) => assert_eq!(
+            (accepted, e.code()),
+            (false, Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)),
+            "{what}: {e}"
+        ),
+    }
+}
+
+async fn new_mission(client: &tokio_postgres::Client) -> uuid::Uuid {
+    client.query_one("INSERT INTO missions (name) VALUES ('m') RETURNING id", &[]).await.unwrap().get(0)
+}
+
 #[tokio::test]
 async fn check_constraints_refuse_out_of_range_values() {
     let database = TestDatabase::migrated().await;
     let client = database.client().await;
-    let mission: uuid::Uuid =
-        client.query_one("INSERT INTO missions (name) VALUES ('m') RETURNING id", &[]).await.unwrap().get(0);
-    let insert_contract = |tier: i16, confidence: f64, status: &'static str| {
-        let client = &client;
-        async move {
-            client
-                .execute(
-                    "INSERT INTO action_contracts (mission_id, idempotency_key, error_type, error_message, severity,
-                         action_type, policy_tier, tier, confidence, confidence_path, expected_effect, baseline_state, status,
-                         contract_digest)
-                     VALUES ($1, gen_random_uuid()::text, 'timeout', 'slow', 'high', 'raise_timeout', 1, $2, $3,
-                             'high', '{}', '{}', $4, repeat('a', 64))",
-                    &[&mission, &tier, &confidence, &status],
-                )
-                .await
-        }
-    };
-    assert!(insert_contract(1, 0.9, "planned").await.is_ok());
+    let mission = new_mission(&client).await;
+    let valid = ContractRow::default();
+    assert_checked(insert_contract(&client, mission, &valid).await, true, "a valid contract");
     for (tier, confidence, status) in
         [(4, 0.9, "planned"), (0, 0.9, "planned"), (1, 1.5, "planned"), (1, -0.1, "planned"), (1, 0.9, "exploded")]
     {
-        let err = insert_contract(tier, confidence, status).await.unwrap_err();
-        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION), "{tier} {confidence} {status}");
+        let row = ContractRow { tier, confidence, status, ..ContractRow::default() };
+        assert_checked(insert_contract(&client, mission, &row).await, false, &format!("{tier} {confidence} {status}"));
     }
     let orphan = client
         .execute("INSERT INTO tasks (mission_id, title, idempotency_key) VALUES (gen_random_uuid(), 't', 'k1')", &[])
@@ -131,8 +164,7 @@ async fn check_constraints_refuse_out_of_range_values() {
 async fn format_checks_accept_exactly_lowercase_hex_hashes_and_short_identifiers() {
     let database = TestDatabase::migrated().await;
     let client = database.client().await;
-    let mission: uuid::Uuid =
-        client.query_one("INSERT INTO missions (name) VALUES ('m') RETURNING id", &[]).await.unwrap().get(0);
+    let mission = new_mission(&client).await;
     let hex = |n: usize| "0123456789abcdef".chars().cycle().take(n).collect::<String>();
     let cases = [
         (hex(64), "timeout".to_string(), true),
@@ -149,23 +181,9 @@ async fn format_checks_accept_exactly_lowercase_hex_hashes_and_short_identifiers
         (hex(64), String::new(), false),
     ];
     for (digest, error_type, accepted) in cases {
-        let inserted = client
-            .execute(
-                "INSERT INTO action_contracts (mission_id, idempotency_key, error_type, error_message, severity,
-                     action_type, policy_tier, tier, confidence, confidence_path, expected_effect, baseline_state, status,
-                     contract_digest)
-                 VALUES ($1, gen_random_uuid()::text, $3, 'slow', 'high', 'raise_timeout', 1, 1, 0.9,
-                         'high', '{}', '{}', 'planned', $2)",
-                &[&mission, &digest, &error_type],
-            )
-            .await;
-        match inserted {
-            Ok(_) => assert!(accepted, "accepted {digest:?} / {error_type:?}"),
-            Err(e) => {
-                assert!(!accepted, "refused {digest:?} / {error_type:?}: {e}");
-                assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION), "{e}");
-            }
-        }
+        let what = format!("{digest:?} / {error_type:?}");
+        let row = ContractRow { digest, error_type, ..ContractRow::default() };
+        assert_checked(insert_contract(&client, mission, &row).await, accepted, &what);
     }
     let contract: uuid::Uuid = client.query_one("SELECT id FROM action_contracts LIMIT 1", &[]).await.unwrap().get(0);
     // The one snapshot a contract may have comes last, so every refusal is the check's.
@@ -176,14 +194,7 @@ async fn format_checks_accept_exactly_lowercase_hex_hashes_and_short_identifiers
                 &[&contract, &manifest],
             )
             .await;
-        match inserted {
-            Ok(_) => assert!(accepted, "accepted {manifest:?}"),
-            Err(e) => assert_eq!(
-                (accepted, e.code()),
-                (false, Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)),
-                "{manifest:?}: {e}"
-            ),
-        }
+        assert_checked(inserted, accepted, &format!("{manifest:?}"));
     }
 }
 
