@@ -26,6 +26,7 @@ use futures::pin_mut;
 use grace::api::log::LogEntryView;
 use grace::configuration::DatabaseUrl;
 use grace::db::rows::FromRow;
+use grace::immutable_log;
 use grace::immutable_log::chain::{self, EntryFields};
 use grace::immutable_log::checkpoint::{self, ChainHead};
 use std::time::Instant;
@@ -279,12 +280,7 @@ async fn copy_batch(
     };
     let others: Vec<&str> = template_tables().collect();
     let log_tx = log.transaction().await?;
-    log_tx
-        .batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock(hashtext('grace.immutable_log.chain')); {}",
-            triggers(&[LOG], "DISABLE")
-        ))
-        .await?;
+    log_tx.batch_execute(&format!("{}; {}", immutable_log::CHAIN_LOCK, triggers(&[LOG], "DISABLE"))).await?;
     let head = checkpoint::log_head(&log_tx).await?;
     let base = head.as_ref().map_or(0, |head| head.seq);
     let relations_tx = relations.transaction().await?;

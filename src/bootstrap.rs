@@ -72,7 +72,8 @@ pub async fn bootstrap(client: &mut Client) -> Result<BootstrapReport, DbError> 
             "policy_rules_added": report.policy_rules_added,
             "baselines_added": report.baselines_added,
             "grace_version": env!("CARGO_PKG_VERSION"),
-        });
+        })
+        .to_string();
         let entry = LogEntry {
             actor: "grace-bootstrap",
             action: "bootstrap.seeded",

@@ -5,12 +5,14 @@
 //! (the outbox is the pending events). Exactly one
 //! sequencer works at a time: each replica runs this loop, and only the one
 //! holding a session-level advisory lock sequences (the others stand by, and
-//! take over when the leader's session ends). After each batch it NOTIFYs the
-//! Trigger Mesh. On shutdown the leader drains the outbox before it stops, so
+//! take over when the leader's session ends). It links each batch's entries
+//! itself (`immutable_log::append_all`), which the database checks, and marks
+//! each event with its entry's seq; then it NOTIFYs the Trigger Mesh. On shutdown the leader drains the outbox before it stops, so
 //! a clean stop leaves zero log lag.
 
 use crate::configuration::DatabaseUrl;
 use crate::db::DbError;
+use crate::immutable_log::{self, LogEntry};
 use std::time::Duration;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 const LEADER_LOCK_KEY: &str = "grace.sequencer";
 /// Entries per batch: big enough to amortize a round trip, small enough that a
 /// batch commits quickly.
-const BATCH_SIZE: i32 = 500;
+const BATCH_SIZE: i64 = 500;
 /// How long the leader waits when the outbox was empty.
 const IDLE_POLL: Duration = Duration::from_millis(10);
 /// How often a standby tries to become leader.
@@ -35,7 +37,7 @@ pub async fn run(url: DatabaseUrl, stop: CancellationToken) {
 }
 
 async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError> {
-    let client = crate::db::connect(url).await?;
+    let mut client = crate::db::connect(url).await?;
     loop {
         let leader: bool = client
             .query_one("SELECT pg_try_advisory_lock(hashtext($1)) AS leader", &[&LEADER_LOCK_KEY])
@@ -51,7 +53,7 @@ async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError
     }
     tracing::info!("log sequencer is the leader");
     loop {
-        let moved = sequence_batch(&client).await?;
+        let moved = sequence_batch(&mut client).await?;
         if moved == BATCH_SIZE {
             continue;
         }
@@ -61,7 +63,7 @@ async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError
         }
     }
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while sequence_batch(&client).await? > 0 {}
+        while sequence_batch(&mut client).await? > 0 {}
         Ok::<_, DbError>(())
     })
     .await;
@@ -72,17 +74,56 @@ async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError
     Ok(())
 }
 
-/// Chains one batch and announces it to the Trigger Mesh in the same
-/// transaction (NOTIFY is delivered on commit). Returns how many it moved.
-async fn sequence_batch(client: &Client) -> Result<i32, tokio_postgres::Error> {
-    let row = client
-        .query_one(
-            "SELECT b.sequenced, CASE WHEN b.sequenced > 0 THEN pg_notify($2, b.last_seq::text) END AS notified
-               FROM grace_sequence_outbox($1) AS b",
-            &[&BATCH_SIZE, &crate::backend::mesh::CHANNEL],
-        )
-        .await?;
-    row.try_get("sequenced")
+/// The oldest pending events, locked, as the log entries they become: who
+/// acted, on what, with what result, and a payload carrying the event's
+/// identity and content, so the chain alone tells what happened even without
+/// the events table (jsonb's text form: the same event always renders alike).
+const PENDING: &str = "SELECT id, actor, event_type AS action, resource, split_part(event_type, '.', 1) AS subsystem,
+        jsonb_build_object('event_type', event_type, 'mission_id', mission_id, 'contract_id', contract_id,
+                           'approval_id', approval_id, 'payload', payload)::text AS payload,
+        result
+   FROM action_events
+  WHERE log_seq IS NULL AND actor IS NOT NULL
+  ORDER BY id
+  LIMIT $1
+    FOR UPDATE SKIP LOCKED";
+
+/// Chains one batch, oldest event first, links each event to its entry and
+/// announces the batch to the Trigger Mesh, in one transaction (NOTIFY is
+/// delivered on commit). Returns how many it moved.
+async fn sequence_batch(client: &mut Client) -> Result<i64, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let pending = tx.query(PENDING, &[&BATCH_SIZE]).await?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let ids = pending.iter().map(|row| row.try_get("id")).collect::<Result<Vec<i64>, _>>()?;
+    let entries = pending
+        .iter()
+        .map(|row| {
+            Ok(LogEntry {
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                resource: row.try_get("resource")?,
+                subsystem: row.try_get("subsystem")?,
+                payload: row.try_get("payload")?,
+                result: row.try_get("result")?,
+            })
+        })
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    let seqs = immutable_log::append_all(&tx, &entries).await?;
+    let last_seq = seqs.end().to_string();
+    let seqs: Vec<i64> = seqs.collect();
+    tx.execute(
+        "WITH linked AS (
+            UPDATE action_events e SET log_seq = l.seq FROM unnest($1::bigint[], $2::bigint[]) AS l (id, seq)
+             WHERE e.id = l.id)
+         SELECT pg_notify($3, $4)",
+        &[&ids, &seqs, &crate::backend::mesh::CHANNEL, &last_seq],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(pending.len() as i64)
 }
 
 /// Events committed but not yet on the chain (the sequencer's queue).

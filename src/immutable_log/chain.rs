@@ -1,7 +1,8 @@
 //! Proving the chain in Rust: the log is streamed out of Postgres (binary
 //! COPY, one pass, nothing held but the previous entry) and every hash is
-//! recomputed here. The canonical encoding is the one the database's trigger
-//! writes with (`grace_log_entry_hash`, migration V2): each field as its UTF-8
+//! recomputed here. The canonical encoding is the database's
+//! (`grace_log_entry_hash`, migration V2; it checks every appended entry with
+//! it, V18) and the appender's (`append`): each field as its UTF-8
 //! byte length, `:`, the bytes and `,` — seq, recorded_at in microseconds since
 //! the Unix epoch, actor, action, resource, subsystem, payload, result,
 //! prev_hash — hashed with SHA-256 and written as lower-case hex. Hashing here
@@ -108,7 +109,7 @@ impl<'a> FromSql<'a> for TextBytes<'a> {
 
 /// A timestamptz as microseconds since the Unix epoch, straight from its
 /// binary form (microseconds since 2000-01-01), without a calendar on the way.
-struct UnixMicros(i64);
+pub(super) struct UnixMicros(pub(super) i64);
 
 impl<'a> FromSql<'a> for UnixMicros {
     fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn Error + Sync + Send>> {

@@ -8,21 +8,28 @@ use serde_json::json;
 use std::sync::Arc;
 use tokio_postgres::Client;
 
-fn entry(payload: &serde_json::Value) -> LogEntry<'_> {
+fn entry(payload: &str) -> LogEntry<'_> {
     LogEntry { actor: "test", action: "test.appended", resource: "r", subsystem: "tests", payload, result: "ok" }
 }
 
-async fn append_entries(client: &Client, count: i64) {
+/// Appends `count` entries, each in its own transaction.
+async fn append_entries(client: &mut Client, count: i64) {
     for n in 1..=count {
-        immutable_log::append(client, &entry(&json!({ "n": n }))).await.unwrap();
+        append_one(client, &json!({ "n": n })).await;
     }
+}
+
+async fn append_one(client: &mut Client, payload: &serde_json::Value) {
+    let tx = client.transaction().await.unwrap();
+    immutable_log::append(&tx, &entry(&payload.to_string())).await.unwrap();
+    tx.commit().await.unwrap();
 }
 
 #[tokio::test]
 async fn update_delete_and_truncate_are_rejected() {
     let database = TestDatabase::migrated().await;
-    let client = database.client().await;
-    append_entries(&client, 1).await;
+    let mut client = database.client().await;
+    append_entries(&mut client, 1).await;
 
     for statement in
         ["UPDATE immutable_log SET result = 'forged'", "DELETE FROM immutable_log", "TRUNCATE immutable_log CASCADE"]
@@ -35,15 +42,74 @@ async fn update_delete_and_truncate_are_rejected() {
     assert_eq!((row.get::<_, i64>(0), row.get::<_, String>(1)), (1, "ok".to_string()));
 }
 
+/// An insert of entries at `seqs` after the 3-entry chain, each given the
+/// tail's hash as prev_hash unless `link` says otherwise, and a hash computed
+/// by the database's own encoding unless `hash` does; `recorded` is an SQL
+/// expression for recorded_at.
+fn insert_after_three(seqs: &str, link: &str, hash: &str, recorded: &str) -> String {
+    format!(
+        "WITH tail AS (SELECT entry_hash, recorded_at FROM immutable_log WHERE seq = 3),
+              new AS (SELECT seq, {recorded} AS recorded_at, {link} AS prev_hash
+                        FROM unnest(ARRAY[{seqs}]::bigint[]) AS seq, tail)
+         INSERT INTO immutable_log (seq, recorded_at, actor, action, resource, subsystem, payload, result,
+                                    prev_hash, entry_hash)
+         SELECT seq, recorded_at, 'test', 'test.forged', 'r', 'tests', '{{}}', 'ok', prev_hash,
+                {hash}
+           FROM new"
+    )
+}
+
+const CANONICAL_HASH: &str = "grace_log_entry_hash(seq, recorded_at, 'test', 'test.forged', 'r', 'tests', '{}', 'ok', \
+                              prev_hash)";
+
+#[tokio::test]
+async fn the_database_refuses_an_appended_entry_that_does_not_chain() {
+    let database = TestDatabase::migrated().await;
+    let mut client = database.client().await;
+    append_entries(&mut client, 3).await;
+    let tail = "(SELECT entry_hash FROM tail)";
+    let second = "(SELECT entry_hash FROM immutable_log WHERE seq = 2)";
+    let after_tail = "(SELECT recorded_at FROM tail) + interval '1 microsecond'";
+    let refused = [
+        (insert_after_three("4", second, CANONICAL_HASH, after_tail), "entry 4 does not chain: prev_hash is not"),
+        (insert_after_three("4", tail, &format!("md5({CANONICAL_HASH}) || md5('x')"), after_tail), "entry_hash does"),
+        (insert_after_three("5", tail, CANONICAL_HASH, after_tail), "the entry before it is missing"),
+        (
+            insert_after_three("4", tail, CANONICAL_HASH, "(SELECT recorded_at FROM tail) - interval '1 second'"),
+            "recorded_at is before",
+        ),
+        (insert_after_three("4", tail, CANONICAL_HASH, "now() + interval '1 hour'"), "in the future"),
+        // The first entry is fine; the second does not link to it: nothing is written.
+        (insert_after_three("4, 5", tail, CANONICAL_HASH, after_tail), "entry 5 does not chain: prev_hash"),
+    ];
+    for (statement, problem) in refused {
+        let err = client.batch_execute(&statement).await.unwrap_err();
+        let message = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+        assert!(message.contains(problem), "{problem}: {err}");
+        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::INTEGRITY_CONSTRAINT_VIOLATION), "{problem}");
+    }
+    // A fork: a second entry 3.
+    let err = client.batch_execute(&insert_after_three("3", tail, CANONICAL_HASH, after_tail)).await.unwrap_err();
+    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION), "{err}");
+    let count: i64 = client.query_one("SELECT count(*) FROM immutable_log", &[]).await.unwrap().get(0);
+    assert_eq!(count, 3);
+
+    // The same statement, linked right, is accepted: the checks above failed on
+    // what they name, not on the statement's form.
+    client.batch_execute(&insert_after_three("4", tail, CANONICAL_HASH, after_tail)).await.unwrap();
+    let verdict = immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap();
+    assert!(verdict.holds() && verdict.entries == 4, "{verdict:?}");
+}
+
 #[tokio::test]
 async fn concurrent_appends_form_one_contiguous_valid_chain() {
     let database = TestDatabase::migrated().await;
     let mut writers = Vec::new();
     for writer in 0..8 {
-        let client = database.client().await;
+        let mut client = database.client().await;
         writers.push(tokio::spawn(async move {
             for n in 0..25 {
-                immutable_log::append(&client, &entry(&json!({"writer": writer, "n": n}))).await.unwrap();
+                append_one(&mut client, &json!({"writer": writer, "n": n})).await;
             }
         }));
     }
@@ -64,8 +130,8 @@ async fn concurrent_appends_form_one_contiguous_valid_chain() {
 #[tokio::test]
 async fn verification_finds_an_entry_altered_behind_the_triggers_back() {
     let database = TestDatabase::migrated().await;
-    let client = database.client().await;
-    append_entries(&client, 4).await;
+    let mut client = database.client().await;
+    append_entries(&mut client, 4).await;
     assert!(immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap().holds());
 
     tamper_with_log(&client, "UPDATE immutable_log SET payload = '{\"n\":99}' WHERE seq = 2").await;
@@ -90,8 +156,8 @@ async fn verification_finds_an_entry_altered_behind_the_triggers_back() {
 #[tokio::test]
 async fn a_gap_in_the_sequence_is_reported() {
     let database = TestDatabase::migrated().await;
-    let client = database.client().await;
-    append_entries(&client, 3).await;
+    let mut client = database.client().await;
+    append_entries(&mut client, 3).await;
     tamper_with_log(&client, "DELETE FROM immutable_log WHERE seq = 2").await;
     let verdict = immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap();
     assert_eq!(verdict.breaks.len(), 1, "{verdict:?}");
@@ -114,8 +180,8 @@ async fn prove_at_most(database: &TestDatabase, full: bool, anchor: Option<&Anch
 #[tokio::test]
 async fn a_bounded_proof_checkpoints_where_it_stopped_and_the_next_goes_on_from_there() {
     let database = TestDatabase::migrated().await;
-    let client = database.client().await;
-    append_entries(&client, 10).await;
+    let mut client = database.client().await;
+    append_entries(&mut client, 10).await;
     let mut reached = Vec::new();
     for _ in 0..3 {
         let proof = prove_at_most(&database, false, None, Some(4)).await;
@@ -147,21 +213,21 @@ async fn rewrite_chain_from(client: &Client, seq: i64) {
 #[tokio::test]
 async fn a_proof_rehashes_only_what_is_new_since_the_last_checkpoint() {
     let database = TestDatabase::migrated().await;
-    let client = database.client().await;
-    append_entries(&client, 5).await;
+    let mut client = database.client().await;
+    append_entries(&mut client, 5).await;
     let first = prove(&database, false, None).await;
     assert!(first.verdict.holds(), "{first:?}");
     assert_eq!((first.verdict.entries, &first.start), (5, &ProofStart::Genesis));
     assert_eq!(first.head.as_ref().map(|h| h.seq), Some(5));
 
-    append_entries(&client, 3).await;
+    append_entries(&mut client, 3).await;
     let second = prove(&database, false, None).await;
     assert!(second.verdict.holds(), "{second:?}");
     assert_eq!(second.verdict.entries, 3, "only the entries after the checkpoint: {second:?}");
     assert!(matches!(&second.start, ProofStart::Checkpoint { seq: 5, verified_by, .. } if verified_by == "tests"));
 
     // A break among the new entries is found; the checkpoint does not move past it.
-    append_entries(&client, 2).await;
+    append_entries(&mut client, 2).await;
     tamper_with_log(&client, "UPDATE immutable_log SET result = 'forged' WHERE seq = 10").await;
     let broken = prove(&database, false, None).await;
     assert_eq!((broken.verdict.entries, broken.verdict.broken), (2, 1), "{broken:?}");
@@ -176,8 +242,8 @@ async fn a_proof_rehashes_only_what_is_new_since_the_last_checkpoint() {
 #[tokio::test]
 async fn a_rewrite_under_a_checkpoint_is_named_though_the_chain_verifies() {
     let database = TestDatabase::migrated().await;
-    let client = database.client().await;
-    append_entries(&client, 4).await;
+    let mut client = database.client().await;
+    append_entries(&mut client, 4).await;
     assert!(prove(&database, false, None).await.verdict.holds());
 
     tamper_with_log(&client, "UPDATE immutable_log SET payload = '{\"n\":99}' WHERE seq = 2").await;
@@ -194,8 +260,8 @@ async fn a_rewrite_under_a_checkpoint_is_named_though_the_chain_verifies() {
 #[tokio::test]
 async fn an_anchor_outside_the_database_names_a_rewrite_its_owner_covered_up() {
     let database = TestDatabase::migrated().await;
-    let client = database.client().await;
-    append_entries(&client, 4).await;
+    let mut client = database.client().await;
+    append_entries(&mut client, 4).await;
     let anchor = prove(&database, false, None).await.anchor().expect("a holding proof gives an anchor");
     assert_eq!(anchor.head.seq, 4);
 
@@ -221,8 +287,8 @@ async fn an_anchor_outside_the_database_names_a_rewrite_its_owner_covered_up() {
 #[tokio::test]
 async fn an_anchor_names_a_log_cut_short_and_a_log_replaced() {
     let database = TestDatabase::migrated().await;
-    let client = database.client().await;
-    append_entries(&client, 4).await;
+    let mut client = database.client().await;
+    append_entries(&mut client, 4).await;
     let anchor = prove(&database, false, None).await.anchor().unwrap();
 
     client.batch_execute("DELETE FROM log_checkpoints").await.unwrap();
@@ -242,8 +308,8 @@ async fn an_anchor_names_a_log_cut_short_and_a_log_replaced() {
 #[tokio::test]
 async fn the_link_into_a_range_is_checked_against_the_entry_before_it() {
     let database = TestDatabase::migrated().await;
-    let client = database.client().await;
-    append_entries(&client, 4).await;
+    let mut client = database.client().await;
+    append_entries(&mut client, 4).await;
     tamper_with_log(&client, "UPDATE immutable_log SET prev_hash = repeat('a', 64) WHERE seq = 3").await;
     let upper = immutable_log::verify_range(&client, 3, 4).await.unwrap();
     assert_eq!((upper.entries, upper.breaks[0].seq), (2, 3), "{upper:?}");

@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 17, "{status:?}");
+    assert_eq!(status.pending.len(), 18, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -32,7 +32,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V14__events_are_the_outbox",
             "V15__mission_progress_in_slots",
             "V16__format_checks_without_bounded_repeats",
-            "V17__log_hash_inlined"
+            "V17__log_hash_inlined",
+            "V18__chain_checked_per_statement"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());
