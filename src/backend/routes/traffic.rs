@@ -40,7 +40,7 @@ static CHAT: LazyLock<String> = LazyLock::new(|| {
          sent AS (
             INSERT INTO chat_messages (mission_id, session_id, role, content, idempotency_key)
             SELECT id, $2, 'user', $3, $4 FROM mission
-            ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, mission_id),
+            ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, mission_id),
          reply AS (
             INSERT INTO chat_messages (mission_id, session_id, role, content, reply_to)
             SELECT m.id, $2, 'assistant',
