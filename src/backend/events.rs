@@ -69,20 +69,32 @@ pub const STORED: &str = "event AS (
 /// `the_event_ids_sequence_is_the_one_named_here` keeps the name true.
 pub const NEXT_ID: &str = "nextval('action_events_id_seq'::regclass)";
 
-/// The CTE `input` of `STORED`: the events given as the statement's first
-/// eight parameters, one array per column (see `Columns`), in order.
-pub static INPUT: LazyLock<String> = LazyLock::new(|| {
+/// The CTE `input` of `STORED`: the events given as eight parameters from
+/// `$first` on, one array per column (see `Columns`), in order — none of them
+/// unless the condition `only_if` holds, when one is given.
+pub fn input(first: usize, only_if: Option<&str>) -> String {
+    let p: Vec<String> = (first..first + 8).map(|i| format!("${i}")).collect();
     format!(
         "input AS (
         SELECT {NEXT_ID} AS id, t.*
-          FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::jsonb[], $6::text[], $7::text[],
-                      $8::text[])
+          FROM unnest({}::text[], {}::uuid[], {}::uuid[], {}::uuid[], {}::jsonb[], {}::text[], {}::text[],
+                      {}::text[])
                WITH ORDINALITY AS t(event_type, mission_id, contract_id, approval_id, payload, actor,
-                                    resource, result, ord))"
+                                    resource, result, ord)
+         {})",
+        p[0],
+        p[1],
+        p[2],
+        p[3],
+        p[4],
+        p[5],
+        p[6],
+        p[7],
+        only_if.map_or(String::new(), |condition| format!("WHERE {condition}"))
     )
-});
+}
 
-/// Events as the parameters of `INPUT`: a column each.
+/// Events as the parameters of `input`: a column each.
 pub struct Columns<'a> {
     kinds: Vec<&'a str>,
     missions: Vec<Option<Uuid>>,
@@ -108,7 +120,7 @@ impl<'a> Columns<'a> {
         }
     }
 
-    /// `$1..$8`, in `INPUT`'s order.
+    /// The eight parameters, in `input`'s order.
     pub fn params(&self) -> [&(dyn ToSql + Sync); 8] {
         [
             &self.kinds,
@@ -131,7 +143,7 @@ static RECORD: LazyLock<String> = LazyLock::new(|| {
          {STORED},
          counted AS ({})
          SELECT id FROM event",
-        *INPUT,
+        input(1, None),
         counters::adding_to(
             &["events"],
             "SELECT mission_id, count(*) AS events FROM input WHERE mission_id IS NOT NULL GROUP BY mission_id"

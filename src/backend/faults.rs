@@ -193,6 +193,11 @@ impl Faults {
         Ok(taken == 1)
     }
 
+    /// Whether faults may be injected at all (`--enable-faults`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Faults this replica injected since it started.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)

@@ -18,7 +18,7 @@ use super::events::{self, NewEvent};
 use super::faults::with_retries;
 use super::prepared::Prepared;
 use super::state::AppState;
-use super::tally::MissionTally;
+use super::tally::{self, MissionTally};
 use crate::api::actions::{ContractReceipt, DecisionOutcome};
 use crate::db::rows::FromRow;
 use crate::specification::policy::ESCALATION_ACTION;
@@ -28,9 +28,13 @@ use crate::specification::{
 };
 use deadpool_postgres::Transaction;
 use serde_json::{json, Value};
+use std::sync::LazyLock;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
+
+type Param<'a> = &'a (dyn ToSql + Sync);
 
 /// An error report, parsed.
 #[derive(Debug, Clone)]
@@ -73,20 +77,28 @@ fn expected_effect() -> Value {
 pub async fn submit_error(state: &AppState, report: &ErrorReport) -> Result<(ContractReceipt, bool), ApiError> {
     state.faults.chaos(Some(report.mission_id), "request")?;
     with_retries(&state.breaker, move || async move {
-        // No look-up first: a new key is the common case, and a replayed one
-        // is caught by the contract's ON CONFLICT, which then rolls back.
+        // No look-up of the key first: a new key is the common case, and a
+        // replayed one is caught by the contract's ON CONFLICT, which then
+        // writes nothing.
         let mut client = state.pool.get().await?;
-        let tx = client.transaction().await?;
-        match create_contract(state, &tx, report).await? {
-            Some(receipt) => {
+        let terms = ContractTerms::of(&client, report).await?;
+        // A tier-1 contract is written whole by one statement, which needs no
+        // transaction around it — unless faults are on: then a sabotage taken
+        // for it must be given back if that statement fails.
+        let created = if terms.decision.tier == Tier::Auto && !state.faults.enabled() {
+            create_contract(state, &client, report, terms).await?
+        } else {
+            let tx = client.transaction().await?;
+            let created = create_contract(state, &tx, report, terms).await?;
+            if created.is_some() {
                 tx.commit().await?;
-                Ok((receipt, true))
             }
-            None => {
-                // The key was taken, by a retry of this report or by another one.
-                drop(tx);
-                Ok((replayed_receipt(&client, report).await?, false))
-            }
+            created
+        };
+        match created {
+            Some(receipt) => Ok((receipt, true)),
+            // The key was taken, by a retry of this report or by another one.
+            None => Ok((replayed_receipt(&client, report).await?, false)),
         }
     })
     .await
@@ -168,29 +180,74 @@ impl Pending {
         self.events.last_mut().expect("just pushed")
     }
 
-    async fn write(self, tx: &Transaction<'_>, mission: Uuid) -> Result<(), ApiError> {
+    async fn write(self, tx: &impl Prepared, mission: Uuid) -> Result<(), ApiError> {
         self.tally.write(tx, mission, &self.events).await
     }
 }
 
-/// Writes the contract and runs it as far as its tier allows without a human.
-/// `None` when another request with the same key won the race.
+/// What the tier policy says of a report: its tier and the action it takes.
+struct ContractTerms {
+    decision: TierDecision,
+    action_type: String,
+}
+
+impl ContractTerms {
+    async fn of(db: &impl Prepared, report: &ErrorReport) -> Result<Self, ApiError> {
+        let policy = db
+            .opt("SELECT tier, action_type FROM tier_policy WHERE error_type = $1", &[&report.error_type.as_str()])
+            .await?;
+        let (policy_tier, action_type) = match &policy {
+            Some(row) => (Some(row.try_get::<_, Tier>("tier")?), row.try_get::<_, String>("action_type")?),
+            None => (None, ESCALATION_ACTION.to_string()),
+        };
+        let decision = decide_tier(report.error_type.as_str(), policy_tier, report.confidence.value());
+        Ok(Self { decision, action_type })
+    }
+}
+
+/// The CTEs writing a new contract (`contract`, none on a known key), its
+/// resource and, when `$21` names one, its benchmark. Parameters `$1..$23`.
+/// The contract goes first: the other rows are written only with it (the
+/// foreign keys are checked at the end of the statement).
+const CONTRACT_CTES: &str = "contract AS (
+        INSERT INTO action_contracts (id, mission_id, resource_id, idempotency_key, error_type, error_message,
+            severity, action_type, policy_tier, tier, confidence, confidence_path, escalation_reason,
+            expected_effect, baseline_state, contract_digest, status, verification_result, executed_at,
+            verified_at)
+        VALUES ($1, $2, $16, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $19, $20,
+                CASE WHEN $21::text IS NOT NULL THEN now() END, CASE WHEN $21::text IS NOT NULL THEN now() END)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id),
+     resource AS (
+        INSERT INTO managed_resources (id, mission_id, name, state)
+        SELECT $16, $2, $17, $14::jsonb || $18::jsonb FROM contract),
+     benchmark AS (
+        INSERT INTO benchmark_runs (contract_id, kind, metrics, passed, drift_detected)
+        SELECT id, $21, $22, $23, NOT $23 FROM contract WHERE $21::text IS NOT NULL)";
+
+/// A contract to be held for approval: written alone.
+static CONTRACT: LazyLock<String> = LazyLock::new(|| format!("WITH {CONTRACT_CTES} SELECT id FROM contract"));
+
+/// A tier-1 contract, as its execution left it, with its events and counts:
+/// the whole operation in one statement (the tally's parameters follow the
+/// contract's), which writes nothing on a known key.
+static EXECUTED_CONTRACT: LazyLock<String> = LazyLock::new(|| {
+    format!("WITH {CONTRACT_CTES}, {} SELECT id FROM contract", tally::ctes(24, Some("EXISTS (SELECT FROM contract)")))
+});
+
+/// Writes the contract and runs it as far as its tier allows without a human,
+/// on `db`: a transaction, or for a tier-1 contract (whose every row one
+/// statement writes) with faults off, a pooled connection. `None` when
+/// another request with the same key won the race.
 async fn create_contract(
     state: &AppState,
-    tx: &Transaction<'_>,
+    db: &impl Prepared,
     report: &ErrorReport,
+    terms: ContractTerms,
 ) -> Result<Option<ContractReceipt>, ApiError> {
+    let ContractTerms { decision, action_type } = terms;
     let mission = report.mission_id;
     let confidence = report.confidence.value();
-    let policy = tx
-        .opt("SELECT tier, action_type FROM tier_policy WHERE error_type = $1", &[&report.error_type.as_str()])
-        .await?;
-    let (policy_tier, action_type) = match &policy {
-        Some(row) => (Some(row.try_get::<_, Tier>("tier")?), row.try_get::<_, String>("action_type")?),
-        None => (None, ESCALATION_ACTION.to_string()),
-    };
-    let decision: TierDecision = decide_tier(report.error_type.as_str(), policy_tier, confidence);
-
     let id = Uuid::new_v4();
     let baseline = baseline_state(&action_type);
     let effect = expected_effect();
@@ -209,71 +266,6 @@ async fn create_contract(
         resource: Uuid::new_v4(),
         snapshot: None,
     };
-    // Tier 1 runs without a human, and its verification's verdict is known
-    // before anything is written: the contract, its resource and its
-    // benchmark are stored as they end, in the statement that creates them.
-    let execution = match decision.tier {
-        Tier::Auto => Some(verify(state, tx, &contract, BenchmarkKind::verifying(decision.tier, contract.path)).await?),
-        _ => None,
-    };
-    // Its resource as the execution leaves it (the baseline, changed by the effect).
-    let resource_change = match &execution {
-        Some(_) => contract.effect.clone(),
-        None => json!({}),
-    };
-    // The mission's FOREIGN KEY proves it exists (a violation is its 404)
-    // without locking its row; its counters are updated last.
-    let inserted = tx
-        .opt(
-            "WITH resource AS (
-                INSERT INTO managed_resources (id, mission_id, name, state) VALUES ($16, $2, $17, $14::jsonb || $18::jsonb)),
-             contract AS (
-                INSERT INTO action_contracts (id, mission_id, resource_id, idempotency_key, error_type, error_message,
-                    severity, action_type, policy_tier, tier, confidence, confidence_path, escalation_reason,
-                    expected_effect, baseline_state, contract_digest, status, verification_result, executed_at,
-                    verified_at)
-                VALUES ($1, $2, $16, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $19, $20,
-                        CASE WHEN $21::text IS NOT NULL THEN now() END, CASE WHEN $21::text IS NOT NULL THEN now() END)
-                ON CONFLICT (idempotency_key) DO NOTHING
-                RETURNING id),
-             benchmark AS (
-                INSERT INTO benchmark_runs (contract_id, kind, metrics, passed, drift_detected)
-                SELECT id, $21, $22, $23, NOT $23 FROM contract WHERE $21::text IS NOT NULL)
-             SELECT id FROM contract",
-            &[
-                &id,
-                &mission,
-                &report.idempotency_key.as_str(),
-                &report.error_type.as_str(),
-                &report.message,
-                &report.severity.as_str(),
-                &contract.action_type,
-                &decision.policy_tier,
-                &tier,
-                &confidence,
-                &decision.path,
-                &decision.escalation_reason,
-                &contract.effect,
-                &contract.baseline,
-                &contract.digest,
-                &contract.resource,
-                &format!("{}/{id}", contract.action_type),
-                &resource_change,
-                &execution.as_ref().map_or(ContractStatus::Planned, |e| e.status),
-                &execution.as_ref().map(|e| &e.result),
-                &execution.as_ref().map(|e| e.benchmark),
-                &execution.as_ref().map(|e| &e.metrics),
-                &execution.as_ref().map(|e| e.passed),
-            ],
-        )
-        .await
-        .map_err(|e| match e.code() {
-            Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", mission),
-            _ => e.into(),
-        })?;
-    if inserted.is_none() {
-        return Ok(None);
-    }
     let mut pending = Pending::default();
     pending.event(
         EventKind::ContractCreated,
@@ -288,21 +280,76 @@ async fn create_contract(
             "escalation_reason": decision.escalation_reason,
         }),
     );
-
-    let (status, approval_id) = match execution {
+    pending.tally.created = Some((decision.tier, confidence));
+    // Tier 1 runs without a human, and its verification's verdict is known
+    // before anything is written: the contract, its resource, its benchmark,
+    // its events and counts are stored as they end, by one statement.
+    let execution = match decision.tier {
+        Tier::Auto => Some(verify(state, db, &contract, BenchmarkKind::verifying(decision.tier, contract.path)).await?),
+        _ => None,
+    };
+    let status = match &execution {
+        Some(execution) => executed(&contract, execution, &mut pending),
+        None => ContractStatus::AwaitingApproval,
+    };
+    pending.tally.moved = Some((None, status));
+    // Its resource as the execution leaves it (the baseline, changed by the effect).
+    let resource_change = match &execution {
+        Some(_) => contract.effect.clone(),
+        None => json!({}),
+    };
+    let name = format!("{}/{id}", contract.action_type);
+    let stored_status = execution.as_ref().map_or(ContractStatus::Planned, |e| e.status);
+    let contract_params: [Param<'_>; 23] = [
+        &id,
+        &mission,
+        &report.idempotency_key.as_str(),
+        &report.error_type.as_str(),
+        &report.message,
+        &report.severity.as_str(),
+        &contract.action_type,
+        &decision.policy_tier,
+        &tier,
+        &confidence,
+        &decision.path,
+        &decision.escalation_reason,
+        &contract.effect,
+        &contract.baseline,
+        &contract.digest,
+        &contract.resource,
+        &name,
+        &resource_change,
+        &stored_status,
+        &execution.as_ref().map(|e| &e.result),
+        &execution.as_ref().map(|e| e.benchmark),
+        &execution.as_ref().map(|e| &e.metrics),
+        &execution.as_ref().map(|e| e.passed),
+    ];
+    // The mission's FOREIGN KEY proves it exists (a violation is its 404)
+    // without locking its row; its counters are updated last.
+    let not_found = |e: tokio_postgres::Error| match e.code() {
+        Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", mission),
+        _ => e.into(),
+    };
+    let approval_id = match &execution {
         Some(execution) => {
-            let status = executed(&contract, &execution, &mut pending);
+            let tally = pending.tally.values(mission, &pending.events);
+            let params: Vec<Param<'_>> = contract_params.iter().copied().chain(tally.params()).collect();
+            if db.opt(&EXECUTED_CONTRACT, &params).await.map_err(not_found)?.is_none() {
+                return Ok(None);
+            }
             execution.sabotage_used(state);
-            (status, None)
+            None
         }
         None => {
-            let approval = hold_for_approval(state, tx, &mut contract, decision.tier, &mut pending).await?;
-            (ContractStatus::AwaitingApproval, Some(approval))
+            if db.opt(&CONTRACT, &contract_params).await.map_err(not_found)?.is_none() {
+                return Ok(None);
+            }
+            let approval = hold_for_approval(state, db, &mut contract, decision.tier, &mut pending).await?;
+            pending.write(db, mission).await?;
+            Some(approval)
         }
     };
-    pending.tally.created = Some((decision.tier, confidence));
-    pending.tally.moved = Some((None, status));
-    pending.write(tx, mission).await?;
     state.telemetry.record_action(tier, status);
     Ok(Some(ContractReceipt {
         contract_id: id,
@@ -318,7 +365,7 @@ async fn create_contract(
 /// Tier 2+: snapshot the resource, then ask for approval.
 async fn hold_for_approval(
     state: &AppState,
-    tx: &Transaction<'_>,
+    tx: &impl Prepared,
     contract: &mut StoredContract,
     tier: Tier,
     pending: &mut Pending,
@@ -389,7 +436,7 @@ impl Execution {
 /// a pending sabotage and runs the contract's benchmark.
 async fn verify(
     state: &AppState,
-    tx: &Transaction<'_>,
+    db: &impl Prepared,
     contract: &StoredContract,
     benchmark: BenchmarkKind,
 ) -> Result<Execution, ApiError> {
@@ -408,7 +455,7 @@ async fn verify(
     }
     state.faults.chaos(Some(contract.mission), "execute")?;
     state.faults.chaos(Some(contract.mission), "verify")?;
-    let sabotaged = state.faults.take_sabotage(tx, contract.mission).await?;
+    let sabotaged = state.faults.take_sabotage(db, contract.mission).await?;
     let verdict = state.baselines.run(benchmark, contract.id, sabotaged);
     let result = json!({ "benchmark": benchmark, "passed": verdict.passed, "drift": verdict.drift,
                          "sabotaged": sabotaged });
