@@ -10,6 +10,7 @@
 //! - [`domain`]: request vocabulary parsed at the edge (`ErrorType`, `Confidence`…).
 //! - [`pipeline`]: errors → contracts → snapshots, approvals, execution,
 //!   verification, rollback; one transaction per operation.
+//! - [`policy`]: the tier policy's rules, kept and checked by every contract's statement.
 //! - [`verification`]: benchmarks against the golden baseline.
 //! - [`events`]: recording events, which are the log's outbox.
 //! - [`counters`]: the per-mission counters the read models come from; [`tally`]:
@@ -33,6 +34,7 @@ pub mod extract;
 pub mod faults;
 pub mod mesh;
 pub mod pipeline;
+pub mod policy;
 pub mod prepared;
 pub mod routes;
 pub mod sequencer;

@@ -16,6 +16,7 @@ use super::domain::{Confidence, ErrorType, IdempotencyKey};
 use super::error::ApiError;
 use super::events::{self, NewEvent};
 use super::faults::with_retries;
+use super::policy::Rule;
 use super::prepared::Prepared;
 use super::state::AppState;
 use super::tally::{self, MissionTally};
@@ -81,28 +82,35 @@ pub async fn submit_error(state: &AppState, report: &ErrorReport) -> Result<(Con
         // replayed one is caught by the contract's ON CONFLICT, which then
         // writes nothing.
         let mut client = state.pool.get().await?;
-        let terms = ContractTerms::of(&client, report).await?;
-        // A tier-1 contract is written whole by one statement, which needs no
-        // transaction around it — unless faults are on: then a sabotage taken
-        // for it must be given back if that statement fails.
-        let created = if terms.decision.tier == Tier::Auto && !state.faults.enabled() {
-            create_contract(state, &client, report, terms).await?
-        } else {
-            let tx = client.transaction().await?;
-            let created = create_contract(state, &tx, report, terms).await?;
-            if created.is_some() {
-                tx.commit().await?;
+        for _ in 0..RULE_READS {
+            let terms = ContractTerms::of(state.policy.rule(report.error_type.as_str()), report);
+            // A tier-1 contract is written whole by one statement, which needs
+            // no transaction around it — unless faults are on: then a sabotage
+            // taken for it must be given back if that statement fails.
+            let written = if terms.decision.tier == Tier::Auto && !state.faults.enabled() {
+                create_contract(state, &client, report, terms).await?
+            } else {
+                let tx = client.transaction().await?;
+                let written = create_contract(state, &tx, report, terms).await?;
+                if let Written::Contract(_) = written {
+                    tx.commit().await?;
+                }
+                written
+            };
+            match written {
+                Written::Contract(receipt) => return Ok((receipt, true)),
+                // The key was taken, by a retry of this report or by another one.
+                Written::KeyTaken => return Ok((replayed_receipt(&client, report).await?, false)),
+                Written::RuleChanged => state.policy.reload(&**client).await?,
             }
-            created
-        };
-        match created {
-            Some(receipt) => Ok((receipt, true)),
-            // The key was taken, by a retry of this report or by another one.
-            None => Ok((replayed_receipt(&client, report).await?, false)),
         }
+        Err(ApiError::Unexpected(format!("the tier policy changed {RULE_READS} times while deciding one report")))
     })
     .await
 }
+
+/// How many times a report is decided again after its rule changed under it.
+const RULE_READS: usize = 3;
 
 /// The contract a reused key made: the same report answers with it; another
 /// report under the same key is a conflict (as for chat and tasks).
@@ -188,34 +196,50 @@ impl Pending {
 /// What the tier policy says of a report: its tier and the action it takes.
 struct ContractTerms {
     decision: TierDecision,
+    /// Whether the policy has a rule for the error type (else it escalates).
+    has_rule: bool,
     action_type: String,
 }
 
 impl ContractTerms {
-    async fn of(db: &impl Prepared, report: &ErrorReport) -> Result<Self, ApiError> {
-        let policy = db
-            .opt("SELECT tier, action_type FROM tier_policy WHERE error_type = $1", &[&report.error_type.as_str()])
-            .await?;
-        let (policy_tier, action_type) = match &policy {
-            Some(row) => (Some(row.try_get::<_, Tier>("tier")?), row.try_get::<_, String>("action_type")?),
+    /// The terms under `rule` (the policy's rule for the report's error type,
+    /// if it has one).
+    fn of(rule: Option<Rule>, report: &ErrorReport) -> Self {
+        let (policy_tier, action_type) = match rule {
+            Some(Rule { tier, action_type }) => (Some(tier), action_type),
             None => (None, ESCALATION_ACTION.to_string()),
         };
         let decision = decide_tier(report.error_type.as_str(), policy_tier, report.confidence.value());
-        Ok(Self { decision, action_type })
+        Self { decision, has_rule: policy_tier.is_some(), action_type }
     }
 }
 
-/// The CTEs writing a new contract (`contract`, none on a known key), its
-/// resource and, when `$21` names one, its benchmark. Parameters `$1..$23`.
-/// The contract goes first: the other rows are written only with it (the
-/// foreign keys are checked at the end of the statement).
-const CONTRACT_CTES: &str = "contract AS (
+/// What writing a contract came to.
+enum Written {
+    Contract(ContractReceipt),
+    /// Another report took its idempotency key first.
+    KeyTaken,
+    /// The rule it was decided by is no longer the policy's: nothing written.
+    RuleChanged,
+}
+
+/// The CTEs writing a new contract (`contract`: none on a known key, nor if
+/// the rule it was decided by is no longer the policy's), its resource and,
+/// when `$21` names one, its benchmark. Parameters `$1..$24`. The contract
+/// goes first: the other rows are written only with it (the foreign keys are
+/// checked at the end of the statement).
+const CONTRACT_CTES: &str = "rule AS (
+        SELECT CASE WHEN $24::boolean
+                    THEN EXISTS (SELECT FROM tier_policy WHERE error_type = $4 AND tier = $8 AND action_type = $7)
+                    ELSE NOT EXISTS (SELECT FROM tier_policy WHERE error_type = $4) END AS current),
+     contract AS (
         INSERT INTO action_contracts (id, mission_id, resource_id, idempotency_key, error_type, error_message,
             severity, action_type, policy_tier, tier, confidence, confidence_path, escalation_reason,
             expected_effect, baseline_state, contract_digest, status, verification_result, executed_at,
             verified_at)
-        VALUES ($1, $2, $16, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $19, $20,
-                CASE WHEN $21::text IS NOT NULL THEN now() END, CASE WHEN $21::text IS NOT NULL THEN now() END)
+        SELECT $1, $2, $16, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $19, $20,
+               CASE WHEN $21::text IS NOT NULL THEN now() END, CASE WHEN $21::text IS NOT NULL THEN now() END
+         WHERE (SELECT current FROM rule)
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id),
      resource AS (
@@ -225,14 +249,33 @@ const CONTRACT_CTES: &str = "contract AS (
         INSERT INTO benchmark_runs (contract_id, kind, metrics, passed, drift_detected)
         SELECT id, $21, $22, $23, NOT $23 FROM contract WHERE $21::text IS NOT NULL)";
 
+/// How many parameters `CONTRACT_CTES` takes.
+const CONTRACT_PARAMS: usize = 24;
+
+/// How a statement that writes a contract answers: the contract's id, if it
+/// wrote it, and whether its rule was current.
+const CONTRACT_WRITTEN: &str = "SELECT c.id, r.current AS rule_current FROM rule r LEFT JOIN contract c ON true";
+
+/// Why a statement ending in `CONTRACT_WRITTEN` wrote no contract, if it did not.
+fn unwritten(row: Row) -> Result<Option<Written>, tokio_postgres::Error> {
+    Ok(match (row.try_get::<_, Option<Uuid>>("id")?, row.try_get::<_, bool>("rule_current")?) {
+        (Some(_), _) => None,
+        (None, true) => Some(Written::KeyTaken),
+        (None, false) => Some(Written::RuleChanged),
+    })
+}
+
 /// A contract to be held for approval: written alone.
-static CONTRACT: LazyLock<String> = LazyLock::new(|| format!("WITH {CONTRACT_CTES} SELECT id FROM contract"));
+static CONTRACT: LazyLock<String> = LazyLock::new(|| format!("WITH {CONTRACT_CTES} {CONTRACT_WRITTEN}"));
 
 /// A tier-1 contract, as its execution left it, with its events and counts:
 /// the whole operation in one statement (the tally's parameters follow the
 /// contract's), which writes nothing on a known key.
 static EXECUTED_CONTRACT: LazyLock<String> = LazyLock::new(|| {
-    format!("WITH {CONTRACT_CTES}, {} SELECT id FROM contract", tally::ctes(24, Some("EXISTS (SELECT FROM contract)")))
+    format!(
+        "WITH {CONTRACT_CTES}, {} {CONTRACT_WRITTEN}",
+        tally::ctes(CONTRACT_PARAMS + 1, Some("EXISTS (SELECT FROM contract)"))
+    )
 });
 
 /// Writes the contract and runs it as far as its tier allows without a human,
@@ -244,8 +287,8 @@ async fn create_contract(
     db: &impl Prepared,
     report: &ErrorReport,
     terms: ContractTerms,
-) -> Result<Option<ContractReceipt>, ApiError> {
-    let ContractTerms { decision, action_type } = terms;
+) -> Result<Written, ApiError> {
+    let ContractTerms { decision, has_rule, action_type } = terms;
     let mission = report.mission_id;
     let confidence = report.confidence.value();
     let id = Uuid::new_v4();
@@ -300,7 +343,7 @@ async fn create_contract(
     };
     let name = format!("{}/{id}", contract.action_type);
     let stored_status = execution.as_ref().map_or(ContractStatus::Planned, |e| e.status);
-    let contract_params: [Param<'_>; 23] = [
+    let contract_params: [Param<'_>; CONTRACT_PARAMS] = [
         &id,
         &mission,
         &report.idempotency_key.as_str(),
@@ -324,6 +367,7 @@ async fn create_contract(
         &execution.as_ref().map(|e| e.benchmark),
         &execution.as_ref().map(|e| &e.metrics),
         &execution.as_ref().map(|e| e.passed),
+        &has_rule,
     ];
     // The mission's FOREIGN KEY proves it exists (a violation is its 404)
     // without locking its row; its counters are updated last.
@@ -335,15 +379,15 @@ async fn create_contract(
         Some(execution) => {
             let tally = pending.tally.values(mission, &pending.events);
             let params: Vec<Param<'_>> = contract_params.iter().copied().chain(tally.params()).collect();
-            if db.opt(&EXECUTED_CONTRACT, &params).await.map_err(not_found)?.is_none() {
-                return Ok(None);
+            if let Some(unwritten) = unwritten(db.one(&EXECUTED_CONTRACT, &params).await.map_err(not_found)?)? {
+                return Ok(unwritten);
             }
             execution.sabotage_used(state);
             None
         }
         None => {
-            if db.opt(&CONTRACT, &contract_params).await.map_err(not_found)?.is_none() {
-                return Ok(None);
+            if let Some(unwritten) = unwritten(db.one(&CONTRACT, &contract_params).await.map_err(not_found)?)? {
+                return Ok(unwritten);
             }
             let approval = hold_for_approval(state, db, &mut contract, decision.tier, &mut pending).await?;
             pending.write(db, mission).await?;
@@ -351,7 +395,7 @@ async fn create_contract(
         }
     };
     state.telemetry.record_action(tier, status);
-    Ok(Some(ContractReceipt {
+    Ok(Written::Contract(ContractReceipt {
         contract_id: id,
         mission_id: mission,
         tier: decision.tier,

@@ -8,6 +8,7 @@
 use super::connections::{ConnectionLimits, LimitedListener};
 use super::faults::{self, CircuitBreaker, Faults};
 use super::mesh::{self, TriggerMesh};
+use super::policy::TierPolicy;
 use super::routes;
 use super::state::AppState;
 use super::telemetry::Telemetry;
@@ -92,6 +93,7 @@ impl Application {
             );
         }
         let baselines = Baselines::load(&client).await.map_err(|e| StartupError::Unready(e.to_string()))?;
+        let policy = TierPolicy::load(&client).await.map_err(|e| StartupError::Unready(e.to_string()))?;
         drop(client);
 
         let pool = pool(&settings.database, settings.pool_size);
@@ -106,6 +108,7 @@ impl Application {
             mesh: Arc::new(TriggerMesh::default()),
             telemetry: Arc::new(Telemetry::default()),
             baselines: Arc::new(baselines),
+            policy: Arc::new(policy),
         };
         Ok(Self { listener, connections: settings.connections, state, database: settings.database })
     }

@@ -3,6 +3,7 @@
 
 use super::faults::{CircuitBreaker, Faults};
 use super::mesh::TriggerMesh;
+use super::policy::TierPolicy;
 use super::telemetry::Telemetry;
 use super::verification::Baselines;
 use crate::configuration::Tokens;
@@ -18,4 +19,5 @@ pub struct AppState {
     pub mesh: Arc<TriggerMesh>,
     pub telemetry: Arc<Telemetry>,
     pub baselines: Arc<Baselines>,
+    pub policy: Arc<TierPolicy>,
 }

@@ -213,3 +213,47 @@ async fn an_approved_contract_whose_terms_changed_or_that_was_written_after_its_
         "{check}"
     );
 }
+
+/// The server keeps the tier policy, and each contract's statement checks the
+/// rule it was decided by against the table: a rule an operator changes in
+/// SQL decides the very next report, with faults off (one statement, no
+/// transaction) and on (a transaction).
+#[tokio::test]
+async fn a_rule_changed_in_the_table_decides_the_next_report() {
+    for enable_faults in [false, true] {
+        let app = TestApp::spawn_on(crate::helpers::TestDatabase::migrated().await, enable_faults).await;
+        let mission = app.create_mission().await;
+        assert_eq!(app.accepted_error(mission, "timeout", 0.95).await["tier"], 1, "the seeded rule");
+        let client = app.database.client().await;
+        let decided =
+            |receipt: &Value| (receipt["tier"].as_i64().unwrap(), receipt["status"].as_str().unwrap().to_string());
+
+        client.batch_execute("UPDATE tier_policy SET tier = 2 WHERE error_type = 'timeout'").await.unwrap();
+        let receipt = app.accepted_error(mission, "timeout", 0.95).await;
+        assert_eq!(decided(&receipt), (2, "awaiting_approval".to_string()), "faults {enable_faults}: {receipt}");
+
+        client.batch_execute("DELETE FROM tier_policy WHERE error_type = 'timeout'").await.unwrap();
+        let receipt = app.accepted_error(mission, "timeout", 0.95).await;
+        assert_eq!(decided(&receipt), (3, "awaiting_approval".to_string()), "faults {enable_faults}: {receipt}");
+        assert!(receipt["escalation_reason"].as_str().unwrap().contains("unknown error type"), "{receipt}");
+
+        client
+            .batch_execute(
+                "INSERT INTO tier_policy (error_type, tier, action_type, description)
+                 VALUES ('timeout', 1, 'retry_with_backoff', 'back again')",
+            )
+            .await
+            .unwrap();
+        let receipt = app.accepted_error(mission, "timeout", 0.95).await;
+        assert_eq!(decided(&receipt), (1, "verified".to_string()), "faults {enable_faults}: {receipt}");
+        let contract = receipt["contract_id"].as_str().unwrap();
+        assert_eq!(app.get_json(&format!("/api/contracts/{contract}")).await["action_type"], "retry_with_backoff");
+        // Four reports, four contracts: a report decided under a stale rule wrote nothing.
+        let contracts: i64 = client
+            .query_one("SELECT count(*) FROM action_contracts WHERE mission_id = $1", &[&mission])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(contracts, 4);
+    }
+}
