@@ -38,6 +38,7 @@ pub async fn run(url: DatabaseUrl, stop: CancellationToken) {
 
 async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError> {
     let mut client = crate::db::connect(url).await?;
+    client.batch_execute(SESSION).await?;
     loop {
         let leader: bool = client
             .query_one("SELECT pg_try_advisory_lock(hashtext($1)) AS leader", &[&LEADER_LOCK_KEY])
@@ -74,11 +75,21 @@ async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError
     Ok(())
 }
 
+/// The sequencer's session settings. The queue must be read in id order from
+/// action_events_pending_idx, stopping after a batch. On a young database (no
+/// ANALYZE yet) PostgreSQL estimated a few hundred pending events and chose a
+/// bitmap scan of all of them and a sort: a cost that grows with the backlog,
+/// so the sequencer fell further behind the more it lagged (55,000 events
+/// behind after 20 s of scripts/bench-backend's tier-1 load on a fresh
+/// cluster). None of its statements wants a bitmap scan.
+pub const SESSION: &str = "SET enable_bitmapscan = off";
+
 /// The oldest pending events, locked, as the log entries they become: who
 /// acted, on what, with what result, and a payload carrying the event's
 /// identity and content, so the chain alone tells what happened even without
 /// the events table (jsonb's text form: the same event always renders alike).
-const PENDING: &str = "SELECT id, actor, event_type AS action, resource, split_part(event_type, '.', 1) AS subsystem,
+pub const PENDING: &str =
+    "SELECT id, actor, event_type AS action, resource, split_part(event_type, '.', 1) AS subsystem,
         jsonb_build_object('event_type', event_type, 'mission_id', mission_id, 'contract_id', contract_id,
                            'approval_id', approval_id, 'payload', payload)::text AS payload,
         result

@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 19, "{status:?}");
+    assert_eq!(status.pending.len(), 20, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -34,7 +34,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V16__format_checks_without_bounded_repeats",
             "V17__log_hash_inlined",
             "V18__chain_checked_per_statement",
-            "V19__indexes_without_nulls"
+            "V19__indexes_without_nulls",
+            "V20__linked_events_unique_without_nulls"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());

@@ -164,3 +164,31 @@ async fn events_waiting_in_the_old_outbox_are_chained_after_the_events_became_th
     assert_eq!(unchained, 1, "the event with no outbox entry stays without a log entry");
     assert!(grace::immutable_log::verify_range(&client, 1, i64::MAX).await.unwrap().holds());
 }
+
+/// The sequencer's queue is read in id order from its partial index and the
+/// read stops after a batch, whatever the backlog — also on a young database
+/// that was never analyzed, where PostgreSQL once fetched the whole backlog
+/// and sorted it for every batch.
+#[tokio::test]
+async fn the_sequencer_reads_a_batch_of_its_queue_without_fetching_the_backlog() {
+    use grace::backend::sequencer;
+    let database = TestDatabase::migrated().await;
+    let client = database.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO action_events (event_type, payload, actor, resource, result)
+             SELECT 'mesh.ping', '{}', 'test', 'r/' || n, 'ok' FROM generate_series(1, 20000) AS n",
+        )
+        .await
+        .unwrap();
+    client.batch_execute(sequencer::SESSION).await.unwrap();
+    let explain = format!("EXPLAIN (ANALYZE, FORMAT JSON) {}", sequencer::PENDING);
+    let plan: serde_json::Value = client.query_one(&explain, &[&500_i64]).await.unwrap().get(0);
+    let plan = plan.to_string();
+    assert!(plan.contains("\"Index Name\":\"action_events_pending_idx\""), "{plan}");
+    assert!(!plan.contains("Bitmap") && !plan.contains("\"Sort\""), "{plan}");
+    // An ordered read that stops: the scan returned the batch, not the 20,000.
+    assert!(plan.contains("\"Node Type\":\"Index Scan\""), "{plan}");
+    assert!(plan.contains("\"Actual Rows\":500,"), "{plan}");
+    assert!(!plan.contains("\"Actual Rows\":20000"), "{plan}");
+}
