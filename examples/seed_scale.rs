@@ -26,9 +26,9 @@ use futures::pin_mut;
 use grace::api::log::LogEntryView;
 use grace::configuration::DatabaseUrl;
 use grace::db::rows::FromRow;
-use grace::immutable_log;
-use grace::immutable_log::chain::{self, EntryFields};
+use grace::immutable_log::chain;
 use grace::immutable_log::checkpoint::{self, ChainHead};
+use grace::immutable_log::{self, ChainLinker, LogEntry};
 use std::time::Instant;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::ToSql;
@@ -312,33 +312,25 @@ async fn append_entries(
     head: Option<ChainHead>,
     copies: i32,
 ) -> Result<(), tokio_postgres::Error> {
-    let (mut seq, mut prev_hash) = match head {
-        Some(head) => (head.seq, head.entry_hash),
-        None => (0, chain::GENESIS_PREV_HASH.to_string()),
-    };
+    let mut linker = ChainLinker::after(head);
     let sink = tx.copy_in(&format!("COPY immutable_log ({}) FROM STDIN (FORMAT binary)", chain::COLUMNS)).await?;
     let writer = BinaryCopyInWriter::new(sink, &chain::TYPES);
     pin_mut!(writer);
-    let mut hash = [0u8; 64];
     for _ in 0..copies {
         for entry in entries {
-            seq += 1;
-            let fields = EntryFields {
-                seq,
-                recorded_at_micros: entry.recorded_at.timestamp_micros(),
-                actor: entry.actor.as_bytes(),
-                action: entry.action.as_bytes(),
-                resource: entry.resource.as_bytes(),
-                subsystem: entry.subsystem.as_bytes(),
-                payload: entry.payload.as_bytes(),
-                result: entry.result.as_bytes(),
-                prev_hash: prev_hash.as_bytes(),
+            let content = LogEntry {
+                actor: &entry.actor,
+                action: &entry.action,
+                resource: &entry.resource,
+                subsystem: &entry.subsystem,
+                payload: &entry.payload,
+                result: &entry.result,
             };
-            let entry_hash = std::str::from_utf8(fields.hash_hex(&mut hash)).expect("hex is ASCII").to_string();
+            let link = linker.link(&content, entry.recorded_at.timestamp_micros());
             writer
                 .as_mut()
                 .write(&[
-                    &seq,
+                    &link.seq,
                     &entry.recorded_at,
                     &entry.actor,
                     &entry.action,
@@ -346,11 +338,10 @@ async fn append_entries(
                     &entry.subsystem,
                     &entry.payload,
                     &entry.result,
-                    &prev_hash,
-                    &entry_hash,
+                    &link.prev_hash,
+                    &link.entry_hash,
                 ])
                 .await?;
-            prev_hash = entry_hash;
         }
     }
     writer.finish().await?;

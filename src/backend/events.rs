@@ -73,23 +73,19 @@ pub const NEXT_ID: &str = "nextval('action_events_id_seq'::regclass)";
 /// `$first` on, one array per column (see `Columns`), in order — none of them
 /// unless the condition `only_if` holds, when one is given.
 pub fn input(first: usize, only_if: Option<&str>) -> String {
-    let p: Vec<String> = (first..first + 8).map(|i| format!("${i}")).collect();
+    let arrays: Vec<String> = ["text", "uuid", "uuid", "uuid", "jsonb", "text", "text", "text"]
+        .iter()
+        .enumerate()
+        .map(|(i, element)| format!("${}::{element}[]", first + i))
+        .collect();
     format!(
         "input AS (
         SELECT {NEXT_ID} AS id, t.*
-          FROM unnest({}::text[], {}::uuid[], {}::uuid[], {}::uuid[], {}::jsonb[], {}::text[], {}::text[],
-                      {}::text[])
+          FROM unnest({})
                WITH ORDINALITY AS t(event_type, mission_id, contract_id, approval_id, payload, actor,
                                     resource, result, ord)
          {})",
-        p[0],
-        p[1],
-        p[2],
-        p[3],
-        p[4],
-        p[5],
-        p[6],
-        p[7],
+        arrays.join(", "),
         only_if.map_or(String::new(), |condition| format!("WHERE {condition}"))
     )
 }

@@ -7,8 +7,9 @@
 //! holding a session-level advisory lock sequences (the others stand by, and
 //! take over when the leader's session ends). It links each batch's entries
 //! itself (`immutable_log::append_all`), which the database checks, and marks
-//! each event with its entry's seq; then it NOTIFYs the Trigger Mesh. On shutdown the leader drains the outbox before it stops, so
-//! a clean stop leaves zero log lag.
+//! each event with its entry's seq; then it NOTIFYs the Trigger Mesh. On
+//! shutdown the leader drains the outbox before it stops, so a clean stop
+//! leaves zero log lag.
 
 use crate::configuration::DatabaseUrl;
 use crate::db::DbError;

@@ -10,6 +10,7 @@
 //! take turns, so the tail read here is still the tail at the insert.
 
 use super::chain::{EntryFields, UnixMicros, GENESIS_PREV_HASH};
+use super::checkpoint::ChainHead;
 use chrono::{DateTime, Utc};
 use std::ops::RangeInclusive;
 use tokio_postgres::Transaction;
@@ -28,6 +29,52 @@ pub struct LogEntry<'a> {
     /// (serde_json's `to_string`: sorted keys, no whitespace; or jsonb's text).
     pub payload: &'a str,
     pub result: &'a str,
+}
+
+/// The chain's end as entries are linked onto it, one after the other: each
+/// gets the next seq and, as prev_hash, the entry_hash of the one before it
+/// (64 zeros before the first entry of the log).
+pub struct ChainLinker {
+    seq: i64,
+    entry_hash: String,
+}
+
+/// One entry's chain fields.
+pub struct Link {
+    pub seq: i64,
+    pub prev_hash: String,
+    pub entry_hash: String,
+}
+
+impl ChainLinker {
+    /// Links onto the entry `head` (none: an empty log).
+    pub fn after(head: Option<ChainHead>) -> Self {
+        match head {
+            Some(ChainHead { seq, entry_hash }) => Self { seq, entry_hash },
+            None => Self { seq: 0, entry_hash: GENESIS_PREV_HASH.to_string() },
+        }
+    }
+
+    /// Links `entry`, recorded at `recorded_at_micros` (since the Unix epoch).
+    pub fn link(&mut self, entry: &LogEntry<'_>, recorded_at_micros: i64) -> Link {
+        let seq = self.seq + 1;
+        let mut hex = [0u8; 64];
+        let fields = EntryFields {
+            seq,
+            recorded_at_micros,
+            actor: entry.actor.as_bytes(),
+            action: entry.action.as_bytes(),
+            resource: entry.resource.as_bytes(),
+            subsystem: entry.subsystem.as_bytes(),
+            payload: entry.payload.as_bytes(),
+            result: entry.result.as_bytes(),
+            prev_hash: self.entry_hash.as_bytes(),
+        };
+        let entry_hash = String::from_utf8(fields.hash_hex(&mut hex).to_vec()).expect("hex is ASCII");
+        self.seq = seq;
+        let prev_hash = std::mem::replace(&mut self.entry_hash, entry_hash.clone());
+        Link { seq, prev_hash, entry_hash }
+    }
 }
 
 /// Appends one entry and returns its seq.
@@ -62,26 +109,10 @@ pub async fn append_all<'e>(
 
     let first = tail_seq.unwrap_or(0) + 1;
     let seqs = first..=first + entries.len() as i64 - 1;
-    let mut prev_hashes = Vec::with_capacity(entries.len());
-    let mut entry_hashes = Vec::with_capacity(entries.len());
-    let mut prev_hash = tail_hash.unwrap_or_else(|| GENESIS_PREV_HASH.to_string());
-    let mut hex = [0u8; 64];
-    for (seq, entry) in seqs.clone().zip(entries) {
-        let fields = EntryFields {
-            seq,
-            recorded_at_micros,
-            actor: entry.actor.as_bytes(),
-            action: entry.action.as_bytes(),
-            resource: entry.resource.as_bytes(),
-            subsystem: entry.subsystem.as_bytes(),
-            payload: entry.payload.as_bytes(),
-            result: entry.result.as_bytes(),
-            prev_hash: prev_hash.as_bytes(),
-        };
-        let entry_hash = String::from_utf8(fields.hash_hex(&mut hex).to_vec()).expect("hex is ASCII");
-        prev_hashes.push(std::mem::replace(&mut prev_hash, entry_hash.clone()));
-        entry_hashes.push(entry_hash);
-    }
+    let head = tail_seq.zip(tail_hash).map(|(seq, entry_hash)| ChainHead { seq, entry_hash });
+    let mut linker = ChainLinker::after(head);
+    let links: Vec<Link> = entries.iter().map(|entry| linker.link(entry, recorded_at_micros)).collect();
+    let link_column = |field: fn(&Link) -> &str| links.iter().map(field).collect::<Vec<&str>>();
     let column = |field: fn(&LogEntry<'e>) -> &'e str| entries.iter().map(field).collect::<Vec<&str>>();
     tx.execute(
         "INSERT INTO immutable_log (seq, recorded_at, actor, action, resource, subsystem, payload, result, prev_hash,
@@ -91,7 +122,7 @@ pub async fn append_all<'e>(
                        $9::text[], $10::text[])
                 AS e (seq, actor, action, resource, subsystem, payload, result, prev_hash, entry_hash)",
         &[
-            &seqs.clone().collect::<Vec<i64>>(),
+            &links.iter().map(|link| link.seq).collect::<Vec<i64>>(),
             &recorded_at,
             &column(|e| e.actor),
             &column(|e| e.action),
@@ -99,8 +130,8 @@ pub async fn append_all<'e>(
             &column(|e| e.subsystem),
             &column(|e| e.payload),
             &column(|e| e.result),
-            &prev_hashes,
-            &entry_hashes,
+            &link_column(|link| &link.prev_hash),
+            &link_column(|link| &link.entry_hash),
         ],
     )
     .await?;

@@ -15,7 +15,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod proof;
 
-pub use append::{append, append_all, LogEntry, CHAIN_LOCK};
+pub use append::{append, append_all, ChainLinker, Link, LogEntry, CHAIN_LOCK};
 pub use chain::verify_range;
 pub use proof::{prove, prove_database, ChainProof, ChainReader, ChainSettings, ProofError, ProofOptions, ProofStart};
 
