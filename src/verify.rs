@@ -160,7 +160,8 @@ async fn event_completeness(client: &Client, mission: Uuid) -> Result<Consistenc
     let rows = client
         .query(
             "SELECT c.id, c.tier, c.status,
-                    array(SELECT e.event_type FROM action_events e WHERE e.contract_id = c.id ORDER BY e.id) AS events
+                    array(SELECT e.event_type::text FROM action_events e WHERE e.contract_id = c.id
+                           ORDER BY e.id) AS events
                FROM action_contracts c WHERE c.mission_id = $1 ORDER BY c.created_at",
             &[&mission],
         )
@@ -196,7 +197,7 @@ async fn tier_artifacts(client: &Client, mission: Uuid) -> Result<ConsistencyChe
         .query(
             "SELECT c.id, c.tier, c.confidence_path, c.status,
                     (SELECT count(*) FROM safe_hold_snapshots s WHERE s.contract_id = c.id) AS snapshots,
-                    array(SELECT b.kind FROM benchmark_runs b WHERE b.contract_id = c.id) AS benchmarks,
+                    array(SELECT b.kind::text FROM benchmark_runs b WHERE b.contract_id = c.id) AS benchmarks,
                     s.status AS snapshot_status, r.state = s.state AS state_restored
                FROM action_contracts c
                LEFT JOIN safe_hold_snapshots s ON s.id = c.snapshot_id

@@ -3,13 +3,14 @@
 //! a column cannot silently shift another. The specification's enums are
 //! stored as their texts (and tiers as their level) and convert here, so a
 //! status read back that the specification does not know is an error, not a
-//! string that happens to compare unequal.
+//! string that happens to compare unequal. A column whose rule is a domain
+//! (`contract_status`, `tier`, ...) takes them as its base type.
 
 use crate::specification::{
     ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, Decision, SnapshotStatus, TaskStatus, Tier,
 };
 use std::error::Error;
-use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
+use tokio_postgres::types::{FromSql, IsNull, Kind, ToSql, Type};
 use tokio_postgres::Row;
 
 /// A value built from one row, reading its columns by name.
@@ -18,6 +19,15 @@ pub trait FromRow: Sized {
 }
 
 type BoxedError = Box<dyn Error + Sync + Send>;
+
+/// The type a value of `ty` travels as: a domain's base type, which is what
+/// PostgreSQL asks a parameter bound to a domain-typed column to be.
+fn base(ty: &Type) -> &Type {
+    match ty.kind() {
+        Kind::Domain(base) => base,
+        _ => ty,
+    }
+}
 
 /// Stores and reads an enum of the specification as its text.
 macro_rules! stored_as_text {
@@ -28,7 +38,7 @@ macro_rules! stored_as_text {
             }
 
             fn accepts(ty: &Type) -> bool {
-                <&str as ToSql>::accepts(ty)
+                <&str as ToSql>::accepts(base(ty))
             }
 
             tokio_postgres::types::to_sql_checked!();
@@ -55,7 +65,7 @@ impl ToSql for Tier {
     }
 
     fn accepts(ty: &Type) -> bool {
-        <i16 as ToSql>::accepts(ty)
+        <i16 as ToSql>::accepts(base(ty))
     }
 
     tokio_postgres::types::to_sql_checked!();

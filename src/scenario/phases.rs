@@ -397,7 +397,8 @@ pub async fn mission_counts(db: &Client, mission: Uuid) -> Result<MissionCounts,
                     (SELECT count(*) FROM immutable_log) AS log_entries,
                     (SELECT extract(epoch FROM greatest(max(created_at) - min(created_at), interval '1 second'))::float8
                        FROM action_contracts WHERE mission_id = $1) AS seconds,
-                    array(SELECT c.confidence FROM action_contracts c WHERE c.mission_id = $1 ORDER BY c.created_at)
+                    array(SELECT c.confidence::float8 FROM action_contracts c WHERE c.mission_id = $1
+                           ORDER BY c.created_at)
                       AS confidences",
             &[
                 &mission,

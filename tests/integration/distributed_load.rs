@@ -552,7 +552,7 @@ async fn a_coordinator_without_workers_runs_one_in_process_and_c7_names_missing_
     let extra_key = format!("{run}/{worker}/u0/999999");
     client
         .execute(
-            "INSERT INTO tasks (mission_id, title, idempotency_key) SELECT mission_id, 'sneaked in', $2
+            "INSERT INTO tasks (mission_id, title, idempotency_key) SELECT mission_id, 'sneaked in', $2::text
                FROM control.runs WHERE id = $1",
             &[&run, &extra_key],
         )

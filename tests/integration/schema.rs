@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 20, "{status:?}");
+    assert_eq!(status.pending.len(), 21, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -35,7 +35,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V17__log_hash_inlined",
             "V18__chain_checked_per_statement",
             "V19__indexes_without_nulls",
-            "V20__linked_events_unique_without_nulls"
+            "V20__linked_events_unique_without_nulls",
+            "V21__column_rules_as_domains"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());
@@ -109,8 +110,8 @@ async fn insert_contract(
             "INSERT INTO action_contracts (mission_id, idempotency_key, error_type, error_message, severity,
                  action_type, policy_tier, tier, confidence, confidence_path, expected_effect, baseline_state, status,
                  contract_digest)
-             VALUES ($1, gen_random_uuid()::text, $2, 'slow', 'high', 'raise_timeout', 1, $3, $4,
-                     'high', '{}', '{}', $5, $6)",
+             VALUES ($1, gen_random_uuid()::text, $2::text, 'slow', 'high', 'raise_timeout', 1, $3::smallint,
+                     $4::float8, 'high', '{}', '{}', $5::text, $6::text)",
             &[&mission, &row.error_type, &row.tier, &row.confidence, &row.status, &row.digest],
         )
         .await
@@ -211,4 +212,59 @@ async fn the_event_ids_sequence_is_the_one_named_here() {
         client.query_one("SELECT pg_get_serial_sequence('action_events', 'id')", &[]).await.unwrap().get(0);
     assert_eq!(sequence, "public.action_events_id_seq");
     assert!(grace::backend::events::NEXT_ID.contains("'action_events_id_seq'"), "{}", grace::backend::events::NEXT_ID);
+}
+
+/// V21: the single-column rules of the tables a request writes are domains,
+/// which PostgreSQL prepares once per session where it parses and plans a
+/// table's CHECKs on every statement. Each domain takes what the CHECK it
+/// replaced took and refuses what it refused; no single-column CHECK is left
+/// on those tables (one added later would bring the per-statement cost back).
+#[tokio::test]
+async fn the_request_tables_check_single_columns_by_domains_that_refuse_what_their_checks_refused() {
+    let database = TestDatabase::migrated().await;
+    let client = database.client().await;
+    let long = |n: usize| "k".repeat(n);
+    let cases: [(&str, &[&str], &[&str]); 17] = [
+        ("short_text", &["k", &long(200)], &["", &long(201)]),
+        ("identifier", &["timeout", "a_1"], &["Timeout", "9lives", "a-b", &format!("a{}", long(63))]),
+        ("event_type", &["agentic.contract_created", "chat.exchanged"], &["chat", "Chat.x", "chat.", "chat..x"]),
+        ("json_object", &["{}", r#"{"a": 1}"#], &["[]", "1", "null"]),
+        ("tier", &["1", "3"], &["0", "4"]),
+        ("confidence", &["0", "1", "0.5"], &["-0.1", "1.01"]),
+        ("confidence_path", &["high", "medium", "low"], &["HIGH", ""]),
+        ("severity", &["low", "critical"], &["fatal"]),
+        ("contract_status", &["planned", "rolled_back", "rejected"], &["exploded", "Planned"]),
+        ("contract_digest", &["", &"0a".repeat(32)], &[&"0A".repeat(32), &"0a".repeat(31), "g"]),
+        ("benchmark_kind", &["smoke", "regression"], &["load"]),
+        ("stats_slot", &["0", "15"], &["-1", "16"]),
+        ("chat_role", &["user", "assistant"], &["system"]),
+        ("task_status", &["queued", "cancelled"], &["done"]),
+        ("task_title", &["t", &long(500)], &["", &long(501)]),
+        ("task_kind", &["submitted", "manual_remediation"], &["other"]),
+        ("attempts", &["0", "7"], &["-1"]),
+    ];
+    for (domain, taken, refused) in cases {
+        let cast = format!("SELECT $1::text::{domain}::text");
+        for value in taken {
+            client.query_one(&cast, &[value]).await.unwrap_or_else(|e| panic!("{domain} refused {value:?}: {e}"));
+        }
+        for value in refused {
+            let error = client.query_one(&cast, &[value]).await.expect_err(&format!("{domain} took {value:?}"));
+            assert_eq!(error.code(), Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION), "{domain} {value:?}");
+        }
+    }
+    let single_column_checks: Vec<String> = client
+        .query(
+            "SELECT conrelid::regclass || ' ' || conname AS name FROM pg_constraint
+              WHERE contype = 'c' AND cardinality(conkey) = 1
+                AND conrelid::regclass::text IN ('action_contracts', 'managed_resources', 'benchmark_runs',
+                    'action_events', 'mission_stats', 'mission_confidence_minutes', 'chat_messages', 'tasks')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get("name"))
+        .collect();
+    assert_eq!(single_column_checks, Vec::<String>::new());
 }

@@ -39,7 +39,7 @@ static CHAT: LazyLock<String> = LazyLock::new(|| {
               FROM missions m JOIN mission_progress p ON p.mission_id = m.id WHERE m.id = $1),
          sent AS (
             INSERT INTO chat_messages (mission_id, session_id, role, content, idempotency_key)
-            SELECT id, $2, 'user', $3, $4 FROM mission
+            SELECT id, $2::text, 'user', $3, $4::text FROM mission
             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, mission_id),
          reply AS (
             INSERT INTO chat_messages (mission_id, session_id, role, content, reply_to)
@@ -76,7 +76,7 @@ static CHAT: LazyLock<String> = LazyLock::new(|| {
 static SUBMIT_TASK: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH task AS (
-            INSERT INTO tasks (mission_id, title, payload, idempotency_key) VALUES ($1, $2, $3, $4)
+            INSERT INTO tasks (mission_id, title, payload, idempotency_key) VALUES ($1, $2::text, $3, $4::text)
             ON CONFLICT (idempotency_key) DO NOTHING RETURNING {TASK_COLUMNS}),
          counted AS ({})
          SELECT * FROM task",
