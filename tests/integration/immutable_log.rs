@@ -81,6 +81,8 @@ async fn the_database_refuses_an_appended_entry_that_does_not_chain() {
         (insert_after_three("4", tail, CANONICAL_HASH, "now() + interval '1 hour'"), "in the future"),
         // The first entry is fine; the second does not link to it: nothing is written.
         (insert_after_three("4, 5", tail, CANONICAL_HASH, after_tail), "entry 5 does not chain: prev_hash"),
+        // A gap inside one statement: entry 6's predecessor is neither new nor stored.
+        (insert_after_three("4, 6", tail, CANONICAL_HASH, after_tail), "entry 6 does not chain: the entry before"),
     ];
     for (statement, problem) in refused {
         let err = client.batch_execute(&statement).await.unwrap_err();

@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 21, "{status:?}");
+    assert_eq!(status.pending.len(), 22, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -36,7 +36,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V18__chain_checked_per_statement",
             "V19__indexes_without_nulls",
             "V20__linked_events_unique_without_nulls",
-            "V21__column_rules_as_domains"
+            "V21__column_rules_as_domains",
+            "V22__chain_check_reads_one_entry_before"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());
