@@ -227,9 +227,10 @@ enum Written {
 /// the rule it was decided by is no longer the policy's), its resource and,
 /// when `$21` names one, its benchmark. Parameters `$1..$24`. The contract
 /// goes first: the other rows are written only with it (the foreign keys are
-/// checked at the end of the statement). A parameter stored in a column whose
-/// rule is a domain (V21) is cast to the domain's base type: uncast, it would
-/// take the domain's type, which a `&str` or an `f64` does not match.
+/// checked at the end of the statement). A text or number stored in a column
+/// whose rule is a domain (V21) is cast to the domain's base type: uncast, it
+/// would take the domain's type, which a `&str` or an `f64` does not match (the
+/// specification's enums do: `db::rows`).
 const CONTRACT_CTES: &str = "rule AS (
         SELECT CASE WHEN $24::boolean
                     THEN EXISTS (SELECT FROM tier_policy WHERE error_type = $4 AND tier = $8 AND action_type = $7)
@@ -239,8 +240,8 @@ const CONTRACT_CTES: &str = "rule AS (
             severity, action_type, policy_tier, tier, confidence, confidence_path, escalation_reason,
             expected_effect, baseline_state, contract_digest, status, verification_result, executed_at,
             verified_at)
-        SELECT $1, $2, $16, $3::text, $4, $5, $6::text, $7, $8, $9::smallint, $10::float8, $11, $12, $13, $14,
-               $15::text, $19, $20,
+        SELECT $1, $2, $16, $3::text, $4::text, $5, $6::text, $7, $8::smallint, $9::smallint, $10::float8, $11,
+               $12, $13, $14, $15::text, $19, $20,
                CASE WHEN $21::text IS NOT NULL THEN now() END, CASE WHEN $21::text IS NOT NULL THEN now() END
          WHERE (SELECT current FROM rule)
         ON CONFLICT (idempotency_key) DO NOTHING
