@@ -14,7 +14,8 @@
 //! on both cores: the log's entries (holding the chain's lock) and the rows
 //! that point at them; the log's commits first. A load at least as big as the
 //! database builds the secondary indexes once at the end ([`defer_indexes`])
-//! and refreshes the tables' statistics.
+//! and refreshes the tables' statistics, both connections sharing the work
+//! ([`on_both`]).
 //! Every copy is consistent by construction: ids are mapped with one
 //! deterministic function, so every reference lands on its copied row, and the
 //! copied counters equal the copied rows (the template's own chat, tasks and
@@ -29,6 +30,7 @@ use grace::db::rows::FromRow;
 use grace::immutable_log::chain;
 use grace::immutable_log::checkpoint::{self, ChainHead};
 use grace::immutable_log::{self, ChainLinker, LogEntry};
+use std::sync::Mutex;
 use std::time::Instant;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::ToSql;
@@ -83,8 +85,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut relations = grace::db::connect(&url).await?;
     let mut log = grace::db::connect(&url).await?;
     // The copying statements' row estimates are far off (a template times a
-    // series), which would have them JIT-compiled and their sorts spilled.
-    relations.batch_execute("SET jit = off; SET work_mem = '256MB'; SET maintenance_work_mem = '1GB'").await?;
+    // series), which would have them JIT-compiled and their sorts spilled;
+    // both connections build indexes at the end.
+    for client in [&relations, &log] {
+        client.batch_execute("SET jit = off; SET work_mem = '256MB'; SET maintenance_work_mem = '1GB'").await?;
+    }
     let template = match args.template {
         Some(id) => id,
         None => relations
@@ -122,13 +127,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         copy = last + 1;
     }
     // Back even when a batch failed: the committed batches stay, consistent.
-    for index in &deferred {
-        relations.batch_execute(index).await?;
-    }
+    on_both([&relations, &log], deferred).await?;
     copied?;
     // A big load changes the tables' statistics; a small one leaves them to autovacuum.
     if big {
-        relations.batch_execute(&format!("ANALYZE {}", copied_tables().collect::<Vec<_>>().join(", "))).await?;
+        on_both([&relations, &log], largest_first(&relations, "ANALYZE").await?).await?;
     }
     let seconds = started.elapsed().as_secs_f64();
     let added = copies * per_copy as u64;
@@ -140,26 +143,63 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Runs `statements` on both connections at once, each taking the next one
+/// as soon as it is free: the steps after the batches (building indexes,
+/// statistics) are one statement per index or table, so two connections keep
+/// both cores busy where one left the other idle.
+async fn on_both(clients: [&Client; 2], statements: Vec<String>) -> Result<(), tokio_postgres::Error> {
+    let queue = Mutex::new(statements.into_iter());
+    tokio::try_join!(drain(clients[0], &queue), drain(clients[1], &queue))?;
+    Ok(())
+}
+
+/// Runs the statements it takes from `queue` until none is left.
+async fn drain(client: &Client, queue: &Mutex<std::vec::IntoIter<String>>) -> Result<(), tokio_postgres::Error> {
+    loop {
+        let next = queue.lock().expect("nothing panics while holding the queue").next();
+        let Some(statement) = next else { return Ok(()) };
+        client.batch_execute(&statement).await?;
+    }
+}
+
+/// `verb` followed by each copied table, the largest first (so that the
+/// longest statement does not start last).
+async fn largest_first(client: &Client, verb: &str) -> Result<Vec<String>, tokio_postgres::Error> {
+    let tables: Vec<&str> = copied_tables().collect();
+    let rows = client
+        .query(
+            "SELECT format('%s %s', $2::text, t) FROM unnest($1::text[]) AS t
+              ORDER BY pg_total_relation_size(t::regclass) DESC",
+            &[&tables, &verb],
+        )
+        .await?;
+    rows.iter().map(|row| row.try_get(0)).collect()
+}
+
 /// Drops the indexes of the copied tables that no FOREIGN KEY leans on (the
 /// secondary ones, and the UNIQUE constraints nothing references) and returns
-/// the statements that build them again. For a load at least as big as what
-/// the database holds, building an index once from sorted rows is several
-/// times cheaper than inserting every row into it — what `pg_restore` does
-/// too; re-adding a UNIQUE constraint re-checks it over every row.
+/// the statements that build them again, those of the largest tables first.
+/// For a load at least as big as what the database holds, building an index
+/// once from sorted rows is several times cheaper than inserting every row
+/// into it — what `pg_restore` does too; re-adding a UNIQUE constraint
+/// re-checks it over every row.
 async fn defer_indexes(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
     let tables: Vec<&str> = copied_tables().collect();
     let rows = client
         .query(
-            "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname),
-                    format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
+            "SELECT drop, build FROM (
+             SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop,
+                    format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)) AS build,
+                    c.conrelid AS tab
                FROM pg_constraint c
               WHERE c.contype = 'u' AND c.conrelid = ANY($1::text[]::regclass[])
                 AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid)
              UNION ALL
-             SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
+             SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid), i.indrelid
                FROM pg_index i
               WHERE i.indrelid = ANY($1::text[]::regclass[])
-                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+             ) deferred ORDER BY pg_total_relation_size(tab) DESC",
             &[&tables],
         )
         .await?;
