@@ -42,6 +42,11 @@ pub async fn run(state: AppState, stop: CancellationToken) {
 async fn complete_batch(state: &AppState, runner: &str) -> Result<usize, super::error::ApiError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
+    // Each completed task leaves a dead entry at the old end of tasks_queued_idx
+    // until VACUUM. A plain index scan marks such entries dead and skips them
+    // afterwards; the bitmap scan the planner picks for few queued rows reads
+    // them all again on every claim (50 ms against 1.9 ms at 160k completed).
+    tx.batch_execute("SET LOCAL enable_bitmapscan = off").await?;
     let rows = tx
         .query(
             "UPDATE tasks t
