@@ -69,3 +69,15 @@ python_tool() {
     fi
     echo "$venv/bin"
 }
+
+# cargo_tool COMMAND CRATE: a Rust tool built from crates.io once per machine,
+# kept outside the checkout (GRACE_TOOLS_DIR, default ~/.cache/grace/tools) so
+# a fresh clone does not build it again; prints the path of its COMMAND.
+cargo_tool() {
+    local root=${GRACE_TOOLS_DIR:-$HOME/.cache/grace/tools}
+    if [ ! -x "$root/bin/$1" ]; then
+        echo "$1 not found under $root; installing the $2 crate (once)" >&2
+        cargo install --quiet --locked --root "$root" "$2" >&2 || die "cargo install $2 failed"
+    fi
+    echo "$root/bin/$1"
+}

@@ -36,8 +36,32 @@ start_backend() {
 
 # The backend stops first (it drains its log outbox), then the database.
 stop_services() {
-    for pid in ${serve_pid:-} ${db_pid:-}; do
-        kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-    done
+    if [ -n "${serve_pid:-}" ]; then kill -TERM "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null || true; fi
+    if [ -n "${restarted_data:-}" ]; then
+        as_data_owner "$restarted_data" "$(dirname "$(awk 'NR == 1 {print $1}' "$restarted_data/postmaster.opts")")/pg_ctl" \
+            stop -D "$restarted_data" -m fast -s 2>/dev/null || true
+    fi
+    if [ -n "${db_pid:-}" ]; then kill -TERM "$db_pid" 2>/dev/null && wait "$db_pid" 2>/dev/null || true; fi
     rm -rf "$state"
+}
+
+# Restarts the PostgreSQL that start_private_postgres started, with the options
+# it had (pg_ctl reads them back from postmaster.opts). The restarted server is
+# no longer `grace db up`'s child: stop_services stops it by its data directory.
+restart_private_postgres() {
+    local data bindir
+    data=$(sed -n 's/^GRACE_PRIVATE_PG_DIR=//p' "$state/db.out")/data
+    bindir=$(dirname "$(sed -n 1p "$data/postmaster.opts" | awk '{print $1}')")
+    as_data_owner "$data" "$bindir/pg_ctl" restart -D "$data" -m fast -w -s -l "$data/../restarted.log" >/dev/null ||
+        die "restarting PostgreSQL failed: $(tail -5 "$data/../restarted.log" 2>/dev/null)"
+    restarted_data=$data
+}
+
+# as_data_owner DIR COMMAND...: runs COMMAND as the owner of DIR (PostgreSQL
+# refuses to run as root; the private cluster belongs to `postgres` then).
+as_data_owner() {
+    local owner
+    owner=$(stat -c %U "$1")
+    shift
+    if [ "$(id -un)" = "$owner" ]; then "$@"; else runuser -u "$owner" -- "$@"; fi
 }

@@ -137,7 +137,7 @@ impl Sample {
 
     /// What the run did overall since `before` (since its start when none).
     pub fn window_since(&self, before: Option<&Sample>) -> Window {
-        Window::between((self.failures, &self.overall), before.map(|b| (b.failures, &b.overall)))
+        Window::between((self.failures, &self.overall), before.map(|b| (b.failures, &b.overall))).0
     }
 
     fn add(&mut self, other: &Sample) -> Result<(), hdrhistogram::AdditionError> {
@@ -282,13 +282,15 @@ struct Windows {
 
 impl Windows {
     /// The window since the last cut (the run's start at first): `overall`
-    /// first, then each request name.
-    fn cut(&mut self, sample: &Sample) -> Vec<(String, Window)> {
+    /// first, then each request name; each with the window's own histogram.
+    fn cut(&mut self, sample: &Sample) -> Vec<(String, Window, Histogram<u64>)> {
         let previous = self.previous.as_ref();
-        let mut windows = vec![(OVERALL.to_string(), sample.window_since(previous))];
+        let overall = Window::between((sample.failures, &sample.overall), previous.map(|p| (p.failures, &p.overall)));
+        let mut windows = vec![(OVERALL.to_string(), overall.0, overall.1)];
         for (name, (failures, histogram)) in &sample.by_name {
             let before = previous.and_then(|p| p.by_name.get(name)).map(|(f, h)| (*f, h));
-            windows.push((name.clone(), Window::between((*failures, histogram), before)));
+            let (window, histogram) = Window::between((*failures, histogram), before);
+            windows.push((name.clone(), window, histogram));
         }
         self.previous = Some(sample.clone());
         windows
@@ -296,8 +298,9 @@ impl Windows {
 }
 
 impl Window {
-    /// `now` minus `before` (the run's start when none).
-    fn between(now: (u64, &Histogram<u64>), before: Option<(u64, &Histogram<u64>)>) -> Self {
+    /// `now` minus `before` (the run's start when none), and the histogram
+    /// of that difference.
+    fn between(now: (u64, &Histogram<u64>), before: Option<(u64, &Histogram<u64>)>) -> (Self, Histogram<u64>) {
         let mut window = now.1.clone();
         let mut failures = now.0;
         if let Some((failed, histogram)) = before {
@@ -306,14 +309,15 @@ impl Window {
             failures = failures.saturating_sub(failed);
         }
         let at = |quantile: f64| (!window.is_empty()).then(|| window.value_at_quantile(quantile) as f64 / 1000.0);
-        Window {
+        let summary = Window {
             requests: window.len(),
             failures,
             p50_ms: at(0.50),
             p95_ms: at(0.95),
             p99_ms: at(0.99),
             max_ms: (!window.is_empty()).then(|| window.max() as f64 / 1000.0),
-        }
+        };
+        (summary, window)
     }
 }
 
@@ -334,6 +338,11 @@ struct JsonLine<'a> {
     endpoint: &'a str,
     #[serde(flatten)]
     window: &'a Window,
+    /// The window's latencies (µs) in HdrHistogram's interchange form
+    /// (compressed V2, base64, as HdrHistogram's log files hold them), so
+    /// windows can be merged exactly into wider ones: a minute's p99 is
+    /// never an average of its seconds'.
+    histogram: String,
 }
 
 impl JsonLines {
@@ -349,8 +358,8 @@ impl JsonLines {
         let windows = self.windows.cut(sample);
         let written = windows
             .iter()
-            .try_for_each(|(endpoint, window)| {
-                let line = JsonLine { time: &time, endpoint, window };
+            .try_for_each(|(endpoint, window, histogram)| {
+                let line = JsonLine { time: &time, endpoint, window, histogram: interchange(histogram) };
                 writeln!(self.file, "{}", serde_json::to_string(&line).expect("lines serialize"))
             })
             .and_then(|()| self.file.flush());
@@ -361,6 +370,15 @@ impl JsonLines {
             self.failed = true;
         }
     }
+}
+
+/// `histogram` as HdrHistogram's tools exchange it: V2 compressed, base64.
+fn interchange(histogram: &Histogram<u64>) -> String {
+    use base64::Engine;
+    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new().serialize(histogram, &mut bytes).expect("serializing into memory cannot fail");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// A window of the run as the report keeps it: where it ended, in whole
@@ -411,7 +429,7 @@ impl OverTime {
     fn cut(&mut self, elapsed: Duration, sample: &Sample) {
         self.last_cut = elapsed;
         let at_secs = elapsed.as_secs();
-        for (name, window) in self.windows.cut(sample) {
+        for (name, window, _) in self.windows.cut(sample) {
             self.kept.entry(name).or_default().push(TimedWindow { at_secs, window });
         }
     }

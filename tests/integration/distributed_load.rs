@@ -302,6 +302,18 @@ async fn live_progress_merges_the_workers_heartbeats_and_quiet_turns_it_off() {
     let chat = result["latency"].as_array().unwrap().iter().find(|l| l["name"] == "/api/chat").unwrap();
     assert_eq!(sum("/api/chat"), chat["requests"].as_u64().unwrap());
     assert!(lines.iter().any(|l| l["p95_ms"].as_f64().is_some_and(|p| p > 0.0) && l["time"].is_string()));
+    // Each line carries its window's histogram, so windows merge exactly:
+    // the overall lines' histograms added hold every request of the run.
+    let mut merged = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+    for line in lines.iter().filter(|l| l["endpoint"] == "overall") {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(line["histogram"].as_str().unwrap()).unwrap();
+        let window: hdrhistogram::Histogram<u64> =
+            hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice()).unwrap();
+        assert_eq!(window.len(), line["requests"].as_u64().unwrap(), "{line}");
+        merged.add(&window).unwrap();
+    }
+    assert_eq!(merged.len(), sum("overall"));
     // The result keeps the same windows, a few seconds wide, for the report's
     // percentiles over time: they add up to the run too.
     let over_time = |endpoint: &str| result["over_time"][endpoint].as_array().unwrap().clone();
