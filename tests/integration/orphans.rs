@@ -10,7 +10,7 @@ async fn c1(database: &TestDatabase, full: bool) -> ConsistencyCheck {
     let chain = database.chain_proof().await;
     let mission: Uuid =
         client.query_one("INSERT INTO missions (name) VALUES ('orphans') RETURNING id", &[]).await.unwrap().get(0);
-    let checks = verify::verify_mission(&client, mission, &chain, full).await.unwrap();
+    let checks = verify::verify_mission(std::slice::from_ref(&client), mission, &chain, full).await.unwrap();
     checks.into_iter().find(|check| check.id == "C1").unwrap()
 }
 
@@ -52,4 +52,58 @@ async fn enforced_keys_are_proven_by_postgres_and_a_key_switched_off_is_scanned(
 
     let full = c1(&database, true).await;
     assert!(full.basis.contains(&format!("{keys} scanned row by row")), "{full}");
+}
+
+#[tokio::test]
+async fn a_full_scan_checks_log_references_against_the_proven_chain_and_joins_them_when_it_is_broken() {
+    let database = TestDatabase::bootstrapped().await;
+    let client = database.client().await;
+    let head: i64 = client.query_one("SELECT max(seq) FROM immutable_log", &[]).await.unwrap().get(0);
+    let mission: Uuid =
+        client.query_one("INSERT INTO missions (name) VALUES ('refs') RETURNING id", &[]).await.unwrap().get(0);
+    let plant = |log_seq: i64| {
+        format!(
+            "INSERT INTO action_events (event_type, mission_id, actor, resource, result, log_seq)
+             VALUES ('test.orphan', '{mission}', 'test', 'mission/{mission}', 'ok', {log_seq});"
+        )
+    };
+    let beyond = head + 1000;
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE action_events DISABLE TRIGGER ALL; {} {} ALTER TABLE action_events ENABLE TRIGGER ALL;",
+            plant(0),
+            plant(beyond)
+        ))
+        .await
+        .unwrap();
+    let named = |check: &ConsistencyCheck, seq: i64| {
+        check.examples.iter().any(|e| e.starts_with(&format!("public.action_events.log_seq = {seq} refers to no row")))
+    };
+
+    // The chain proven from genesis: seqs 1..=head all exist, so a reference
+    // is checked by its value; one before the start and one past the head are
+    // both orphans.
+    client.batch_execute("DELETE FROM log_checkpoints").await.unwrap();
+    let check = c1(&database, true).await;
+    assert!(!check.passed, "{check}");
+    assert_eq!(check.violations, 2, "{check}");
+    assert!(named(&check, 0) && named(&check, beyond), "{check}");
+    assert!(check.basis.contains(&format!("checked against the chain proven contiguous from genesis to seq {head}")));
+
+    // A superuser removes the first entry: the chain no longer proves the
+    // seqs, so the references are joined to the log — and the one that
+    // pointed at the removed entry is an orphan too.
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE action_events DISABLE TRIGGER ALL; {} ALTER TABLE action_events ENABLE TRIGGER ALL;
+             ALTER TABLE immutable_log DISABLE TRIGGER ALL; DELETE FROM immutable_log WHERE seq = 1;
+             ALTER TABLE immutable_log ENABLE TRIGGER ALL; DELETE FROM log_checkpoints;",
+            plant(1)
+        ))
+        .await
+        .unwrap();
+    let check = c1(&database, true).await;
+    assert_eq!(check.violations, 3, "{check}");
+    assert!(named(&check, 0) && named(&check, 1) && named(&check, beyond), "{check}");
+    assert!(!check.basis.contains("checked against the chain"), "{check}");
 }

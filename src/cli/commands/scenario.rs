@@ -76,7 +76,14 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CommandError> {
     }
     let mut chain = args.chain.settings()?;
     let proof = immutable_log::prove_database(&database, &mut chain, "grace verify").await?;
-    let checks = verify::verify_mission(&client, mission, &proof, chain.full).await?;
+    // --full reads every row of every table with a reference: one connection per core.
+    let mut clients = vec![client];
+    if chain.full {
+        for _ in 1..std::thread::available_parallelism().map_or(1, |n| n.get()).min(4) {
+            clients.push(db::connect(&database).await?);
+        }
+    }
+    let checks = verify::verify_mission(&clients, mission, &proof, chain.full).await?;
     args.output.emit(&checks, |checks| {
         let lines: Vec<String> = checks.iter().map(|check| format!("{check}\n")).collect();
         format!("grace verify — mission {mission} in {database}\n{}", lines.concat())

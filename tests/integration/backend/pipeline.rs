@@ -181,7 +181,9 @@ async fn an_approved_contract_whose_terms_changed_or_that_was_written_after_its_
     assert_eq!(grace::verify::rebuilt_contracts(&client, mission).await.unwrap(), Vec::<Uuid>::new());
     let chain = app.database.chain_proof().await;
     let c4 = |checks: Vec<grace::verify::ConsistencyCheck>| checks.into_iter().find(|c| c.id == "C4").unwrap();
-    assert!(c4(grace::verify::verify_mission(&client, mission, &chain, false).await.unwrap()).passed);
+    assert!(
+        c4(grace::verify::verify_mission(std::slice::from_ref(&client), mission, &chain, false).await.unwrap()).passed
+    );
 
     // Its terms edited after the fact: they no longer hash to the digest taken
     // when it was written, though it was written before the decision.
@@ -203,7 +205,7 @@ async fn an_approved_contract_whose_terms_changed_or_that_was_written_after_its_
     let mut expected = contracts.clone();
     expected.sort();
     assert_eq!(rebuilt, expected);
-    let check = c4(grace::verify::verify_mission(&client, mission, &chain, false).await.unwrap());
+    let check = c4(grace::verify::verify_mission(std::slice::from_ref(&client), mission, &chain, false).await.unwrap());
     assert!(!check.passed);
     assert!(
         check
