@@ -508,7 +508,7 @@ async fn acknowledged_writes(client: &Client, mission: Uuid) -> Result<Consisten
         let check = acked_writes::check(client, run).await?;
         checked += check.acknowledged.max(check.stored);
         if !check.passed {
-            violations += (check.missing + check.extra).max(1);
+            violations += (check.missing + check.duplicated + check.unacknowledged).max(1);
             examples.push(format!("load run {run}: {check}"));
         }
     }

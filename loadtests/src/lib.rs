@@ -28,7 +28,7 @@ pub use goose;
 
 pub use recorder::{
     combine_digests, key_digest, BackendCount, ErrorSample, KeyDigest, LatencyUpload, NameProgress, Progress, Recorded,
-    Recorder, TimeSlot, UploadError, OVERALL,
+    Recorder, TimeSlot, UploadError, WriteOutcome, OVERALL,
 };
 
 use goose::goose::GooseResponse;
@@ -308,9 +308,11 @@ async fn pace(user: &mut GooseUser, target: &LoadTarget) -> Instant {
 }
 
 /// Sends `call` (a write again, with the same key, while it is refused for a
-/// transient reason), records each attempt's latency — the first one's from
-/// `intended` — and the key of an acknowledged write, and checks the answer.
-/// Returns the answer's JSON when it passed.
+/// transient reason — to the next backend, when there are several, as a
+/// client behind a balancer would), records each attempt's latency — the
+/// first one's from `intended` — and the outcome of a write (see
+/// [`WriteOutcome`]), and checks the answer. Returns the answer's JSON when it
+/// passed.
 async fn perform(
     user: &mut GooseUser,
     target: &LoadTarget,
@@ -318,9 +320,11 @@ async fn perform(
     call: Call,
     intended: Instant,
 ) -> Result<Option<Value>, Box<TransactionError>> {
-    let attempts = if call.body.is_some() { WRITE_ATTEMPTS } else { 1 };
+    let key = call.body.as_ref().and_then(|b| b["idempotency_key"].as_str()).map(str::to_string);
+    let attempts = if key.is_some() { WRITE_ATTEMPTS } else { 1 };
     let mut started = intended;
     let mut attempt = 1;
+    let mut outcomes = Vec::new();
     let goose = loop {
         let mut builder = user.get_request_builder(&call.method, &call.path)?.bearer_auth(target.token.expose_secret());
         if let Some(body) = &call.body {
@@ -328,11 +332,13 @@ async fn perform(
         }
         let request = GooseRequest::builder().set_request_builder(builder).name(call.name).build();
         let goose = user.request(request).await?;
-        if goose.response.as_ref().is_ok_and(|r| r.headers().contains_key("x-grace-fault")) {
+        let injected = goose.response.as_ref().is_ok_and(|r| r.headers().contains_key("x-grace-fault"));
+        if injected {
             recorder.count_injected_fault();
         }
         let status = goose.response.as_ref().ok().map(|r| r.status().as_u16());
         recorder.count_answer(user.base_url.as_str().trim_end_matches('/'), call.name, status);
+        outcomes.push(attempt_outcome(&goose.response, injected));
         let transient = match &goose.response {
             // goose has already recorded a transport error as a failure.
             Err(_) => true,
@@ -350,10 +356,16 @@ async fn perform(
             }
             Err(e) => recorder.sample_error(call.name, None, &e.to_string()),
         }
+        fail_over(user, target)?;
         tokio::time::sleep(RETRY_BACKOFF * 2u32.pow(attempt - 1)).await;
         started = Instant::now();
         attempt += 1;
     };
+    if let Some(key) = &key {
+        // Settled before the content check: a write acknowledged is stored,
+        // whatever the check says of the answer next; C7 counts it.
+        recorder.settle(key, WriteOutcome::of(outcomes));
+    }
     let GooseResponse { mut request, response } = goose;
     let response = match response {
         Ok(response) => response,
@@ -366,12 +378,6 @@ async fn perform(
     let status = response.status();
     let body: Result<Value, _> = response.json().await;
     recorder.record_latency(call.name, started.elapsed());
-    if status.is_success() {
-        // Stored, whatever the content check says next: C7 counts it.
-        if let Some(key) = call.body.as_ref().and_then(|b| b["idempotency_key"].as_str()) {
-            recorder.acknowledge(key);
-        }
-    }
     match body {
         Ok(body) if status.is_success() && (call.check)(&body) => Ok(Some(body)),
         Ok(body) => {
@@ -386,6 +392,32 @@ async fn perform(
             user.set_failure(&detail, &mut request, None, None).map(|_| None)
         }
     }
+}
+
+/// What one attempt at a write says of whether it was applied: a 2xx is an
+/// acknowledgement; a 4xx, a 429, a fault injected before any work (its
+/// `X-Grace-Fault` header says so) or a connection never made is a definite
+/// refusal; anything else — a 5xx, a reset or timeout after the request went
+/// out — leaves it indeterminate.
+fn attempt_outcome(response: &Result<reqwest::Response, reqwest::Error>, injected: bool) -> WriteOutcome {
+    match response {
+        Ok(r) if r.status().is_success() => WriteOutcome::Acknowledged,
+        Ok(r) if r.status().is_client_error() || injected => WriteOutcome::Refused,
+        Ok(_) => WriteOutcome::Indeterminate,
+        Err(e) if e.is_connect() => WriteOutcome::Refused,
+        Err(_) => WriteOutcome::Indeterminate,
+    }
+}
+
+/// With several backends, sends the user's next attempt to the next one: a
+/// replica that did not answer is not asked again at once.
+fn fail_over(user: &mut GooseUser, target: &LoadTarget) -> Result<(), Box<TransactionError>> {
+    if target.backends.len() < 2 {
+        return Ok(());
+    }
+    let now = user.base_url.as_str().trim_end_matches('/');
+    let at = target.backends.iter().position(|b| b.trim_end_matches('/') == now).unwrap_or(0);
+    user.set_base_url(&target.backends[(at + 1) % target.backends.len()])
 }
 
 #[cfg(test)]

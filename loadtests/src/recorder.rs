@@ -37,6 +37,12 @@ pub struct Recorded {
     pub overall: Histogram<u64>,
     pub by_name: BTreeMap<String, Histogram<u64>>,
     pub acknowledged_keys: Vec<String>,
+    /// Writes refused definitely (a 4xx, or a refusal that says nothing was
+    /// applied): none may be stored.
+    pub refused_keys: Vec<String>,
+    /// Writes whose last word was no answer (a reset, a timeout, a 5xx after
+    /// sending): each may be stored, at most once.
+    pub indeterminate_keys: Vec<String>,
     /// Responses that were faults injected on purpose (`X-Grace-Fault`), so a
     /// report can count them apart from genuine errors.
     pub injected_faults: u64,
@@ -54,6 +60,40 @@ pub struct Recorded {
     /// was seen; at most `ERROR_KINDS` kinds, the
     /// rest counted under one "other failures" sample.
     pub errors: Vec<ErrorSample>,
+}
+
+/// How a write ended, as Jepsen's checkers judge one: acknowledged (it must be
+/// stored exactly once), refused definitely (it must not be stored), or
+/// indeterminate — no answer came, so it may be stored, but at most once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteOutcome {
+    Acknowledged,
+    Refused,
+    Indeterminate,
+}
+
+impl WriteOutcome {
+    pub const ALL: [WriteOutcome; 3] = [WriteOutcome::Acknowledged, WriteOutcome::Refused, WriteOutcome::Indeterminate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteOutcome::Acknowledged => "acknowledged",
+            WriteOutcome::Refused => "refused",
+            WriteOutcome::Indeterminate => "indeterminate",
+        }
+    }
+
+    /// The outcome of a write whose attempts ended as `attempts` say, in
+    /// order: acknowledged when any was; else indeterminate when any may
+    /// have been applied; else refused.
+    pub fn of(attempts: impl IntoIterator<Item = WriteOutcome>) -> WriteOutcome {
+        attempts.into_iter().fold(WriteOutcome::Refused, |so_far, attempt| match (so_far, attempt) {
+            (WriteOutcome::Acknowledged, _) | (_, WriteOutcome::Acknowledged) => WriteOutcome::Acknowledged,
+            (WriteOutcome::Indeterminate, _) | (_, WriteOutcome::Indeterminate) => WriteOutcome::Indeterminate,
+            _ => WriteOutcome::Refused,
+        })
+    }
 }
 
 /// The name every request is summed under, beside each request's own
@@ -135,6 +175,8 @@ impl Default for Recorded {
             overall: histogram(),
             by_name: BTreeMap::new(),
             acknowledged_keys: Vec::new(),
+            refused_keys: Vec::new(),
+            indeterminate_keys: Vec::new(),
             injected_faults: 0,
             timeline: BTreeMap::new(),
             by_backend: BTreeMap::new(),
@@ -183,8 +225,15 @@ impl Recorder {
         add_sample(&mut self.recorded.lock().expect("recorder lock").errors, sample);
     }
 
-    pub fn acknowledge(&self, key: &str) {
-        self.recorded.lock().expect("recorder lock").acknowledged_keys.push(key.to_string());
+    /// How the write with idempotency key `key` ended, all its attempts told.
+    pub fn settle(&self, key: &str, outcome: WriteOutcome) {
+        let mut recorded = self.recorded.lock().expect("recorder lock");
+        let keys = match outcome {
+            WriteOutcome::Acknowledged => &mut recorded.acknowledged_keys,
+            WriteOutcome::Refused => &mut recorded.refused_keys,
+            WriteOutcome::Indeterminate => &mut recorded.indeterminate_keys,
+        };
+        keys.push(key.to_string());
     }
 
     /// A copy of everything recorded so far.
@@ -302,6 +351,8 @@ impl Recorded {
             self.by_name.entry(name.clone()).or_insert_with(self::histogram).add(histogram)?;
         }
         self.acknowledged_keys.extend(other.acknowledged_keys.iter().cloned());
+        self.refused_keys.extend(other.refused_keys.iter().cloned());
+        self.indeterminate_keys.extend(other.indeterminate_keys.iter().cloned());
         self.injected_faults += other.injected_faults;
         for (second, slot) in &other.timeline {
             self.timeline.entry(*second).or_default().add(slot);
@@ -384,6 +435,8 @@ impl LatencyUpload {
                 .map(|(n, h)| Ok((n.clone(), decode(h)?)))
                 .collect::<Result<_, UploadError>>()?,
             acknowledged_keys: Vec::new(),
+            refused_keys: Vec::new(),
+            indeterminate_keys: Vec::new(),
             injected_faults: self.injected_faults,
             timeline: self.timeline.clone(),
             by_backend: self.by_backend.clone(),
@@ -453,7 +506,7 @@ mod tests {
             recorder.record_latency(name, Duration::from_millis(*ms));
         }
         for key in keys {
-            recorder.acknowledge(key);
+            recorder.settle(key, WriteOutcome::Acknowledged);
         }
         recorder.snapshot()
     }
@@ -478,6 +531,15 @@ mod tests {
         // workers' p99s would have halved it.
         assert!(merged.overall.value_at_quantile(0.99) > 400_000);
         assert_eq!(merged.acknowledged_keys, ["w1/u0/1", "w2/u0/1"]);
+    }
+
+    #[test]
+    fn a_write_is_acknowledged_if_any_attempt_was_else_indeterminate_if_any_may_have_applied() {
+        use WriteOutcome::*;
+        assert_eq!(WriteOutcome::of([Indeterminate, Acknowledged]), Acknowledged);
+        assert_eq!(WriteOutcome::of([Refused, Indeterminate, Refused]), Indeterminate);
+        assert_eq!(WriteOutcome::of([Refused, Refused]), Refused);
+        assert_eq!(WriteOutcome::of([Acknowledged, Refused]), Acknowledged);
     }
 
     #[test]

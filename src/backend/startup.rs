@@ -17,7 +17,7 @@ use super::{sequencer, task_runner};
 use crate::configuration::DatabaseUrl;
 use crate::configuration::Tokens;
 use crate::db::DbError;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,6 +163,13 @@ fn pool(database: &DatabaseUrl, size: usize) -> Pool {
     );
     Pool::builder(manager)
         .max_size(size)
+        // Each connection writes the mission counters into a slot no other
+        // live session holds (migration V23): writers never queue on a slot.
+        .post_create(Hook::async_fn(|client, _| {
+            Box::pin(async move {
+                client.batch_execute("SELECT grace_claim_stats_slot()").await.map_err(HookError::Backend)
+            })
+        }))
         .runtime(Runtime::Tokio1)
         .timeouts(Timeouts { wait: Some(POOL_WAIT), create: Some(CONNECTION_CREATE), recycle: Some(CONNECTION_CREATE) })
         .build()

@@ -1,9 +1,12 @@
-//! Consistency condition C7 for a load run: the chat messages and tasks stored
-//! for the run are exactly the writes its workers saw acknowledged — none
-//! missing (an acknowledged write lost), none extra (a write stored twice, or
-//! stored without the client being told). Counts and digests are compared
-//! first; the keys the workers uploaded then say how many are missing or extra,
-//! and which.
+//! Consistency condition C7 for a load run: every write is judged by how it
+//! ended for the client (the outcome model of Jepsen's checkers):
+//! acknowledged — stored exactly once; refused definitely — not stored;
+//! indeterminate (no answer) — stored at most once, counted. So a write lost
+//! after its acknowledgement (missing), one stored twice (duplicated), and one
+//! stored that was refused or never sent (unacknowledged) each fail the run,
+//! while a write committed by a replica that died before it answered does not.
+//! Counts and digests are compared first; the keys the workers uploaded with
+//! their outcomes then say how many of each, and which.
 //!
 //! Every key names its run and worker (`<run>/<worker>/u<user>/<n>`), so the
 //! run's rows are found by key, and rows written by a worker that was lost
@@ -16,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-/// How many missing or extra keys a report names.
+/// How many keys of each kind of violation a report names.
 const SAMPLE: i64 = 5;
 
 /// The stored client writes of run `$1` by workers whose upload is in, as `key`.
@@ -41,10 +44,27 @@ pub struct AckedWritesCheck {
     pub stored_digest: String,
     /// Acknowledged but not stored: acknowledged data lost.
     pub missing: u64,
-    /// Stored but never acknowledged.
-    pub extra: u64,
+    /// Keys stored more than once, whatever their outcome.
+    #[serde(default)]
+    pub duplicated: u64,
+    /// Stored although refused definitely, or never sent as far as any
+    /// worker knows.
+    #[serde(default)]
+    pub unacknowledged: u64,
+    /// Writes that got no answer: each may be stored (at most once).
+    #[serde(default)]
+    pub indeterminate: u64,
+    /// Of those, how many were stored.
+    #[serde(default)]
+    pub indeterminate_stored: u64,
+    /// Writes refused definitely.
+    #[serde(default)]
+    pub refused: u64,
     pub missing_sample: Vec<String>,
-    pub extra_sample: Vec<String>,
+    #[serde(default)]
+    pub duplicated_sample: Vec<String>,
+    #[serde(default)]
+    pub unacknowledged_sample: Vec<String>,
     /// Rows written by workers that were lost; nothing to compare them with.
     pub unverifiable: u64,
     pub passed: bool,
@@ -60,9 +80,14 @@ impl AckedWritesCheck {
             acknowledged_digest: "0".repeat(64),
             stored_digest: "0".repeat(64),
             missing: 0,
-            extra: 0,
+            duplicated: 0,
+            unacknowledged: 0,
+            indeterminate: 0,
+            indeterminate_stored: 0,
+            refused: 0,
             missing_sample: vec![],
-            extra_sample: vec![],
+            duplicated_sample: vec![],
+            unacknowledged_sample: vec![],
             unverifiable: 0,
             passed: true,
         }
@@ -71,22 +96,29 @@ impl AckedWritesCheck {
 
 impl std::fmt::Display for AckedWritesCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} acknowledged, {} stored", self.acknowledged, self.stored)?;
         if self.passed {
-            write!(f, "{} acknowledged = {} stored, digests equal", self.acknowledged, self.stored)?;
+            write!(f, ": every acknowledged write stored exactly once")?;
         } else {
             write!(
                 f,
-                "{} acknowledged, {} stored: {} missing{}, {} extra{}",
-                self.acknowledged,
-                self.stored,
+                ": {} missing{}, {} duplicated{}, {} stored without acknowledgement{}",
                 self.missing,
                 listed(&self.missing_sample),
-                self.extra,
-                listed(&self.extra_sample)
+                self.duplicated,
+                listed(&self.duplicated_sample),
+                self.unacknowledged,
+                listed(&self.unacknowledged_sample)
             )?;
-            if self.missing == 0 && self.extra == 0 {
-                write!(f, "; the uploaded keys disagree with the uploaded counts or digests")?;
+            if self.missing == 0 && self.duplicated == 0 && self.unacknowledged == 0 {
+                write!(f, "; the uploaded keys disagree with the uploaded counts")?;
             }
+        }
+        if self.indeterminate > 0 {
+            write!(f, "; indeterminate (no answer): stored {} of {}", self.indeterminate_stored, self.indeterminate)?;
+        }
+        if self.refused > 0 {
+            write!(f, "; {} refused, none stored", self.refused)?;
         }
         if self.unverifiable > 0 {
             write!(f, " ({} rows by lost workers not verifiable)", self.unverifiable)?;
@@ -126,34 +158,53 @@ pub async fn check(client: &Client, run_id: Uuid) -> Result<AckedWritesCheck, Co
         .query_one(
             &format!(
                 "WITH {STORED},
-                 acked AS (SELECT idempotency_key AS key FROM control.acked_writes WHERE run_id = $1),
-                 -- Set differences (hashed), not NOT EXISTS: over CTEs that would be a nested loop.
-                 missing AS (SELECT key FROM acked EXCEPT SELECT key FROM stored),
-                 extra AS (SELECT key FROM stored EXCEPT SELECT key FROM acked)
+                 outcomes AS (SELECT idempotency_key AS key, outcome FROM control.write_outcomes WHERE run_id = $1),
+                 copies AS (SELECT key, count(*) AS copies FROM stored GROUP BY key),
+                 -- One hashed full join: every key stored or settled, with both sides.
+                 judged AS MATERIALIZED (
+                    SELECT coalesce(c.key, o.key) AS key, coalesce(c.copies, 0) AS copies, o.outcome
+                      FROM copies c FULL JOIN outcomes o ON o.key = c.key)
                  SELECT (SELECT count(*) FROM stored) AS stored,
-                        (SELECT count(*) FROM missing) AS missing,
-                        (SELECT count(*) FROM extra) AS extra,
-                        ARRAY(SELECT key FROM missing ORDER BY key LIMIT $2) AS missing_sample,
-                        ARRAY(SELECT key FROM extra ORDER BY key LIMIT $2) AS extra_sample,
-                        (SELECT count(*) FROM written) - (SELECT count(*) FROM stored) AS unverifiable"
+                        count(*) FILTER (WHERE outcome = 'acknowledged') AS acknowledged,
+                        count(*) FILTER (WHERE outcome = 'acknowledged' AND copies = 0) AS missing,
+                        count(*) FILTER (WHERE copies > 1) AS duplicated,
+                        count(*) FILTER (WHERE copies > 0 AND outcome IS DISTINCT FROM 'acknowledged'
+                                                          AND outcome IS DISTINCT FROM 'indeterminate') AS unacknowledged,
+                        count(*) FILTER (WHERE outcome = 'indeterminate') AS indeterminate,
+                        count(*) FILTER (WHERE outcome = 'indeterminate' AND copies > 0) AS indeterminate_stored,
+                        count(*) FILTER (WHERE outcome = 'refused') AS refused,
+                        ARRAY(SELECT key FROM judged WHERE outcome = 'acknowledged' AND copies = 0
+                               ORDER BY key LIMIT $2) AS missing_sample,
+                        ARRAY(SELECT key FROM judged WHERE copies > 1 ORDER BY key LIMIT $2) AS duplicated_sample,
+                        ARRAY(SELECT key FROM judged WHERE copies > 0 AND outcome IS DISTINCT FROM 'acknowledged'
+                                AND outcome IS DISTINCT FROM 'indeterminate' ORDER BY key LIMIT $2)
+                          AS unacknowledged_sample,
+                        (SELECT count(*) FROM written) - (SELECT count(*) FROM stored) AS unverifiable
+                   FROM judged"
             ),
             &[&run_id, &SAMPLE],
         )
         .await?;
-    let (stored, missing, extra): (i64, i64, i64) =
-        (row.try_get("stored")?, row.try_get("missing")?, row.try_get("extra")?);
-    let passed = missing == 0 && extra == 0 && stored == acknowledged && stored_digest == acknowledged_digest;
+    let count = |column: &str| row.try_get::<_, i64>(column).map(|n| n as u64);
+    let (missing, duplicated, unacknowledged) = (count("missing")?, count("duplicated")?, count("unacknowledged")?);
+    // The keys uploaded as acknowledged must be as many as the workers counted.
+    let uploaded_whole = count("acknowledged")? == acknowledged as u64;
     Ok(AckedWritesCheck {
         acknowledged: acknowledged as u64,
-        stored: stored as u64,
+        stored: count("stored")?,
         acknowledged_digest,
         stored_digest,
-        missing: missing as u64,
-        extra: extra as u64,
+        missing,
+        duplicated,
+        unacknowledged,
+        indeterminate: count("indeterminate")?,
+        indeterminate_stored: count("indeterminate_stored")?,
+        refused: count("refused")?,
         missing_sample: row.try_get("missing_sample")?,
-        extra_sample: row.try_get("extra_sample")?,
-        unverifiable: row.try_get::<_, i64>("unverifiable")? as u64,
-        passed,
+        duplicated_sample: row.try_get("duplicated_sample")?,
+        unacknowledged_sample: row.try_get("unacknowledged_sample")?,
+        unverifiable: count("unverifiable")?,
+        passed: missing == 0 && duplicated == 0 && unacknowledged == 0 && uploaded_whole,
     })
 }
 

@@ -18,7 +18,7 @@ use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
 use crate::db::rows::FromRow;
 use crate::db::Listener;
 use crate::specification::Role;
-use grace_loadtests::{key_digest, LoadTarget, Recorder};
+use grace_loadtests::{key_digest, LoadTarget, Recorded, Recorder, WriteOutcome};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -286,11 +286,11 @@ impl Worker {
             let _ = shown.await;
         }
         let outcome = outcome?;
-        let keys = &outcome.recorded.acknowledged_keys;
-        let histograms = serde_json::to_vec(&outcome.recorded.latency_upload()).expect("uploads serialize");
+        let recorded = &outcome.recorded;
+        let histograms = serde_json::to_vec(&recorded.latency_upload()).expect("uploads serialize");
         // A worker cut off from the control plane would otherwise wait as long
         // as the link stays down (a query on a dead TCP link does not fail).
-        let upload = self.upload(run_id, &outcome.goose_metrics, &histograms, keys, outcome.report_html.as_deref());
+        let upload = self.upload(run_id, &outcome.goose_metrics, &histograms, recorded, outcome.report_html.as_deref());
         let uploaded =
             tokio::time::timeout(UPLOAD_ALLOWANCE, upload).await.map_err(|_| ControlError::ControlPlaneLost {
                 what: "the upload of this worker's results",
@@ -298,7 +298,8 @@ impl Worker {
                 consequence: GIVEN_UP,
             })??;
         if uploaded {
-            tracing::info!(run = %run_id, requests = outcome.recorded.overall.len(), acked = keys.len(), "uploaded");
+            tracing::info!(run = %run_id, requests = recorded.overall.len(), acked = recorded.acknowledged_keys.len(),
+                refused = recorded.refused_keys.len(), indeterminate = recorded.indeterminate_keys.len(), "uploaded");
         } else {
             tracing::warn!(run = %run_id, "the coordinator had given this worker up as lost; results not uploaded");
         }
@@ -319,29 +320,74 @@ impl Worker {
     /// Uploads in one transaction, unless the coordinator has since given this
     /// worker up (then nothing is written and `false` returned). Uploading
     /// again after an upload that committed (its answer lost with the
-    /// connection) writes nothing more and answers `true`.
+    /// connection) writes nothing more and answers `true`. The keys go in
+    /// first and the share's row is locked only at the end, to mark it done:
+    /// a long COPY (670k keys take seconds) never holds up the heartbeats or
+    /// the coordinator's watch, which update that row.
     async fn upload(
         &self,
         run_id: Uuid,
         goose_metrics: &serde_json::Value,
         histograms: &[u8],
-        keys: &[String],
+        writes: &Recorded,
         report_html: Option<&str>,
     ) -> Result<bool, ControlError> {
         let id = self.identity.id;
+        let keys = &writes.acknowledged_keys;
         let digest = &key_digest(keys.iter().map(String::as_str));
+        let (refused, indeterminate) = (writes.refused_keys.len() as i64, writes.indeterminate_keys.len() as i64);
+        const SHARE: &str = "SELECT status FROM control.run_workers WHERE run_id = $1 AND worker_id = $2";
         self.plane
             .run_alone("the upload of this worker's results", |mut client| async move {
                 let transaction = client.transaction().await?;
-                let share: Option<String> = transaction
-                    .query_opt(
-                        "SELECT status FROM control.run_workers WHERE run_id = $1 AND worker_id = $2 FOR UPDATE",
-                        &[&run_id, &id],
+                let status =
+                    |row: Option<tokio_postgres::Row>| row.map(|row| row.try_get::<_, String>("status")).transpose();
+                match status(transaction.query_opt(SHARE, &[&run_id, &id]).await?)?.as_deref() {
+                    Some("running") => {}
+                    Some("done") => return Ok(true),
+                    _ => return Ok(false),
+                }
+                transaction
+                    .execute(
+                        "INSERT INTO control.worker_results
+                           (run_id, worker_id, goose_metrics, latency_histogram, acked_keys_count, acked_keys_digest,
+                            refused_keys_count, indeterminate_keys_count, goose_report_html)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        &[
+                            &run_id,
+                            &id,
+                            goose_metrics,
+                            &histograms,
+                            &(keys.len() as i64),
+                            digest,
+                            &refused,
+                            &indeterminate,
+                            &report_html,
+                        ],
                     )
-                    .await?
-                    .map(|row| row.try_get("status"))
-                    .transpose()?;
-                match share.as_deref() {
+                    .await?;
+                let sink = transaction
+                    .copy_in(
+                        "COPY control.write_outcomes (run_id, worker_id, idempotency_key, outcome)
+                         FROM STDIN (FORMAT binary)",
+                    )
+                    .await?;
+                let writer = BinaryCopyInWriter::new(sink, &[Type::UUID, Type::UUID, Type::TEXT, Type::TEXT]);
+                futures::pin_mut!(writer);
+                let settled = [
+                    (WriteOutcome::Acknowledged, keys),
+                    (WriteOutcome::Refused, &writes.refused_keys),
+                    (WriteOutcome::Indeterminate, &writes.indeterminate_keys),
+                ];
+                for (outcome, keys) in settled {
+                    for key in keys {
+                        writer.as_mut().write(&[&run_id, &id, key, &outcome.as_str()]).await?;
+                    }
+                }
+                writer.finish().await?;
+                // The share may have been given up meanwhile: decided under its row's lock.
+                let locked = transaction.query_opt(&format!("{SHARE} FOR UPDATE"), &[&run_id, &id]).await?;
+                match status(locked)?.as_deref() {
                     Some("running") => {}
                     Some("done") => return Ok(true),
                     _ => return Ok(false),
@@ -352,26 +398,6 @@ impl Worker {
                         &[&run_id, &id],
                     )
                     .await?;
-                transaction
-                    .execute(
-                        "INSERT INTO control.worker_results
-                           (run_id, worker_id, goose_metrics, latency_histogram, acked_keys_count, acked_keys_digest,
-                            goose_report_html)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        &[&run_id, &id, goose_metrics, &histograms, &(keys.len() as i64), digest, &report_html],
-                    )
-                    .await?;
-                let sink = transaction
-                    .copy_in(
-                        "COPY control.acked_writes (run_id, worker_id, idempotency_key) FROM STDIN (FORMAT binary)",
-                    )
-                    .await?;
-                let writer = BinaryCopyInWriter::new(sink, &[Type::UUID, Type::UUID, Type::TEXT]);
-                futures::pin_mut!(writer);
-                for key in keys {
-                    writer.as_mut().write(&[&run_id, &id, key]).await?;
-                }
-                writer.finish().await?;
                 transaction.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
                 transaction.commit().await?;
                 Ok::<_, tokio_postgres::Error>(true)

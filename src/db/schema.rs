@@ -28,7 +28,7 @@ pub const TABLES: &[&str] = &[
     "control.runs",
     "control.run_workers",
     "control.worker_results",
-    "control.acked_writes",
+    "control.write_outcomes",
     "control.scenario_runs",
     "control.scenario_iterations",
 ];
@@ -73,8 +73,8 @@ const FOREIGN_KEYS: &[(&str, &str, &str)] = &[
     ("control.run_workers", "worker_id", "control.workers"),
     ("control.worker_results", "run_id", "control.runs"),
     ("control.worker_results", "worker_id", "control.workers"),
-    ("control.acked_writes", "run_id", "control.runs"),
-    ("control.acked_writes", "worker_id", "control.workers"),
+    ("control.write_outcomes", "run_id", "control.runs"),
+    ("control.write_outcomes", "worker_id", "control.workers"),
     ("control.scenario_iterations", "run_id", "control.scenario_runs"),
     ("control.scenario_iterations", "mission_id", "public.missions"),
 ];

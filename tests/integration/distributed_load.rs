@@ -103,7 +103,8 @@ async fn two_workers_under_chaos_merge_to_their_sums_and_every_acknowledged_writ
             "WITH stored AS (
                SELECT idempotency_key k FROM chat_messages WHERE role = 'user' AND starts_with(idempotency_key, $1)
                UNION ALL SELECT idempotency_key FROM tasks WHERE starts_with(idempotency_key, $1)),
-             acked AS (SELECT idempotency_key k FROM control.acked_writes WHERE run_id = $2::text::uuid)
+             acked AS (SELECT idempotency_key k FROM control.write_outcomes
+                        WHERE run_id = $2::text::uuid AND outcome = 'acknowledged')
              SELECT (SELECT count(*) FROM stored), (SELECT count(DISTINCT k) FROM stored), (SELECT count(*) FROM acked),
                     (SELECT count(*) FROM (SELECT k FROM stored EXCEPT SELECT k FROM acked) x)",
             &[&format!("{run}/"), &run],
@@ -540,7 +541,7 @@ async fn expecting_three_workers_when_two_joined_exits_3_and_names_them() {
 }
 
 #[tokio::test]
-async fn a_coordinator_without_workers_runs_one_in_process_and_c7_names_missing_and_extra_writes() {
+async fn a_coordinator_without_workers_runs_one_in_process_and_c7_judges_each_write_by_its_outcome() {
     let app = TestApp::spawn().await;
     let ran = load(&app, &["--users", "4", "--run-time", "2s"]).await;
     assert_eq!(ran.code, Some(0), "{}", ran.all_output());
@@ -548,10 +549,44 @@ async fn a_coordinator_without_workers_runs_one_in_process_and_c7_names_missing_
     assert_eq!(result["workers"].as_array().unwrap().len(), 1);
     assert_eq!(result["acked_writes"]["passed"], true);
 
-    // Lose one acknowledged task and store one the client never saw: C7 says so.
+    // The checker against each fault it must catch, one after another, each
+    // counted and named: a correct system never stores a key twice (the
+    // unique constraint goes, so that the faults below can be written).
     let client = app.database.client().await;
     let run: uuid::Uuid = result["run_id"].as_str().unwrap().parse().unwrap();
-    let lost_key: String = client
+    let worker: uuid::Uuid = result["workers"][0]["worker_id"].as_str().unwrap().parse().unwrap();
+    client.batch_execute("ALTER TABLE tasks DROP CONSTRAINT tasks_idempotency_key_key").await.unwrap();
+    let check = || async { grace::control::acked_writes::check(&client, run).await.unwrap() };
+    let store = |key: String| {
+        let client = &client;
+        async move {
+            client
+                .execute(
+                    "INSERT INTO tasks (mission_id, title, idempotency_key) SELECT mission_id, 'planted', $2::text
+                       FROM control.runs WHERE id = $1",
+                    &[&run, &key],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let settle = |key: String, outcome: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .execute(
+                    "INSERT INTO control.write_outcomes (run_id, worker_id, idempotency_key, outcome)
+                     VALUES ($1, $2, $3, $4)",
+                    &[&run, &worker, &key, &outcome],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let key = |n: u32| format!("{run}/{worker}/u0/{}", 900_000 + n);
+
+    // An acknowledged task lost: missing.
+    let lost: String = client
         .query_one(
             "DELETE FROM tasks WHERE id = (SELECT id FROM tasks WHERE starts_with(idempotency_key, $1) LIMIT 1)
              RETURNING idempotency_key",
@@ -560,23 +595,59 @@ async fn a_coordinator_without_workers_runs_one_in_process_and_c7_names_missing_
         .await
         .unwrap()
         .get(0);
-    let worker = result["workers"][0]["worker_id"].as_str().unwrap();
-    let extra_key = format!("{run}/{worker}/u0/999999");
-    client
-        .execute(
-            "INSERT INTO tasks (mission_id, title, idempotency_key) SELECT mission_id, 'sneaked in', $2::text
-               FROM control.runs WHERE id = $1",
-            &[&run, &extra_key],
+    let c = check().await;
+    assert!(!c.passed);
+    assert_eq!((c.missing, c.duplicated, c.unacknowledged), (1, 0, 0), "{c}");
+    assert_eq!(c.missing_sample, std::slice::from_ref(&lost));
+    assert!(c.to_string().contains("1 missing"), "{c}");
+    store(lost).await;
+
+    // An acknowledged task stored twice: duplicated.
+    let twice: String = client
+        .query_one(
+            "SELECT idempotency_key FROM control.write_outcomes WHERE run_id = $1 AND outcome = 'acknowledged'
+               AND idempotency_key IN (SELECT idempotency_key FROM tasks) LIMIT 1",
+            &[&run],
         )
         .await
+        .unwrap()
+        .get(0);
+    store(twice.clone()).await;
+    let c = check().await;
+    assert_eq!((c.missing, c.duplicated, c.unacknowledged), (0, 1, 0), "{c}");
+    assert_eq!(c.duplicated_sample, [twice]);
+
+    // A write refused definitely, stored anyway; and one no worker ever sent.
+    settle(key(1), "refused").await;
+    store(key(1)).await;
+    store(key(2)).await;
+    let c = check().await;
+    assert_eq!((c.duplicated, c.unacknowledged, c.refused), (1, 2, 1), "{c}");
+    assert_eq!(c.unacknowledged_sample, [key(1), key(2)]);
+
+    // Writes that got no answer: one stored once is allowed (counted), one
+    // stored twice is not, one not stored is allowed.
+    for n in 3..=5 {
+        settle(key(n), "indeterminate").await;
+    }
+    store(key(3)).await;
+    store(key(4)).await;
+    store(key(4)).await;
+    let c = check().await;
+    assert_eq!((c.indeterminate, c.indeterminate_stored, c.duplicated, c.unacknowledged), (3, 2, 2, 2), "{c}");
+    assert!(c.duplicated_sample.contains(&key(4)), "{c}");
+    assert!(c.to_string().contains("indeterminate (no answer): stored 2 of 3"), "{c}");
+
+    // Undone, the faults leave a run that passes, its indeterminate writes counted.
+    client
+        .execute("DELETE FROM tasks WHERE idempotency_key = ANY($1)", &[&vec![key(1), key(2), key(4)]])
+        .await
         .unwrap();
-    let check = grace::control::acked_writes::check(&client, run).await.unwrap();
-    assert!(!check.passed);
-    assert_eq!((check.missing, check.extra), (1, 1), "{check}");
-    assert_eq!(check.missing_sample, [lost_key]);
-    assert_eq!(check.extra_sample, [extra_key]);
-    assert_ne!(check.stored_digest, check.acknowledged_digest);
-    assert!(check.to_string().contains("1 missing"), "{check}");
+    client.execute("DELETE FROM tasks WHERE ctid IN (SELECT max(ctid) FROM tasks GROUP BY idempotency_key HAVING count(*) > 1)", &[]).await.unwrap();
+    store(key(4)).await;
+    let c = check().await;
+    assert!(c.passed, "{c}");
+    assert_eq!((c.indeterminate, c.indeterminate_stored, c.refused), (3, 2, 1), "{c}");
 }
 
 #[tokio::test]
@@ -681,4 +752,45 @@ async fn bad_worker_configuration_exits_with_a_clear_message() {
     let registered: i64 =
         app.database.client().await.query_one("SELECT count(*) FROM control.workers", &[]).await.unwrap().get(0);
     assert_eq!(registered, 0, "a worker that cannot start registers nothing");
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_run_loses_no_acknowledged_write_and_its_unanswered_writes_are_judged_as_such() {
+    use tokio::io::AsyncBufReadExt;
+    let first = TestApp::spawn().await;
+    let mut second = grace()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &first.database.url.to_string()])
+        .env("GRACE_TOKENS", format!("operator={}", first.token(Role::Operator)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(second.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next_line().await.unwrap().expect("grace serve says where it listens");
+        if let Some(address) = line.strip_prefix("grace backend listening on ") {
+            break address.to_string();
+        }
+    };
+    let running = load_command(&first, &["--backend", &address, "--users", "8", "--run-time", "6s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    second.start_kill().unwrap();
+    let ran: Ran = running.wait_with_output().await.unwrap().into();
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    // Requests were cut off by the kill, and writes sent again, to the other replica...
+    let dead = &result["backends"][address.trim_end_matches('/')];
+    assert!(dead["failures"].as_u64().unwrap() > 0, "{dead}");
+    // ...and C7 judges each write by how it ended: nothing acknowledged lost
+    // or doubled, the unanswered ones counted apart.
+    let check = &result["acked_writes"];
+    assert_eq!(check["passed"], true, "{check}");
+    assert_eq!((check["missing"].as_u64(), check["duplicated"].as_u64()), (Some(0), Some(0)), "{check}");
+    let (indeterminate, stored) =
+        (check["indeterminate"].as_u64().unwrap(), check["indeterminate_stored"].as_u64().unwrap());
+    assert!(stored <= indeterminate, "{check}");
 }

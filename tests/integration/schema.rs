@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 22, "{status:?}");
+    assert_eq!(status.pending.len(), 24, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -37,7 +37,9 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V19__indexes_without_nulls",
             "V20__linked_events_unique_without_nulls",
             "V21__column_rules_as_domains",
-            "V22__chain_check_reads_one_entry_before"
+            "V22__chain_check_reads_one_entry_before",
+            "V23__stats_slot_per_session",
+            "V24__write_outcomes"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());
@@ -237,7 +239,7 @@ async fn the_request_tables_check_single_columns_by_domains_that_refuse_what_the
         ("contract_status", &["planned", "rolled_back", "rejected"], &["exploded", "Planned"]),
         ("contract_digest", &["", &"0a".repeat(32)], &[&"0A".repeat(32), &"0a".repeat(31), "g"]),
         ("benchmark_kind", &["smoke", "regression"], &["load"]),
-        ("stats_slot", &["0", "15"], &["-1", "16"]),
+        ("stats_slot", &["0", "127"], &["-1", "128"]),
         ("chat_role", &["user", "assistant"], &["system"]),
         ("task_status", &["queued", "cancelled"], &["done"]),
         ("task_title", &["t", &long(500)], &["", &long(501)]),

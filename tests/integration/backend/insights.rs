@@ -196,6 +196,74 @@ async fn read_models_equal_a_recount_after_concurrent_mixed_work_without_faults(
         .get(0);
     assert!(tier_1 > 0, "the workload wrote tier-1 contracts");
     assert_read_models_equal_recounts(&app, &[missions[0], missions[1], Uuid::new_v4()]).await;
+    // Every counter slot the backend wrote (the task runner's among them) is
+    // one a live session of its pool holds alone.
+    let unclaimed: Vec<i16> = client
+        .query(
+            "SELECT DISTINCT slot::smallint FROM mission_stats
+              WHERE slot NOT IN (SELECT objid::bigint FROM pg_locks
+                                  WHERE locktype = 'advisory' AND classid = grace_stats_slot_lock_class())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(unclaimed, Vec::<i16>::new(), "slots written by no claiming session");
+}
+
+#[tokio::test]
+async fn no_two_live_sessions_hold_the_same_counter_slot() {
+    async fn slot(client: &Client) -> i16 {
+        client.query_one("SELECT grace_stats_slot()", &[]).await.unwrap().get(0)
+    }
+    async fn claim(client: &Client) -> i16 {
+        client.query_one("SELECT grace_claim_stats_slot()", &[]).await.unwrap().get(0)
+    }
+    let database = TestDatabase::migrated().await;
+    let sessions = join_all((0..20).map(|_| database.client())).await;
+    let mut claimed = Vec::new();
+    for session in &sessions {
+        let held = claim(session).await;
+        assert_eq!(slot(session).await, held, "a session writes the slot it claimed");
+        claimed.push(held);
+    }
+    let mut distinct = claimed.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), claimed.len(), "{claimed:?}");
+
+    // A claim made in a transaction that rolls back is still the session's:
+    // claiming again finds it instead of taking a second slot.
+    let late = database.client().await;
+    late.batch_execute("BEGIN; SELECT grace_claim_stats_slot(); ROLLBACK").await.unwrap();
+    let kept = claim(&late).await;
+    assert!(!claimed.contains(&kept), "{kept} is another session's");
+    let held: i64 = late
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                AND classid = grace_stats_slot_lock_class()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 1, "one slot per session");
+
+    // A session's slot is free again once it ends.
+    let first = claimed[0];
+    drop(sessions);
+    let next = database.client().await;
+    crate::helpers::eventually("the ended sessions' slots to be free", std::time::Duration::from_secs(10), || async {
+        let free: bool = next
+            .query_one("SELECT pg_try_advisory_lock(grace_stats_slot_lock_class(), $1::int)", &[&i32::from(first)])
+            .await
+            .unwrap()
+            .get(0);
+        free.then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
