@@ -22,6 +22,7 @@
 //! coordinated omission cannot hide it).
 
 mod recorder;
+pub mod workload;
 
 /// The goose this crate is built on, for callers that configure attacks.
 pub use goose;
@@ -61,47 +62,56 @@ const WRITE_ATTEMPTS: u32 = 4;
 /// The first retry's delay; it doubles each time.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
-/// A user's own state: its counter for unique idempotency keys, and in the
-/// open model when its next transaction is due.
-#[derive(Clone)]
-struct UserSequence {
-    sent: u64,
-    next_due: Option<Instant>,
+/// A user's own state: its counter for unique idempotency keys, in the open
+/// model when its next request is due, and for a workload what its flow has
+/// captured and which feeder rows its iteration took.
+#[derive(Clone, Default)]
+pub(crate) struct UserState {
+    /// Writes sent, for unique keys.
+    pub sent: u64,
+    pub next_due: Option<Instant>,
     /// Transactions this user has sent, for taking backends in turn.
-    transactions: usize,
+    pub transactions: usize,
+    /// Scenario iterations begun.
+    pub iteration: u64,
+    pub captured: std::collections::HashMap<String, Value>,
+    /// The row each feeder gave this iteration.
+    pub rows: Vec<Option<usize>>,
+    /// A unique feeder had no row left for this user: it stops.
+    pub exhausted: bool,
 }
 
 /// The four weighted scenarios, recording into `recorder`.
 pub fn scenarios(target: Arc<LoadTarget>, recorder: Arc<Recorder>) -> Vec<Scenario> {
-    let chat = step(&target, &recorder, |target, user, key| {
-        let body = json!({ "mission_id": target.mission_id, "session_id": format!("user-{}", user.weighted_users_index),
-                           "message": "what is the mission's progress?", "idempotency_key": key });
-        Call {
-            method: GooseMethod::Post,
-            path: "/api/chat".into(),
-            name: "/api/chat",
-            body: Some(body),
-            check: |v| v["reply"].as_str().is_some_and(|r| r.starts_with("Mission ")),
-        }
-    });
-    let task = step(&target, &recorder, |target, _user, key| {
-        let body = json!({ "mission_id": target.mission_id, "title": "rebuild the search index",
+    let chat = step(
+        &target,
+        &recorder,
+        |v| v["reply"].as_str().is_some_and(|r| r.starts_with("Mission ")),
+        |target, user, key| {
+            let body = json!({ "mission_id": target.mission_id, "session_id": format!("user-{}", user.weighted_users_index),
+                               "message": "what is the mission's progress?", "idempotency_key": key });
+            call(GooseMethod::Post, "/api/chat".into(), "/api/chat", Some(body), Some(key.to_string()))
+        },
+    );
+    let task = step(
+        &target,
+        &recorder,
+        |v| v["status"].is_string() && v["id"].is_string(),
+        |target, _user, key| {
+            let body = json!({ "mission_id": target.mission_id, "title": "rebuild the search index",
                            "payload": {"requested_by": "load"}, "idempotency_key": key });
-        Call {
-            method: GooseMethod::Post,
-            path: "/api/tasks".into(),
-            name: "/api/tasks",
-            body: Some(body),
-            check: |v| v["status"].is_string() && v["id"].is_string(),
-        }
-    });
-    let summary = step(&target, &recorder, |target, _user, _key| Call {
-        method: GooseMethod::Get,
-        path: format!("/api/metrics/summary?mission_id={}", target.mission_id),
-        name: "/api/metrics/summary",
-        body: None,
-        check: |v| v["contracts"].is_number(),
-    });
+            call(GooseMethod::Post, "/api/tasks".into(), "/api/tasks", Some(body), Some(key.to_string()))
+        },
+    );
+    let summary = step(
+        &target,
+        &recorder,
+        |v| v["contracts"].is_number(),
+        |target, _user, _key| {
+            let path = format!("/api/metrics/summary?mission_id={}", target.mission_id);
+            call(GooseMethod::Get, path, "/api/metrics/summary", None, None)
+        },
+    );
     let mut verification = scenario!("VerificationReads").set_weight(1).expect("a positive weight");
     for path in [
         "/api/verification/stats",
@@ -110,13 +120,14 @@ pub fn scenarios(target: Arc<LoadTarget>, recorder: Arc<Recorder>) -> Vec<Scenar
         "/api/verification/benchmarks",
     ] {
         verification = verification.register_transaction(
-            step(&target, &recorder, move |target, _user, _key| Call {
-                method: GooseMethod::Get,
-                path: format!("{path}?mission_id={}", target.mission_id),
-                name: path,
-                body: None,
-                check: |v| v.is_object() || v.is_array(),
-            })
+            step(
+                &target,
+                &recorder,
+                |v| v.is_object() || v.is_array(),
+                move |target, _user, _key| {
+                    call(GooseMethod::Get, format!("{path}?mission_id={}", target.mission_id), path, None, None)
+                },
+            )
             .set_name(&format!("read {path}")),
         );
     }
@@ -152,13 +163,12 @@ pub fn scenarios_for(traffic: Traffic, target: Arc<LoadTarget>, recorder: Arc<Re
     match traffic {
         Traffic::Mission => scenarios(target, recorder),
         Traffic::Health => {
-            let probe = step(&target, &recorder, |_target, _user, _key| Call {
-                method: GooseMethod::Get,
-                path: "/api/health".into(),
-                name: "/api/health",
-                body: None,
-                check: |v| v["status"].is_string(),
-            });
+            let probe = step(
+                &target,
+                &recorder,
+                |v| v["status"].is_string(),
+                |_target, _user, _key| call(GooseMethod::Get, "/api/health".into(), "/api/health", None, None),
+            );
             vec![scenario!("HealthProbe").register_transaction(probe.set_name("read health"))]
         }
     }
@@ -206,21 +216,63 @@ fn user_order(weights: &[usize]) -> Vec<usize> {
     order
 }
 
-/// One request a transaction makes, and how to tell its answer is right.
-struct Call {
+/// One request a transaction makes.
+pub(crate) struct Call<'a> {
+    pub method: GooseMethod,
+    pub path: String,
+    pub name: &'a str,
+    pub headers: Vec<(&'a str, String)>,
+    pub body: Option<CallBody>,
+    /// A write's idempotency key: it is sent again with the same key while it
+    /// is refused for a transient reason, and its outcome is recorded.
+    pub key: Option<String>,
+    /// Send the target's token as a bearer (the Grace backend's traffic).
+    pub bearer: bool,
+    /// Read the answer as JSON: a check or a capture needs it. Otherwise the
+    /// body is read and dropped, never decoded.
+    pub json: bool,
+}
+
+pub(crate) enum CallBody {
+    Json(Value),
+    Form(Vec<(String, String)>),
+}
+
+/// What a request that passed answered.
+pub(crate) struct Answer {
+    pub json: Option<Value>,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+/// Whether an answer is right: `Err` says what is wrong with it.
+pub(crate) type Judge<'a> = &'a (dyn Fn(reqwest::StatusCode, Option<&Value>) -> Result<(), String> + Sync);
+
+/// The hand-written traffic's judge: a 2xx whose JSON passes `check`.
+fn content(check: fn(&Value) -> bool) -> impl Fn(reqwest::StatusCode, Option<&Value>) -> Result<(), String> + Sync {
+    move |status, body| match body {
+        Some(body) if status.is_success() && check(body) => Ok(()),
+        Some(body) => Err(format!("with {body}")),
+        None => Err("with no JSON".into()),
+    }
+}
+
+/// A hand-written request: JSON both ways, the target's token.
+fn call(
     method: GooseMethod,
     path: String,
     name: &'static str,
-    /// A write's body; its `idempotency_key` is recorded when acknowledged.
     body: Option<Value>,
-    check: fn(&Value) -> bool,
+    key: Option<String>,
+) -> Call<'static> {
+    Call { method, path, name, headers: Vec::new(), body: body.map(CallBody::Json), key, bearer: true, json: true }
 }
 
 /// Builds a transaction from a request description.
 fn step(
     target: &Arc<LoadTarget>,
     recorder: &Arc<Recorder>,
-    describe: impl Fn(&LoadTarget, &GooseUser, &str) -> Call + Send + Sync + 'static,
+    check: fn(&Value) -> bool,
+    describe: impl Fn(&LoadTarget, &GooseUser, &str) -> Call<'static> + Send + Sync + 'static,
 ) -> Transaction {
     let (target, recorder, describe) = (Arc::clone(target), Arc::clone(recorder), Arc::new(describe));
     Transaction::new(Arc::new(move |user| {
@@ -230,7 +282,7 @@ fn step(
             let intended = pace(user, &target).await;
             let key = next_key(user, &target);
             let call = describe(&target, user, &key);
-            perform(user, &target, &recorder, call, intended).await.map(|_| ())
+            perform(user, &target, &recorder, call, intended, &content(check)).await.map(|_| ())
         })
     }))
 }
@@ -245,41 +297,31 @@ fn task_poll(target: &Arc<LoadTarget>, recorder: &Arc<Recorder>) -> Transaction 
             let intended = pace(user, &target).await;
             let key = next_key(user, &target);
             let body = json!({ "mission_id": target.mission_id, "title": "poll me", "idempotency_key": key });
-            let submit = Call {
-                method: GooseMethod::Post,
-                path: "/api/tasks".into(),
-                name: "/api/tasks",
-                body: Some(body),
-                check: |v| v["id"].is_string(),
-            };
-            let Some(task) = perform(user, &target, &recorder, submit, intended).await? else { return Ok(()) };
-            let poll = Call {
-                method: GooseMethod::Get,
-                path: format!("/api/tasks/{}", task["id"].as_str().unwrap_or_default()),
-                name: "/api/tasks/%",
-                body: None,
-                check: |v| v["status"].is_string(),
-            };
+            let submit = call(GooseMethod::Post, "/api/tasks".into(), "/api/tasks", Some(body), Some(key));
+            let judged = content(|v| v["id"].is_string());
+            let Some(task) = perform(user, &target, &recorder, submit, intended, &judged).await? else { return Ok(()) };
+            let id = task.json.as_ref().and_then(|t| t["id"].as_str()).unwrap_or_default().to_string();
+            let poll = call(GooseMethod::Get, format!("/api/tasks/{id}"), "/api/tasks/%", None, None);
             // The poll is a request of its own: in the open model it waits for
             // its own slot, so the rate is in requests, not transactions.
             let due = pace(user, &target).await;
-            perform(user, &target, &recorder, poll, due).await.map(|_| ())
+            perform(user, &target, &recorder, poll, due, &content(|v| v["status"].is_string())).await.map(|_| ())
         })
     }))
 }
 
-fn sequence(user: &mut GooseUser) -> &mut UserSequence {
-    if user.get_session_data::<UserSequence>().is_none() {
-        user.set_session_data(UserSequence { sent: 0, next_due: None, transactions: 0 });
+pub(crate) fn sequence(user: &mut GooseUser) -> &mut UserState {
+    if user.get_session_data::<UserState>().is_none() {
+        user.set_session_data(UserState::default());
     }
-    user.get_session_data_unchecked_mut::<UserSequence>()
+    user.get_session_data_unchecked_mut::<UserState>()
 }
 
 /// With several backends, sends this transaction to the next one in turn
 /// (each user starting at its own), as a client balancing over replicas
 /// would: every kind of request reaches every backend, and a task polled
 /// right after it was submitted is read from the replica that stored it.
-fn place(user: &mut GooseUser, target: &LoadTarget) -> Result<(), Box<TransactionError>> {
+pub(crate) fn place(user: &mut GooseUser, target: &LoadTarget) -> Result<(), Box<TransactionError>> {
     if target.backends.len() < 2 {
         return Ok(());
     }
@@ -298,7 +340,7 @@ fn next_key(user: &mut GooseUser, target: &LoadTarget) -> String {
 /// When this transaction was meant to start. In the open model, waits for that
 /// moment; a user running late starts at once, and its latency still counts
 /// from when it was due. In the closed model, now.
-async fn pace(user: &mut GooseUser, target: &LoadTarget) -> Instant {
+pub(crate) async fn pace(user: &mut GooseUser, target: &LoadTarget) -> Instant {
     let Some(interval) = target.pace else { return Instant::now() };
     let sequence = sequence(user);
     let due = sequence.next_due.unwrap_or_else(Instant::now);
@@ -311,25 +353,33 @@ async fn pace(user: &mut GooseUser, target: &LoadTarget) -> Instant {
 /// transient reason — to the next backend, when there are several, as a
 /// client behind a balancer would), records each attempt's latency — the
 /// first one's from `intended` — and the outcome of a write (see
-/// [`WriteOutcome`]), and checks the answer. Returns the answer's JSON when it
-/// passed.
-async fn perform(
+/// [`WriteOutcome`]), and has `judge` say whether the answer is right; a
+/// wrong one is a failure with its message. Returns the answer when it passed.
+pub(crate) async fn perform(
     user: &mut GooseUser,
     target: &LoadTarget,
     recorder: &Recorder,
-    call: Call,
+    call: Call<'_>,
     intended: Instant,
-) -> Result<Option<Value>, Box<TransactionError>> {
-    let key = call.body.as_ref().and_then(|b| b["idempotency_key"].as_str()).map(str::to_string);
-    let attempts = if key.is_some() { WRITE_ATTEMPTS } else { 1 };
+    judge: Judge<'_>,
+) -> Result<Option<Answer>, Box<TransactionError>> {
+    let attempts = if call.key.is_some() { WRITE_ATTEMPTS } else { 1 };
     let mut started = intended;
     let mut attempt = 1;
     let mut outcomes = Vec::new();
     let goose = loop {
-        let mut builder = user.get_request_builder(&call.method, &call.path)?.bearer_auth(target.token.expose_secret());
-        if let Some(body) = &call.body {
-            builder = builder.json(body);
+        let mut builder = user.get_request_builder(&call.method, &call.path)?;
+        if call.bearer {
+            builder = builder.bearer_auth(target.token.expose_secret());
         }
+        for (name, value) in &call.headers {
+            builder = builder.header(*name, value);
+        }
+        builder = match &call.body {
+            Some(CallBody::Json(body)) => builder.json(body),
+            Some(CallBody::Form(fields)) => builder.form(fields),
+            None => builder,
+        };
         let request = GooseRequest::builder().set_request_builder(builder).name(call.name).build();
         let goose = user.request(request).await?;
         let injected = goose.response.as_ref().is_ok_and(|r| r.headers().contains_key("x-grace-fault"));
@@ -361,7 +411,7 @@ async fn perform(
         started = Instant::now();
         attempt += 1;
     };
-    if let Some(key) = &key {
+    if let Some(key) = &call.key {
         // Settled before the content check: a write acknowledged is stored,
         // whatever the check says of the answer next; C7 counts it.
         recorder.settle(key, WriteOutcome::of(outcomes));
@@ -376,19 +426,27 @@ async fn perform(
         }
     };
     let status = response.status();
-    let body: Result<Value, _> = response.json().await;
-    recorder.record_latency(call.name, started.elapsed());
-    match body {
-        Ok(body) if status.is_success() && (call.check)(&body) => Ok(Some(body)),
-        Ok(body) => {
-            recorder.sample_error(call.name, Some(status.as_u16()), &body.to_string());
-            let detail = format!("{} answered {status} with {body}", call.name);
-            user.set_failure(&detail, &mut request, None, None).map(|_| None)
+    let headers = response.headers().clone();
+    let (json, text) = if call.json {
+        match response.bytes().await {
+            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(json) => (Some(json), None),
+                Err(e) => (None, Some(format!("a body that is not JSON: {e}"))),
+            },
+            Err(e) => (None, Some(format!("a body cut short: {e}"))),
         }
-        Err(e) => {
-            let detail = format!("a body that is not JSON: {e}");
-            recorder.sample_error(call.name, Some(status.as_u16()), &detail);
-            let detail = format!("{} answered {status} with {detail}", call.name);
+    } else {
+        // Read to the end (the connection is reused), never decoded.
+        let _ = response.bytes().await;
+        (None, None)
+    };
+    recorder.record_latency(call.name, started.elapsed());
+    match judge(status, json.as_ref()) {
+        Ok(()) => Ok(Some(Answer { json, headers })),
+        Err(problem) => {
+            let problem = text.unwrap_or(problem);
+            recorder.sample_error(call.name, Some(status.as_u16()), &problem);
+            let detail = format!("{} answered {status} {problem}", call.name);
             user.set_failure(&detail, &mut request, None, None).map(|_| None)
         }
     }

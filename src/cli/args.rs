@@ -16,6 +16,7 @@ use crate::report::compare::Tolerances;
 use crate::report::Thresholds;
 use crate::specification::Role;
 use clap::Args;
+use grace_loadtests::workload::SuggestedLoad;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -150,14 +151,15 @@ impl OutputArgs {
 /// The load options shared by `grace load` and `grace scenario`.
 #[derive(Debug, Args)]
 pub struct LoadShapeArgs {
-    /// Concurrent users, across all workers.
-    #[arg(long, short = 'u', env = "GRACE_USERS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    users: u32,
-    /// How long the load runs (30s, 2m, 1h).
-    #[arg(long, short = 't', env = "GRACE_RUN_TIME", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    run_time: Duration,
+    /// Concurrent users, across all workers [default: the workload's, else 50].
+    #[arg(long, short = 'u', env = "GRACE_USERS", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    users: Option<u32>,
+    /// How long the load runs (30s, 2m, 1h) [default: the workload's, else 30s].
+    #[arg(long, short = 't', env = "GRACE_RUN_TIME", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    run_time: Option<Duration>,
     /// Open model: requests per second across all workers, sent on schedule;
-    /// latency counts from when a request was due. Default: closed model.
+    /// latency counts from when a request was due [default: the workload's,
+    /// else the closed model].
     #[arg(long, value_name = "PER_SECOND", conflicts_with_all = ["ramp_up", "stages"])]
     rate: Option<f64>,
     /// Start the users evenly over this long (whole seconds) instead of
@@ -182,28 +184,54 @@ pub struct LoadShapeArgs {
     heartbeat_timeout: Duration,
 }
 
+/// Users when neither a flag nor the workload says.
+const DEFAULT_USERS: u32 = 50;
+/// The run's length when neither a flag nor the workload says.
+const DEFAULT_RUN_TIME: Duration = Duration::from_secs(30);
+
 impl LoadShapeArgs {
-    pub fn parse(&self) -> Result<LoadShape, CommandError> {
-        if self.run_time < Duration::from_secs(1) {
+    /// The shape: each flag given, else what `suggested` (the workload's
+    /// `[load]`) says, else the defaults. Flags of one kind override the
+    /// workload's of the other: `--stage` its users and run time, `--users`
+    /// or `--run-time` its stages, and `--ramp-up` or stages its rate.
+    pub fn parse(&self, suggested: &SuggestedLoad) -> Result<LoadShape, CommandError> {
+        let flagged = self.users.is_some() || self.run_time.is_some() || self.ramp_up.is_some();
+        let suggested_stages: Vec<Stage> = if self.stages.is_empty() && !flagged {
+            suggested
+                .stages
+                .iter()
+                .map(|s| {
+                    s.parse::<Stage>().map_err(|e| CommandError::Usage(format!("the workload's load.stages: {e}")))
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        let users = self.users.or(suggested.users).unwrap_or(DEFAULT_USERS);
+        let run_time = self.run_time.or(suggested.run_time).unwrap_or(DEFAULT_RUN_TIME);
+        if run_time < Duration::from_secs(1) {
             return Err(CommandError::Usage("invalid --run-time: at least 1s".into()));
         }
         let stages = match (self.ramp_up, self.stages.as_slice()) {
             (Some(ramp), _) if ramp.subsec_nanos() != 0 || ramp.is_zero() => {
                 return Err(CommandError::Usage("invalid --ramp-up: whole seconds, at least 1s".into()))
             }
-            (Some(ramp), _) => vec![
-                Stage { secs: ramp.as_secs(), users: self.users },
-                Stage { secs: self.run_time.as_secs(), users: self.users },
-            ],
+            (Some(ramp), _) => vec![Stage { secs: ramp.as_secs(), users }, Stage { secs: run_time.as_secs(), users }],
+            (None, []) => suggested_stages,
             (None, stages) => stages.to_vec(),
         };
+        let rate = match self.rate {
+            Some(rate) => Some(rate),
+            None if stages.is_empty() => suggested.rate,
+            None => None,
+        };
         // With stages, the run peaks at their most users and lasts their sum.
-        let users = stages.iter().map(|s| s.users).max().unwrap_or(self.users);
-        let run_time = if stages.is_empty() { self.run_time.as_secs() } else { stages.iter().map(|s| s.secs).sum() };
+        let users = stages.iter().map(|s| s.users).max().unwrap_or(users);
+        let run_time = if stages.is_empty() { run_time.as_secs() } else { stages.iter().map(|s| s.secs).sum() };
         if users == 0 || run_time == 0 {
             return Err(CommandError::Usage("invalid --stage: the stages need some users and some time".into()));
         }
-        if let Some(rate) = self.rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+        if let Some(rate) = rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
             return Err(CommandError::Usage(format!(
                 "invalid --rate {rate}: a positive number of requests per second"
             )));
@@ -218,7 +246,7 @@ impl LoadShapeArgs {
             users,
             run_time: Duration::from_secs(run_time),
             stages,
-            rate: self.rate,
+            rate,
             expect_workers: self.expect_workers,
             join_timeout: self.join_timeout,
             heartbeat_timeout: self.heartbeat_timeout,
@@ -398,6 +426,10 @@ pub struct ScenarioArgs {
     pub backend: BackendArgs,
     #[command(flatten)]
     pub shape: LoadShapeArgs,
+    /// Phase 5's traffic from a workload file instead of the mission traffic
+    /// (see `grace workload`).
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<PathBuf>,
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
     /// Chaos at 10% for the mission: retries, the circuit breaker and
@@ -483,8 +515,13 @@ pub struct LoadArgs {
     /// What to send: the mission traffic (chat, tasks, metric summaries,
     /// verification reads), or only GET /api/health (to measure the load
     /// generator itself).
-    #[arg(long, default_value = "mission", value_parser = ["mission", "health"])]
+    #[arg(long, default_value = "mission", value_parser = ["mission", "health"], conflicts_with = "workload")]
     pub traffic: String,
+    /// The traffic described in a workload file (TOML; `grace workload init`
+    /// prints an example, `grace workload check` checks one). Its `[load]`
+    /// suggests the shape; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<PathBuf>,
     #[command(flatten)]
     pub criteria: CriteriaArgs,
     #[command(flatten)]

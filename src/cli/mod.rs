@@ -79,6 +79,11 @@ enum Command {
         .env("GRACE_WORKER_BACKEND_URL")
         .help("The backend as this worker reaches it (default: the run's URL)")))]
     Worker(WorkerArgs),
+    /// Describe traffic as data: check a workload file, start one, or print its JSON Schema.
+    Workload {
+        #[command(subcommand)]
+        command: WorkloadCommand,
+    },
     /// Print the backend's OpenAPI 3 document (the same as GET /api/openapi.json).
     Openapi,
     /// Manage a private PostgreSQL for local use.
@@ -97,6 +102,16 @@ enum ReportCommand {
     Compare(CompareArgs),
     /// List past scenario runs recorded in the database, newest first.
     History(HistoryArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkloadCommand {
+    /// Check a workload file: exit 0, or exit 2 naming file:line:column and what is wrong.
+    Check { file: std::path::PathBuf },
+    /// Print a commented example workload to start from.
+    Init,
+    /// Print the workload file's JSON Schema (for editors).
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +179,9 @@ async fn dispatch(command: Command, shutdown: &CancellationToken) -> Result<Exit
         Command::Report { command: ReportCommand::History(args) } => commands::report::history(args).await,
         Command::Load(args) => commands::load::load(args, shutdown).await,
         Command::Worker(args) => commands::load::worker(args, shutdown).await,
+        Command::Workload { command: WorkloadCommand::Check { file } } => commands::workload::check(&file),
+        Command::Workload { command: WorkloadCommand::Init } => commands::workload::init(),
+        Command::Workload { command: WorkloadCommand::Schema } => commands::workload::schema(),
         Command::Openapi => commands::service::openapi(),
         Command::Db { command: DbCommand::Up } => commands::service::db_up(shutdown).await,
     }

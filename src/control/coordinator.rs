@@ -69,6 +69,7 @@ pub async fn run(
         stages: plan.shape.stages.clone(),
         rate: plan.shape.rate,
         traffic: plan.traffic,
+        workload: plan.workload.clone(),
     };
     let config = &serde_json::to_value(&config).expect("configs serialize");
     let expected = plan.shape.expect_workers.unwrap_or(1) as i32;

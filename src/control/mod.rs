@@ -32,6 +32,7 @@ pub mod worker;
 use crate::client::{BackendClient, ClientError};
 use crate::db::DbError;
 use crate::specification::Role;
+use grace_loadtests::workload::WorkloadSource;
 use grace_loadtests::Traffic;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -70,6 +71,10 @@ pub struct RunConfig {
     pub rate: Option<f64>,
     #[serde(default)]
     pub traffic: Traffic,
+    /// The traffic as a workload, when the run was given one (it replaces
+    /// `traffic`): the workers compile it themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadSource>,
 }
 
 /// Why load could not be run or judged.

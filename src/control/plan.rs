@@ -42,6 +42,8 @@ pub struct LoadPlan {
     pub replicas: Vec<BackendUrl>,
     pub shape: LoadShape,
     pub traffic: Traffic,
+    /// A workload to send instead of `traffic`.
+    pub workload: Option<grace_loadtests::workload::WorkloadSource>,
     /// The mission the load is tagged with; a fresh one when `None`.
     pub mission: Option<Uuid>,
     /// Show the run's live progress on stderr.

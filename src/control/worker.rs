@@ -278,7 +278,18 @@ impl Worker {
             let sinks = Sinks { display: true, json_lines: None, over_time: None };
             (tokio::spawn(progress::follow(timeline, sample, sinks, stop.clone())), stop)
         });
-        let share = Share { host, users, first_user, run_time, stages, traffic: config.traffic, target };
+        let run_users = config.users;
+        let share = Share {
+            host,
+            users,
+            first_user,
+            run_users,
+            run_time,
+            stages,
+            traffic: config.traffic,
+            workload: config.workload.clone(),
+            target,
+        };
         let outcome = share::run(share, recorder, shutdown).await;
         self.latest.ended();
         if let Some((shown, stop)) = shown {

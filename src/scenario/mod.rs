@@ -51,6 +51,8 @@ pub enum Target {
 pub struct ScenarioSettings {
     pub target: Target,
     pub load: LoadShape,
+    /// Phase 5's traffic as a workload, instead of the mission traffic.
+    pub workload: Option<grace_loadtests::workload::WorkloadSource>,
     pub chaos: bool,
     pub iterations: u32,
     pub monitor: bool,
@@ -363,6 +365,7 @@ impl Context<'_> {
             replicas: Vec::new(),
             shape: self.settings.load.clone(),
             traffic: Traffic::Mission,
+            workload: self.settings.workload.clone(),
             mission: Some(mission),
             // The scenario has its own --monitor.
             progress: false,

@@ -15,3 +15,4 @@ mod orphans;
 mod private_postgres;
 mod schema;
 mod serve;
+mod workloads;

@@ -24,11 +24,14 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
     let mut urls = args.backend.urls()?.into_iter();
     let url = urls.next().ok_or_else(|| CommandError::Usage("--backend is required".into()))?;
     let token = args.backend.operator_token()?;
+    let workload = args.workload.as_deref().map(super::workload::load).transpose()?;
+    let suggested = workload.as_ref().map(|(_, compiled)| compiled.load.clone()).unwrap_or_default();
     let plan = LoadPlan {
         backend: BackendClient::new(url, Tokens::default().with(Role::Operator, &token)),
         replicas: urls.collect(),
-        shape: args.shape.parse()?,
+        shape: args.shape.parse(&suggested)?,
         traffic: if args.traffic == "health" { Traffic::Health } else { Traffic::Mission },
+        workload: workload.map(|(source, _)| source),
         mission: args.mission,
         progress: !args.quiet,
         json_lines: args.out_json_lines.clone(),

@@ -5,6 +5,7 @@ pub mod load;
 pub mod report;
 pub mod scenario;
 pub mod service;
+pub mod workload;
 
 use crate::cli::exit::CommandError;
 use std::path::Path;

@@ -29,13 +29,16 @@ pub async fn scenario(args: ScenarioArgs, shutdown: &CancellationToken) -> Resul
         }
     };
     super::ensure_writable(&args.out)?;
+    let workload = args.workload.as_deref().map(super::workload::load).transpose()?;
+    let suggested = workload.as_ref().map(|(_, compiled)| compiled.load.clone()).unwrap_or_default();
     let baseline = match &args.baseline {
         Some(file) => Some((file.clone(), super::report::read_report(file)?)),
         None => None,
     };
     let settings = ScenarioSettings {
         target,
-        load: args.shape.parse()?,
+        load: args.shape.parse(&suggested)?,
+        workload: workload.map(|(source, _)| source),
         chaos: args.chaos,
         iterations: args.iterations,
         monitor: args.monitor,

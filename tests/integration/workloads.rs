@@ -1,0 +1,191 @@
+//! Workloads as data, through the real `grace load` against the real backend:
+//! the bundled mission workload sends what the hand-written traffic sent;
+//! captures, polls, checks and feeders do what the file says, across
+//! workers; a bad file is refused before anything is sent.
+
+use crate::backend::TestApp;
+use crate::distributed_load::{load, spawn_worker, wait_for_workers};
+use crate::helpers::{grace, Ran};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Requests by name in a `grace load --json` result.
+fn by_name(result: &Value) -> BTreeMap<String, u64> {
+    result["latency"].as_array().unwrap()[1..]
+        .iter()
+        .map(|l| (l["name"].as_str().unwrap().to_string(), l["requests"].as_u64().unwrap()))
+        .collect()
+}
+
+fn ran_well(ran: &Ran) -> Value {
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(result["acked_writes"]["passed"], true, "{}", result["acked_writes"]);
+    result
+}
+
+#[tokio::test]
+async fn the_mission_workload_sends_what_the_hand_written_traffic_sends() {
+    let app = TestApp::spawn().await;
+    let mission = app.create_mission().await.to_string();
+    // The open model sends on a schedule, so both runs send nearly the same
+    // number of each request whatever the latencies.
+    let shape = ["--users", "10", "--rate", "60", "--run-time", "4s", "--mission", &mission];
+    let hand_written = ran_well(&load(&app, &shape).await);
+    let workload = ["--workload", concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/mission.toml")];
+    let declared = ran_well(&load(&app, &[&shape[..], &workload[..]].concat()).await);
+    let (old, new) = (by_name(&hand_written), by_name(&declared));
+    assert_eq!(old.keys().collect::<Vec<_>>(), new.keys().collect::<Vec<_>>(), "the same requests, by the same names");
+    let (old_total, new_total) = (old.values().sum::<u64>() as f64, new.values().sum::<u64>() as f64);
+    for (name, count) in &old {
+        let (a, b) = (*count as f64 / old_total, new[name] as f64 / new_total);
+        assert!((a - b).abs() < 0.03, "{name}: {a:.3} of the hand-written traffic, {b:.3} of the workload's");
+    }
+    assert!((old_total - new_total).abs() / old_total < 0.05, "{old_total} and {new_total} requests");
+    // Both wrote chat and tasks and proved them stored exactly once.
+    for result in [&hand_written, &declared] {
+        assert!(result["acked_writes"]["acknowledged"].as_u64().unwrap() > 20, "{}", result["acked_writes"]);
+    }
+}
+
+#[tokio::test]
+async fn captures_polls_checks_and_a_unique_feeder_split_across_two_workers_do_what_the_file_says() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rows: String = (0..24).map(|n| format!("session-{n:02}\n")).collect();
+    std::fs::write(dir.path().join("sessions.csv"), format!("session\n{rows}")).unwrap();
+    let file = dir.path().join("w.toml");
+    std::fs::write(
+        &file,
+        r#"
+[headers]
+Authorization = "Bearer {{token}}"
+
+[[feeders]]
+name = "sessions"
+file = "sessions.csv"
+unique = true
+
+[[proofs]]
+name = "chat"
+query = "SELECT idempotency_key FROM chat_messages WHERE role = 'user' AND starts_with(idempotency_key, $1)"
+
+[[proofs]]
+name = "tasks"
+query = "SELECT idempotency_key FROM tasks WHERE starts_with(idempotency_key, $1)"
+
+[[scenarios]]
+name = "talker"
+
+[[scenarios.steps]]
+method = "POST"
+path = "/api/chat"
+write = "chat"
+json = { mission_id = "{{mission}}", session_id = "{{sessions.session}}", message = "hello", idempotency_key = "{{key}}" }
+
+[[scenarios.steps]]
+method = "POST"
+path = "/api/tasks"
+write = "tasks"
+json = { mission_id = "{{mission}}", title = "poll me", idempotency_key = "{{key}}" }
+capture = { task = "/id" }
+
+[[scenarios.steps]]
+path = "/api/tasks/{{task}}"
+until = { pointer = "/status", equals = "completed" }
+times = 100
+every = "50ms"
+
+[[scenarios.steps]]
+name = "a check that fails"
+path = "/api/health"
+checks = [{ pointer = "/status", equals = "asleep" }]
+"#,
+    )
+    .unwrap();
+    let workers = [spawn_worker(&app, &["--once"]), spawn_worker(&app, &["--once"])];
+    wait_for_workers(&app, 2).await;
+    let args = ["--workload", file.to_str().unwrap(), "--users", "4", "--run-time", "6s", "--expect-workers", "2"];
+    let result = ran_well(&load(&app, &args).await);
+    for worker in workers {
+        assert_eq!(worker.wait_with_output().await.unwrap().status.code(), Some(0));
+    }
+    // Every row went to one user once, across both workers: 24 messages, 24 sessions.
+    let client = app.database.client().await;
+    let run = result["run_id"].as_str().unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT session_id) FROM chat_messages
+              WHERE role = 'user' AND starts_with(idempotency_key, $1)",
+            &[&format!("{run}/")],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (24, 24));
+    // Each poll read its own task (the id captured) until the runner had completed it.
+    let names = by_name(&result);
+    assert!(names["GET /api/tasks/{task}"] >= 24, "{names:?}");
+    let polls_failed = result["errors"].as_array().unwrap().iter().any(|e| e["name"] == "GET /api/tasks/{task}");
+    assert!(!polls_failed, "{}", result["errors"]);
+    // The failing check is a failure of its request, with its message.
+    let failed = result["errors"].as_array().unwrap().iter().find(|e| e["name"] == "a check that fails").unwrap();
+    assert_eq!(failed["excerpt"], r#"/status to equal "asleep", but it is "ok""#, "{failed}");
+    let exhausted = result["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["excerpt"].as_str().is_some_and(|x| x.starts_with("feeder \"sessions\" has no row left")));
+    assert!(exhausted, "the users stop when the rows run out: {}", result["errors"]);
+}
+
+#[tokio::test]
+async fn a_bad_workload_exits_2_naming_file_line_and_column_and_sends_nothing() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("unknown-variable.toml", "[[scenarios]]\nname = \"s\"\n[[scenarios.steps]]\npath = \"/api/x/{{idd}}\"\n", ":4:8: unknown variable {{idd}}"),
+        ("weight.toml", "[[scenarios]]\nname = \"s\"\nweight = 0\n[[scenarios.steps]]\npath = \"/\"\n", ":3:10: scenario \"s\" has weight 0"),
+        ("pointer.toml", "[[scenarios]]\nname = \"s\"\n[[scenarios.steps]]\npath = \"/\"\ncapture = { id = \"id\" }\n", ":5:18: \"id\" is not a JSON pointer"),
+        ("syntax.toml", "[[scenarios]\nname = \"s\"\n", ":1:"),
+        ("env.toml", "[headers]\nX-Key = \"{{env.GRACE_TEST_NOT_SET}}\"\n[[scenarios]]\nname = \"s\"\n[[scenarios.steps]]\npath = \"/\"\n", "environment variable GRACE_TEST_NOT_SET is not set"),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap();
+        let ran = load(&app, &["--workload", path, "--users", "1", "--run-time", "1s"]).await;
+        assert_eq!(ran.code, Some(2), "{name}: {}", ran.all_output());
+        assert!(
+            ran.stderr.contains(&format!("{path}{expected}")) || ran.stderr.contains(expected),
+            "{name}: {}",
+            ran.stderr
+        );
+        let checked: Ran = grace().args(["workload", "check", path]).output().await.unwrap().into();
+        assert_eq!(checked.code, Some(2), "{name}: {}", checked.all_output());
+    }
+    // Nothing was sent: no run was even created.
+    let client = app.database.client().await;
+    let runs: i64 = client.query_one("SELECT count(*) FROM control.runs", &[]).await.unwrap().get(0);
+    assert_eq!(runs, 0);
+    let chats = app.get_json("/api/metrics/summary").await;
+    assert_eq!(chats["chat_messages"], 0, "{chats}");
+
+    // The example `grace workload init` prints is a valid workload, and the
+    // schema is JSON Schema.
+    let init: Ran = grace().args(["workload", "init"]).output().await.unwrap().into();
+    let example = dir.path().join("example.toml");
+    std::fs::write(&example, &init.stdout).unwrap();
+    let checked: Ran = grace()
+        .args(["workload", "check", example.to_str().unwrap()])
+        .env("SHOP_TOKEN", "a-token")
+        .output()
+        .await
+        .unwrap()
+        .into();
+    assert_eq!(checked.code, Some(0), "{}", checked.all_output());
+    assert!(checked.stdout.contains("2 scenarios, 4 steps, 1 proofs, 0 feeders"), "{}", checked.stdout);
+    let schema: Ran = grace().args(["workload", "schema"]).output().await.unwrap().into();
+    let schema: Value = serde_json::from_str(&schema.stdout).unwrap();
+    assert!(schema["$schema"].as_str().unwrap().contains("json-schema.org"), "{schema}");
+    assert!(schema["properties"]["scenarios"].is_object(), "{schema}");
+}
