@@ -1,6 +1,6 @@
 //! Grace: a Postgres-backed, distributed load tester and production-scenario
-//! validator, and the backend it validates (see `../shared/DESIGN.md` in the
-//! project's shared folder and the README).
+//! validator, and the backend it validates (see `docs/design.md` and the
+//! README).
 //!
 //! # Layout
 //! - [`api`]: the backend's HTTP API as types, shared by the backend and its client.

@@ -1,4 +1,4 @@
-//! The consistency conditions C1–C7 of DESIGN.md — what "nothing lost" means —
+//! The consistency conditions C1–C7 of docs/design.md — what "nothing lost" means —
 //! checked as SQL against any Grace database: the scenario's phase 7, and
 //! `grace verify --mission ID` on its own (e.g. against staging). What is
 //! correct comes from the `specification`, never from the backend's

@@ -1,6 +1,6 @@
 //! The Grace backend (`grace serve`): the system under test. An HTTP API over
 //! Postgres that turns detected errors into agentic actions and keeps every
-//! promise of DESIGN.md's action pipeline checkable in the database.
+//! promise of docs/design.md's action pipeline checkable in the database.
 //!
 //! # Layout
 //! - [`startup`]: build (bootstrap, pool, bind) and run with graceful shutdown.

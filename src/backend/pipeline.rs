@@ -1,5 +1,5 @@
 //! The action pipeline: an error becomes a contract, and the contract moves
-//! through its states exactly as DESIGN.md's pipeline says.
+//! through its states exactly as docs/design.md's pipeline says.
 //!
 //! Tier 1: contract → execute → smoke verification → verified | failed.
 //! Tier 2+: contract → snapshot → approval request → (approved) execute the

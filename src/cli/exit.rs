@@ -1,4 +1,4 @@
-//! Why a command could not do its job, sorted by exit code (DESIGN.md: 1 a
+//! Why a command could not do its job, sorted by exit code (docs/design.md: 1 a
 //! criterion failed, 2 bad usage or configuration, 3 a required service
 //! unreachable; 130 when interrupted), and how each layer's errors map onto
 //! them. The mapping lives here and nowhere else.

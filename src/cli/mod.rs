@@ -1,5 +1,5 @@
 //! The command line: what each `grace` command accepts, and how outcomes become
-//! exit codes (DESIGN.md: 0 all criteria met, 1 a criterion failed, 2 bad usage
+//! exit codes (docs/design.md: 0 all criteria met, 1 a criterion failed, 2 bad usage
 //! or configuration, 3 a required service unreachable; 130 when interrupted).
 //!
 //! - [`args`]: the argument groups, parsed into domain types at the edge

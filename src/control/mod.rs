@@ -1,4 +1,4 @@
-//! Distributed load, with Postgres as the control plane (DESIGN.md,
+//! Distributed load, with Postgres as the control plane (docs/design.md,
 //! "Distributed load through Postgres"): goose 0.19 has no manager/worker
 //! mode, so workers and the coordinator meet in the `control` schema.
 //!

@@ -1,5 +1,5 @@
 //! `grace scenario`: the production scenario, the main job. It runs the 8
-//! phases of DESIGN.md against a backend — by default one it starts itself on
+//! phases of docs/design.md against a backend — by default one it starts itself on
 //! a private Postgres, so a fresh machine needs one command — and turns them
 //! into one verdict a team can gate a deploy on: exit 0 only when every
 //! criterion of every iteration held, with the reports written either way.

@@ -1,4 +1,4 @@
-//! The phases (DESIGN.md, "The scenario"): 1–7 of one iteration, each a
+//! The phases (docs/design.md, "The scenario"): 1–7 of one iteration, each a
 //! function that does its work through the backend's API, checks the outcome
 //! — where it matters, in Postgres — and returns its criteria; and 8, the
 //! reports. A phase that cannot finish returns an error, which the runner

@@ -1,5 +1,5 @@
 //! The autonomy policy: which tier each known error type gets and the action
-//! taken for it (DESIGN.md's tier table as data; `grace bootstrap` seeds it
+//! taken for it (docs/design.md's tier table as data; `grace bootstrap` seeds it
 //! into `tier_policy`, where operators can read it next to the contracts it
 //! produced), how the detector's confidence moves that tier, and which
 //! benchmark verifies the action.

@@ -1,4 +1,4 @@
-//! Roles by bearer token (DESIGN.md): operators submit and read, approvers
+//! Roles by bearer token (docs/design.md): operators submit and read, approvers
 //! decide tier 2, governance decides tier 2 and 3 (it outranks approvers),
 //! admins inject faults. Who may decide which tier is decided here and only
 //! here: the backend enforces it, the scenario picks its deciding role by it.

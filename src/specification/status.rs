@@ -1,4 +1,4 @@
-//! The states things move through (DESIGN.md, "Data model"). Each is an enum
+//! The states things move through (docs/design.md, "Data model"). Each is an enum
 //! spelled once, with the text it is stored and sent as; a status outside
 //! these cannot be written, and one read back that is not among them is an
 //! error rather than a silent mismatch.
