@@ -6,7 +6,8 @@
 //! found and a few offending ids, so a failure says where to look.
 
 use crate::control::{acked_writes, ControlError};
-use crate::db::schema::{self, ForeignKey};
+use crate::db::references;
+use crate::db::schema::{self, ForeignKey, LOG};
 use crate::immutable_log::ChainProof;
 use crate::specification::{
     contract_digest, required_events, ApprovalStatus, BenchmarkKind, ConfidencePath, ContractStatus, EventKind,
@@ -120,7 +121,7 @@ async fn no_orphans(clients: &[Client], chain: &ChainProof, scan_all: bool) -> R
     let scanned: Vec<&ForeignKey> =
         expected.iter().filter(|fk| scan_all || missing.contains(fk) || unenforced.contains(fk)).collect();
     let log_proven = LogProven::by(chain);
-    let scans = scan_references(clients, &scanned, log_proven).await?;
+    let scans = references::scan_references(clients, &scanned, log_proven.head).await?;
     let (mut references, mut orphans) = (0u64, 0u64);
     for scan in &scans {
         references += scan.references;
@@ -144,9 +145,6 @@ async fn no_orphans(clients: &[Client], chain: &ChainProof, scan_all: bool) -> R
     Ok(ConsistencyCheck::counted("C1", "no orphans", checked, violations, offenders).based_on(basis))
 }
 
-/// The log table, whose key is `seq`.
-const LOG: &str = "public.immutable_log";
-
 /// What the chain proof says of the log's seqs: when it re-hashed from
 /// genesis and held, every seq from 1 to `head` exists exactly once — so a
 /// reference in that range resolves without a join (only one past the head,
@@ -161,127 +159,6 @@ impl LogProven {
         let from_genesis = chain.start == crate::immutable_log::ProofStart::Genesis && chain.remaining == 0;
         let head = chain.head.as_ref().filter(|_| from_genesis && chain.verdict.holds()).map(|head| head.seq);
         Self { head }
-    }
-}
-
-/// What scanning one table's references found.
-struct ReferenceScan {
-    /// Rows times the keys checked on them.
-    references: u64,
-    orphans: u64,
-    examples: Vec<String>,
-}
-
-/// Scans the tables of `keys`, each read once for all its keys (one query,
-/// a hash join per referenced table), the largest first, spread over
-/// `clients`.
-async fn scan_references(
-    clients: &[Client],
-    keys: &[&ForeignKey],
-    log: LogProven,
-) -> Result<Vec<ReferenceScan>, tokio_postgres::Error> {
-    let mut tables: Vec<(&str, Vec<&ForeignKey>)> = Vec::new();
-    for fk in keys {
-        match tables.iter_mut().find(|(table, _)| *table == fk.table) {
-            Some((_, keys)) => keys.push(fk),
-            None => tables.push((&fk.table, vec![fk])),
-        }
-    }
-    let names: Vec<&str> = tables.iter().map(|(table, _)| *table).collect();
-    let sizes = clients[0]
-        .query("SELECT t, pg_total_relation_size(t::regclass) FROM unnest($1::text[]) AS t", &[&names])
-        .await?;
-    let size = |table: &str| sizes.iter().find(|r| r.get::<_, &str>(0) == table).map_or(0, |r| r.get::<_, i64>(1));
-    tables.sort_by_key(|(table, _)| std::cmp::Reverse(size(table)));
-    let queue = std::sync::Mutex::new(tables.into_iter());
-    let next = || queue.lock().expect("the queue's lock is never held across a panic").next();
-    let workers = clients.iter().map(|client| async {
-        let mut scans = Vec::new();
-        while let Some((table, keys)) = next() {
-            scans.push(scan_table(client, table, &keys, log).await?);
-        }
-        Ok::<_, tokio_postgres::Error>(scans)
-    });
-    let mut scans = Vec::new();
-    for part in futures::future::join_all(workers).await {
-        scans.extend(part?);
-    }
-    Ok(scans)
-}
-
-/// Reads every row of `table` once, counting for each of `keys` the rows
-/// whose reference resolves to nothing; names a few of each key's orphans.
-async fn scan_table(
-    client: &Client,
-    table: &str,
-    keys: &[&ForeignKey],
-    log: LogProven,
-) -> Result<ReferenceScan, tokio_postgres::Error> {
-    let (mut counts, mut joins) = (Vec::new(), Vec::new());
-    for (n, fk) in keys.iter().enumerate() {
-        counts.push(format!("count(*) FILTER (WHERE {}) AS orphans{n}", orphan_condition(fk, n, log)));
-        if !(fk.references == LOG && log.head.is_some()) {
-            joins.push(format!("LEFT JOIN {} r{n} ON r{n}.{} = t.{}", fk.references, key_of(fk), fk.column));
-        }
-    }
-    // A hash join needs its referenced keys in memory to stay one pass
-    // (2.2 s for action_events' four keys at 1M contracts, 5.8 s spilling).
-    client.batch_execute("BEGIN READ ONLY; SET LOCAL work_mem = '256MB'").await?;
-    let row = client
-        .query_one(&format!("SELECT count(*) AS rows, {} FROM {table} t {}", counts.join(", "), joins.join(" ")), &[])
-        .await;
-    client.batch_execute(if row.is_ok() { "COMMIT" } else { "ROLLBACK" }).await?;
-    let row = row?;
-    let rows = row.try_get::<_, i64>("rows")? as u64;
-    let mut scan = ReferenceScan { references: rows * keys.len() as u64, orphans: 0, examples: Vec::new() };
-    for (n, fk) in keys.iter().enumerate() {
-        let orphans = row.try_get::<_, i64>(format!("orphans{n}").as_str())? as u64;
-        if orphans == 0 {
-            continue;
-        }
-        scan.orphans += orphans;
-        let examples = client
-            .query(
-                &format!(
-                    "SELECT DISTINCT t.{column}::text FROM {table} t
-                      WHERE t.{column} IS NOT NULL
-                        AND NOT EXISTS (SELECT 1 FROM {referenced} r WHERE r.{key} = t.{column})
-                      LIMIT {EXAMPLES}",
-                    column = fk.column,
-                    referenced = fk.references,
-                    key = key_of(fk),
-                ),
-                &[],
-            )
-            .await?;
-        for value in examples {
-            let value: String = value.try_get(0)?;
-            scan.examples.push(format!("{}.{} = {value} refers to no row of {}", fk.table, fk.column, fk.references));
-        }
-    }
-    Ok(scan)
-}
-
-/// The key a reference points at: the log's `seq`, every other table's `id`.
-fn key_of(fk: &ForeignKey) -> &'static str {
-    if fk.references == LOG {
-        "seq"
-    } else {
-        "id"
-    }
-}
-
-/// The condition under which the `n`th key's reference of a row is an
-/// orphan: not null and joined to nothing — or, for the log when its chain is
-/// proven from genesis to `head`, outside 1..=head and not appended since.
-fn orphan_condition(fk: &ForeignKey, n: usize, log: LogProven) -> String {
-    let column = &fk.column;
-    match log.head {
-        Some(head) if fk.references == LOG => format!(
-            "t.{column} IS NOT NULL AND (t.{column} < 1 OR t.{column} > {head}
-               AND NOT EXISTS (SELECT 1 FROM {LOG} r WHERE r.seq = t.{column}))"
-        ),
-        _ => format!("t.{column} IS NOT NULL AND r{n}.{} IS NULL", key_of(fk)),
     }
 }
 

@@ -1,19 +1,19 @@
-//! goose scenarios against the Grace backend, usable two ways: as a library
-//! (`grace worker` builds them with `scenarios` and runs them on its own
-//! `GooseAttack`) and as a plain goose binary with goose's own CLI and reports
-//! (`cargo run -p grace-loadtests -- --host URL -u 50 -t 30s`).
+//! Load generation for Grace, on goose: the request path every workload's
+//! steps go through (`perform`: pacing, retries of writes with their key,
+//! outcomes, histograms), the split of a run's users between workers
+//! (`share_of`), and the workload engine (`workload`: traffic described in a
+//! TOML file, compiled once). `grace worker` builds a share's scenarios here
+//! and runs them on its own `GooseAttack`; the `grace-loadtests` binary runs a
+//! workload with goose's own CLI and reports.
 //!
-//! The traffic is what a mission's operators send: chat, task submissions
-//! (then a status poll), metric summaries and verification reads, weighted
-//! 4:3:2:1. Requests are named by route template, never by id, so goose keeps
-//! one row per endpoint. Transactions check the response *content* and fail
-//! with a message saying what was wrong. Every write carries an idempotency
-//! key made of (run, worker, user, sequence), and the `Recorder` keeps the
-//! keys the backend acknowledged and a latency histogram per request name:
-//! the raw material of the acknowledged-writes check (C7) and of merged
-//! percentiles. A write the backend refused for a transient reason (5xx, 429,
-//! a transport error) is retried with the same key, as a real client would:
-//! the key makes the retry safe.
+//! Requests are named by route template, never by id, so goose keeps one row
+//! per endpoint; every answer is judged and a wrong one fails with a message
+//! saying what was wrong. Every write carries an idempotency key made of
+//! (run, worker, proof, user, sequence), and the `Recorder` keeps each write's
+//! outcome and a latency histogram per request name: the raw material of the
+//! acknowledged-writes check (C7) and of merged percentiles. A write refused
+//! for a transient reason (5xx, 429, a transport error) is retried with the
+//! same key, as a real client would: the key makes the retry safe.
 //!
 //! Two load models: closed (each user sends its next request when the last is
 //! answered, the default) and open (`LoadTarget::pace`: each user sends a
@@ -34,10 +34,8 @@ pub use recorder::{
 
 use goose::goose::GooseResponse;
 use goose::prelude::*;
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use std::sync::Arc;
+use secrecy::SecretString;
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// Where the load goes and as whom.
@@ -79,99 +77,6 @@ pub(crate) struct UserState {
     pub rows: Vec<Option<usize>>,
     /// A unique feeder had no row left for this user: it stops.
     pub exhausted: bool,
-}
-
-/// The four weighted scenarios, recording into `recorder`.
-pub fn scenarios(target: Arc<LoadTarget>, recorder: Arc<Recorder>) -> Vec<Scenario> {
-    let chat = step(
-        &target,
-        &recorder,
-        |v| v["reply"].as_str().is_some_and(|r| r.starts_with("Mission ")),
-        |target, user, key| {
-            let body = json!({ "mission_id": target.mission_id, "session_id": format!("user-{}", user.weighted_users_index),
-                               "message": "what is the mission's progress?", "idempotency_key": key });
-            call(GooseMethod::Post, "/api/chat".into(), "/api/chat", Some(body), Some(key.to_string()))
-        },
-    );
-    let task = step(
-        &target,
-        &recorder,
-        |v| v["status"].is_string() && v["id"].is_string(),
-        |target, _user, key| {
-            let body = json!({ "mission_id": target.mission_id, "title": "rebuild the search index",
-                           "payload": {"requested_by": "load"}, "idempotency_key": key });
-            call(GooseMethod::Post, "/api/tasks".into(), "/api/tasks", Some(body), Some(key.to_string()))
-        },
-    );
-    let summary = step(
-        &target,
-        &recorder,
-        |v| v["contracts"].is_number(),
-        |target, _user, _key| {
-            let path = format!("/api/metrics/summary?mission_id={}", target.mission_id);
-            call(GooseMethod::Get, path, "/api/metrics/summary", None, None)
-        },
-    );
-    let mut verification = scenario!("VerificationReads").set_weight(1).expect("a positive weight");
-    for path in [
-        "/api/verification/stats",
-        "/api/verification/contracts",
-        "/api/verification/snapshots",
-        "/api/verification/benchmarks",
-    ] {
-        verification = verification.register_transaction(
-            step(
-                &target,
-                &recorder,
-                |v| v.is_object() || v.is_array(),
-                move |target, _user, _key| {
-                    call(GooseMethod::Get, format!("{path}?mission_id={}", target.mission_id), path, None, None)
-                },
-            )
-            .set_name(&format!("read {path}")),
-        );
-    }
-    let poll = task_poll(&target, &recorder);
-    vec![
-        scenario!("Chat").set_weight(4).expect("a positive weight").register_transaction(chat.set_name("chat")),
-        scenario!("Tasks")
-            .set_weight(3)
-            .expect("a positive weight")
-            .register_transaction(task.set_name("submit task"))
-            .register_transaction(poll.set_name("submit and poll task")),
-        scenario!("MetricSummary")
-            .set_weight(2)
-            .expect("a positive weight")
-            .register_transaction(summary.set_name("read metric summary")),
-        verification,
-    ]
-}
-
-/// What the load sends: the mission traffic above, or only `GET /api/health`
-/// — the cheapest request there is, to measure the load generator itself
-/// against a peer such as wrk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Traffic {
-    #[default]
-    Mission,
-    Health,
-}
-
-/// The scenarios of `traffic`, recording into `recorder`.
-pub fn scenarios_for(traffic: Traffic, target: Arc<LoadTarget>, recorder: Arc<Recorder>) -> Vec<Scenario> {
-    match traffic {
-        Traffic::Mission => scenarios(target, recorder),
-        Traffic::Health => {
-            let probe = step(
-                &target,
-                &recorder,
-                |v| v["status"].is_string(),
-                |_target, _user, _key| call(GooseMethod::Get, "/api/health".into(), "/api/health", None, None),
-            );
-            vec![scenario!("HealthProbe").register_transaction(probe.set_name("read health"))]
-        }
-    }
 }
 
 /// The scenarios of one worker's share of a run: `users` users, the
@@ -226,8 +131,6 @@ pub(crate) struct Call<'a> {
     /// A write's idempotency key: it is sent again with the same key while it
     /// is refused for a transient reason, and its outcome is recorded.
     pub key: Option<String>,
-    /// Send the target's token as a bearer (the Grace backend's traffic).
-    pub bearer: bool,
     /// Read the answer as JSON: a check or a capture needs it. Otherwise the
     /// body is read and dropped, never decoded.
     pub json: bool,
@@ -247,69 +150,6 @@ pub(crate) struct Answer {
 /// Whether an answer is right: `Err` says what is wrong with it.
 pub(crate) type Judge<'a> = &'a (dyn Fn(reqwest::StatusCode, Option<&Value>) -> Result<(), String> + Sync);
 
-/// The hand-written traffic's judge: a 2xx whose JSON passes `check`.
-fn content(check: fn(&Value) -> bool) -> impl Fn(reqwest::StatusCode, Option<&Value>) -> Result<(), String> + Sync {
-    move |status, body| match body {
-        Some(body) if status.is_success() && check(body) => Ok(()),
-        Some(body) => Err(format!("with {body}")),
-        None => Err("with no JSON".into()),
-    }
-}
-
-/// A hand-written request: JSON both ways, the target's token.
-fn call(
-    method: GooseMethod,
-    path: String,
-    name: &'static str,
-    body: Option<Value>,
-    key: Option<String>,
-) -> Call<'static> {
-    Call { method, path, name, headers: Vec::new(), body: body.map(CallBody::Json), key, bearer: true, json: true }
-}
-
-/// Builds a transaction from a request description.
-fn step(
-    target: &Arc<LoadTarget>,
-    recorder: &Arc<Recorder>,
-    check: fn(&Value) -> bool,
-    describe: impl Fn(&LoadTarget, &GooseUser, &str) -> Call<'static> + Send + Sync + 'static,
-) -> Transaction {
-    let (target, recorder, describe) = (Arc::clone(target), Arc::clone(recorder), Arc::new(describe));
-    Transaction::new(Arc::new(move |user| {
-        let (target, recorder, describe) = (Arc::clone(&target), Arc::clone(&recorder), Arc::clone(&describe));
-        Box::pin(async move {
-            place(user, &target)?;
-            let intended = pace(user, &target).await;
-            let key = next_key(user, &target);
-            let call = describe(&target, user, &key);
-            perform(user, &target, &recorder, call, intended, &content(check)).await.map(|_| ())
-        })
-    }))
-}
-
-/// Submits a task, then polls it once: the read-after-write of a real client.
-fn task_poll(target: &Arc<LoadTarget>, recorder: &Arc<Recorder>) -> Transaction {
-    let (target, recorder) = (Arc::clone(target), Arc::clone(recorder));
-    Transaction::new(Arc::new(move |user| {
-        let (target, recorder) = (Arc::clone(&target), Arc::clone(&recorder));
-        Box::pin(async move {
-            place(user, &target)?;
-            let intended = pace(user, &target).await;
-            let key = next_key(user, &target);
-            let body = json!({ "mission_id": target.mission_id, "title": "poll me", "idempotency_key": key });
-            let submit = call(GooseMethod::Post, "/api/tasks".into(), "/api/tasks", Some(body), Some(key));
-            let judged = content(|v| v["id"].is_string());
-            let Some(task) = perform(user, &target, &recorder, submit, intended, &judged).await? else { return Ok(()) };
-            let id = task.json.as_ref().and_then(|t| t["id"].as_str()).unwrap_or_default().to_string();
-            let poll = call(GooseMethod::Get, format!("/api/tasks/{id}"), "/api/tasks/%", None, None);
-            // The poll is a request of its own: in the open model it waits for
-            // its own slot, so the rate is in requests, not transactions.
-            let due = pace(user, &target).await;
-            perform(user, &target, &recorder, poll, due, &content(|v| v["status"].is_string())).await.map(|_| ())
-        })
-    }))
-}
-
 pub(crate) fn sequence(user: &mut GooseUser) -> &mut UserState {
     if user.get_session_data::<UserState>().is_none() {
         user.set_session_data(UserState::default());
@@ -328,13 +168,6 @@ pub(crate) fn place(user: &mut GooseUser, target: &LoadTarget) -> Result<(), Box
     let turn = user.weighted_users_index + sequence(user).transactions;
     sequence(user).transactions += 1;
     user.set_base_url(&target.backends[turn % target.backends.len()])
-}
-
-fn next_key(user: &mut GooseUser, target: &LoadTarget) -> String {
-    let sequence = sequence(user);
-    sequence.sent += 1;
-    let n = sequence.sent;
-    format!("{}/u{}/{n}", target.key_prefix, user.weighted_users_index)
 }
 
 /// When this transaction was meant to start. In the open model, waits for that
@@ -369,9 +202,6 @@ pub(crate) async fn perform(
     let mut outcomes = Vec::new();
     let goose = loop {
         let mut builder = user.get_request_builder(&call.method, &call.path)?;
-        if call.bearer {
-            builder = builder.bearer_auth(target.token.expose_secret());
-        }
         for (name, value) in &call.headers {
             builder = builder.header(*name, value);
         }
@@ -481,11 +311,13 @@ fn fail_over(user: &mut GooseUser, target: &LoadTarget) -> Result<(), Box<Transa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn weights(scenarios: &[Scenario]) -> Vec<(String, usize)> {
         scenarios.iter().map(|s| (s.name.to_string(), s.weight)).collect()
     }
 
+    /// The bundled mission workload's scenarios, weighted 4:3:2:1.
     fn mission_scenarios() -> Vec<Scenario> {
         let target = LoadTarget {
             mission_id: "m".into(),
@@ -494,7 +326,10 @@ mod tests {
             pace: None,
             backends: Vec::new(),
         };
-        scenarios(Arc::new(target), Arc::new(Recorder::default()))
+        let source = workload::WorkloadSource::bundled("mission").expect("bundled");
+        let mission = workload::compile(&source, &|_| true).expect("the bundled workload compiles");
+        let numbering = workload::Numbering { first_user: 0, run_users: 15 };
+        workload::scenarios(mission, Default::default(), Arc::new(target), Arc::new(Recorder::default()), numbering)
     }
 
     #[test]

@@ -1,32 +1,46 @@
-//! A plain goose binary over Grace's scenarios: goose's own CLI, metrics and
-//! HTML report (`--report-file report.html`). The mission and token come from
-//! GRACE_MISSION_ID and GRACE_TOKEN (an operator token).
+//! A plain goose binary over a workload: goose's own CLI, metrics and HTML
+//! report (`--report-file report.html`). GRACE_WORKLOAD names the workload
+//! file (default: the bundled mission traffic); GRACE_MISSION_ID (for a Grace
+//! backend) and GRACE_TOKEN fill `{{mission}}` and `{{token}}`.
 
 use goose::prelude::*;
-use grace_loadtests::{scenarios, LoadTarget, Recorder};
+use grace_loadtests::workload::{self, WorkloadSource};
+use grace_loadtests::{LoadTarget, Recorder};
 use std::sync::Arc;
+
+/// A usage error: exit 2, as `grace` does.
+fn refuse(message: impl std::fmt::Display) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2)
+}
 
 #[tokio::main]
 async fn main() -> Result<(), GooseError> {
-    let Some(mission_id) = std::env::var("GRACE_MISSION_ID").ok() else {
-        eprintln!("error: set GRACE_MISSION_ID to the mission the load is tagged with");
-        std::process::exit(2);
+    let source = match std::env::var_os("GRACE_WORKLOAD") {
+        Some(path) => WorkloadSource::read(std::path::Path::new(&path)).unwrap_or_else(|e| refuse(e)),
+        None => WorkloadSource::bundled("mission").expect("the mission workload is bundled"),
     };
-    let Some(token) = std::env::var("GRACE_TOKEN").ok() else {
-        eprintln!("error: set GRACE_TOKEN to an operator token of the backend");
-        std::process::exit(2);
-    };
-    let run = format!("goose-{}", std::process::id());
+    let compiled = workload::compile(&source, &|name| std::env::var_os(name).is_some()).unwrap_or_else(|e| refuse(e));
+    if compiled.feeders.iter().any(|f| f.unique) {
+        // Unique rows are dealt by the run's users, which goose's CLI decides after this.
+        refuse("a feeder with unique rows needs `grace load`, which knows every user of the run");
+    }
+    let env = workload::environment(&compiled).unwrap_or_else(|e| refuse(e));
+    let mission_id = std::env::var("GRACE_MISSION_ID").unwrap_or_default();
+    if compiled.grace_backend && mission_id.is_empty() {
+        refuse("set GRACE_MISSION_ID to the mission the load is tagged with");
+    }
     let target = Arc::new(LoadTarget {
         mission_id,
-        token: token.into(),
-        key_prefix: format!("{run}/w0"),
+        token: std::env::var("GRACE_TOKEN").unwrap_or_default().into(),
+        key_prefix: format!("goose-{}/w0", std::process::id()),
         pace: None,
         backends: vec![],
     });
     let recorder = Arc::new(Recorder::default());
+    let numbering = workload::Numbering { first_user: 0, run_users: 1 };
     let mut attack = GooseAttack::initialize()?;
-    for scenario in scenarios(target, Arc::clone(&recorder)) {
+    for scenario in workload::scenarios(compiled, env, target, Arc::clone(&recorder), numbering) {
         attack = attack.register_scenario(scenario);
     }
     attack.execute().await?;

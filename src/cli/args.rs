@@ -113,11 +113,10 @@ impl BackendArgs {
     }
 
     /// The operator token, which a command that sends load cannot do without.
-    pub fn operator_token(&self) -> Result<SecretString, CommandError> {
-        self.tokens()?
-            .token_for(Role::Operator)
-            .map(SecretString::from)
-            .ok_or_else(|| CommandError::Usage("an operator token is required: pass --token or set GRACE_TOKEN".into()))
+    /// The operator token, when one was given (a service other than a Grace
+    /// backend may need none).
+    pub fn operator_token(&self) -> Result<Option<SecretString>, CommandError> {
+        Ok(self.tokens()?.token_for(Role::Operator).map(SecretString::from))
     }
 
     /// A client of the backend, when one was named.
@@ -522,11 +521,18 @@ pub struct LoadArgs {
     /// suggests the shape; flags override it.
     #[arg(long, value_name = "FILE")]
     pub workload: Option<PathBuf>,
+    /// PostgreSQL URL of the loaded service's own database (read-only is
+    /// enough), where the workload's `[[proofs]]` are proven after the load:
+    /// every acknowledged write stored exactly once (C7) and no orphan (C1).
+    /// Default for a Grace backend: the control plane's database.
+    #[arg(long, env = "GRACE_SERVICE_DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub service_database_url: Option<String>,
     #[command(flatten)]
     pub criteria: CriteriaArgs,
     #[command(flatten)]
     pub shape: LoadShapeArgs,
-    /// The mission the load is tagged with (default: a new one per run).
+    /// The mission the load is tagged with on a Grace backend (default: a
+    /// new one per run).
     #[arg(long, value_name = "UUID")]
     pub mission: Option<uuid::Uuid>,
     /// Write the merged result (load-result.json) and each worker's goose

@@ -59,7 +59,8 @@ impl From<ControlError> for CommandError {
             ControlError::Database(e) => e.into(),
             ControlError::BackendUnreachable { .. }
             | ControlError::TooFewWorkers { .. }
-            | ControlError::ControlPlaneLost { .. } => Self::Unreachable(e.to_string()),
+            | ControlError::ControlPlaneLost { .. }
+            | ControlError::ServiceDatabase(_) => Self::Unreachable(e.to_string()),
             ControlError::TooLittleCapacity { .. } | ControlError::Configuration(_) => Self::Usage(e.to_string()),
             ControlError::BackendRefused { .. } | ControlError::Goose(_) | ControlError::Upload(_) => {
                 Self::Failed(e.to_string())

@@ -223,6 +223,18 @@ impl BackendClient {
         }
     }
 
+    /// Any HTTP answer to `GET /` — for a service that is not a Grace
+    /// backend, whose health Grace cannot judge: only that it listens.
+    pub async fn answers(&self) -> Result<(), ClientError> {
+        let (method, path) = (Method::GET, "/");
+        let call = call_name(&method, path);
+        self.request(method, path, None)?
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable { call, reason: crate::db::innermost_cause(&e) })?;
+        Ok(())
+    }
+
     /// Waits until every committed event is chained into the log (lag zero);
     /// `false` when `at_most` passed first. A degraded answer meanwhile counts
     /// as "not yet"; an unreachable backend ends the wait with its error.

@@ -8,7 +8,7 @@
 //! Counts and digests are compared first; the keys the workers uploaded with
 //! their outcomes then say how many of each, and which.
 //!
-//! Every key names its run and worker (`<run>/<worker>/u<user>/<n>`), so the
+//! Every key names its run and worker (`<run>/<worker>/…`), so the
 //! run's rows are found by key, and rows written by a worker that was lost
 //! (and so uploaded nothing) are counted apart, as unverifiable.
 
@@ -20,19 +20,54 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 /// How many keys of each kind of violation a report names.
-const SAMPLE: i64 = 5;
+pub(super) const SAMPLE: i64 = 5;
 
-/// The stored client writes of run `$1` by workers whose upload is in, as `key`.
-const STORED: &str = "
-    run AS (SELECT mission_id FROM control.runs WHERE id = $1),
-    done AS (SELECT worker_id::text AS worker FROM control.run_workers WHERE run_id = $1 AND status = 'done'),
-    written AS (
-        SELECT c.idempotency_key AS key FROM chat_messages c, run
-         WHERE c.mission_id = run.mission_id AND c.role = 'user' AND split_part(c.idempotency_key, '/', 1) = $1::text
-        UNION ALL
-        SELECT t.idempotency_key FROM tasks t, run
-         WHERE t.mission_id = run.mission_id AND t.kind = 'submitted' AND split_part(t.idempotency_key, '/', 1) = $1::text),
-    stored AS (SELECT key FROM written WHERE split_part(key, '/', 2) IN (SELECT worker FROM done))";
+/// Where a check finds the run's stored writes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Stored<'a> {
+    /// The Grace backend's chat and task rows of the run's mission.
+    Bundled,
+    /// One proof's keys, copied from the service's database into
+    /// `pg_temp.stored_keys` (see `service_proofs`); judged against the
+    /// outcomes of that proof's writes only (the proof names each key's
+    /// third part: `<run>/<worker>/<proof>/…`).
+    Copied { proof: &'a str },
+}
+
+impl Stored<'_> {
+    /// The run's stored keys (`written`), and those of workers whose upload
+    /// is in (`stored`); run `$1`.
+    fn ctes(self) -> String {
+        let written = match self {
+            Stored::Bundled => {
+                "WITH run AS (SELECT mission_id FROM control.runs WHERE id = $1)
+                 SELECT c.idempotency_key AS key FROM chat_messages c, run
+                  WHERE c.mission_id = run.mission_id AND c.role = 'user' AND split_part(c.idempotency_key, '/', 1) = $1::text
+                 UNION ALL
+                 SELECT t.idempotency_key FROM tasks t, run
+                  WHERE t.mission_id = run.mission_id AND t.kind = 'submitted' AND split_part(t.idempotency_key, '/', 1) = $1::text"
+            }
+            Stored::Copied { .. } => "SELECT key FROM pg_temp.stored_keys",
+        };
+        format!(
+            "done AS (SELECT worker_id::text AS worker FROM control.run_workers WHERE run_id = $1 AND status = 'done'),
+             written AS ({written}),
+             stored AS (SELECT key FROM written WHERE split_part(key, '/', 2) IN (SELECT worker FROM done))"
+        )
+    }
+
+    /// The outcomes these writes are judged against: the run's (`$1`), of one proof only when copied.
+    fn outcomes(self) -> String {
+        let all = "SELECT idempotency_key AS key, outcome FROM control.write_outcomes WHERE run_id = $1";
+        match self {
+            Stored::Bundled => all.to_string(),
+            // A proof's name is letters, digits, `_` and `-` (the workload's compiler says so).
+            Stored::Copied { proof } => {
+                format!("{all} AND split_part(idempotency_key, '/', 3) = '{}'", proof.replace('\'', "''"))
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AckedWritesCheck {
@@ -68,6 +103,37 @@ pub struct AckedWritesCheck {
     /// Rows written by workers that were lost; nothing to compare them with.
     pub unverifiable: u64,
     pub passed: bool,
+}
+
+impl AckedWritesCheck {
+    /// Checks of disjoint sets of writes (one per kind) as one.
+    pub fn sum<'a>(checks: impl IntoIterator<Item = &'a AckedWritesCheck>) -> Self {
+        let checks: Vec<&AckedWritesCheck> = checks.into_iter().collect();
+        let total = |field: fn(&AckedWritesCheck) -> u64| checks.iter().map(|c| field(c)).sum::<u64>();
+        let digest = |field: fn(&AckedWritesCheck) -> &str| {
+            combine_digests(checks.iter().map(|c| field(c))).expect("digests computed here are hex")
+        };
+        let sample = |field: fn(&AckedWritesCheck) -> &[String]| {
+            checks.iter().flat_map(|c| field(c).iter().cloned()).take(SAMPLE as usize).collect::<Vec<_>>()
+        };
+        Self {
+            acknowledged: total(|c| c.acknowledged),
+            stored: total(|c| c.stored),
+            acknowledged_digest: digest(|c| &c.acknowledged_digest),
+            stored_digest: digest(|c| &c.stored_digest),
+            missing: total(|c| c.missing),
+            duplicated: total(|c| c.duplicated),
+            unacknowledged: total(|c| c.unacknowledged),
+            indeterminate: total(|c| c.indeterminate),
+            indeterminate_stored: total(|c| c.indeterminate_stored),
+            refused: total(|c| c.refused),
+            missing_sample: sample(|c| &c.missing_sample),
+            duplicated_sample: sample(|c| &c.duplicated_sample),
+            unacknowledged_sample: sample(|c| &c.unacknowledged_sample),
+            unverifiable: total(|c| c.unverifiable),
+            passed: checks.iter().all(|c| c.passed),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -135,7 +201,18 @@ fn listed(sample: &[String]) -> String {
     }
 }
 
+/// C7 on the Grace backend's tables: the keys uploaded as acknowledged must
+/// be exactly those the workers counted (count and digest), and judged.
 pub async fn check(client: &Client, run_id: Uuid) -> Result<AckedWritesCheck, ControlError> {
+    let (counted, counted_digest) = counted(client, run_id).await?;
+    let mut check = judge(client, run_id, Stored::Bundled).await?;
+    check.passed &= check.acknowledged == counted && check.acknowledged_digest == counted_digest;
+    Ok(check)
+}
+
+/// What the workers whose upload is in counted as acknowledged: how many
+/// writes, and the digest of their keys.
+pub(super) async fn counted(client: &Client, run_id: Uuid) -> Result<(u64, String), ControlError> {
     let uploads = client
         .query(
             "SELECT res.acked_keys_count, res.acked_keys_digest FROM control.worker_results res
@@ -150,47 +227,53 @@ pub async fn check(client: &Client, run_id: Uuid) -> Result<AckedWritesCheck, Co
         acknowledged += upload.try_get::<_, i64>("acked_keys_count")?;
         digests.push(upload.try_get("acked_keys_digest")?);
     }
-    let acknowledged_digest = combine_digests(digests.iter().map(String::as_str))
+    let digest = combine_digests(digests.iter().map(String::as_str))
         .map_err(|e| ControlError::Upload(format!("an acked-keys digest is not hex: {e}")))?;
+    Ok((acknowledged as u64, digest))
+}
 
-    let stored_digest = stored_digest(client, run_id).await?;
-    let row = client
-        .query_one(
-            &format!(
-                "WITH {STORED},
-                 outcomes AS (SELECT idempotency_key AS key, outcome FROM control.write_outcomes WHERE run_id = $1),
-                 copies AS (SELECT key, count(*) AS copies FROM stored GROUP BY key),
-                 -- One hashed full join: every key stored or settled, with both sides.
-                 judged AS MATERIALIZED (
-                    SELECT coalesce(c.key, o.key) AS key, coalesce(c.copies, 0) AS copies, o.outcome
-                      FROM copies c FULL JOIN outcomes o ON o.key = c.key)
-                 SELECT (SELECT count(*) FROM stored) AS stored,
-                        count(*) FILTER (WHERE outcome = 'acknowledged') AS acknowledged,
-                        count(*) FILTER (WHERE outcome = 'acknowledged' AND copies = 0) AS missing,
-                        count(*) FILTER (WHERE copies > 1) AS duplicated,
-                        count(*) FILTER (WHERE copies > 0 AND outcome IS DISTINCT FROM 'acknowledged'
-                                                          AND outcome IS DISTINCT FROM 'indeterminate') AS unacknowledged,
-                        count(*) FILTER (WHERE outcome = 'indeterminate') AS indeterminate,
-                        count(*) FILTER (WHERE outcome = 'indeterminate' AND copies > 0) AS indeterminate_stored,
-                        count(*) FILTER (WHERE outcome = 'refused') AS refused,
-                        ARRAY(SELECT key FROM judged WHERE outcome = 'acknowledged' AND copies = 0
-                               ORDER BY key LIMIT $2) AS missing_sample,
-                        ARRAY(SELECT key FROM judged WHERE copies > 1 ORDER BY key LIMIT $2) AS duplicated_sample,
-                        ARRAY(SELECT key FROM judged WHERE copies > 0 AND outcome IS DISTINCT FROM 'acknowledged'
-                                AND outcome IS DISTINCT FROM 'indeterminate' ORDER BY key LIMIT $2)
-                          AS unacknowledged_sample,
-                        (SELECT count(*) FROM written) - (SELECT count(*) FROM stored) AS unverifiable
-                   FROM judged"
-            ),
-            &[&run_id, &SAMPLE],
-        )
-        .await?;
+/// Judges the writes `stored` finds against the uploaded outcomes:
+/// `acknowledged` and its digest are those of the uploaded keys.
+pub(super) async fn judge(client: &Client, run_id: Uuid, stored: Stored<'_>) -> Result<AckedWritesCheck, ControlError> {
+    let (ctes, outcomes) = (stored.ctes(), stored.outcomes());
+    let stored_digest = digest_of(client, &format!("WITH {ctes} SELECT key FROM stored"), run_id).await?;
+    let acknowledged_digest = digest_of(
+        client,
+        &format!("WITH outcomes AS ({outcomes}) SELECT key FROM outcomes WHERE outcome = 'acknowledged'"),
+        run_id,
+    )
+    .await?;
+    let query = format!(
+        "WITH {ctes},
+         outcomes AS ({outcomes}),
+         copies AS (SELECT key, count(*) AS copies FROM stored GROUP BY key),
+         -- One hashed full join: every key stored or settled, with both sides.
+         judged AS MATERIALIZED (
+            SELECT coalesce(c.key, o.key) AS key, coalesce(c.copies, 0) AS copies, o.outcome
+              FROM copies c FULL JOIN outcomes o ON o.key = c.key)
+         SELECT (SELECT count(*) FROM stored) AS stored,
+                count(*) FILTER (WHERE outcome = 'acknowledged') AS acknowledged,
+                count(*) FILTER (WHERE outcome = 'acknowledged' AND copies = 0) AS missing,
+                count(*) FILTER (WHERE copies > 1) AS duplicated,
+                count(*) FILTER (WHERE copies > 0 AND outcome IS DISTINCT FROM 'acknowledged'
+                                                  AND outcome IS DISTINCT FROM 'indeterminate') AS unacknowledged,
+                count(*) FILTER (WHERE outcome = 'indeterminate') AS indeterminate,
+                count(*) FILTER (WHERE outcome = 'indeterminate' AND copies > 0) AS indeterminate_stored,
+                count(*) FILTER (WHERE outcome = 'refused') AS refused,
+                ARRAY(SELECT key FROM judged WHERE outcome = 'acknowledged' AND copies = 0
+                       ORDER BY key LIMIT $2) AS missing_sample,
+                ARRAY(SELECT key FROM judged WHERE copies > 1 ORDER BY key LIMIT $2) AS duplicated_sample,
+                ARRAY(SELECT key FROM judged WHERE copies > 0 AND outcome IS DISTINCT FROM 'acknowledged'
+                        AND outcome IS DISTINCT FROM 'indeterminate' ORDER BY key LIMIT $2)
+                  AS unacknowledged_sample,
+                (SELECT count(*) FROM written) - (SELECT count(*) FROM stored) AS unverifiable
+           FROM judged"
+    );
+    let row = client.query_one(&query, &[&run_id, &SAMPLE]).await?;
     let count = |column: &str| row.try_get::<_, i64>(column).map(|n| n as u64);
     let (missing, duplicated, unacknowledged) = (count("missing")?, count("duplicated")?, count("unacknowledged")?);
-    // The keys uploaded as acknowledged must be as many as the workers counted.
-    let uploaded_whole = count("acknowledged")? == acknowledged as u64;
     Ok(AckedWritesCheck {
-        acknowledged: acknowledged as u64,
+        acknowledged: count("acknowledged")?,
         stored: count("stored")?,
         acknowledged_digest,
         stored_digest,
@@ -204,13 +287,14 @@ pub async fn check(client: &Client, run_id: Uuid) -> Result<AckedWritesCheck, Co
         duplicated_sample: row.try_get("duplicated_sample")?,
         unacknowledged_sample: row.try_get("unacknowledged_sample")?,
         unverifiable: count("unverifiable")?,
-        passed: missing == 0 && duplicated == 0 && unacknowledged == 0 && uploaded_whole,
+        passed: missing == 0 && duplicated == 0 && unacknowledged == 0,
     })
 }
 
-/// The digest of the stored keys, streamed so a big run is never held in memory.
-async fn stored_digest(client: &Client, run_id: Uuid) -> Result<String, ControlError> {
-    let rows = client.query_raw(&format!("WITH {STORED} SELECT key FROM stored"), [&run_id]).await?;
+/// The digest of the keys `query` (run `$1`) returns, streamed so a big run
+/// is never held in memory.
+async fn digest_of(client: &Client, query: &str, run_id: Uuid) -> Result<String, ControlError> {
+    let rows = client.query_raw(query, [&run_id]).await?;
     futures::pin_mut!(rows);
     let mut digest = KeyDigest::default();
     while let Some(row) = rows.try_next().await? {

@@ -9,11 +9,14 @@
 //! through exactly the same control-plane path.
 
 use super::connection::ControlPlane;
-use super::plan::LoadPlan;
+use super::plan::{LoadPlan, WriteProofs};
 use super::progress::{self, JsonLines, OverTime, Sample, Sinks, Timeline};
 use super::result::{LoadResult, Uploaded, WorkerUpload};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
-use super::{acked_writes, check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD, UPLOAD_ALLOWANCE};
+use super::{
+    acked_writes, check_backend, service_proofs, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD,
+    UPLOAD_ALLOWANCE,
+};
 use crate::api::missions::NewMission;
 use crate::client::ClientError;
 use crate::configuration::DatabaseUrl;
@@ -46,15 +49,26 @@ pub async fn run(
     plan: &LoadPlan,
     shutdown: &CancellationToken,
 ) -> Result<LoadOutcome, ControlError> {
-    check_backend(&plan.backend).await?;
-    for replica in &plan.replicas {
-        check_backend(&plan.backend.replica(replica.clone())).await?;
+    for backend in
+        std::iter::once(plan.backend.clone()).chain(plan.replicas.iter().map(|r| plan.backend.replica(r.clone())))
+    {
+        if plan.grace_backend {
+            check_backend(&backend).await?;
+        } else {
+            let url = backend.url().to_string();
+            backend.answers().await.map_err(|e| ControlError::BackendUnreachable { url, reason: e.reason() })?;
+        }
+    }
+    // A proof that cannot be read is found now, not after the load.
+    if let WriteProofs::Workload { proofs, database, .. } = &plan.write_proofs {
+        service_proofs::prepare(database, proofs).await?;
     }
     let plane = ControlPlane::connect(database, ABANDONED).await?;
     let run_id = Uuid::new_v4();
     let mission_id = match plan.mission {
-        Some(mission) => mission,
-        None => create_mission(plan, run_id).await?,
+        Some(mission) => Some(mission),
+        None if plan.grace_backend => Some(create_mission(plan, run_id).await?),
+        None => None,
     };
     let backends = match plan.replicas.as_slice() {
         [] => Vec::new(),
@@ -68,7 +82,6 @@ pub async fn run(
         run_time_secs: plan.shape.run_time.as_secs(),
         stages: plan.shape.stages.clone(),
         rate: plan.shape.rate,
-        traffic: plan.traffic,
         workload: plan.workload.clone(),
     };
     let config = &serde_json::to_value(&config).expect("configs serialize");
@@ -83,7 +96,10 @@ pub async fn run(
             .await
         })
         .await?;
-    tracing::info!(run = %run_id, mission = %mission_id, "load run created");
+    match mission_id {
+        Some(mission) => tracing::info!(run = %run_id, mission = %mission, "load run created"),
+        None => tracing::info!(run = %run_id, "load run created"),
+    }
 
     // The in-process worker, when no workers are expected.
     let local_stop = shutdown.child_token();
@@ -169,9 +185,18 @@ async fn coordinate(
         })
         .await?;
     let uploads = plane.run("reading the uploads", |c| async move { read_uploads(&c, run_id).await }).await?;
-    let acked =
-        plane.run("the acknowledged-writes check", |c| async move { acked_writes::check(&c, run_id).await }).await?;
-    let (mut result, histograms) = LoadResult::merge(run_id, &plan.shape, &uploads, acked, plane.outages())?;
+    let proven = match &plan.write_proofs {
+        WriteProofs::Bundled => {
+            let acked = plane
+                .run("the acknowledged-writes check", |c| async move { acked_writes::check(&c, run_id).await })
+                .await?;
+            service_proofs::Proven::bundled(acked)
+        }
+        WriteProofs::Workload { proofs, database, orphans } => {
+            service_proofs::prove(plane, database, run_id, proofs, *orphans).await?
+        }
+    };
+    let (mut result, histograms) = LoadResult::merge(run_id, &plan.shape, &uploads, proven, plane.outages())?;
     // The last window, from what the workers uploaded: the windows add up to the run.
     sinks.close(&Sample::of(&histograms));
     result.over_time = sinks.over_time.map(OverTime::into_windows).unwrap_or_default();
@@ -413,7 +438,7 @@ async fn watch(
                         WHERE rw.run_id = $1 AND r.id = rw.run_id AND w.id = rw.worker_id
                           AND rw.status IN ('assigned', 'running')
                           AND (($4 AND w.last_heartbeat < now() - make_interval(secs => $2))
-                               OR now() > r.start_at + make_interval(secs => $3))
+                               OR now() > coalesce(rw.upload_deadline, r.start_at + make_interval(secs => $3)))
                     RETURNING w.id, w.host, w.pid)
                      UPDATE control.workers w SET status = 'lost' FROM lost WHERE w.id = lost.id
                     RETURNING lost.host, lost.pid",

@@ -17,6 +17,8 @@
 //! - [`threshold`]: k6-style pass/fail criteria on a run (`p95<300ms`).
 //! - [`acked_writes`]: consistency condition C7 — the writes the workers saw
 //!   acknowledged are exactly the rows stored.
+//! - [`service_proofs`]: a workload's proofs on the service's own database —
+//!   C7 per kind of write, and C1 on its foreign keys.
 
 pub mod acked_writes;
 pub mod connection;
@@ -25,6 +27,7 @@ mod metrics;
 pub mod plan;
 pub mod progress;
 pub mod result;
+pub mod service_proofs;
 mod share;
 pub mod threshold;
 pub mod worker;
@@ -33,7 +36,6 @@ use crate::client::{BackendClient, ClientError};
 use crate::db::DbError;
 use crate::specification::Role;
 use grace_loadtests::workload::WorkloadSource;
-use grace_loadtests::Traffic;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use uuid::Uuid;
@@ -46,6 +48,13 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// counts a worker that has not as lost, and the worker, still unable to
 /// reach the control plane, gives up too.
 pub const UPLOAD_ALLOWANCE: Duration = Duration::from_secs(60);
+
+/// How long an upload of `outcomes` write outcomes may take: the allowance,
+/// and a second per 50,000 keys more (a COPY moves ~200k keys/s on 2 cores;
+/// an hour's soak at 2,600 requests/s leaves 5.7M).
+pub fn upload_allowance(outcomes: usize) -> Duration {
+    UPLOAD_ALLOWANCE + Duration::from_secs((outcomes / 50_000) as u64)
+}
 /// How far ahead of the database clock a run's start is announced, so every
 /// worker has heard of it before it begins.
 const START_LEAD: Duration = Duration::from_secs(2);
@@ -60,7 +69,8 @@ pub struct RunConfig {
     /// are several; empty otherwise.
     #[serde(default)]
     pub backends: Vec<String>,
-    pub mission_id: Uuid,
+    /// The mission the load is tagged with, on a Grace backend.
+    pub mission_id: Option<Uuid>,
     /// Users across all workers.
     pub users: u32,
     pub run_time_secs: u64,
@@ -69,12 +79,8 @@ pub struct RunConfig {
     pub stages: Vec<plan::Stage>,
     /// Open model: requests per second across all workers.
     pub rate: Option<f64>,
-    #[serde(default)]
-    pub traffic: Traffic,
-    /// The traffic as a workload, when the run was given one (it replaces
-    /// `traffic`): the workers compile it themselves.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workload: Option<WorkloadSource>,
+    /// The traffic: the workers compile it themselves.
+    pub workload: WorkloadSource,
 }
 
 /// Why load could not be run or judged.
@@ -99,6 +105,9 @@ pub enum ControlError {
     Upload(String),
     #[error("the control plane did not answer {what} within {}s; {consequence}", .waited.as_secs())]
     ControlPlaneLost { what: &'static str, waited: Duration, consequence: &'static str },
+    /// The service's database (`--service-database-url`) could not be read.
+    #[error("the service's database: {0}")]
+    ServiceDatabase(String),
     #[error("interrupted")]
     Interrupted,
 }

@@ -3,8 +3,8 @@
 //! (`LoadPlan`). The coordinator carries it out; the merged result reports it.
 
 use crate::client::BackendClient;
-use crate::configuration::BackendUrl;
-use grace_loadtests::Traffic;
+use crate::configuration::{BackendUrl, DatabaseUrl};
+use grace_loadtests::workload::{ProofSpec, WorkloadSource};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use std::time::Duration;
@@ -41,15 +41,31 @@ pub struct LoadPlan {
     /// turn); usually none.
     pub replicas: Vec<BackendUrl>,
     pub shape: LoadShape,
-    pub traffic: Traffic,
-    /// A workload to send instead of `traffic`.
-    pub workload: Option<grace_loadtests::workload::WorkloadSource>,
+    /// The traffic (the bundled mission workload unless the user gave one).
+    pub workload: WorkloadSource,
+    /// The target is a Grace backend (the mission traffic, or a workload
+    /// saying so): the run gets a mission, the operator token is checked
+    /// first. Otherwise it is any HTTP service, checked only to answer.
+    pub grace_backend: bool,
+    /// Where the writes are proven stored (C7).
+    pub write_proofs: WriteProofs,
     /// The mission the load is tagged with; a fresh one when `None`.
     pub mission: Option<Uuid>,
     /// Show the run's live progress on stderr.
     pub progress: bool,
     /// Stream each second's numbers per request name here (JSON lines).
     pub json_lines: Option<std::path::PathBuf>,
+}
+
+/// Where a run's writes are proven stored, each exactly once (C7).
+#[derive(Debug, Clone)]
+pub enum WriteProofs {
+    /// The Grace backend's chat and task rows, in the control plane's database.
+    Bundled,
+    /// A workload's proofs, each reading its stored keys from `database`
+    /// (the service's own); `orphans` also proves its foreign keys (C1) — for
+    /// a service other than a Grace backend, whose C1 is `grace verify`'s.
+    Workload { proofs: Vec<ProofSpec>, database: Box<DatabaseUrl>, orphans: bool },
 }
 
 /// One k6-style stage: reach `users` by the end of `secs` seconds, linearly

@@ -9,6 +9,7 @@ use super::acked_writes::AckedWritesCheck;
 use super::connection::Outage;
 use super::plan::{LoadShape, Stage};
 use super::progress::TimedWindow;
+use super::service_proofs::{Proven, ServiceOrphans, WriteProof};
 use super::worker::WorkerIdentity;
 use super::ControlError;
 use grace_loadtests::{BackendCount, ErrorSample, Recorded, TimeSlot, OVERALL};
@@ -63,7 +64,14 @@ pub struct LoadResult {
     /// A sample of each distinct failure, with how often it was seen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ErrorSample>,
+    /// C7: every write of the run, acknowledged ones stored exactly once.
     pub acked_writes: AckedWritesCheck,
+    /// C7 per kind of write, where a workload's `[[proofs]]` say each is stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proofs: Vec<WriteProof>,
+    /// C1 on the service's database, for a service other than a Grace backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphans: Option<ServiceOrphans>,
     /// Workers that went silent or never uploaded, by name.
     pub lost_workers: Vec<String>,
     /// When the coordinator could not reach the control plane (the database
@@ -79,7 +87,7 @@ pub struct LoadResult {
     /// The `--threshold` criteria, as the run measured up to them.
     #[serde(default)]
     pub thresholds: Vec<ThresholdCheck>,
-    /// No worker lost and C7 holds.
+    /// No worker lost, C7 holds (and C1 on a service's database), the rate was reached.
     pub passed: bool,
 }
 
@@ -169,7 +177,7 @@ impl LoadResult {
         run_id: Uuid,
         shape: &LoadShape,
         uploads: &[WorkerUpload],
-        acked_writes: AckedWritesCheck,
+        proven: Proven,
         control_plane_outages: Vec<Outage>,
     ) -> Result<(Self, Recorded), ControlError> {
         let mut merged = Recorded::default();
@@ -221,7 +229,10 @@ impl LoadResult {
             run_time_secs: shape.run_time.as_secs(),
             stages: shape.stages.clone(),
             rate: shape.rate,
-            passed: lost_workers.is_empty() && acked_writes.passed && rate_reached.as_ref().is_none_or(|r| r.passed),
+            passed: lost_workers.is_empty()
+                && proven.acked_writes.passed
+                && proven.orphans.as_ref().is_none_or(|o| o.passed)
+                && rate_reached.as_ref().is_none_or(|r| r.passed),
             rate_reached,
             workers,
             total,
@@ -232,7 +243,9 @@ impl LoadResult {
             backends: merged.by_backend.clone(),
             statuses: merged.statuses.clone(),
             errors: merged.errors.clone(),
-            acked_writes,
+            acked_writes: proven.acked_writes,
+            proofs: proven.proofs,
+            orphans: proven.orphans,
             lost_workers,
             control_plane_outages,
             thresholds: Vec::new(),
@@ -366,6 +379,12 @@ impl std::fmt::Display for LoadResult {
         }
         let mark = |ok: bool| if ok { "✓" } else { "✗" };
         writeln!(f, "\n{} acknowledged writes (C7): {}", mark(self.acked_writes.passed), self.acked_writes)?;
+        for proof in &self.proofs {
+            writeln!(f, "  {} {}: {}", mark(proof.check.passed), proof.name, proof.check)?;
+        }
+        if let Some(orphans) = &self.orphans {
+            writeln!(f, "{} no orphans in the service's database (C1): {orphans}", mark(orphans.passed))?;
+        }
         if self.lost_workers.is_empty() {
             writeln!(f, "✓ workers: every worker finished and uploaded")?;
         } else {
@@ -427,7 +446,8 @@ mod tests {
         let slow: Vec<u64> = (0..100).map(|n| 500 + n).collect();
         let uploads = [upload(1, &fast, 3), upload(2, &slow, 7)];
         let (result, _) =
-            LoadResult::merge(Uuid::nil(), &shape(), &uploads, AckedWritesCheck::of_nothing(), vec![]).unwrap();
+            LoadResult::merge(Uuid::nil(), &shape(), &uploads, Proven::bundled(AckedWritesCheck::of_nothing()), vec![])
+                .unwrap();
         assert_eq!(result.total, Throughput { requests: 1000, failures: 10, requests_per_second: 100.0 });
         assert_eq!(result.workers[0].throughput.requests_per_second, 90.0);
         let overall = &result.latency[0];
@@ -449,7 +469,7 @@ mod tests {
             Uuid::nil(),
             &shape(),
             &[upload(1, &[1, 2, 3], 0), lost],
-            AckedWritesCheck::of_nothing(),
+            Proven::bundled(AckedWritesCheck::of_nothing()),
             vec![],
         )
         .unwrap();
@@ -465,7 +485,8 @@ mod tests {
         let slow: Vec<u64> = (0..100).map(|n| 500 + n).collect();
         let uploads = [upload(1, &fast, 3), upload(2, &slow, 7)];
         let (mut result, _) =
-            LoadResult::merge(Uuid::nil(), &shape(), &uploads, AckedWritesCheck::of_nothing(), vec![]).unwrap();
+            LoadResult::merge(Uuid::nil(), &shape(), &uploads, Proven::bundled(AckedWritesCheck::of_nothing()), vec![])
+                .unwrap();
         let thresholds: Vec<crate::control::threshold::Threshold> =
             ["p50<20ms", "error_rate<=1%", "rps>=100", "/api/chat:p99<500ms", "/api/nothing:p99<1s"]
                 .iter()
@@ -491,7 +512,7 @@ mod tests {
             Uuid::nil(),
             &shape(),
             &[upload(1, &[1], 0)],
-            AckedWritesCheck::of_nothing(),
+            Proven::bundled(AckedWritesCheck::of_nothing()),
             vec![outage],
         )
         .unwrap();

@@ -14,7 +14,7 @@ use super::ControlError;
 use grace_loadtests::goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use grace_loadtests::goose::{self, GooseAttack};
 use grace_loadtests::workload::{self, WorkloadSource};
-use grace_loadtests::{scenarios_for, share_of, LoadTarget, Recorded, Recorder, Traffic};
+use grace_loadtests::{share_of, LoadTarget, Recorded, Recorder};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -28,9 +28,7 @@ pub struct Share {
     pub run_time: Duration,
     /// This share's part of the run's stages; empty: every user at once.
     pub stages: Vec<Stage>,
-    pub traffic: Traffic,
-    /// A workload to send instead of `traffic`.
-    pub workload: Option<WorkloadSource>,
+    pub workload: WorkloadSource,
     /// Users across the whole run (a workload's unique feeder rows need it).
     pub run_users: u32,
     pub target: LoadTarget,
@@ -63,19 +61,13 @@ pub async fn run(
     };
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(goose_error)?;
     let target = Arc::new(share.target);
-    let scenarios = match &share.workload {
-        None => scenarios_for(share.traffic, target, Arc::clone(&recorder)),
-        Some(source) => {
-            // Compiled here too: the environment variables it names are this worker's.
-            let unusable = |e: String| ControlError::Configuration(format!("the run's workload: {e}"));
-            let workload = workload::compile(source, &|name| std::env::var_os(name).is_some())
-                .map_err(|e| unusable(e.to_string()))?;
-            let env = workload::environment(&workload).map_err(unusable)?;
-            let numbering =
-                workload::Numbering { first_user: share.first_user as usize, run_users: share.run_users as usize };
-            workload::scenarios(workload, env, target, Arc::clone(&recorder), numbering)
-        }
-    };
+    // Compiled here too: the environment variables it names are this worker's.
+    let unusable = |e: String| ControlError::Configuration(format!("the run's workload: {e}"));
+    let workload = workload::compile(&share.workload, &|name| std::env::var_os(name).is_some())
+        .map_err(|e| unusable(e.to_string()))?;
+    let env = workload::environment(&workload).map_err(unusable)?;
+    let numbering = workload::Numbering { first_user: share.first_user as usize, run_users: share.run_users as usize };
+    let scenarios = workload::scenarios(workload, env, target, Arc::clone(&recorder), numbering);
     for scenario in share_of(scenarios, share.first_user as usize, share.users as usize) {
         attack = attack.register_scenario(scenario);
     }

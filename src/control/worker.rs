@@ -12,14 +12,14 @@ use super::connection::ControlPlane;
 use super::metrics::{self, LatestShare};
 use super::progress::{self, Sample, Sinks, Timeline};
 use super::share::{self, Share};
-use super::{check_backend, ControlError, RunConfig, CHANNEL, HEARTBEAT, UPLOAD_ALLOWANCE};
+use super::{check_backend, upload_allowance, ControlError, RunConfig, CHANNEL, HEARTBEAT};
 use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
 use crate::db::rows::FromRow;
 use crate::db::Listener;
 use crate::specification::Role;
 use grace_loadtests::{key_digest, LoadTarget, Recorded, Recorder, WriteOutcome};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -124,14 +124,18 @@ impl Drop for Worker {
 }
 
 impl Worker {
-    /// Checks the backend answers (when this worker names one), then registers.
+    /// Checks the backend this worker names, if any, then registers: with an
+    /// operator token, as a Grace backend (healthy, the token an operator's);
+    /// without one — a worker for any service — only that it answers.
     pub async fn register(settings: WorkerSettings) -> Result<Self, ControlError> {
         if let Some(backend) = &settings.backend {
-            check_backend(&BackendClient::new(
-                backend.clone(),
-                Tokens::default().with(Role::Operator, &settings.token),
-            ))
-            .await?;
+            let client = BackendClient::new(backend.clone(), Tokens::default().with(Role::Operator, &settings.token));
+            if settings.token.expose_secret().is_empty() {
+                let url = backend.to_string();
+                client.answers().await.map_err(|e| ControlError::BackendUnreachable { url, reason: e.reason() })?;
+            } else {
+                check_backend(&client).await?;
+            }
         }
         let metrics = match settings.metrics_listen {
             Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
@@ -260,7 +264,7 @@ impl Worker {
         let backends = if self.settings.backend.is_some() { Vec::new() } else { config.backends.clone() };
         let pace = config.rate.map(|rate| Duration::from_secs_f64(f64::from(config.users) / rate));
         let target = LoadTarget {
-            mission_id: config.mission_id.to_string(),
+            mission_id: config.mission_id.map(|m| m.to_string()).unwrap_or_default(),
             token: self.settings.token.clone(),
             key_prefix: format!("{run_id}/{}", self.identity.id),
             pace,
@@ -279,17 +283,8 @@ impl Worker {
             (tokio::spawn(progress::follow(timeline, sample, sinks, stop.clone())), stop)
         });
         let run_users = config.users;
-        let share = Share {
-            host,
-            users,
-            first_user,
-            run_users,
-            run_time,
-            stages,
-            traffic: config.traffic,
-            workload: config.workload.clone(),
-            target,
-        };
+        let share =
+            Share { host, users, first_user, run_users, run_time, stages, workload: config.workload.clone(), target };
         let outcome = share::run(share, recorder, shutdown).await;
         self.latest.ended();
         if let Some((shown, stop)) = shown {
@@ -301,11 +296,28 @@ impl Worker {
         let histograms = serde_json::to_vec(&recorded.latency_upload()).expect("uploads serialize");
         // A worker cut off from the control plane would otherwise wait as long
         // as the link stays down (a query on a dead TCP link does not fail).
-        let upload = self.upload(run_id, &outcome.goose_metrics, &histograms, recorded, outcome.report_html.as_deref());
+        let outcomes =
+            recorded.acknowledged_keys.len() + recorded.refused_keys.len() + recorded.indeterminate_keys.len();
+        let allowance = upload_allowance(outcomes);
+        let (id, seconds) = (self.identity.id, allowance.as_secs_f64());
+        let upload = async {
+            // Said first, so the coordinator waits for a big upload instead of counting this worker lost.
+            self.plane
+                .run("the upload of this worker's results", |c| async move {
+                    c.execute(
+                        "UPDATE control.run_workers SET upload_deadline = now() + make_interval(secs => $3)
+                          WHERE run_id = $1 AND worker_id = $2",
+                        &[&run_id, &id, &seconds],
+                    )
+                    .await
+                })
+                .await?;
+            self.upload(run_id, &outcome.goose_metrics, &histograms, recorded, outcome.report_html.as_deref()).await
+        };
         let uploaded =
-            tokio::time::timeout(UPLOAD_ALLOWANCE, upload).await.map_err(|_| ControlError::ControlPlaneLost {
+            tokio::time::timeout(allowance, upload).await.map_err(|_| ControlError::ControlPlaneLost {
                 what: "the upload of this worker's results",
-                waited: UPLOAD_ALLOWANCE,
+                waited: allowance,
                 consequence: GIVEN_UP,
             })??;
         if uploaded {

@@ -4,6 +4,7 @@
 
 pub mod migrations;
 pub mod private;
+pub mod references;
 pub mod roles;
 pub mod rows;
 pub mod schema;

@@ -40,7 +40,12 @@ pub struct ForeignKey {
     pub table: String,
     pub column: String,
     pub references: String,
+    /// The column it points at in `references`.
+    pub referenced_column: String,
 }
+
+/// The log table, whose key is `seq` (every other table's is `id`).
+pub const LOG: &str = "public.immutable_log";
 
 impl std::fmt::Display for ForeignKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -86,6 +91,7 @@ pub fn expected_foreign_keys() -> Vec<ForeignKey> {
             table: table.to_string(),
             column: column.to_string(),
             references: references.to_string(),
+            referenced_column: if *references == LOG { "seq" } else { "id" }.to_string(),
         })
         .collect()
 }
@@ -109,36 +115,76 @@ pub async fn present_tables(client: &Client) -> Result<Vec<String>, tokio_postgr
     rows.iter().map(|r| r.try_get("table_name")).collect()
 }
 
+/// Grace's schemas.
+const GRACE_SCHEMAS: &str = "sn.nspname IN ('public', 'control')";
+/// Every schema of a service's database but PostgreSQL's own.
+const SERVICE_SCHEMAS: &str = "sn.nspname NOT IN ('pg_catalog', 'information_schema') AND sn.nspname NOT LIKE 'pg\\_%'";
+/// Keys Postgres cannot vouch for: added NOT VALID and never validated, or
+/// with a trigger behind them that is disabled (`ALTER TABLE … DISABLE
+/// TRIGGER ALL`) or not enabled ALWAYS, so a session with
+/// `session_replication_role = replica` skips it (migration V10).
+const UNENFORCED: &str =
+    "NOT c.convalidated OR EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgconstraint = c.oid AND tg.tgenabled <> 'A')";
+
 /// Every single-column FOREIGN KEY in Grace's schemas.
 pub async fn present_foreign_keys(client: &Client) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
-    foreign_keys_where(client, "true").await
+    foreign_keys_where(client, GRACE_SCHEMAS, "true").await
 }
 
-/// The data model's FOREIGN KEYs whose rows Postgres cannot vouch for: added
-/// NOT VALID and never validated, or with a trigger behind them that is
-/// disabled (`ALTER TABLE … DISABLE TRIGGER ALL`) or not enabled ALWAYS, so a
-/// session with `session_replication_role = replica` skips it (migration V10).
+/// A service's FOREIGN KEYs (every schema but PostgreSQL's own): the
+/// single-column ones, which of them Postgres cannot vouch for, and how many
+/// span several columns (not scanned).
+pub async fn service_foreign_keys(client: &Client) -> Result<ServiceForeignKeys, tokio_postgres::Error> {
+    let multi_column = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM pg_constraint c
+                   JOIN pg_class s ON s.oid = c.conrelid JOIN pg_namespace sn ON sn.oid = s.relnamespace
+                  WHERE c.contype = 'f' AND cardinality(c.conkey) > 1 AND {SERVICE_SCHEMAS}"
+            ),
+            &[],
+        )
+        .await?
+        .try_get::<_, i64>(0)? as u64;
+    Ok(ServiceForeignKeys {
+        single_column: foreign_keys_where(client, SERVICE_SCHEMAS, "true").await?,
+        unenforced: foreign_keys_where(client, SERVICE_SCHEMAS, UNENFORCED).await?,
+        multi_column,
+    })
+}
+
+/// What a service's catalog says of its FOREIGN KEYs.
+pub struct ServiceForeignKeys {
+    pub single_column: Vec<ForeignKey>,
+    /// Those of `single_column` Postgres cannot vouch for.
+    pub unenforced: Vec<ForeignKey>,
+    pub multi_column: u64,
+}
+
+/// The data model's FOREIGN KEYs whose rows Postgres cannot vouch for (`UNENFORCED`).
 pub async fn unenforced_foreign_keys(client: &Client) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
-    foreign_keys_where(
-        client,
-        "NOT c.convalidated OR EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgconstraint = c.oid AND tg.tgenabled <> 'A')",
-    )
-    .await
+    foreign_keys_where(client, GRACE_SCHEMAS, UNENFORCED).await
 }
 
-async fn foreign_keys_where(client: &Client, condition: &str) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
+/// The single-column FOREIGN KEYs in `schemas` meeting `condition`.
+async fn foreign_keys_where(
+    client: &Client,
+    schemas: &str,
+    condition: &str,
+) -> Result<Vec<ForeignKey>, tokio_postgres::Error> {
     let rows = client
         .query(
             &format!(
                 "SELECT sn.nspname || '.' || s.relname AS table_name, a.attname::text AS column_name,
-                        tn.nspname || '.' || t.relname AS referenced
+                        tn.nspname || '.' || t.relname AS referenced, ra.attname::text AS referenced_column
                    FROM pg_constraint c
                    JOIN pg_class s ON s.oid = c.conrelid
                    JOIN pg_namespace sn ON sn.oid = s.relnamespace
                    JOIN pg_class t ON t.oid = c.confrelid
                    JOIN pg_namespace tn ON tn.oid = t.relnamespace
                    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-                  WHERE c.contype = 'f' AND sn.nspname IN ('public', 'control') AND ({condition})
+                   JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1]
+                  WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 AND {schemas} AND ({condition})
                   ORDER BY 1, 2"
             ),
             &[],
@@ -150,6 +196,7 @@ async fn foreign_keys_where(client: &Client, condition: &str) -> Result<Vec<Fore
                 table: row.try_get("table_name")?,
                 column: row.try_get("column_name")?,
                 references: row.try_get("referenced")?,
+                referenced_column: row.try_get("referenced_column")?,
             })
         })
         .collect()

@@ -68,6 +68,8 @@ mod tests {
             statuses: Default::default(),
             errors: vec![],
             acked_writes: AckedWritesCheck::of_nothing(),
+            proofs: vec![],
+            orphans: None,
             lost_workers: vec![],
             control_plane_outages: vec![],
             thresholds: vec![],

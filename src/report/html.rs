@@ -291,6 +291,7 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
             );
         }
         page.push_str("</table>");
+        write_proofs(page, load);
         answers(page, load);
     }
     for phase in &iteration.phases {
@@ -311,6 +312,36 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
 
 /// What the backend answered: each request's statuses (every attempt), and a
 /// sample of each distinct failure with its count.
+/// C7 by kind of write (the workload's proofs) and over all, by outcome.
+fn write_proofs(page: &mut String, load: &crate::control::result::LoadResult) {
+    page.push_str(
+        "<h3>Writes proven stored (C7)</h3><table><tr><th>writes</th><th>acknowledged</th><th>stored</th>\
+         <th>missing</th><th>duplicated</th><th>stored unacknowledged</th><th>indeterminate (stored)</th>\
+         <th>refused</th><th>keys</th></tr>",
+    );
+    let all = std::iter::once(("all", &load.acked_writes));
+    for (name, check) in all.chain(load.proofs.iter().map(|p| (p.name.as_str(), &p.check))) {
+        let keys: Vec<&String> =
+            check.missing_sample.iter().chain(&check.duplicated_sample).chain(&check.unacknowledged_sample).collect();
+        let class = if check.passed { "" } else { " class=\"fail\"" };
+        let _ = write!(
+            page,
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            check.acknowledged,
+            check.stored,
+            check.missing,
+            check.duplicated,
+            check.unacknowledged,
+            check.indeterminate,
+            check.indeterminate_stored,
+            check.refused,
+            keys.iter().map(|k| format!("<code>{}</code>", escape(k))).collect::<Vec<_>>().join(" ")
+        );
+    }
+    page.push_str("</table>");
+}
+
 fn answers(page: &mut String, load: &crate::control::result::LoadResult) {
     if !load.statuses.is_empty() {
         let codes: std::collections::BTreeSet<&String> = load.statuses.values().flat_map(|s| s.keys()).collect();

@@ -20,14 +20,14 @@ use crate::backend::{Application, ServeSettings, StartupError};
 use crate::client::{prometheus, BackendClient};
 use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
 use crate::control::coordinator::LoadOutcome;
-use crate::control::plan::{LoadPlan, LoadShape};
+use crate::control::plan::{LoadPlan, LoadShape, WriteProofs};
 use crate::db::private::PrivateClusterError;
 use crate::db::{self, Database, DbError};
 use crate::immutable_log::anchors::ANCHOR_FILE;
 use crate::report::{self, IterationReport, PhaseRecord, ResourceSample, RunConfiguration, ScenarioReport, Thresholds};
 use crate::specification::Role;
 use chrono::Utc;
-use grace_loadtests::{Recorded, Traffic};
+use grace_loadtests::Recorded;
 use phases::{PhaseError, PhaseResult};
 use std::future::Future;
 use std::path::PathBuf;
@@ -51,8 +51,11 @@ pub enum Target {
 pub struct ScenarioSettings {
     pub target: Target,
     pub load: LoadShape,
-    /// Phase 5's traffic as a workload, instead of the mission traffic.
-    pub workload: Option<grace_loadtests::workload::WorkloadSource>,
+    /// Phase 5's traffic (the bundled mission workload unless the user gave one).
+    pub workload: grace_loadtests::workload::WorkloadSource,
+    /// The workload's proofs, run on the backend's database; none: C7 on
+    /// the backend's chat and tasks.
+    pub proofs: Vec<grace_loadtests::workload::ProofSpec>,
     pub chaos: bool,
     pub iterations: u32,
     pub monitor: bool,
@@ -364,8 +367,16 @@ impl Context<'_> {
             backend: self.api.clone(),
             replicas: Vec::new(),
             shape: self.settings.load.clone(),
-            traffic: Traffic::Mission,
             workload: self.settings.workload.clone(),
+            grace_backend: true,
+            write_proofs: match self.settings.proofs.as_slice() {
+                [] => WriteProofs::Bundled,
+                proofs => WriteProofs::Workload {
+                    proofs: proofs.to_vec(),
+                    database: Box::new(self.database.clone()),
+                    orphans: false,
+                },
+            },
             mission: Some(mission),
             // The scenario has its own --monitor.
             progress: false,

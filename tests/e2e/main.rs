@@ -364,3 +364,25 @@ async fn an_interrupted_run_exits_130_and_its_report_says_130() {
     assert_eq!(phases.last().unwrap()["number"], 8, "the reports are written even so");
     assert!(printed.contains("phase 8/8 report ✓"), "{printed}");
 }
+
+#[tokio::test]
+async fn phase_5_runs_a_workload_file_and_the_scenario_still_meets_every_criterion() {
+    let database = TestDatabase::migrated().await;
+    let out = tempfile::tempdir().unwrap();
+    let workload = concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/mission.toml");
+    let ran = scenario(&database, out.path(), &["--workload", workload]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let report = json(&report_file(out.path(), "scenario_report_", ".json"));
+    assert!(consistency_held(&report), "{}", report["iterations"]);
+    // The load phase sent the workload's requests, writes proven by C7.
+    let load = &report["iterations"][0]["load"];
+    let names: Vec<&str> = load["latency"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"/api/tasks/%") && names.contains(&"/api/chat"), "{names:?}");
+    assert!(load["acked_writes"]["acknowledged"].as_u64().unwrap() > 0, "{}", load["acked_writes"]);
+    // A bad workload is a usage error before any phase.
+    let bad = out.path().join("bad.toml");
+    std::fs::write(&bad, "[[scenarios]]\nname = \"s\"\nweight = 0\nsteps = [{ path = \"/\" }]\n").unwrap();
+    let ran = scenario(&database, out.path(), &["--workload", bad.to_str().unwrap()]).await;
+    assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+    assert!(ran.stderr.contains("bad.toml:3:10: scenario \"s\" has weight 0"), "{}", ran.stderr);
+}

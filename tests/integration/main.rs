@@ -15,4 +15,5 @@ mod orphans;
 mod private_postgres;
 mod schema;
 mod serve;
+mod service_proofs;
 mod workloads;

@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 24, "{status:?}");
+    assert_eq!(status.pending.len(), 25, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -39,7 +39,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V21__column_rules_as_domains",
             "V22__chain_check_reads_one_entry_before",
             "V23__stats_slot_per_session",
-            "V24__write_outcomes"
+            "V24__write_outcomes",
+            "V25__upload_deadline"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());

@@ -174,7 +174,7 @@ async fn send(
                 let values = values(shared, number, state.iteration, state.sent, None, &state.captured, &rows);
                 write.key.render(&values)
             };
-            Some(format!("{}/{rendered}", shared.target.key_prefix))
+            Some(format!("{}/{}/{rendered}", shared.target.key_prefix, write.proof))
         }
         None => None,
     };
@@ -196,7 +196,6 @@ async fn send(
             headers,
             body,
             key,
-            bearer: false,
             json: request.needs_json() || until.is_some(),
         }
     };

@@ -17,6 +17,13 @@ pub struct WorkloadFile {
     /// What the workload is, for people reading the results.
     #[serde(default)]
     pub description: String,
+    /// The target is a Grace backend: the run gets a mission of its own
+    /// (`{{mission}}`), the operator token is checked before any load, and
+    /// the proofs read the backend's database (the control plane's) unless
+    /// `--service-database-url` names another. Otherwise the target is any
+    /// HTTP service, and its proofs need `--service-database-url`.
+    #[serde(default)]
+    pub grace_backend: bool,
     /// The load it suggests; `grace load` flags override each field.
     #[serde(default)]
     pub load: LoadFile,
@@ -100,7 +107,8 @@ pub struct StepFile {
     #[schemars(with = "Option<String>")]
     pub write: Option<Spanned<String>>,
     /// The end of the write's idempotency key (a template); the key is the
-    /// run's prefix (`<run>/<worker>/`) and this. Default "u{{user}}/{{write}}".
+    /// run's prefix and the proof's name (`<run>/<worker>/<proof>/`) and
+    /// this. Default "u{{user}}/{{write}}".
     #[schemars(with = "Option<String>")]
     pub key: Option<Spanned<String>>,
     /// The statuses that pass; default any 2xx.

@@ -78,6 +78,8 @@ impl WorkloadSource {
 pub struct Workload {
     pub origin: String,
     pub description: String,
+    /// The target is a Grace backend (see `file::WorkloadFile::grace_backend`).
+    pub grace_backend: bool,
     pub load: SuggestedLoad,
     pub headers: Vec<(String, Template)>,
     pub feeders: Vec<Feeder>,
@@ -326,6 +328,13 @@ pub fn compile(source: &WorkloadSource, env_is_set: &dyn Fn(&str) -> bool) -> Re
 
     let mut proofs = Vec::new();
     for proof in &file.proofs {
+        // The name is part of each key (`<run>/<worker>/<proof>/…`), which is how its writes are told apart.
+        if proof.name.is_empty() || !proof.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(WorkloadError {
+                message: format!("proof name {:?}: letters, digits, `_` and `-` only", proof.name),
+                ..whole()
+            });
+        }
         if proofs.iter().any(|p: &ProofSpec| p.name == proof.name) {
             return Err(WorkloadError { message: format!("two proofs are named {:?}", proof.name), ..whole() });
         }
@@ -353,9 +362,10 @@ pub fn compile(source: &WorkloadSource, env_is_set: &dyn Fn(&str) -> bool) -> Re
         proofs.push(ProofSpec { name: proof.name.clone(), stored });
     }
 
-    let headers =
-        compile_headers(&file.headers, &Scope { captured: &[], feeders: &named_feeders, in_write: false, env_is_set })
-            .map_err(|(span, message)| fail(span, message))?;
+    let grace_backend = file.grace_backend;
+    let scope = Scope { captured: &[], feeders: &named_feeders, in_write: false, grace_backend, env_is_set };
+    let headers = compile_headers(&file.headers, &scope).map_err(|(span, message)| fail(span, message))?;
+    let context = FileContext { feeders: &named_feeders, proofs: &proofs, grace_backend, env_is_set };
 
     if file.scenarios.is_empty() {
         return Err(WorkloadError { message: "a workload needs at least one [[scenarios]]".into(), ..whole() });
@@ -374,15 +384,10 @@ pub fn compile(source: &WorkloadSource, env_is_set: &dyn Fn(&str) -> bool) -> Re
         let mut captured: Vec<String> = Vec::new();
         let mut steps = Vec::new();
         for step in &scenario.steps {
-            let compiled =
-                compile_step(step, &mut captured, &named_feeders, &proofs, env_is_set).map_err(|(span, message)| {
-                    match span {
-                        Some(span) => fail(span, message),
-                        None => {
-                            WorkloadError { message: format!("scenario {:?}: {message}", scenario.name), ..whole() }
-                        }
-                    }
-                })?;
+            let compiled = compile_step(step, &mut captured, &context).map_err(|(span, message)| match span {
+                Some(span) => fail(span, message),
+                None => WorkloadError { message: format!("scenario {:?}: {message}", scenario.name), ..whole() },
+            })?;
             steps.push(compiled);
         }
         scenarios.push(Flow { name: scenario.name.clone(), weight: *scenario.weight.get_ref() as usize, steps });
@@ -402,6 +407,7 @@ pub fn compile(source: &WorkloadSource, env_is_set: &dyn Fn(&str) -> bool) -> Re
     Ok(Workload {
         origin: origin.to_string(),
         description: file.description.clone(),
+        grace_backend,
         load: SuggestedLoad { users: load.users, run_time, stages: load.stages.clone(), rate: load.rate },
         headers,
         feeders,
@@ -445,13 +451,16 @@ fn compile_headers(
         .collect()
 }
 
-fn compile_step(
-    step: &StepFile,
-    captured: &mut Vec<String>,
-    feeders: &[(String, Vec<String>)],
-    proofs: &[ProofSpec],
-    env_is_set: &dyn Fn(&str) -> bool,
-) -> Result<Step, Located> {
+/// What every step of a file may refer to.
+#[derive(Clone, Copy)]
+struct FileContext<'a> {
+    feeders: &'a [(String, Vec<String>)],
+    proofs: &'a [ProofSpec],
+    grace_backend: bool,
+    env_is_set: &'a dyn Fn(&str) -> bool,
+}
+
+fn compile_step(step: &StepFile, captured: &mut Vec<String>, context: &FileContext) -> Result<Step, Located> {
     if let Some(think) = &step.think {
         let others = step.method.is_some() || step.path.is_some() || step.json.is_some() || step.until.is_some();
         if others {
@@ -461,7 +470,7 @@ fn compile_step(
             .map_err(|e| (Some(think.span()), format!("think {:?}: {e}", think.get_ref())))?;
         return Ok(Step::Think(pause));
     }
-    let request = compile_request(step, captured, feeders, proofs, env_is_set)?;
+    let request = compile_request(step, captured, context)?;
     match &step.until {
         None => {
             if step.times.is_some() || step.every.is_some() {
@@ -491,13 +500,8 @@ fn compile_step(
     }
 }
 
-fn compile_request(
-    step: &StepFile,
-    captured: &mut Vec<String>,
-    feeders: &[(String, Vec<String>)],
-    proofs: &[ProofSpec],
-    env_is_set: &dyn Fn(&str) -> bool,
-) -> Result<Request, Located> {
+fn compile_request(step: &StepFile, captured: &mut Vec<String>, context: &FileContext) -> Result<Request, Located> {
+    let FileContext { feeders, proofs, grace_backend, env_is_set } = *context;
     let path = step.path.as_ref().ok_or((None, "a step needs a `path` (or `think`)".to_string()))?;
     if !path.get_ref().starts_with('/') {
         return Err((Some(path.span()), format!("the path {:?} must start with /", path.get_ref())));
@@ -527,7 +531,7 @@ fn compile_request(
     if write.is_none() && step.key.is_some() {
         return Err((step.key.as_ref().map(Spanned::span), "`key` belongs to a write step".into()));
     }
-    let scope = Scope { captured, feeders, in_write: write.is_some(), env_is_set };
+    let scope = Scope { captured, feeders, in_write: write.is_some(), grace_backend, env_is_set };
     let template = |text: &Spanned<String>| Template::parse(text.get_ref(), &scope).map_err(|e| (Some(text.span()), e));
     let path_template = template(path)?;
     let name = step.name.clone().unwrap_or_else(|| {
@@ -749,6 +753,13 @@ mod tests {
             .contains("environment variable NOPE is not set"));
         assert!(error(&step("write = \"orders\"")).contains("no proof named \"orders\""));
         assert!(error(&step("checks = [{ pointer = \"/a\", matches = \"(\" }]")).contains("not a regular expression"));
+        // The run's mission exists only on a Grace backend.
+        let mission = step("json = { m = \"{{mission}}\" }");
+        assert!(error(&mission).contains("set `grace_backend = true`"), "{}", error(&mission));
+        assert!(compiled(&format!("grace_backend = true\n{mission}")).is_ok());
+        // A proof's name is part of each key: no `/` in it.
+        let slash = format!("[[proofs]]\nname = \"a/b\"\ntable = \"t\"\n{}", step(""));
+        assert!(error(&slash).contains("proof name \"a/b\": letters, digits"), "{}", error(&slash));
     }
 
     #[test]

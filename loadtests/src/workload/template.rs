@@ -53,6 +53,8 @@ pub struct Scope<'a> {
     pub feeders: &'a [(String, Vec<String>)],
     /// Inside a write step (`{{key}}` exists).
     pub in_write: bool,
+    /// The target is a Grace backend (`{{mission}}` exists).
+    pub grace_backend: bool,
     /// Whether an environment variable is set, as far as this process can tell.
     pub env_is_set: &'a dyn Fn(&str) -> bool,
 }
@@ -262,7 +264,12 @@ fn value(expression: &str, scope: &Scope<'_>) -> Result<Value, String> {
         "write" => Value::Write,
         "uuid" => Value::Uuid,
         "now" => Value::Now,
-        "mission" => Value::Mission,
+        "mission" if scope.grace_backend => Value::Mission,
+        "mission" => {
+            return Err(
+                "{{mission}} is the run's mission on a Grace backend: set `grace_backend = true` at the top".into()
+            )
+        }
         "token" => Value::Token,
         "key" if scope.in_write => Value::Key,
         "key" => return Err("{{key}} exists only in a write step (one with `write = ...`)".into()),
@@ -288,7 +295,7 @@ mod tests {
     use super::*;
 
     fn scope<'a>(captured: &'a [String], feeders: &'a [(String, Vec<String>)]) -> Scope<'a> {
-        Scope { captured, feeders, in_write: true, env_is_set: &|name| name == "TOKEN" }
+        Scope { captured, feeders, in_write: true, grace_backend: true, env_is_set: &|name| name == "TOKEN" }
     }
 
     #[test]

@@ -4,14 +4,14 @@
 use crate::cli::args::{LoadArgs, WorkerArgs};
 use crate::cli::exit::{interruptible, CommandError};
 use crate::client::BackendClient;
-use crate::configuration::Tokens;
+use crate::configuration::{DatabaseUrl, Tokens};
 use crate::control::coordinator::{self, LoadOutcome};
-use crate::control::plan::LoadPlan;
+use crate::control::plan::{LoadPlan, WriteProofs};
 use crate::control::threshold;
 use crate::control::worker::{Worker, WorkerSettings};
 use crate::control::ControlError;
 use crate::specification::Role;
-use grace_loadtests::Traffic;
+use secrecy::SecretString;
 use std::path::Path;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -23,15 +23,48 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
     let database = args.database.required(CONTROL_PLANE)?;
     let mut urls = args.backend.urls()?.into_iter();
     let url = urls.next().ok_or_else(|| CommandError::Usage("--backend is required".into()))?;
-    let token = args.backend.operator_token()?;
-    let workload = args.workload.as_deref().map(super::workload::load).transpose()?;
-    let suggested = workload.as_ref().map(|(_, compiled)| compiled.load.clone()).unwrap_or_default();
+    let (source, compiled) = match &args.workload {
+        Some(path) => super::workload::load(path)?,
+        None => super::workload::bundled(if args.traffic == "health" { "health" } else { "mission" })?,
+    };
+    let grace_backend = compiled.grace_backend;
+    let tokens = match (grace_backend, args.backend.operator_token()?) {
+        (_, Some(token)) => Tokens::default().with(Role::Operator, &token),
+        (false, None) => Tokens::default(),
+        (true, None) => {
+            return Err(CommandError::Usage("an operator token is required: pass --token or set GRACE_TOKEN".into()))
+        }
+    };
+    if args.mission.is_some() && !grace_backend {
+        return Err(CommandError::Usage("--mission is a Grace backend's: this workload is for another service".into()));
+    }
+    let service_database = args.service_database_url.as_deref().map(DatabaseUrl::parse).transpose()?;
+    let write_proofs = match compiled.proofs.as_slice() {
+        [] => WriteProofs::Bundled,
+        proofs => {
+            let database = match (service_database, grace_backend) {
+                (Some(url), _) => url,
+                (None, true) => database.clone(),
+                (None, false) => {
+                    let names: Vec<&str> = proofs.iter().map(|p| p.name.as_str()).collect();
+                    return Err(CommandError::Usage(format!(
+                        "{} names proofs ({}): pass --service-database-url (the service's database, read-only is \
+                         enough) to prove them",
+                        compiled.origin,
+                        names.join(", ")
+                    )));
+                }
+            };
+            WriteProofs::Workload { proofs: proofs.to_vec(), database: Box::new(database), orphans: !grace_backend }
+        }
+    };
     let plan = LoadPlan {
-        backend: BackendClient::new(url, Tokens::default().with(Role::Operator, &token)),
+        backend: BackendClient::new(url, tokens),
         replicas: urls.collect(),
-        shape: args.shape.parse(&suggested)?,
-        traffic: if args.traffic == "health" { Traffic::Health } else { Traffic::Mission },
-        workload: workload.map(|(source, _)| source),
+        shape: args.shape.parse(&compiled.load)?,
+        workload: source,
+        grace_backend,
+        write_proofs,
         mission: args.mission,
         progress: !args.quiet,
         json_lines: args.out_json_lines.clone(),
@@ -57,7 +90,7 @@ pub async fn worker(args: WorkerArgs, shutdown: &CancellationToken) -> Result<Ex
     let settings = WorkerSettings {
         database: args.database.required(CONTROL_PLANE)?,
         backend: args.backend.url()?,
-        token: args.backend.operator_token()?,
+        token: args.backend.operator_token()?.unwrap_or_else(|| SecretString::from(String::new())),
         capacity: args.capacity,
         once: args.once,
         out: args.out,

@@ -29,16 +29,26 @@ pub async fn scenario(args: ScenarioArgs, shutdown: &CancellationToken) -> Resul
         }
     };
     super::ensure_writable(&args.out)?;
-    let workload = args.workload.as_deref().map(super::workload::load).transpose()?;
-    let suggested = workload.as_ref().map(|(_, compiled)| compiled.load.clone()).unwrap_or_default();
+    let (source, compiled) = match &args.workload {
+        Some(path) => super::workload::load(path)?,
+        None => super::workload::bundled("mission")?,
+    };
+    if !compiled.grace_backend {
+        return Err(CommandError::Usage(format!(
+            "{}: the scenario proves a Grace backend, and this workload is for another service \
+             (it does not say `grace_backend = true`); run it with `grace load`",
+            compiled.origin
+        )));
+    }
     let baseline = match &args.baseline {
         Some(file) => Some((file.clone(), super::report::read_report(file)?)),
         None => None,
     };
     let settings = ScenarioSettings {
         target,
-        load: args.shape.parse(&suggested)?,
-        workload: workload.map(|(source, _)| source),
+        load: args.shape.parse(&compiled.load)?,
+        workload: source,
+        proofs: compiled.proofs,
         chaos: args.chaos,
         iterations: args.iterations,
         monitor: args.monitor,

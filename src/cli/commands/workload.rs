@@ -10,10 +10,20 @@ use std::process::ExitCode;
 /// Reads and compiles the workload at `path`, as the coordinator sees it
 /// (its environment must hold every variable the workload names).
 pub fn load(path: &Path) -> Result<(WorkloadSource, Workload), CommandError> {
-    let source = WorkloadSource::read(path).map_err(|e| CommandError::Usage(e.to_string()))?;
+    compile(WorkloadSource::read(path).map_err(|e| CommandError::Usage(e.to_string()))?)
+}
+
+/// Compiles `source` against this process's environment.
+fn compile(source: WorkloadSource) -> Result<(WorkloadSource, Workload), CommandError> {
     let compiled = workload::compile(&source, &|name| std::env::var_os(name).is_some())
         .map_err(|e| CommandError::Usage(e.to_string()))?;
     Ok((source, compiled))
+}
+
+/// A workload built into `grace`, compiled.
+pub fn bundled(name: &str) -> Result<(WorkloadSource, Workload), CommandError> {
+    let source = WorkloadSource::bundled(name).expect("the bundled workloads are named in the code");
+    compile(source)
 }
 
 /// `grace workload check FILE`: exit 0 with what it holds, or exit 2 naming

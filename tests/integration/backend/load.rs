@@ -1,11 +1,13 @@
-//! The goose scenarios of `grace-loadtests` against the real backend: every
-//! write the load saw acknowledged is stored exactly once, and nothing else.
+//! The bundled mission workload on goose, straight from `grace-loadtests`,
+//! against the real backend: every write the load saw acknowledged is stored
+//! exactly once, and nothing else.
 
 use super::app::TestApp;
 use grace::specification::Role;
 use grace_loadtests::goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use grace_loadtests::goose::GooseAttack;
-use grace_loadtests::{scenarios, LoadTarget, Recorder};
+use grace_loadtests::workload::{self, WorkloadSource};
+use grace_loadtests::{LoadTarget, Recorder};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -22,7 +24,9 @@ async fn acknowledged_writes_of_a_goose_run_are_exactly_the_stored_rows() {
     });
     let recorder = Arc::new(Recorder::default());
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default()).unwrap();
-    for scenario in scenarios(target, Arc::clone(&recorder)) {
+    let mission = workload::compile(&WorkloadSource::bundled("mission").unwrap(), &|_| true).unwrap();
+    let numbering = workload::Numbering { first_user: 0, run_users: 8 };
+    for scenario in workload::scenarios(mission, Default::default(), target, Arc::clone(&recorder), numbering) {
         attack = attack.register_scenario(scenario);
     }
     let metrics = attack
@@ -52,7 +56,7 @@ async fn acknowledged_writes_of_a_goose_run_are_exactly_the_stored_rows() {
     assert!(acknowledged.len() > 20, "the load wrote: {}", acknowledged.len());
     let stored = app.stored_write_keys().await;
     assert_eq!(stored, acknowledged);
-    assert!(stored.iter().all(|k| k.starts_with("run-test/w1/u")));
+    assert!(stored.iter().all(|k| k.starts_with("run-test/w1/chat/u") || k.starts_with("run-test/w1/tasks/u")));
 
     // Every request goose made was timed by the recorder too, named by template.
     let names: Vec<&str> = recorded.by_name.keys().map(String::as_str).collect();
