@@ -7,134 +7,36 @@
 //! foreign key.
 
 use crate::helpers::{grace, Ran, TestDatabase};
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use tokio::process::Child;
-use tokio_postgres::Client;
 
-/// What the service does wrong with its fifth order.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Flaw {
-    Honest,
-    /// Answers 201 and stores nothing.
-    DropsOne,
-    /// Stores it twice, answers 201.
-    StoresOneTwice,
-    /// Stores it, answers 422.
-    RefusesOneItStored,
-}
+/// The README's example service, with the flaws the proofs must catch.
+#[path = "../../examples/shop.rs"]
+mod shop;
+use shop::{Flaw, Shop};
 
-struct Shop {
-    db: Client,
-    flaw: Flaw,
-    orders: AtomicU64,
-    /// The key of the order the flaw hit.
-    flawed: Mutex<Option<String>>,
-}
-
-/// An orders API on `database`, listening on a random port; its address.
+/// The shop on `database`, listening on a random port: its address.
 async fn serve_shop(database: &TestDatabase, flaw: Flaw) -> (String, Arc<Shop>) {
-    let shop =
-        Arc::new(Shop { db: database.client().await, flaw, orders: AtomicU64::new(0), flawed: Mutex::new(None) });
-    let app = Router::new()
-        .route("/", get(|| async { "shop" }))
-        .route("/orders", post(place))
-        .route("/orders/{id}", get(read))
-        .with_state(Arc::clone(&shop));
+    let shop = Shop::new(database.client().await, flaw);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
+    let app = shop::router(Arc::clone(&shop));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (address, shop)
 }
 
-async fn place(State(shop): State<Arc<Shop>>, Json(order): Json<Value>) -> (StatusCode, Json<Value>) {
-    let (customer, item, key) =
-        (order["customer_id"].as_i64(), order["item"].as_str(), order["idempotency_key"].as_str());
-    let (Some(customer), Some(item), Some(key)) = (customer, item, key) else {
-        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": "customer_id, item, idempotency_key" })));
-    };
-    const INSERT: &str = "INSERT INTO orders (customer_id, item, idempotency_key) VALUES ($1, $2, $3) RETURNING id";
-    let existing = shop.db.query_opt("SELECT id FROM orders WHERE idempotency_key = $1", &[&key]).await.unwrap();
-    if let Some(row) = existing {
-        return (StatusCode::CREATED, Json(json!({ "id": row.get::<_, i64>(0) })));
-    }
-    let flaw = if shop.orders.fetch_add(1, Ordering::SeqCst) == 4 { shop.flaw } else { Flaw::Honest };
-    if flaw != Flaw::Honest {
-        *shop.flawed.lock().unwrap() = Some(key.to_string());
-    }
-    let id: i64 = match flaw {
-        Flaw::DropsOne => 0,
-        _ => shop.db.query_one(INSERT, &[&customer, &item, &key]).await.unwrap().get(0),
-    };
-    match flaw {
-        Flaw::StoresOneTwice => {
-            shop.db.query_one(INSERT, &[&customer, &item, &key]).await.unwrap();
-        }
-        Flaw::RefusesOneItStored => {
-            return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": "out of stock" })));
-        }
-        Flaw::Honest | Flaw::DropsOne => {}
-    }
-    (StatusCode::CREATED, Json(json!({ "id": id })))
-}
-
-async fn read(Path(id): Path<i64>) -> Json<Value> {
-    Json(json!({ "id": id, "status": "paid" }))
-}
-
-/// The shop's database: 100 customers, their orders (a non-unique index on
-/// the key, so a flawed service can store one twice).
+/// The shop's database, its tables made.
 async fn shop_database() -> TestDatabase {
     let database = TestDatabase::empty().await;
-    database
-        .client()
-        .await
-        .batch_execute(
-            "CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL);
-             INSERT INTO customers SELECT n, 'c' || n || '@example.com' FROM generate_series(1, 100) n;
-             CREATE TABLE orders (
-                 id bigserial PRIMARY KEY,
-                 customer_id bigint NOT NULL REFERENCES customers (id),
-                 item text NOT NULL,
-                 idempotency_key text NOT NULL);
-             CREATE INDEX orders_idempotency_key_idx ON orders (idempotency_key);",
-        )
-        .await
-        .unwrap();
+    shop::create_tables(&database.client().await).await.unwrap();
     database
 }
 
-const WORKLOAD: &str = r#"
-description = "customers place orders and read them back"
-
-[[proofs]]
-name = "orders"
-table = "orders"
-key_column = "idempotency_key"
-
-[[scenarios]]
-name = "buyer"
-
-[[scenarios.steps]]
-method = "POST"
-path = "/orders"
-write = "orders"
-json = { customer_id = "{{random_int(1, 100)}}", item = "{{random_choice(tea, coffee)}}", idempotency_key = "{{key}}" }
-status = [201]
-capture = { order_id = "/id" }
-
-[[scenarios.steps]]
-path = "/orders/{{order_id}}"
-until = { pointer = "/status", equals = "paid" }
-times = 3
-every = "10ms"
-"#;
+/// The README's second example.
+const WORKLOAD: &str = include_str!("../../workloads/shop.toml");
 
 fn spawn_worker(control: &TestDatabase) -> Child {
     grace()
