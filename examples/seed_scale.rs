@@ -334,11 +334,12 @@ async fn copy_batch(
         Ok(())
     };
     tokio::try_join!(append_entries(&log_tx, entries, head, last - first + 1), insert_rows)?;
-    // Back as the migrations left them: user triggers on, foreign keys ALWAYS
-    // (each connection sees, and so restores, only its own tables' triggers).
+    // Back as the migrations left them: user triggers on, foreign keys and the
+    // log's guards ALWAYS (each connection sees, and so restores, only its own
+    // tables' triggers).
     let restore =
         |tables: &[&str]| format!("{} SELECT grace_enforce_foreign_keys_always();", triggers(tables, "ENABLE"));
-    log_tx.batch_execute(&restore(&[LOG])).await?;
+    log_tx.batch_execute(&format!("{} SELECT grace_enforce_log_guards_always();", restore(&[LOG]))).await?;
     relations_tx.batch_execute(&restore(&others)).await?;
     log_tx.commit().await?;
     relations_tx.commit().await

@@ -164,6 +164,7 @@ async fn database_checks(client: &mut Client, checks: &mut Vec<Check>) {
     checks.push(check("migrations current", migrations_check(client).await));
     checks.push(check("tables present", tables_check(client).await));
     checks.push(check("foreign keys present", foreign_keys_check(client).await));
+    checks.push(check("foreign keys enforced always", foreign_keys_always_check(client).await));
     checks.push(check("immutable_log append-only", append_only_check(client).await));
     checks.push(check("log owned apart", log_owner_check(client).await));
 }
@@ -206,10 +207,34 @@ async fn foreign_keys_check(client: &Client) -> Result<Outcome, DbError> {
 }
 
 async fn append_only_check(client: &Client) -> Result<Outcome, DbError> {
-    let enabled = schema::enabled_immutable_log_triggers(client).await?;
-    let missing = schema::IMMUTABLE_LOG_TRIGGERS.iter().filter(|t| !enabled.iter().any(|e| e == *t));
-    let guarantee = "UPDATE, DELETE and TRUNCATE are rejected; inserts are chained".to_string();
-    Ok(presence(missing, guarantee, "trigger missing or disabled"))
+    let always = schema::always_immutable_log_triggers(client).await?;
+    let missing = schema::IMMUTABLE_LOG_TRIGGERS.iter().filter(|t| !always.iter().any(|e| e == *t));
+    let guarantee = "UPDATE, DELETE and TRUNCATE are rejected in every session; inserts are chained".to_string();
+    Ok(presence(
+        missing,
+        guarantee,
+        "trigger missing, disabled or not ALWAYS (a replica-role session skips it; \
+         SELECT grace_enforce_log_guards_always() restores them)",
+    ))
+}
+
+/// Warns about foreign keys a `session_replication_role = replica` session
+/// can skip: C1 then scans their rows instead of trusting the catalog. Only a
+/// superuser can make them ALWAYS (migration V10), so a database migrated by
+/// an ordinary owner has them all; after `ENABLE TRIGGER ALL` they are back.
+async fn foreign_keys_always_check(client: &Client) -> Result<Outcome, DbError> {
+    let unenforced = schema::unenforced_foreign_keys(client).await?;
+    Ok(if unenforced.is_empty() {
+        Outcome::Pass("validated, their triggers ALWAYS: C1 holds by the catalog".into())
+    } else {
+        let names: Vec<String> = unenforced.iter().map(ToString::to_string).collect();
+        Outcome::Warn(format!(
+            "{} a replica-role session can skip (C1 scans their rows): {}; as a superuser, \
+             SELECT grace_enforce_foreign_keys_always()",
+            names.len(),
+            names.join(", ")
+        ))
+    })
 }
 
 /// Warns when this role could rewrite the log (owner or superuser): the

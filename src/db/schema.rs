@@ -202,13 +202,15 @@ async fn foreign_keys_where(
         .collect()
 }
 
-/// The enabled, user-defined triggers on `immutable_log` (a disabled trigger
-/// protects nothing, so it does not count).
-pub async fn enabled_immutable_log_triggers(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+/// The user-defined triggers on `immutable_log` enabled ALWAYS (migration
+/// V26): one disabled protects nothing, and one enabled the ordinary way
+/// (ORIGIN, as `ENABLE TRIGGER ALL` leaves it) is skipped by a session with
+/// `session_replication_role = replica`, so neither counts.
+pub async fn always_immutable_log_triggers(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT tgname::text AS trigger_name FROM pg_trigger
-              WHERE tgrelid = to_regclass('public.immutable_log') AND NOT tgisinternal AND tgenabled <> 'D'
+              WHERE tgrelid = to_regclass('public.immutable_log') AND NOT tgisinternal AND tgenabled = 'A'
               ORDER BY 1",
             &[],
         )

@@ -8,13 +8,13 @@ async fn health_passes_on_a_bootstrapped_database() {
     let ran = run_grace(&["health", "--database-url", &database.url.to_string()]).await;
     assert_eq!(ran.code, Some(0), "{}", ran.all_output());
     let lines: Vec<&str> = ran.stdout.lines().skip(1).collect();
-    assert_eq!(lines.len(), 8, "{}", ran.stdout);
-    for (n, line) in lines[..7].iter().enumerate() {
+    assert_eq!(lines.len(), 9, "{}", ran.stdout);
+    for (n, line) in lines[..8].iter().enumerate() {
         // The tests' role is a superuser, so health warns (and still passes).
-        let mark = if n == 5 { "! log owned apart" } else { "✓" };
+        let mark = if n == 6 { "! log owned apart" } else { "✓" };
         assert!(line.starts_with(mark), "{line}");
     }
-    assert!(lines[7].starts_with("– backend"), "{}", lines[7]);
+    assert!(lines[8].starts_with("– backend"), "{}", lines[8]);
     assert!(
         ran.stdout.contains("✓ log chain verifies: 1 entries re-hashed from genesis; head seq 1"),
         "{}",
@@ -62,7 +62,8 @@ async fn health_reports_a_disabled_append_only_trigger_and_a_broken_chain() {
     let ran = run_grace(&["health", "--database-url", &database.url.to_string()]).await;
     assert_eq!(ran.code, Some(1), "{}", ran.all_output());
     assert!(
-        ran.stdout.contains("✗ immutable_log append-only: trigger missing or disabled: immutable_log_append_only"),
+        ran.stdout.contains("✗ immutable_log append-only: trigger missing, disabled or not ALWAYS")
+            && ran.stdout.contains("restores them): immutable_log_append_only\n"),
         "{}",
         ran.stdout
     );
@@ -73,6 +74,57 @@ async fn health_reports_a_disabled_append_only_trigger_and_a_broken_chain() {
         "{}",
         ran.stdout
     );
+}
+
+#[tokio::test]
+async fn the_log_s_guards_hold_against_a_replica_role_session_and_health_names_one_left_origin() {
+    let database = TestDatabase::bootstrapped().await;
+    let client = database.client().await;
+    // Enabled ALWAYS (V26): a superuser's replica-role session no longer skips them.
+    let forged = client
+        .batch_execute(
+            "BEGIN; SET LOCAL session_replication_role = replica;
+             UPDATE immutable_log SET result = 'fail' WHERE seq = 1; COMMIT;",
+        )
+        .await
+        .unwrap_err();
+    let refused = forged.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+    assert_eq!(refused, "immutable_log is append-only: UPDATE is not allowed", "{forged:?}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    let health = |url: String| async move { run_grace(&["health", "--database-url", &url]).await };
+    let ran = health(database.url.to_string()).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    assert!(ran.stdout.contains("✓ foreign keys enforced always"), "{}", ran.stdout);
+
+    // `ENABLE TRIGGER ALL` quietly turns ALWAYS back into ORIGIN: health says so, for both.
+    client
+        .batch_execute("ALTER TABLE immutable_log ENABLE TRIGGER ALL; ALTER TABLE tasks ENABLE TRIGGER ALL;")
+        .await
+        .unwrap();
+    let ran = health(database.url.to_string()).await;
+    assert_eq!(ran.code, Some(1), "{}", ran.all_output());
+    assert!(
+        ran.stdout
+            .contains("restores them): immutable_log_chain, immutable_log_append_only, immutable_log_no_truncate"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        // The log's keys too: a key's triggers sit on both of its tables.
+        ran.stdout.contains(
+            "! foreign keys enforced always: 4 a replica-role session can skip (C1 scans their rows): \
+             public.action_events.log_seq → public.immutable_log, public.log_checkpoints.seq → public.immutable_log, \
+             public.tasks.contract_id → public.action_contracts, public.tasks.mission_id → public.missions;"
+        ),
+        "{}",
+        ran.stdout
+    );
+    client
+        .batch_execute("SELECT grace_enforce_log_guards_always(); SELECT grace_enforce_foreign_keys_always();")
+        .await
+        .unwrap();
+    let ran = health(database.url.to_string()).await;
+    assert_eq!(ran.code, Some(0), "restored: {}", ran.all_output());
 }
 
 #[tokio::test]
@@ -183,7 +235,7 @@ async fn health_proves_only_new_entries_and_its_anchor_file_names_a_covered_up_r
              UPDATE immutable_log SET result = 'forged', entry_hash = grace_log_entry_hash(seq, recorded_at, actor,
                     action, resource, subsystem, payload, 'forged', prev_hash);
              UPDATE log_checkpoints c SET entry_hash = l.entry_hash FROM immutable_log l WHERE l.seq = c.seq;
-             ALTER TABLE immutable_log ENABLE TRIGGER immutable_log_append_only;",
+             ALTER TABLE immutable_log ENABLE ALWAYS TRIGGER immutable_log_append_only;",
         )
         .await
         .unwrap();

@@ -224,7 +224,7 @@ pub async fn tamper_with_log(client: &Client, sql: &str) {
         .batch_execute(&format!(
             "ALTER TABLE immutable_log DISABLE TRIGGER immutable_log_append_only;
              {sql};
-             ALTER TABLE immutable_log ENABLE TRIGGER immutable_log_append_only;"
+             ALTER TABLE immutable_log ENABLE ALWAYS TRIGGER immutable_log_append_only;"
         ))
         .await
         .unwrap();

@@ -10,7 +10,7 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
 
     let status = migrations::status(&mut client).await.unwrap();
     assert!(status.applied.is_empty());
-    assert_eq!(status.pending.len(), 25, "{status:?}");
+    assert_eq!(status.pending.len(), 26, "{status:?}");
 
     let applied = migrations::apply(&mut client).await.unwrap();
     assert_eq!(
@@ -40,7 +40,8 @@ async fn migrations_apply_to_an_empty_database_and_a_second_run_is_a_no_op() {
             "V22__chain_check_reads_one_entry_before",
             "V23__stats_slot_per_session",
             "V24__write_outcomes",
-            "V25__upload_deadline"
+            "V25__upload_deadline",
+            "V26__log_guards_always"
         ]
     );
     assert!(migrations::apply(&mut client).await.unwrap().is_empty());
@@ -64,7 +65,7 @@ async fn the_migrated_schema_is_exactly_the_expected_one() {
 
     let mut triggers: Vec<String> = schema::IMMUTABLE_LOG_TRIGGERS.iter().map(ToString::to_string).collect();
     triggers.sort();
-    assert_eq!(schema::enabled_immutable_log_triggers(&client).await.unwrap(), triggers);
+    assert_eq!(schema::always_immutable_log_triggers(&client).await.unwrap(), triggers);
 }
 
 #[tokio::test]
