@@ -325,7 +325,8 @@ pub struct BootstrapArgs {
 /// How the immutable log's chain is proven.
 #[derive(Debug, Args)]
 pub struct ChainArgs {
-    /// Re-hash the log from genesis instead of after the last checkpoint (and scan every reference for C1)
+    /// Re-hash the log from genesis instead of after the last checkpoint, and read every reference of every
+    /// foreign key for C1 (even those Postgres enforces)
     #[arg(long)]
     pub full: bool,
     /// Keep the head each proof reaches in FILE, outside the database, and fail when the log no longer holds it

@@ -1,6 +1,6 @@
 //! `grace health` through the real binary: exit codes and what it names.
 
-use crate::helpers::{closed_port, grace, run_grace, TestDatabase};
+use crate::helpers::{closed_port, grace, plant_orphan_event, run_grace, TestDatabase};
 
 #[tokio::test]
 async fn health_passes_on_a_bootstrapped_database() {
@@ -125,6 +125,27 @@ async fn the_log_s_guards_hold_against_a_replica_role_session_and_health_names_o
         .unwrap();
     let ran = health(database.url.to_string()).await;
     assert_eq!(ran.code, Some(0), "restored: {}", ran.all_output());
+}
+
+#[tokio::test]
+async fn health_full_reads_every_reference_and_finds_an_orphan_the_catalog_cannot_see() {
+    let database = TestDatabase::bootstrapped().await;
+    let client = database.client().await;
+    let ghost = uuid::Uuid::new_v4();
+    // Triggers off, the orphan in, the triggers back on ALWAYS: the catalog says all is enforced.
+    plant_orphan_event(&client, ghost).await;
+    client.batch_execute("SELECT grace_enforce_foreign_keys_always()").await.unwrap();
+    let url = database.url.to_string();
+    let quick = run_grace(&["health", "--database-url", &url, "--no-anchors"]).await;
+    assert_eq!(quick.code, Some(0), "the catalog vouches for every key: {}", quick.all_output());
+    assert!(!quick.stdout.contains("no orphans"), "{}", quick.stdout);
+    let full = run_grace(&["health", "--database-url", &url, "--no-anchors", "--full"]).await;
+    assert_eq!(full.code, Some(1), "{}", full.all_output());
+    let orphan = format!(
+        "✗ no orphans, every reference read: orphans found: 1 — public.action_events.mission_id = {ghost} refers to no \
+         row of public.missions"
+    );
+    assert!(full.stdout.contains(&orphan), "{}", full.stdout);
 }
 
 #[tokio::test]
