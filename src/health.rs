@@ -5,8 +5,7 @@
 
 use crate::client::{BackendClient, ClientError};
 use crate::configuration::DatabaseUrl;
-use crate::db::schema::ForeignKey;
-use crate::db::{self, migrations, references, roles, schema, DbError};
+use crate::db::{self, migrations, roles, schema, DbError};
 use crate::immutable_log::{self, ChainSettings};
 use crate::specification::Role;
 use serde::Serialize;
@@ -89,7 +88,10 @@ pub async fn run(url: Option<&DatabaseUrl>, backend: Option<&BackendClient>, cha
                 database_checks(&mut client, &mut checks).await;
                 checks.push(Check { name: "log chain verifies", outcome: chain_check(url, chain).await });
                 if chain.full {
-                    checks.push(check("no orphans, every reference read", orphans_check(&client).await));
+                    checks.push(Check {
+                        name: "no orphans, every reference read",
+                        outcome: orphans_check(&client).await,
+                    });
                 }
             }
         },
@@ -266,20 +268,16 @@ fn presence<T: fmt::Display>(missing: impl Iterator<Item = T>, all_present: Stri
     }
 }
 
-/// C1 row by row (`--full`): every reference of every FOREIGN KEY looked up,
-/// enforced or not — a superuser who switches a key's triggers off and back
-/// on ALWAYS leaves the catalog clean and an orphan in place.
-async fn orphans_check(client: &Client) -> Result<Outcome, DbError> {
-    let expected = schema::expected_foreign_keys();
-    let keys: Vec<&ForeignKey> = expected.iter().collect();
-    let scans = references::scan_references(std::slice::from_ref(client), &keys, None).await.map_err(DbError::Query)?;
-    let (references, orphans) = scans.iter().fold((0, 0), |(r, o), scan| (r + scan.references, o + scan.orphans));
-    let examples: Vec<String> = scans.into_iter().flat_map(|scan| scan.examples).collect();
-    Ok(if orphans == 0 {
-        Outcome::Pass(format!("{references} references of {} foreign keys, each resolves", keys.len()))
-    } else {
-        Outcome::Fail(format!("orphans found: {orphans} — {}", examples.join("; ")))
-    })
+/// C1 row by row (`--full`), as `grace verify --full` proves it: every
+/// reference of every FOREIGN KEY looked up, enforced or not — a superuser
+/// who switches a key's triggers off and back on ALWAYS leaves the catalog
+/// clean and an orphan in place.
+async fn orphans_check(client: &Client) -> Outcome {
+    match crate::verify::no_orphans(std::slice::from_ref(client), None, true).await {
+        Ok(c1) if c1.passed => Outcome::Pass(c1.basis),
+        Ok(c1) => Outcome::Fail(format!("orphans found: {} — {}", c1.violations, c1.examples.join("; "))),
+        Err(e) => Outcome::Fail(format!("could not check: {e}")),
+    }
 }
 
 /// The chain from where the last proof ended (from genesis with `--full`).

@@ -87,7 +87,7 @@ pub async fn verify_mission(
 ) -> Result<Vec<ConsistencyCheck>, ControlError> {
     let client = &clients[0];
     Ok(vec![
-        no_orphans(clients, chain, full).await?,
+        no_orphans(clients, LogProven::by(chain).head, full).await?,
         event_completeness(client, mission).await?,
         tier_artifacts(client, mission).await?,
         approvals(client, mission).await?,
@@ -110,8 +110,14 @@ pub async fn mission_exists(client: &Client, mission: Uuid) -> Result<bool, toki
 /// key gets every row of its table scanned: one deployed without the
 /// constraint, or with it switched off for a while, can hold orphans from any
 /// time. Only a superuser can get past an ALWAYS trigger unseen (switching it
-/// off and on again); `--full` scans every row for that case too.
-async fn no_orphans(clients: &[Client], chain: &ChainProof, scan_all: bool) -> Result<ConsistencyCheck, ControlError> {
+/// off and on again); `--full` scans every row for that case too (`grace
+/// verify --full` and `grace health --full`). `log_head`: the log's chain was
+/// proven contiguous from genesis to this seq (see [`LogProven`]).
+pub async fn no_orphans(
+    clients: &[Client],
+    log_head: Option<i64>,
+    scan_all: bool,
+) -> Result<ConsistencyCheck, ControlError> {
     let client = &clients[0];
     let expected = schema::expected_foreign_keys();
     let present = schema::present_foreign_keys(client).await?;
@@ -120,14 +126,9 @@ async fn no_orphans(clients: &[Client], chain: &ChainProof, scan_all: bool) -> R
     let mut offenders: Vec<String> = missing.iter().map(|fk| format!("FOREIGN KEY missing: {fk}")).collect();
     let scanned: Vec<&ForeignKey> =
         expected.iter().filter(|fk| scan_all || missing.contains(fk) || unenforced.contains(fk)).collect();
-    let log_proven = LogProven::by(chain);
-    let scans = references::scan_references(clients, &scanned, log_proven.head).await?;
-    let (mut references, mut orphans) = (0u64, 0u64);
-    for scan in &scans {
-        references += scan.references;
-        orphans += scan.orphans;
-        offenders.extend(scan.examples.iter().cloned());
-    }
+    let scan = references::ReferenceScan::total(references::scan_references(clients, &scanned, log_head).await?);
+    let (references, orphans) = (scan.references, scan.orphans);
+    offenders.extend(scan.examples);
     let proven = expected.len() - missing.len() - expected.iter().filter(|fk| unenforced.contains(fk)).count();
     let mut basis = format!(
         "{proven} of {} foreign keys enforced by Postgres in every session (validated, triggers ALWAYS); \
@@ -135,7 +136,7 @@ async fn no_orphans(clients: &[Client], chain: &ChainProof, scan_all: bool) -> R
         expected.len(),
         scanned.len()
     );
-    if let (Some(head), true) = (log_proven.head, scanned.iter().any(|fk| fk.references == LOG)) {
+    if let (Some(head), true) = (log_head, scanned.iter().any(|fk| fk.references == LOG)) {
         basis.push_str(&format!(
             "; references to the log checked against the chain proven contiguous from genesis to seq {head}"
         ));

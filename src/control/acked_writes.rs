@@ -140,23 +140,7 @@ impl AckedWritesCheck {
 impl AckedWritesCheck {
     /// A check that held over nothing: for tests of what is built around it.
     pub(crate) fn of_nothing() -> Self {
-        Self {
-            acknowledged: 0,
-            stored: 0,
-            acknowledged_digest: "0".repeat(64),
-            stored_digest: "0".repeat(64),
-            missing: 0,
-            duplicated: 0,
-            unacknowledged: 0,
-            indeterminate: 0,
-            indeterminate_stored: 0,
-            refused: 0,
-            missing_sample: vec![],
-            duplicated_sample: vec![],
-            unacknowledged_sample: vec![],
-            unverifiable: 0,
-            passed: true,
-        }
+        Self::sum([])
     }
 }
 

@@ -52,12 +52,7 @@ pub async fn run(
     for backend in
         std::iter::once(plan.backend.clone()).chain(plan.replicas.iter().map(|r| plan.backend.replica(r.clone())))
     {
-        if plan.grace_backend {
-            check_backend(&backend).await?;
-        } else {
-            let url = backend.url().to_string();
-            backend.answers().await.map_err(|e| ControlError::BackendUnreachable { url, reason: e.reason() })?;
-        }
+        check_backend(&backend, plan.grace_backend).await?;
     }
     // A proof that cannot be read is found now, not after the load.
     if let WriteProofs::Workload { proofs, database, .. } = &plan.write_proofs {

@@ -126,13 +126,18 @@ impl From<tokio_postgres::Error> for ControlError {
     }
 }
 
-/// Fails with `BackendUnreachable` unless the backend answers its health
-/// probe healthy (a 5xx is not reachable: load against it would prove
-/// nothing), and with `Configuration` unless it takes the operator token as
-/// an operator's — a wrong token found now, not as a run of 401s.
-pub async fn check_backend(backend: &BackendClient) -> Result<(), ControlError> {
+/// Checks what the load goes to before any load. A Grace backend
+/// (`grace_backend`) must answer its health probe healthy (a 5xx is not
+/// reachable: load against it would prove nothing) and take the operator
+/// token as an operator's — a wrong token found now, not as a run of 401s;
+/// any other service need only answer. Fails with `BackendUnreachable`, or
+/// `Configuration` for the token.
+pub async fn check_backend(backend: &BackendClient, grace_backend: bool) -> Result<(), ControlError> {
     let unreachable =
         |e: ClientError| ControlError::BackendUnreachable { url: backend.url().to_string(), reason: e.reason() };
+    if !grace_backend {
+        return backend.answers().await.map_err(unreachable);
+    }
     backend.health().await.map_err(unreachable)?;
     match backend.check_tokens(&[Role::Operator]).await {
         Ok(()) => Ok(()),

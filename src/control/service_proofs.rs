@@ -181,8 +181,7 @@ async fn service_orphans(service: &Client) -> Result<ServiceOrphans, ControlErro
     let scanned: Vec<&ForeignKey> = keys.unenforced.iter().collect();
     let scans =
         references::scan_references(std::slice::from_ref(service), &scanned, None).await.map_err(service_failed)?;
-    let (references, orphans) = scans.iter().fold((0, 0), |(r, o), scan| (r + scan.references, o + scan.orphans));
-    let mut examples: Vec<String> = scans.into_iter().flat_map(|scan| scan.examples).collect();
+    let references::ReferenceScan { references, orphans, mut examples } = references::ReferenceScan::total(scans);
     examples.truncate(acked_writes::SAMPLE as usize);
     Ok(ServiceOrphans {
         foreign_keys: keys.single_column.len() as u64,

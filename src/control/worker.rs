@@ -130,12 +130,7 @@ impl Worker {
     pub async fn register(settings: WorkerSettings) -> Result<Self, ControlError> {
         if let Some(backend) = &settings.backend {
             let client = BackendClient::new(backend.clone(), Tokens::default().with(Role::Operator, &settings.token));
-            if settings.token.expose_secret().is_empty() {
-                let url = backend.to_string();
-                client.answers().await.map_err(|e| ControlError::BackendUnreachable { url, reason: e.reason() })?;
-            } else {
-                check_backend(&client).await?;
-            }
+            check_backend(&client, !settings.token.expose_secret().is_empty()).await?;
         }
         let metrics = match settings.metrics_listen {
             Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {

@@ -19,6 +19,18 @@ pub struct ReferenceScan {
     pub examples: Vec<String>,
 }
 
+impl ReferenceScan {
+    /// Several tables' scans as one.
+    pub fn total(scans: Vec<ReferenceScan>) -> Self {
+        scans.into_iter().fold(Self { references: 0, orphans: 0, examples: Vec::new() }, |mut total, scan| {
+            total.references += scan.references;
+            total.orphans += scan.orphans;
+            total.examples.extend(scan.examples);
+            total
+        })
+    }
+}
+
 /// Scans the tables of `keys`, each read once for all its keys (one query,
 /// a hash join per referenced table), the largest first, spread over
 /// `clients`. `log_head`: the log's chain was proven contiguous from genesis
