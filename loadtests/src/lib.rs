@@ -125,6 +125,7 @@ fn user_order(weights: &[usize]) -> Vec<usize> {
 pub(crate) struct Call<'a> {
     pub method: GooseMethod,
     pub path: String,
+    /// `METHOD label`: the name results are grouped by.
     pub name: &'a str,
     pub headers: Vec<(&'a str, String)>,
     pub body: Option<CallBody>,
@@ -200,17 +201,28 @@ pub(crate) async fn perform(
     let mut started = intended;
     let mut attempt = 1;
     let mut outcomes = Vec::new();
+    // Encoded once (as reqwest's `json`/`form` would), so its size is known.
+    let body = call.body.as_ref().map(|body| match body {
+        CallBody::Json(value) => ("application/json", serde_json::to_vec(value).expect("JSON values serialize")),
+        CallBody::Form(fields) => (
+            "application/x-www-form-urlencoded",
+            serde_urlencoded::to_string(fields).expect("string pairs encode").into_bytes(),
+        ),
+    });
+    let (mut sent, mut received) = (0u64, 0u64);
     let goose = loop {
         let mut builder = user.get_request_builder(&call.method, &call.path)?;
         for (name, value) in &call.headers {
             builder = builder.header(*name, value);
         }
-        builder = match &call.body {
-            Some(CallBody::Json(body)) => builder.json(body),
-            Some(CallBody::Form(fields)) => builder.form(fields),
-            None => builder,
-        };
-        let request = GooseRequest::builder().set_request_builder(builder).name(call.name).build();
+        if let Some((content_type, bytes)) = &body {
+            builder = builder.header(reqwest::header::CONTENT_TYPE, *content_type).body(bytes.clone());
+            sent += bytes.len() as u64;
+        }
+        // goose puts the method before the name itself: given the label, its
+        // key for the request is the name results use.
+        let label = call.name.split_once(' ').map_or(call.name, |(_, label)| label);
+        let request = GooseRequest::builder().set_request_builder(builder).name(label).build();
         let goose = user.request(request).await?;
         let injected = goose.response.as_ref().is_ok_and(|r| r.headers().contains_key("x-grace-fault"));
         if injected {
@@ -232,7 +244,9 @@ pub(crate) async fn perform(
         match goose.response {
             Ok(response) => {
                 let status = response.status().as_u16();
-                recorder.sample_error(call.name, Some(status), &response.text().await.unwrap_or_default());
+                let text = response.text().await.unwrap_or_default();
+                received += text.len() as u64;
+                recorder.sample_error(call.name, Some(status), &text);
             }
             Err(e) => recorder.sample_error(call.name, None, &e.to_string()),
         }
@@ -251,26 +265,28 @@ pub(crate) async fn perform(
         Ok(response) => response,
         Err(e) => {
             recorder.record_latency(call.name, started.elapsed());
+            recorder.count_body_bytes(sent, received);
             recorder.sample_error(call.name, None, &e.to_string());
             return Ok(None);
         }
     };
     let status = response.status();
     let headers = response.headers().clone();
-    let (json, text) = if call.json {
-        match response.bytes().await {
-            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
-                Ok(json) => (Some(json), None),
-                Err(e) => (None, Some(format!("a body that is not JSON: {e}"))),
-            },
-            Err(e) => (None, Some(format!("a body cut short: {e}"))),
-        }
-    } else {
-        // Read to the end (the connection is reused), never decoded.
-        let _ = response.bytes().await;
-        (None, None)
+    // Read to the end (the connection is reused); decoded only when a check or a capture needs it.
+    let read = response.bytes().await;
+    if let Ok(bytes) = &read {
+        received += bytes.len() as u64;
+    }
+    let (json, text) = match (call.json, read) {
+        (true, Ok(bytes)) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(json) => (Some(json), None),
+            Err(e) => (None, Some(format!("a body that is not JSON: {e}"))),
+        },
+        (true, Err(e)) => (None, Some(format!("a body cut short: {e}"))),
+        (false, _) => (None, None),
     };
     recorder.record_latency(call.name, started.elapsed());
+    recorder.count_body_bytes(sent, received);
     match judge(status, json.as_ref()) {
         Ok(()) => Ok(Some(Answer { json, headers })),
         Err(problem) => {

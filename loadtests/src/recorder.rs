@@ -158,6 +158,16 @@ pub struct TimeSlot {
     /// Faults injected on purpose in this second.
     #[serde(default)]
     pub injected: u64,
+    /// Attempts answered other than 2xx, or not at all, in this second
+    /// (injected faults among them).
+    #[serde(default)]
+    pub failures: u64,
+    /// Bytes of request bodies sent (every attempt), and of response bodies
+    /// received, by requests that ended in this second (headers not counted).
+    #[serde(default)]
+    pub body_bytes_sent: u64,
+    #[serde(default)]
+    pub body_bytes_received: u64,
 }
 
 impl TimeSlot {
@@ -166,6 +176,9 @@ impl TimeSlot {
         self.total_micros += other.total_micros;
         self.max_micros = self.max_micros.max(other.max_micros);
         self.injected += other.injected;
+        self.failures += other.failures;
+        self.body_bytes_sent += other.body_bytes_sent;
+        self.body_bytes_received += other.body_bytes_received;
     }
 }
 
@@ -196,7 +209,7 @@ impl Recorder {
             requests: 1,
             total_micros: micros,
             max_micros: micros,
-            injected: 0,
+            ..TimeSlot::default()
         });
     }
 
@@ -205,10 +218,20 @@ impl Recorder {
     /// by backend (2xx or not) and by name and status, under one lock.
     pub fn count_answer(&self, backend: &str, name: &str, status: Option<u16>) {
         let mut recorded = self.recorded.lock().expect("recorder lock");
+        let failed = u64::from(!status.is_some_and(|s| (200..300).contains(&s)));
         let count = entry(&mut recorded.by_backend, backend, BackendCount::default);
         count.requests += 1;
-        count.failures += u64::from(!status.is_some_and(|s| (200..300).contains(&s)));
+        count.failures += failed;
+        recorded.timeline.entry(unix_second()).or_default().failures += failed;
         *entry(&mut recorded.statuses, name, BTreeMap::new).entry(status_text(status)).or_default() += 1;
+    }
+
+    /// The bodies a request sent (all its attempts) and received, once it ended.
+    pub fn count_body_bytes(&self, sent: u64, received: u64) {
+        let mut recorded = self.recorded.lock().expect("recorder lock");
+        let slot = recorded.timeline.entry(unix_second()).or_default();
+        slot.body_bytes_sent += sent;
+        slot.body_bytes_received += received;
     }
 
     pub fn count_injected_fault(&self) {
@@ -282,7 +305,14 @@ impl Recorded {
                 (name.clone(), NameProgress { failures: self.failures_of(name), latency: encode(histogram) })
             })
             .collect();
-        Progress { requests, failures, injected_faults: self.injected_faults, overall: encode(&self.overall), by_name }
+        Progress {
+            requests,
+            failures,
+            injected_faults: self.injected_faults,
+            overall: encode(&self.overall),
+            by_name,
+            sampled_at_ms: Some(unix_millis()),
+        }
     }
 }
 
@@ -298,6 +328,11 @@ pub struct Progress {
     pub overall: String,
     #[serde(default)]
     pub by_name: BTreeMap<String, NameProgress>,
+    /// When it was taken (Unix ms, the worker's clock): a reader sampling
+    /// more often than it is published sees the same one twice, which is no
+    /// new data — not a second without requests.
+    #[serde(default)]
+    pub sampled_at_ms: Option<u64>,
 }
 
 /// One request name's part of a [`Progress`].
@@ -330,7 +365,12 @@ fn status_text(status: Option<u16>) -> String {
 
 /// Now, in whole seconds of Unix time: a timeline's slot.
 fn unix_second() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    unix_millis() / 1000
+}
+
+/// Now, in milliseconds of Unix time.
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `map`'s value for `key`, made by `new` when absent. Every request records

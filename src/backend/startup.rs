@@ -33,6 +33,9 @@ pub struct ServeSettings {
     pub enable_faults: bool,
     pub pool_size: usize,
     pub connections: ConnectionLimits,
+    /// The database is a private cluster made for this process: that its
+    /// role owns the log is no warning then (no one else ever uses it).
+    pub private_database: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +89,7 @@ impl Application {
         if report.changed_anything() {
             tracing::info!(migrations = ?report.migrations_applied, "bootstrapped the database");
         }
-        if crate::db::roles::may_rewrite_log(&client).await.unwrap_or(false) {
+        if !settings.private_database && crate::db::roles::may_rewrite_log(&client).await.unwrap_or(false) {
             tracing::warn!(
                 "the backend's database role owns immutable_log (or is a superuser) and could rewrite it; \
                  run it as an application role (grace bootstrap --app-role NAME)"

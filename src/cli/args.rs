@@ -93,9 +93,10 @@ impl BackendArgs {
         self.backend.iter().map(|raw| BackendUrl::parse(raw)).collect()
     }
 
-    /// The tokens given: `--tokens`' roles, and `--token` as the operator's.
+    /// The tokens given: `--tokens`' roles, and `--token` as the operator's
+    /// (a flag beats the environment; an empty value is no value).
     pub fn tokens(&self) -> Result<Tokens, CommandError> {
-        let tokens = match &self.tokens {
+        let tokens = match self.role_tokens() {
             Some(spec) => {
                 Tokens::parse(spec.expose_secret()).map_err(|e| CommandError::Usage(format!("invalid tokens: {e}")))?
             }
@@ -109,10 +110,14 @@ impl BackendArgs {
 
     /// Whether role=token pairs were given (the scenario needs every role).
     pub fn has_role_tokens(&self) -> bool {
-        self.tokens.is_some()
+        self.role_tokens().is_some()
     }
 
-    /// The operator token, which a command that sends load cannot do without.
+    /// `--tokens` (or `GRACE_TOKENS`), unless empty.
+    fn role_tokens(&self) -> Option<&SecretString> {
+        self.tokens.as_ref().filter(|spec| !spec.expose_secret().trim().is_empty())
+    }
+
     /// The operator token, when one was given (a service other than a Grace
     /// backend may need none).
     pub fn operator_token(&self) -> Result<Option<SecretString>, CommandError> {
@@ -408,7 +413,8 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The tokens to accept: the spec, else the file, else freshly made (the `bool`).
     pub fn tokens(&self) -> Result<(Tokens, bool), CommandError> {
-        let spec = match (&self.tokens, &self.tokens_file) {
+        let given = self.tokens.as_ref().filter(|spec| !spec.expose_secret().trim().is_empty());
+        let spec = match (given, &self.tokens_file) {
             (Some(spec), _) => spec.expose_secret().to_string(),
             (None, Some(path)) => std::fs::read_to_string(path)
                 .map_err(|e| CommandError::Usage(format!("cannot read --tokens-file {}: {e}", path.display())))?,
@@ -536,12 +542,13 @@ pub struct LoadArgs {
     /// new one per run).
     #[arg(long, value_name = "UUID")]
     pub mission: Option<uuid::Uuid>,
-    /// Write the merged result (load-result.json) and each worker's goose
-    /// HTML report into this directory.
+    /// Write the merged result (load-result.json), its page (load-report.html)
+    /// and each worker's goose HTML report into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// No live progress on stderr (by default: one live line on a terminal,
-    /// a line every 5 s otherwise).
+    /// No live progress and no INFO logs on stderr, only warnings and the
+    /// result (by default: one live line on a terminal, a line every 5 s
+    /// otherwise).
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Stream the run to FILE as it goes, for dashboards (k6's JSON output):
@@ -568,7 +575,7 @@ pub struct WorkerArgs {
     /// Write goose's HTML report of each run here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// No live progress of its shares on stderr.
+    /// No live progress of its shares and no INFO logs on stderr, only warnings.
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Serve this worker's own metrics for Prometheus on ADDR (`/metrics`):

@@ -1,7 +1,7 @@
 //! Why a command could not do its job, sorted by exit code (docs/design.md: 1 a
 //! criterion failed, 2 bad usage or configuration, 3 a required service
-//! unreachable; 130 when interrupted), and how each layer's errors map onto
-//! them. The mapping lives here and nowhere else.
+//! unreachable; 130 when interrupted by SIGINT, 143 by SIGTERM), and how each
+//! layer's errors map onto them. The mapping lives here and nowhere else.
 
 use crate::backend::StartupError;
 use crate::configuration::ConfigError;
@@ -31,7 +31,7 @@ impl CommandError {
             Self::Failed(_) => ExitCode::from(1),
             Self::Usage(_) => ExitCode::from(2),
             Self::Unreachable(_) => ExitCode::from(3),
-            Self::Interrupted => ExitCode::from(crate::report::EXIT_INTERRUPTED),
+            Self::Interrupted => ExitCode::from(crate::shutdown::interrupted_exit_code()),
         }
     }
 }

@@ -46,7 +46,10 @@ enum Command {
     Serve(ServeArgs),
     /// The production scenario, phases 1–8: against the bundled backend on a
     /// private (or DATABASE_URL's) Postgres, or against --backend. Exit 0 only
-    /// when every criterion held; the reports are written either way.
+    /// when every criterion held; once phase 1 has begun the reports are
+    /// written either way (interrupted too). A run that cannot begin — the
+    /// backend unreachable (3), a token refused or a database not bootstrapped
+    /// (2) — writes none: its message says why.
     #[command(
         mut_arg("backend", |a| a.help(
             "A running backend to prove (e.g. staging; needs DATABASE_URL of its database and --tokens). \
@@ -93,9 +96,21 @@ enum Command {
     },
 }
 
+impl Command {
+    /// Whether `-q` asked for warnings only.
+    fn quiet(&self) -> bool {
+        match self {
+            Self::Load(args) => args.quiet,
+            Self::Worker(args) => args.quiet,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum ReportCommand {
-    /// Render a scenario_report_*.json as the self-contained HTML page (to stdout).
+    /// Render a scenario_report_*.json, or a load run's load-result.json, as
+    /// its self-contained HTML page (to stdout).
     Render { report: std::path::PathBuf },
     /// Compare two scenario_report_*.json files; exit 1 on a regression past
     /// the tolerances.
@@ -127,19 +142,21 @@ enum DbCommand {
 /// crates), a minute of a cold build.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::console::silence_closed_pipes();
     // Logs go to stderr so that stdout carries only results (text or --json),
     // around a live progress bar when one is drawn; colour only on a
     // terminal, and never under NO_COLOR (https://no-color.org).
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_writer(|| crate::console::Stderr)
-        .with_ansi(colour)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,grace=info")))
-        .init();
+    // -q keeps warnings only, whatever RUST_LOG says.
+    let filter = match cli.command.quiet() {
+        true => EnvFilter::new("warn"),
+        false => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,grace=info")),
+    };
+    tracing_subscriber::fmt().with_writer(|| crate::console::Stderr).with_ansi(colour).with_env_filter(filter).init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: could not start the async runtime: {e}");
+            crate::tell!("error: could not start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -147,7 +164,7 @@ pub fn main() -> ExitCode {
         match crate::shutdown::on_signal() {
             Ok(shutdown) => run(cli, shutdown).await,
             Err(e) => {
-                eprintln!("error: could not install signal handlers: {e}");
+                crate::tell!("error: could not install signal handlers: {e}");
                 ExitCode::FAILURE
             }
         }
@@ -161,7 +178,7 @@ async fn run(cli: Cli, shutdown: CancellationToken) -> ExitCode {
     match dispatch(cli.command, &shutdown).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::tell!("error: {e}");
             e.exit_code()
         }
     }

@@ -55,6 +55,9 @@ pub enum ClientError {
     Unhealthy { call: String, status: StatusCode, health: Box<Health> },
     #[error("{call}: no {role} token configured")]
     NoToken { call: String, role: Role },
+    /// Roles a command acts in that have no token, all of them named at once.
+    #[error("no token for the {} role{}", .roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "), if .roles.len() > 1 { "s" } else { "" })]
+    NoTokens { roles: Vec<Role> },
     #[error("the backend refused the {role} token: it is none of the backend's tokens")]
     TokenRefused { role: Role },
     #[error("the {role} token is the backend's {actual} token")]
@@ -71,14 +74,17 @@ impl ClientError {
                 format!("answered {status}: {} (database: {})", health.status, health.database)
             }
             Self::NoToken { role, .. } => format!("no {role} token configured"),
-            Self::TokenRefused { .. } | Self::TokenOfAnotherRole { .. } => self.to_string(),
+            Self::NoTokens { .. } | Self::TokenRefused { .. } | Self::TokenOfAnotherRole { .. } => self.to_string(),
         }
     }
 
     /// True when the caller's configuration is at fault (a token missing,
     /// refused or another role's), not the backend: exit 2, not 3.
     pub fn is_configuration(&self) -> bool {
-        matches!(self, Self::NoToken { .. } | Self::TokenRefused { .. } | Self::TokenOfAnotherRole { .. })
+        matches!(
+            self,
+            Self::NoToken { .. } | Self::NoTokens { .. } | Self::TokenRefused { .. } | Self::TokenOfAnotherRole { .. }
+        )
     }
 }
 
@@ -258,6 +264,10 @@ impl BackendClient {
     /// (`GET /api/whoami`). A backend too old to answer whoami (404) is
     /// taken at its word, with a warning.
     pub async fn check_tokens(&self, roles: &[Role]) -> Result<(), ClientError> {
+        let missing: Vec<Role> = roles.iter().copied().filter(|role| self.tokens.token_for(*role).is_none()).collect();
+        if !missing.is_empty() {
+            return Err(ClientError::NoTokens { roles: missing });
+        }
         for &role in roles {
             match self.call::<Identity>(Method::GET, "/api/whoami", role, None::<&()>).await {
                 Ok(identity) if identity.role == role.as_str() => {}

@@ -39,13 +39,18 @@ pub struct DatabaseUrl {
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
         let invalid = |reason: String| ConfigError::InvalidDatabaseUrl { reason };
-        if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
-            return Err(invalid("it must start with postgres:// or postgresql://".into()));
+        // A URL, or libpq's key=value pairs (`host=db user=grace dbname=grace`), as psql takes.
+        let url = raw.starts_with("postgres://") || raw.starts_with("postgresql://");
+        let pairs = raw.contains('=') && !raw.contains("://");
+        if !(url || pairs) {
+            return Err(invalid(
+                "it must be a postgres:// (or postgresql://) URL, or key=value pairs (host=… user=… dbname=…)".into(),
+            ));
         }
         // sslmode's verifying values and sslrootcert are ours to read (tokio-postgres
         // knows neither); the rest is tokio-postgres', whose parse errors describe
         // the fault without echoing the input.
-        let (rest, sslmode, sslrootcert) = take_tls_parameters(raw);
+        let (rest, sslmode, sslrootcert) = if url { take_tls_parameters(raw) } else { take_tls_pairs(raw) };
         let tls = DatabaseTls::resolve(sslmode.as_deref(), sslrootcert.as_deref()).map_err(invalid)?;
         let mut config = tokio_postgres::Config::from_str(&rest).map_err(|e| invalid(e.to_string()))?;
         config.ssl_mode(tls.mode.negotiation());
@@ -193,6 +198,23 @@ fn take_tls_parameters(raw: &str) -> (String, Option<String>, Option<String>) {
     (rest, sslmode, sslrootcert)
 }
 
+/// The same for key=value pairs: `sslmode=…` and `sslrootcert=…` taken out
+/// (a value may be single-quoted), the other pairs kept as written.
+fn take_tls_pairs(raw: &str) -> (String, Option<String>, Option<String>) {
+    let (mut sslmode, mut sslrootcert, mut kept) = (None, None, Vec::new());
+    let unquoted = |value: &str| value.trim_matches('\'').to_string();
+    for word in raw.split_whitespace() {
+        if let Some(value) = word.strip_prefix("sslmode=") {
+            sslmode = Some(unquoted(value));
+        } else if let Some(value) = word.strip_prefix("sslrootcert=") {
+            sslrootcert = Some(unquoted(value));
+        } else {
+            kept.push(word);
+        }
+    }
+    (kept.join(" "), sslmode, sslrootcert)
+}
+
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DatabaseUrl({self})")
@@ -212,12 +234,23 @@ mod tests {
     }
 
     #[test]
+    fn libpq_key_value_pairs_are_read_as_psql_reads_them() {
+        let url = DatabaseUrl::parse("host=db.example port=6543 user=alice password='hunter2' dbname=grace").unwrap();
+        assert_eq!(url.to_string(), "postgres://alice:***@db.example:6543/grace");
+        let url = DatabaseUrl::parse("host=db.example user=alice dbname=grace sslmode=require").unwrap();
+        assert_eq!(url.to_string(), "postgres://alice@db.example:5432/grace?sslmode=require");
+        let refused = DatabaseUrl::parse("db.example/grace").unwrap_err().to_string();
+        assert!(refused.contains("key=value pairs (host=… user=… dbname=…)"), "{refused}");
+    }
+
+    #[test]
     fn malformed_urls_are_refused_without_echoing_them() {
         for raw in [
             "mysql://alice:hunter2@host/db",
             "postgres://alice:hunter2@host:notaport/db",
             "postgres://alice:hunter2@/db",
             "hunter2",
+            "host=h user=alice password=hunter2 port=notaport",
         ] {
             let err = DatabaseUrl::parse(raw).unwrap_err().to_string();
             assert!(err.starts_with("invalid database URL"), "{raw}: {err}");

@@ -3,7 +3,11 @@
 //! users between them, announces the start on the database clock, watches
 //! heartbeats — a worker silent for `heartbeat_timeout`, or still busy long
 //! after the run should have ended, is marked lost, so a run always ends —
-//! and merges what the workers uploaded.
+//! and merges what the workers uploaded. Interrupted once the load has begun
+//! (Ctrl-C), it stops the run instead of abandoning it: the workers end their
+//! load and upload what they measured, which is merged, proven (C7 on what
+//! was acknowledged) and marked interrupted, as k6 keeps a stopped test's
+//! results.
 //!
 //! Without an expected worker count, one worker runs inside this process,
 //! through exactly the same control-plane path.
@@ -162,7 +166,8 @@ async fn coordinate(
     let mut listener = Listener::start(plane.database(), CHANNEL).await?;
     let workers = claim_workers(plane, &mut listener, plan, run_id, only, shutdown).await?;
     let names: Vec<String> = workers.iter().map(ToString::to_string).collect();
-    tracing::info!(run = %run_id, "started on {} worker(s): {}", workers.len(), names.join(", "));
+    let on = crate::console::counted(workers.len() as u64, "worker", "workers");
+    tracing::info!(run = %run_id, "started on {on}: {}", names.join(", "));
     let followed = CancellationToken::new();
     let watching = async {
         let watched = watch(plane, &mut listener, plan, run_id, shutdown).await;
@@ -173,7 +178,7 @@ async fn coordinate(
     let sinks = Sinks { display: plan.progress, json_lines, over_time };
     let following = follow_progress(plane, plan, run_id, sinks, followed.clone());
     let (watched, mut sinks) = tokio::join!(watching, following);
-    watched?;
+    let ending = watched?;
     plane
         .run("the start of the merge", |c| async move {
             c.execute("UPDATE control.runs SET status = 'merging' WHERE id = $1", &[&run_id]).await
@@ -192,6 +197,9 @@ async fn coordinate(
         }
     };
     let (mut result, histograms) = LoadResult::merge(run_id, &plan.shape, &uploads, proven, plane.outages())?;
+    if ending == Ending::Stopped {
+        result.interrupt();
+    }
     // The last window, from what the workers uploaded: the windows add up to the run.
     sinks.close(&Sample::of(&histograms));
     result.over_time = sinks.over_time.map(OverTime::into_windows).unwrap_or_default();
@@ -407,8 +415,18 @@ fn split_users(users: u32, capacities: &[u32]) -> Vec<u32> {
     shares
 }
 
-/// Waits until every worker of the run has uploaded or is lost. Silence is
-/// not held against a worker until it has had `heartbeat_timeout` to reach
+/// How a run's load ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Every share ran its time (or its worker was lost).
+    Ran,
+    /// Stopped early on `shutdown`; the shares uploaded what they measured.
+    Stopped,
+}
+
+/// Waits until every worker of the run has uploaded or is lost, stopping the
+/// run on `shutdown` (the workers hear it with their next heartbeat). Silence
+/// is not held against a worker until it has had `heartbeat_timeout` to reach
 /// the control plane again after an outage the coordinator saw end.
 async fn watch(
     plane: &ControlPlane,
@@ -416,9 +434,10 @@ async fn watch(
     plan: &LoadPlan,
     run_id: Uuid,
     shutdown: &CancellationToken,
-) -> Result<(), ControlError> {
+) -> Result<Ending, ControlError> {
     let overrun = (plan.shape.run_time + START_LEAD + UPLOAD_ALLOWANCE).as_secs_f64();
     let silence = plan.shape.heartbeat_timeout.as_secs_f64();
+    let mut ending = Ending::Ran;
     loop {
         let reconnected_recently = plane.outages().last().is_some_and(|outage| {
             (chrono::Utc::now() - outage.to).to_std().unwrap_or_default() < plan.shape.heartbeat_timeout
@@ -458,14 +477,36 @@ async fn watch(
             })
             .await?;
         if busy == 0 {
-            return Ok(());
+            return Ok(ending);
         }
         listener.relisten().await;
+        if ending == Ending::Stopped {
+            listener.wait(HEARTBEAT / 2).await;
+            continue;
+        }
         tokio::select! {
-            () = shutdown.cancelled() => return Err(ControlError::Interrupted),
+            () = shutdown.cancelled() => {
+                stop_run(plane, run_id).await?;
+                ending = Ending::Stopped;
+            }
             () = listener.wait(HEARTBEAT / 2) => {}
         }
     }
+}
+
+/// Tells the run's workers to end their load now and upload what they have.
+async fn stop_run(plane: &ControlPlane, run_id: Uuid) -> Result<(), ControlError> {
+    tracing::warn!(
+        run = %run_id,
+        "interrupted: stopping the load; what the workers measured is merged and judged (a second Ctrl-C quits at once)"
+    );
+    plane
+        .run("stopping the run", |c| async move {
+            c.execute("UPDATE control.runs SET status = 'stopping' WHERE id = $1 AND status = 'running'", &[&run_id])
+                .await
+        })
+        .await?;
+    Ok(())
 }
 
 /// Every worker of the run with what it uploaded (nothing, if it was lost).

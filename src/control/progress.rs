@@ -30,8 +30,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// How often progress is sampled (and a terminal's line redrawn).
-const EVERY: Duration = Duration::from_secs(1);
+/// How often progress is sampled (and a terminal's line redrawn): twice per
+/// heartbeat, so that each heartbeat's progress is seen, and seen once (a
+/// repeat is skipped): a window of `--out-json-lines` is one heartbeat's.
+const EVERY: Duration = Duration::from_millis(500);
 /// How often a plain line is printed when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
@@ -77,6 +79,9 @@ pub struct Sample {
     pub overall: Histogram<u64>,
     /// Failures and latencies by request name.
     pub by_name: BTreeMap<String, (u64, Histogram<u64>)>,
+    /// When the newest of the shares' progress was taken (Unix ms); `None`
+    /// for recordings in hand, which are always fresh.
+    pub sampled_at_ms: Option<u64>,
 }
 
 impl Sample {
@@ -95,6 +100,7 @@ impl Sample {
                 injected_faults: share.injected_faults,
                 overall: share.histogram().ok()?,
                 by_name,
+                sampled_at_ms: share.sampled_at_ms,
             };
             match &mut total {
                 None => total = Some(sample),
@@ -132,6 +138,7 @@ impl Sample {
             injected_faults: recorded.injected_faults,
             overall: recorded.overall.clone(),
             by_name,
+            sampled_at_ms: None,
         }
     }
 
@@ -144,6 +151,7 @@ impl Sample {
         self.requests += other.requests;
         self.failures += other.failures;
         self.injected_faults += other.injected_faults;
+        self.sampled_at_ms = self.sampled_at_ms.max(other.sampled_at_ms);
         self.overall.add(&other.overall)?;
         for (name, (failures, histogram)) in &other.by_name {
             match self.by_name.get_mut(name) {
@@ -221,6 +229,7 @@ where
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     let mut last: Option<(Instant, u64)> = None;
+    let mut last_sampled_at = None;
     let mut last_plain = started;
     loop {
         tokio::select! {
@@ -228,6 +237,12 @@ where
             _ = ticks.tick() => {}
         }
         let Some(progress) = sample().await else { continue };
+        // The same heartbeat read again is no new data: a window of it would
+        // be a false zero, and the next one twice as full.
+        if progress.sampled_at_ms.is_some() && progress.sampled_at_ms == last_sampled_at {
+            continue;
+        }
+        last_sampled_at = progress.sampled_at_ms;
         if let Some(lines) = &mut sinks.json_lines {
             lines.write(&progress);
         }
@@ -250,7 +265,7 @@ where
             }
             None if sinks.display && now.duration_since(last_plain) >= PLAIN_EVERY => {
                 last_plain = now;
-                eprintln!("progress {text}");
+                crate::tell!("progress {text}");
             }
             None => {}
         }
@@ -352,9 +367,11 @@ impl JsonLines {
         Ok(Self { path: path.to_path_buf(), file, windows: Windows::default(), failed: false })
     }
 
-    /// The window since the last sample written, one line per request name.
+    /// The window since the last sample written, one line per request name,
+    /// timed when the sample was taken.
     pub fn write(&mut self, sample: &Sample) {
-        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let taken = sample.sampled_at_ms.and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64));
+        let time = taken.unwrap_or_else(chrono::Utc::now).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let windows = self.windows.cut(sample);
         let written = windows
             .iter()

@@ -45,8 +45,16 @@ pub struct LoadResult {
     pub total: Throughput,
     /// Failed responses that were faults injected on purpose (also in `total.failures`).
     pub injected_faults: u64,
+    /// Bytes of request bodies sent (every attempt) and response bodies
+    /// received, all workers together; headers are not counted.
+    #[serde(default)]
+    pub body_bytes: BodyBytes,
     /// Overall first, then by request name.
     pub latency: Vec<LatencySummary>,
+    /// How response times spread, by request name (`overall` among them):
+    /// counts per bucket of a 1-2-5 scale, from the merged histograms.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub distribution: BTreeMap<String, Vec<Bucket>>,
     /// Requests and latency second by second (Unix time), all workers together.
     pub timeline: BTreeMap<u64, TimeSlot>,
     /// Percentiles over time by request name (`overall` among them): windows
@@ -87,7 +95,12 @@ pub struct LoadResult {
     /// The `--threshold` criteria, as the run measured up to them.
     #[serde(default)]
     pub thresholds: Vec<ThresholdCheck>,
-    /// No worker lost, C7 holds (and C1 on a service's database), the rate was reached.
+    /// Stopped early (Ctrl-C): everything above covers what was measured
+    /// until then, and the run does not pass.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// No worker lost, C7 holds (and C1 on a service's database), the rate
+    /// was reached, the run was not interrupted.
     pub passed: bool,
 }
 
@@ -155,6 +168,43 @@ pub struct ThresholdCheck {
     pub passed: bool,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BodyBytes {
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// The requests that took more than the bucket before and at most `le_ms`
+/// (`None`: more than the last bound).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub le_ms: Option<f64>,
+    pub count: u64,
+}
+
+/// The distribution's bounds, in ms: a 1-2-5 scale from half a millisecond
+/// to half a minute, as load testers' reports group response times.
+const BUCKET_BOUNDS_MS: [f64; 15] =
+    [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 30000.0];
+
+impl Bucket {
+    /// `histogram` (µs) in buckets, up to the last one holding a request.
+    pub fn distribution(histogram: &hdrhistogram::Histogram<u64>) -> Vec<Bucket> {
+        let mut counts = [0u64; BUCKET_BOUNDS_MS.len() + 1];
+        for value in histogram.iter_recorded() {
+            let ms = value.value_iterated_to() as f64 / 1000.0;
+            let at = BUCKET_BOUNDS_MS.iter().position(|bound| ms <= *bound).unwrap_or(BUCKET_BOUNDS_MS.len());
+            counts[at] += value.count_at_value();
+        }
+        let used = counts.iter().rposition(|count| *count > 0).map_or(0, |last| last + 1);
+        counts[..used]
+            .iter()
+            .enumerate()
+            .map(|(i, count)| Bucket { le_ms: BUCKET_BOUNDS_MS.get(i).copied(), count: *count })
+            .collect()
+    }
+}
+
 /// Latency in milliseconds, from a merged histogram of microseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
@@ -217,6 +267,10 @@ impl LoadResult {
             requests_per_second: workers.iter().map(|w| w.throughput.requests_per_second).sum(),
         };
         let mut latency = vec![LatencySummary::of(OVERALL, &total, &merged.overall)];
+        let distribution = std::iter::once((OVERALL, &merged.overall))
+            .chain(merged.by_name.iter().map(|(name, histogram)| (name.as_str(), histogram)))
+            .map(|(name, histogram)| (name.to_string(), Bucket::distribution(histogram)))
+            .collect();
         for (name, histogram) in &merged.by_name {
             let count = counts.get(name).cloned().unwrap_or_default();
             latency.push(LatencySummary::of(name, &count, histogram));
@@ -237,7 +291,12 @@ impl LoadResult {
             workers,
             total,
             injected_faults: merged.injected_faults,
+            body_bytes: merged.timeline.values().fold(BodyBytes::default(), |bytes, second| BodyBytes {
+                sent: bytes.sent + second.body_bytes_sent,
+                received: bytes.received + second.body_bytes_received,
+            }),
             latency,
+            distribution,
             timeline: merged.timeline.clone(),
             over_time: BTreeMap::new(),
             backends: merged.by_backend.clone(),
@@ -249,8 +308,50 @@ impl LoadResult {
             lost_workers,
             control_plane_outages,
             thresholds: Vec::new(),
+            interrupted: false,
         };
         Ok((result, merged))
+    }
+
+    /// Marks the run as stopped early: it holds what was measured, and fails.
+    pub fn interrupt(&mut self) {
+        self.interrupted = true;
+        self.passed = false;
+    }
+
+    /// What made the run fail, in words (empty when it passed).
+    pub fn failures(&self) -> Vec<String> {
+        let mut failed = Vec::new();
+        if self.interrupted {
+            failed.push(format!("interrupted after {}s of {}s", self.measured_secs(), self.run_time_secs));
+        }
+        if !self.lost_workers.is_empty() {
+            failed.push(format!("workers lost: {}", self.lost_workers.join(", ")));
+        }
+        if !self.acked_writes.passed {
+            failed.push(format!("acknowledged writes (C7): {}", self.acked_writes));
+        }
+        for proof in self.proofs.iter().filter(|p| !p.check.passed) {
+            failed.push(format!("C7 {}: {}", proof.name, proof.check));
+        }
+        if let Some(orphans) = self.orphans.as_ref().filter(|o| !o.passed) {
+            failed.push(format!("orphans in the service's database (C1): {orphans}"));
+        }
+        if let Some(rate) = self.rate_reached.as_ref().filter(|r| !r.passed) {
+            failed.push(format!("target rate: {rate}"));
+        }
+        for check in self.thresholds.iter().filter(|c| !c.passed) {
+            failed.push(format!("threshold {}: {}", check.threshold, check.measurement()));
+        }
+        failed
+    }
+
+    /// The seconds from the first request's to the last's.
+    pub fn measured_secs(&self) -> u64 {
+        match (self.timeline.keys().next(), self.timeline.keys().next_back()) {
+            (Some(first), Some(last)) => last - first + 1,
+            _ => 0,
+        }
     }
 }
 
@@ -273,7 +374,7 @@ impl LatencySummary {
 }
 
 /// The counts in goose's metrics, by request name (goose keys them
-/// "METHOD name").
+/// "METHOD label", which is the name: see the workload engine).
 struct GooseCounts {
     by_name: BTreeMap<String, Throughput>,
     duration_secs: u64,
@@ -284,8 +385,7 @@ impl GooseCounts {
         let unreadable = |what: &str| ControlError::Upload(format!("goose metrics without {what}"));
         let requests = metrics["requests"].as_object().ok_or_else(|| unreadable("requests"))?;
         let mut by_name: BTreeMap<String, Throughput> = BTreeMap::new();
-        for (key, aggregate) in requests {
-            let name = key.split_once(' ').map_or(key.as_str(), |(_, name)| name);
+        for (name, aggregate) in requests {
             let success = aggregate["success_count"].as_u64().ok_or_else(|| unreadable("success_count"))?;
             let failures = aggregate["fail_count"].as_u64().ok_or_else(|| unreadable("fail_count"))?;
             let entry = by_name.entry(name.to_string()).or_default();
@@ -331,10 +431,10 @@ impl std::fmt::Display for LoadResult {
         }
         writeln!(
             f,
-            "load run {}: {} users on {} worker(s) for {}s, {model}",
+            "load run {}: {} on {} for {}s, {model}",
             self.run_id,
-            self.users,
-            self.workers.len(),
+            crate::console::counted(self.users, "user", "users"),
+            crate::console::counted(self.workers.len() as u64, "worker", "workers"),
             self.run_time_secs
         )?;
         writeln!(f, "{:<36} {:>6} {:>10} {:>9} {:>10}", "worker", "users", "requests", "failures", "req/s")?;
@@ -352,6 +452,12 @@ impl std::fmt::Display for LoadResult {
             f,
             "{:<36} {:>6} {:>10} {:>9} {:>10.1}",
             "total", self.users, t.requests, t.failures, t.requests_per_second
+        )?;
+        writeln!(
+            f,
+            "request bodies sent {:.1} KiB, response bodies received {:.1} KiB",
+            self.body_bytes.sent as f64 / 1024.0,
+            self.body_bytes.received as f64 / 1024.0
         )?;
         writeln!(
             f,
@@ -399,7 +505,16 @@ impl std::fmt::Display for LoadResult {
         for outage in &self.control_plane_outages {
             writeln!(f, "! control plane unreachable {outage}: the coordinator reconnected and the run went on")?;
         }
-        writeln!(f, "{}", if self.passed { "load run passed" } else { "load run FAILED" })
+        if self.interrupted {
+            writeln!(
+                f,
+                "load run INTERRUPTED after {}s of {}s: the figures above are what was measured until then",
+                self.measured_secs(),
+                self.run_time_secs
+            )
+        } else {
+            writeln!(f, "{}", if self.passed { "load run passed" } else { "load run FAILED" })
+        }
     }
 }
 
@@ -524,5 +639,20 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn response_times_fall_into_buckets_of_a_1_2_5_scale() {
+        let mut histogram = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        for micros in [300, 800, 800, 4_000, 45_000, 45_000, 45_000, 40_000_000] {
+            histogram.record(micros).unwrap();
+        }
+        let buckets = Bucket::distribution(&histogram);
+        let counts: Vec<u64> = buckets.iter().map(|b| b.count).collect();
+        assert_eq!(counts, [1, 2, 0, 1, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!((buckets[0].le_ms, buckets[6].le_ms, buckets[15].le_ms), (Some(0.5), Some(50.0), None));
+        histogram.reset();
+        histogram.record(1_500).unwrap();
+        assert_eq!(Bucket::distribution(&histogram).len(), 3, "up to the last bucket holding a request");
     }
 }

@@ -2,12 +2,13 @@
 //! `grace-loadtests`, these users, this long, against this backend. Kept apart
 //! from the control plane so the load loop knows nothing about Postgres.
 //!
-//! goose keeps a process-wide killswitch and takes over SIGINT while it runs
-//! (the `ctrlc` crate), so stopping is wired both ways: our shutdown trips the
-//! killswitch, and a Ctrl-C goose caught cancels our shutdown. goose also
-//! prints progress to stdout even when asked not to print metrics, and stdout
-//! is where `grace load --json` writes its result, so while goose runs the
-//! process's stdout goes to stderr.
+//! goose stops on a process-wide killswitch, which `stop` trips: the share
+//! then ends early with what it measured so far, like a run that reached its
+//! end. (SIGINT stays Grace's, not goose's: see `shutdown`.) goose also prints
+//! to stdout even when asked not to print metrics ("All 50 users launched."),
+//! and stdout is where `grace load --json` writes its result: while goose
+//! runs, the process's stdout is captured, and each line goose prints becomes
+//! an INFO log — drawn around the live progress bar, silenced by `-q`.
 
 use super::plan::{test_plan, Stage};
 use super::ControlError;
@@ -44,11 +45,11 @@ pub struct ShareOutcome {
 }
 
 /// Runs `share`, recording into `recorder` (which the worker's heartbeat
-/// reads for live progress meanwhile).
+/// reads for live progress meanwhile), until its end or until `stop`.
 pub async fn run(
     share: Share,
     recorder: Arc<Recorder>,
-    shutdown: &CancellationToken,
+    stop: &CancellationToken,
 ) -> Result<ShareOutcome, ControlError> {
     let report_dir = tempfile::tempdir().map_err(|e| ControlError::Goose(format!("no temporary directory: {e}")))?;
     let report_path = report_dir.path().join("goose-report.html");
@@ -90,43 +91,25 @@ pub async fn run(
         .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
         .and_then(|a| a.set_default(GooseDefault::ReportFile, report_path.to_string_lossy().as_ref()))
         .map_err(goose_error)?;
-    if goose::is_killswitch_triggered() && !shutdown.is_cancelled() {
-        // A Ctrl-C since the last run, which only goose's handler heard.
-        crate::shutdown::trigger();
-        return Err(ControlError::Interrupted);
-    }
-    // A killswitch left from an earlier run in this process is not a Ctrl-C.
+    // A killswitch left from an earlier run in this process is not a stop.
     goose::reset_killswitch();
-    watch_killswitch_between_runs();
-    let stop_goose = shutdown.clone();
+    let stopping = stop.clone();
     let relay = tokio::spawn(async move {
+        stopping.cancelled().await;
+        // Tripped again until goose has stopped: goose clears it as it starts
+        // when its own Ctrl-C handler cannot be installed (Grace's holds SIGINT).
         loop {
-            tokio::select! {
-                () = stop_goose.cancelled() => {
-                    goose::trigger_killswitch("grace is stopping");
-                    return;
-                }
-                () = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if goose::is_killswitch_triggered() {
-                        // goose caught a Ctrl-C: the whole process is stopping.
-                        crate::shutdown::trigger();
-                        stop_goose.cancel();
-                        return;
-                    }
-                }
+            if !goose::is_killswitch_triggered() {
+                goose::trigger_killswitch("grace is stopping the load");
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
     let metrics = {
-        let _redirect = StdoutToStderr::start();
+        let _captured = GooseStdout::capture();
         attack.execute().await
     };
     relay.abort();
-    if goose::is_killswitch_triggered() && !shutdown.is_cancelled() {
-        // goose caught a Ctrl-C and stopped before the relay looked.
-        crate::shutdown::trigger();
-        shutdown.cancel();
-    }
     let metrics = metrics.map_err(goose_error)?;
     let goose_metrics = serde_json::to_value(&metrics).map_err(|e| ControlError::Goose(e.to_string()))?;
     Ok(ShareOutcome {
@@ -136,45 +119,42 @@ pub async fn run(
     })
 }
 
-/// goose takes SIGINT for good the first time it runs: the `ctrlc` crate
-/// replaces the process's handler, ours included, so from then on a Ctrl-C
-/// only trips goose's killswitch — and a second one exits at once, skipping
-/// every cleanup. While a share runs, `run`'s relay hears it; between runs,
-/// this watcher (started with the first share) turns a tripped killswitch
-/// into the process's shutdown, so an idle `grace worker` stops on the first
-/// Ctrl-C as it did before its first run.
-fn watch_killswitch_between_runs() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        tokio::spawn(async {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if goose::is_killswitch_triggered() {
-                    crate::shutdown::trigger();
-                }
-            }
-        });
-    });
-}
-
-/// While alive, what is written to file descriptor 1 goes to 2.
-struct StdoutToStderr {
+/// While alive, what is written to file descriptor 1 is read line by line
+/// by a thread and logged; dropped, stdout is what it was again.
+struct GooseStdout {
     saved: Option<std::os::fd::OwnedFd>,
 }
 
-impl StdoutToStderr {
-    fn start() -> Self {
-        use std::io::Write;
+impl GooseStdout {
+    fn capture() -> Self {
+        use std::io::{BufRead, Write};
         let _ = std::io::stdout().flush();
-        let saved = nix::unistd::dup(std::io::stdout()).ok();
-        if saved.is_some() {
-            let _ = nix::unistd::dup2_stdout(std::io::stderr());
+        let Ok((read, write)) = nix::unistd::pipe() else { return Self { saved: None } };
+        let Ok(saved) = nix::unistd::dup(std::io::stdout()) else { return Self { saved: None } };
+        if nix::unistd::dup2_stdout(&write).is_err() {
+            return Self { saved: None };
         }
-        Self { saved }
+        // Only fd 1 holds the pipe now: restoring it ends the reader's input.
+        drop(write);
+        let reader = std::thread::Builder::new().name("goose-stdout".into()).spawn(move || {
+            for line in std::io::BufReader::new(std::fs::File::from(read)).lines() {
+                match line {
+                    Ok(line) if line.trim().is_empty() => {}
+                    Ok(line) => tracing::info!("goose: {}", line.trim_end()),
+                    Err(_) => return,
+                }
+            }
+        });
+        if reader.is_err() {
+            // No one would read the pipe: put stdout back at once.
+            let _ = nix::unistd::dup2_stdout(&saved);
+            return Self { saved: None };
+        }
+        Self { saved: Some(saved) }
     }
 }
 
-impl Drop for StdoutToStderr {
+impl Drop for GooseStdout {
     fn drop(&mut self) {
         use std::io::Write;
         let _ = std::io::stdout().flush();

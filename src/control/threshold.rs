@@ -1,7 +1,10 @@
 //! Pass/fail criteria on a load run, written as k6 users write them:
 //! `--threshold 'p95<300ms'`, `'p99<1s'`, `'error_rate<0.01'`, `'rps>200'`,
-//! and per request name, `'POST /api/chat:p99<500ms'` (the method is
-//! optional: requests are named by route). A run that misses one fails (exit 1).
+//! and per request, by its name `'POST /api/chat:p99<500ms'` (requests are
+//! named `METHOD /route/{param}` everywhere). A threshold naming a request the
+//! workload cannot send is refused before any load (`resolve`), as is a limit
+//! without its unit; a route without its method is accepted when only one
+//! request has that route. A run that misses one fails (exit 1).
 //!
 //! Latency comes from the merged histograms (exact percentiles, never
 //! averaged), counts from goose's — the same numbers the result shows.
@@ -49,7 +52,8 @@ enum Comparison {
 #[serde(try_from = "String", into = "String")]
 pub struct Threshold {
     expression: String,
-    /// The request name it is about; `None`: every request.
+    /// The request name it is about (`POST /api/chat`, or a route alone until
+    /// `resolve`d); `None`: every request.
     endpoint: Option<String>,
     metric: Metric,
     comparison: Comparison,
@@ -64,12 +68,11 @@ impl FromStr for Threshold {
         let expression = raw.trim();
         let (endpoint, criterion) = match expression.rsplit_once(':') {
             Some((endpoint, criterion)) => {
-                // "POST /api/chat" names the request "/api/chat".
-                let name = endpoint.trim().rsplit(' ').next().unwrap_or_default();
-                if !name.starts_with('/') {
-                    return Err(format!("{raw:?}: a request name starts with / (e.g. 'POST /api/chat:p99<500ms')"));
+                let name = endpoint.split_whitespace().collect::<Vec<_>>().join(" ");
+                if name.is_empty() {
+                    return Err(format!("{raw:?}: no request before the ':' (e.g. 'POST /api/chat:p99<500ms')"));
                 }
-                (Some(name.to_string()), criterion.trim())
+                (Some(name), criterion.trim())
             }
             None => (None, expression),
         };
@@ -109,7 +112,15 @@ impl FromStr for Threshold {
             Metric::Rps => value.parse::<f64>().ok(),
         }
         .filter(|limit| limit.is_finite() && *limit >= 0.0)
-        .ok_or_else(|| format!("{raw:?}: {value:?} is not a limit (latency: 300ms, 1.5s; error_rate: 0.01 or 1%)"))?;
+        .ok_or_else(|| match metric {
+            Metric::Latency(_) if value.parse::<f64>().is_ok() => {
+                format!("{raw:?}: {value:?} has no unit: write {value}ms or {value}s")
+            }
+            _ => format!("{raw:?}: {value:?} is not a limit (latency: 300ms, 1.5s, 250us; error_rate: 0.01 or 1%)"),
+        })?;
+        if metric == Metric::ErrorRate && limit > 1.0 {
+            return Err(format!("{raw:?}: an error rate is a fraction from 0 to 1 (0.05), or a percentage (5%)"));
+        }
         Ok(Self { expression: expression.to_string(), endpoint, metric, comparison, limit })
     }
 }
@@ -128,7 +139,8 @@ impl From<Threshold> for String {
     }
 }
 
-/// "300ms", "1.5s", "250us" or a bare number of milliseconds.
+/// "300ms", "1.5s" or "250us", in milliseconds; a bare number has no unit
+/// and is no limit (300 what?).
 fn milliseconds(value: &str) -> Option<f64> {
     let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
         (n, 1.0)
@@ -137,9 +149,43 @@ fn milliseconds(value: &str) -> Option<f64> {
     } else if let Some(n) = value.strip_suffix('s') {
         (n, 1000.0)
     } else {
-        (value, 1.0)
+        return None;
     };
     number.trim().parse::<f64>().ok().map(|n| n * scale)
+}
+
+/// Names each threshold's request as the workload does, before any load:
+/// `sent` is every request name the workload can send. A name it cannot send
+/// is an error saying which it can; a route without its method stands for the
+/// one request with that route.
+pub fn resolve(thresholds: &mut [Threshold], sent: &[String]) -> Result<(), String> {
+    for threshold in thresholds {
+        let Some(endpoint) = &threshold.endpoint else { continue };
+        if sent.contains(endpoint) {
+            continue;
+        }
+        let same_route: Vec<&String> =
+            sent.iter().filter(|name| name.split_once(' ').is_some_and(|(_, route)| route == endpoint)).collect();
+        match same_route.as_slice() {
+            [only] => threshold.endpoint = Some((*only).clone()),
+            [] => {
+                return Err(format!(
+                    "threshold {:?}: the workload sends no request {endpoint:?}; it sends {}",
+                    threshold.expression,
+                    sent.join(", ")
+                ))
+            }
+            several => {
+                let several: Vec<&str> = several.iter().map(|name| name.as_str()).collect();
+                return Err(format!(
+                    "threshold {:?}: {endpoint:?} is {}; name one with its method",
+                    threshold.expression,
+                    several.join(" or ")
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Threshold {
@@ -197,18 +243,43 @@ mod tests {
             (t.endpoint.as_deref(), t.metric, t.comparison, t.limit),
             (None, Metric::Latency(Latency::P95), Comparison::Below, 300.0)
         );
-        let t: Threshold = "POST /api/chat:p99<=1.5s".parse().unwrap();
-        assert_eq!((t.endpoint.as_deref(), t.comparison, t.limit), (Some("/api/chat"), Comparison::AtMost, 1500.0));
+        let t: Threshold = "POST  /api/chat:p99<=1.5s".parse().unwrap();
+        assert_eq!(
+            (t.endpoint.as_deref(), t.comparison, t.limit),
+            (Some("POST /api/chat"), Comparison::AtMost, 1500.0)
+        );
         assert_eq!("error_rate<1%".parse::<Threshold>().unwrap().limit, 0.01);
         assert_eq!("rps>=200".parse::<Threshold>().unwrap().comparison, Comparison::AtLeast);
         for (bad, says) in [
             ("p95", "no comparison"),
             ("p42<3ms", "unknown metric"),
             ("p95<fast", "is not a limit"),
-            ("api/chat:p95<3ms", "starts with /"),
+            ("p95<300", "\"300\" has no unit: write 300ms or 300s"),
+            (":p95<3ms", "no request before the ':'"),
             ("error_rate<-1", "is not a limit"),
+            ("error_rate<5", "a fraction from 0 to 1 (0.05), or a percentage (5%)"),
         ] {
             let error = bad.parse::<Threshold>().unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_threshold_names_a_request_the_workload_sends_or_is_refused_before_the_load() {
+        let sent: Vec<String> =
+            ["GET /api/tasks", "GET /api/tasks/{id}", "POST /api/chat", "POST /api/tasks"].map(String::from).to_vec();
+        let parsed = |all: &[&str]| all.iter().map(|t| t.parse::<Threshold>().unwrap()).collect::<Vec<_>>();
+        let mut named = parsed(&["POST /api/chat:p99<1s", "/api/tasks/{id}:p95<1s", "p95<1s"]);
+        resolve(&mut named, &sent).unwrap();
+        let endpoints: Vec<Option<&str>> = named.iter().map(|t| t.endpoint.as_deref()).collect();
+        assert_eq!(endpoints, [Some("POST /api/chat"), Some("GET /api/tasks/{id}"), None]);
+        assert_eq!(named[1].expression, "/api/tasks/{id}:p95<1s", "reports keep it as it was written");
+        for (bad, says) in [
+            ("DELETE /api/chat:p99<1us", "sends no request \"DELETE /api/chat\"; it sends GET /api/tasks, GET"),
+            ("/api/tasks/%:p95<1s", "sends no request \"/api/tasks/%\""),
+            ("/api/tasks:p95<1s", "\"/api/tasks\" is GET /api/tasks or POST /api/tasks; name one with its method"),
+        ] {
+            let error = resolve(&mut parsed(&[bad]), &sent).unwrap_err();
             assert!(error.contains(says), "{bad}: {error}");
         }
     }

@@ -4,6 +4,9 @@
 //! starts it at the announced moment on the database clock, and uploads what
 //! it saw: goose's metrics and HTML report, its latency histograms, and its
 //! acknowledged write keys (as a count, a digest and the keys themselves).
+//! A run the coordinator stops early (Ctrl-C in `grace load`) is heard of on
+//! the next heartbeat: the share's load ends and what it measured is uploaded
+//! all the same; so does this worker's own Ctrl-C, before it stops.
 //!
 //! The coordinator decides everything else; a worker only ever touches its
 //! own rows, so any number of them can come and go.
@@ -55,10 +58,11 @@ pub struct WorkerSettings {
 #[derive(Clone)]
 enum Activity {
     Idle,
-    /// Running a share of `run`, recording into `recorder`.
+    /// Running a share of `run`, recording into `recorder`, until `stop`.
     Running {
         run: Uuid,
         recorder: Arc<Recorder>,
+        stop: CancellationToken,
     },
 }
 
@@ -100,6 +104,8 @@ struct Assignment {
     first_user: u32,
     /// How long until the announced start, by the database clock.
     starts_in: Duration,
+    /// The coordinator has stopped the run already.
+    stopping: bool,
 }
 
 /// What a worker's giving up on the control plane means.
@@ -201,7 +207,9 @@ impl Worker {
             }
             listener.relisten().await;
             tokio::select! {
-                () = shutdown.cancelled() => return Err(ControlError::Interrupted),
+                // One more look: a share given before the stop is stopped at once and uploaded,
+                // so its coordinator does not wait to count it lost.
+                () = shutdown.cancelled() => {}
                 () = listener.wait(HEARTBEAT) => {}
             }
         }
@@ -219,12 +227,13 @@ impl Worker {
                 c.query_opt(
                     "UPDATE control.run_workers rw SET status = 'running'
                        FROM control.runs r
-                      WHERE r.id = rw.run_id AND rw.worker_id = $1 AND r.status = 'running'
+                      WHERE r.id = rw.run_id AND rw.worker_id = $1 AND r.status IN ('running', 'stopping')
                         AND rw.run_id = (SELECT run_id FROM control.run_workers x JOIN control.runs y ON y.id = x.run_id
-                                          WHERE x.worker_id = $1 AND y.status = 'running' AND x.run_id <> ALL($2)
+                                          WHERE x.worker_id = $1 AND y.status IN ('running', 'stopping')
+                                            AND x.run_id <> ALL($2)
                                             AND x.status IN ('assigned', 'running')
                                           ORDER BY y.created_at LIMIT 1)
-                  RETURNING r.id AS run_id, r.config, rw.users, rw.first_user,
+                  RETURNING r.id AS run_id, r.config, rw.users, rw.first_user, r.status = 'stopping' AS stopping,
                             greatest(extract(epoch FROM r.start_at - clock_timestamp()), 0)::float8 AS starts_in_secs",
                     &[&id, &taken],
                 )
@@ -241,17 +250,26 @@ impl Worker {
             users: row.try_get::<_, i32>("users")? as u32,
             first_user: row.try_get::<_, i32>("first_user")? as u32,
             starts_in: Duration::from_secs_f64(row.try_get("starts_in_secs")?),
+            stopping: row.try_get("stopping")?,
         }))
     }
 
     async fn run_share(&self, assignment: Assignment, shutdown: &CancellationToken) -> Result<(), ControlError> {
-        let Assignment { run_id, config, users, first_user, starts_in } = assignment;
+        let Assignment { run_id, config, users, first_user, starts_in, stopping } = assignment;
         let recorder = Arc::new(Recorder::default());
-        let _ = self.activity.send(Activity::Running { run: run_id, recorder: Arc::clone(&recorder) });
+        // Stopped by the coordinator (through the heartbeat) or by this
+        // worker's own shutdown: either way what was measured is uploaded,
+        // so the coordinator never waits for a share that will not come.
+        let stop = shutdown.child_token();
+        if stopping {
+            stop.cancel();
+        }
+        let running = Activity::Running { run: run_id, recorder: Arc::clone(&recorder), stop: stop.clone() };
+        let _ = self.activity.send(running);
         self.latest.started(Arc::clone(&recorder));
         tracing::info!(run = %run_id, users, "starting in {:.1}s", starts_in.as_secs_f64());
         tokio::select! {
-            () = shutdown.cancelled() => return Err(ControlError::Interrupted),
+            () = stop.cancelled() => {}
             () = tokio::time::sleep(starts_in) => {}
         }
         let host = self.settings.backend.as_ref().map_or_else(|| config.backend.clone(), ToString::to_string);
@@ -280,7 +298,7 @@ impl Worker {
         let run_users = config.users;
         let share =
             Share { host, users, first_user, run_users, run_time, stages, workload: config.workload.clone(), target };
-        let outcome = share::run(share, recorder, shutdown).await;
+        let outcome = share::run(share, recorder, &stop).await;
         self.latest.ended();
         if let Some((shown, stop)) = shown {
             stop.cancel();
@@ -322,7 +340,7 @@ impl Worker {
             tracing::warn!(run = %run_id, "the coordinator had given this worker up as lost; results not uploaded");
         }
         if let (Some(dir), Some(html)) = (&self.settings.out, &outcome.report_html) {
-            let path = dir.join(format!("goose-report-{run_id}-{}.html", self.identity.id));
+            let path = dir.join(crate::report::goose::file_name(run_id, self.identity.id));
             let html = crate::report::goose::offline(html);
             if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, html)) {
                 tracing::warn!(path = %path.display(), error = %e, "could not write goose's report");
@@ -426,8 +444,10 @@ impl Worker {
 
 /// Says this worker is alive, and what it is doing, every second; while it
 /// runs a share, where the share stands too (for the coordinator's live
-/// progress), in the same statement. A missed beat (the database briefly
-/// away) is logged; the coordinator decides when silence means lost.
+/// progress), in the same statement, which answers whether the coordinator
+/// has stopped the run (then the share's load stops). A missed beat (the
+/// database briefly away) is logged; the coordinator decides when silence
+/// means lost.
 async fn heartbeat(plane: Arc<ControlPlane>, id: Uuid, activity: watch::Receiver<Activity>) {
     let mut ticks = tokio::time::interval(HEARTBEAT);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -436,23 +456,32 @@ async fn heartbeat(plane: Arc<ControlPlane>, id: Uuid, activity: watch::Receiver
         let current = activity.borrow().clone();
         let (run, progress) = match &current {
             Activity::Idle => (None, None),
-            Activity::Running { run, recorder } => {
+            Activity::Running { run, recorder, .. } => {
                 (Some(*run), Some(serde_json::to_value(recorder.tally().progress()).expect("progress serializes")))
             }
         };
         let (status, run, progress) = (current.status(), &run, &progress);
         let beat = plane
             .run("the heartbeat", |c| async move {
-                c.execute(
+                c.query(
                     "WITH beat AS (UPDATE control.workers SET last_heartbeat = now(), status = $2 WHERE id = $1)
-                     UPDATE control.run_workers SET progress = $4 WHERE run_id = $3 AND worker_id = $1",
+                     UPDATE control.run_workers rw SET progress = $4 FROM control.runs r
+                      WHERE rw.run_id = $3 AND rw.worker_id = $1 AND r.id = rw.run_id
+                  RETURNING r.status = 'stopping' AS stopping",
                     &[&id, &status, run, progress],
                 )
                 .await
             })
             .await;
-        if let Err(e) = beat {
-            tracing::warn!(error = %e, "heartbeat missed");
+        match (beat, &current) {
+            (Ok(rows), Activity::Running { stop, run, .. }) => {
+                if rows.iter().any(|row| row.try_get("stopping").unwrap_or(false)) && !stop.is_cancelled() {
+                    tracing::info!(run = %run, "the coordinator stopped the run: ending this share's load");
+                    stop.cancel();
+                }
+            }
+            (Ok(_), Activity::Idle) => {}
+            (Err(e), _) => tracing::warn!(error = %e, "heartbeat missed"),
         }
     }
 }

@@ -200,6 +200,12 @@ pub enum Database {
 }
 
 impl Database {
+    /// A cluster Grace made for this process, gone when it ends: who owns
+    /// its log cannot matter to anyone after.
+    pub fn is_private(&self) -> bool {
+        matches!(self, Self::Private(_))
+    }
+
     /// Uses `url` when given; otherwise starts a private cluster.
     pub async fn configured_or_private(url: Option<DatabaseUrl>) -> Result<Self, private::PrivateClusterError> {
         match url {

@@ -106,7 +106,8 @@ impl ChainProof {
         } else {
             String::new()
         };
-        format!("{} entries re-hashed {}; {head}{remaining}", self.verdict.entries, self.start)
+        let entries = crate::console::counted(self.verdict.entries.max(0) as u64, "entry", "entries");
+        format!("{entries} re-hashed {}; {head}{remaining}", self.start)
     }
 
     /// One line for a person: what was re-hashed from where, up to which

@@ -1,6 +1,7 @@
 //! Numbers over every iteration of a run: counts summed, the genuine error
-//! rate apart from injected faults, and latency percentiles from the
-//! histograms of all iterations merged — never averaged percentiles.
+//! rate apart from injected faults, and latency percentiles — overall and by
+//! request — from the histograms of all iterations merged, never averaged
+//! percentiles.
 
 use super::{Aggregates, IterationReport};
 use crate::control::result::{LatencySummary, Throughput};
@@ -29,6 +30,15 @@ impl Aggregates {
             genuine_error_rate: (failures - injected) as f64 / requests.max(1) as f64,
             throughput_rps: throughput,
             latency: (!merged.overall.is_empty()).then(|| LatencySummary::of(OVERALL, &total, &merged.overall)),
+            by_request: merged
+                .by_name
+                .iter()
+                .map(|(name, histogram)| {
+                    let of_name = loads.iter().flat_map(|l| l.latency.iter().filter(|s| &s.name == name));
+                    let (requests, failures) = of_name.fold((0, 0), |(r, f), s| (r + s.requests, f + s.failures));
+                    LatencySummary::of(name, &Throughput { requests, failures, requests_per_second: 0.0 }, histogram)
+                })
+                .collect(),
         }
     }
 }
@@ -61,7 +71,9 @@ mod tests {
             workers: vec![],
             total: Throughput { requests, failures, requests_per_second: rps },
             injected_faults: injected,
+            body_bytes: Default::default(),
             latency: vec![],
+            distribution: Default::default(),
             timeline: Default::default(),
             over_time: Default::default(),
             backends: Default::default(),
@@ -73,6 +85,7 @@ mod tests {
             lost_workers: vec![],
             control_plane_outages: vec![],
             thresholds: vec![],
+            interrupted: false,
             passed: true,
         };
         let report = IterationReport {

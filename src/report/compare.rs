@@ -141,6 +141,22 @@ pub struct Comparison {
 /// Reads one number off a latency summary.
 type Pick = fn(&LatencySummary) -> f64;
 
+/// Two runs compared: the verdict with its rows (`--json` prints it whole).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunComparison {
+    /// Any row regressed past its tolerance (the command exits 1).
+    pub regressed: bool,
+    /// How the two runs were not run alike (compared anyway with --allow-unlike).
+    pub unlike: Vec<String>,
+    pub comparisons: Vec<Comparison>,
+}
+
+impl RunComparison {
+    pub fn of(comparisons: Vec<Comparison>, unlike: Vec<String>) -> Self {
+        Self { regressed: comparisons.iter().any(|row| row.regressed), unlike, comparisons }
+    }
+}
+
 pub fn compare(old: &ScenarioReport, new: &ScenarioReport, tolerances: &Tolerances) -> Vec<Comparison> {
     let mut rows = Vec::new();
     let (o, n) = (&old.aggregates, &new.aggregates);

@@ -11,10 +11,11 @@ const CDN_SCRIPT: &str = r#"<script src="https://cdn.jsdelivr.net/npm/echarts@5.
 /// That release of ECharts.
 const ECHARTS: &str = include_str!("../../assets/echarts-5.2.2.min.js");
 
-/// The file a worker's goose report of an iteration is written to, beside
-/// the scenario's reports (and linked from its page).
-pub fn file_name(mission: uuid::Uuid, worker: uuid::Uuid) -> String {
-    format!("goose_report_{mission}_{worker}.html")
+/// The file a worker's goose report of a load run is written to, the same
+/// wherever it is written (`grace scenario --out`, `grace load --out`,
+/// `grace worker --out`), beside the page of the merged run that links it.
+pub fn file_name(run: uuid::Uuid, worker: uuid::Uuid) -> String {
+    format!("goose-report-{run}-{worker}.html")
 }
 
 /// `html` with ECharts inlined instead of fetched. A page that does not load

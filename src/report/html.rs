@@ -1,10 +1,12 @@
-//! The scenario report as one self-contained HTML page: styles inline, charts
-//! drawn as inline SVG, no script and no network, so it reads the same
-//! offline, attached to a CI run or mailed. Verdict first, then the numbers.
+//! The scenario report, and a load run's (`grace load --out`), each as one
+//! self-contained HTML page: styles inline, charts drawn as inline SVG (each
+//! point's value in its hover title), no script and no network, so it reads
+//! the same offline, attached to a CI run or mailed. Verdict first, then the
+//! numbers; a load run's sections are the same on both pages.
 
 use super::{escape, IterationReport, ScenarioReport, Verdict};
 use crate::control::progress::{Timeline, Window};
-use crate::control::result::LatencySummary;
+use crate::control::result::{LatencySummary, LoadResult};
 use grace_loadtests::OVERALL;
 use std::fmt::Write;
 use std::time::Duration;
@@ -26,11 +28,11 @@ pub fn render(report: &ScenarioReport) -> String {
     let _ = write!(
         page,
         "<header class=\"verdict {class}\"><h1>Grace scenario: {verdict}</h1>\
-         <p>{} of {} criteria met ({:.1}%) over {} iteration(s); exit code {}. Run {} · {} → {}</p></header>",
+         <p>{} of {} criteria met ({:.1}%) over {}; exit code {}. Run {} · {} → {}</p></header>",
         s.criteria_passed,
         s.criteria,
         s.success_rate * 100.0,
-        s.iterations,
+        crate::console::counted(s.iterations as u64, "iteration", "iterations"),
         report.exit_code,
         report.run_id,
         report.started_at.format("%Y-%m-%d %H:%M:%S"),
@@ -47,13 +49,102 @@ pub fn render(report: &ScenarioReport) -> String {
     if let Some(baseline) = &report.baseline {
         comparison(&mut page, baseline);
     }
-    latency_over_time(&mut page, &report.iterations);
+    let loads: Vec<(String, &LoadResult)> = report
+        .iterations
+        .iter()
+        .filter_map(|it| it.load.as_ref().map(|load| (format!("iteration {}", it.iteration), load)))
+        .collect();
+    latency_over_time(&mut page, &loads);
     for iteration in &report.iterations {
         iteration_section(&mut page, iteration, report.iterations.len() > 1);
     }
     trends(&mut page, report);
     page.push_str("<section><h2>Configuration</h2><pre>");
     page.push_str(&escape(&serde_json::to_string_pretty(&report.configuration).unwrap_or_default()));
+    page.push_str("</pre></section></body></html>\n");
+    page
+}
+
+/// The page of one load run, merged from all its workers.
+pub fn render_load(load: &LoadResult) -> String {
+    let mut page = String::new();
+    let verdict = match (load.interrupted, load.passed) {
+        (true, _) => "INTERRUPTED",
+        (false, true) => "PASSED",
+        (false, false) => "FAILED",
+    };
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Grace load run {verdict} — {}</title><style>{STYLE}</style></head><body>",
+        load.run_id
+    );
+    let model = load.rate.map_or_else(|| "closed model".to_string(), |rate| format!("open model at {rate} req/s"));
+    let ran = if load.interrupted {
+        format!("interrupted after {}s of {}s", load.measured_secs(), load.run_time_secs)
+    } else {
+        format!("{}s", load.run_time_secs)
+    };
+    let _ = write!(
+        page,
+        "<header class=\"verdict {}\"><h1>Grace load run: {verdict}</h1>\
+         <p>{} on {}, {ran}, {model}. Run {}</p></header>",
+        if load.passed { "pass" } else { "fail" },
+        crate::console::counted(load.users, "user", "users"),
+        crate::console::counted(load.workers.len() as u64, "worker", "workers"),
+        load.run_id,
+    );
+    let failed = load.failures();
+    if !failed.is_empty() {
+        page.push_str("<section><h2>What failed</h2><ul class=\"failed\">");
+        for failure in &failed {
+            let _ = write!(page, "<li>{}</li>", escape(failure));
+        }
+        page.push_str("</ul></section>");
+    }
+    let t = &load.total;
+    let genuine = t.failures.saturating_sub(load.injected_faults);
+    let rate = |n: u64| if t.requests == 0 { 0.0 } else { n as f64 / t.requests as f64 * 100.0 };
+    page.push_str("<section><h2>Load</h2><table><tr><th>requests</th><th>failures</th><th>injected faults</th><th>error rate</th><th>genuine error rate</th><th>throughput</th><th>request bodies sent</th><th>response bodies received</th></tr>");
+    let kib = |bytes: u64| format!("{:.1} KiB", bytes as f64 / 1024.0);
+    let _ = write!(
+        page,
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{:.1} req/s</td><td>{}</td><td>{}</td></tr></table>",
+        t.requests,
+        t.failures,
+        load.injected_faults,
+        rate(t.failures),
+        rate(genuine),
+        t.requests_per_second,
+        kib(load.body_bytes.sent),
+        kib(load.body_bytes.received)
+    );
+    if !load.thresholds.is_empty() {
+        page.push_str("<h3>Thresholds</h3><table><tr><th>threshold</th><th>result</th><th>measured</th></tr>");
+        for check in &load.thresholds {
+            let (class, mark) = if check.passed { ("pass", "✓") } else { ("fail", "✗") };
+            let _ = write!(
+                page,
+                "<tr><td><code>{}</code></td><td class=\"{class}\">{mark}</td><td>{}</td></tr>",
+                escape(&check.threshold),
+                escape(&check.measurement())
+            );
+        }
+        page.push_str("</table>");
+    }
+    page.push_str("</section>");
+    latency_over_time(&mut page, &[("the run".to_string(), load)]);
+    page.push_str("<section><h2>Requests</h2>");
+    load_details(&mut page, load);
+    for outage in &load.control_plane_outages {
+        let _ = write!(page, "<p class=\"fail\">control plane unreachable {}</p>", escape(&outage.to_string()));
+    }
+    page.push_str("</section><section><h2>Configuration</h2><pre>");
+    let shape = serde_json::json!({
+        "users": load.users, "run_time_secs": load.run_time_secs, "stages": load.stages, "rate": load.rate,
+    });
+    page.push_str(&escape(&serde_json::to_string_pretty(&shape).unwrap_or_default()));
     page.push_str("</pre></section></body></html>\n");
     page
 }
@@ -73,7 +164,8 @@ fn aggregates(page: &mut String, report: &ScenarioReport) {
     );
     if let Some(latency) = &a.latency {
         page.push_str("<h3>Latency percentiles (merged histograms)</h3>");
-        latency_table(page, std::slice::from_ref(latency));
+        let rows: Vec<LatencySummary> = std::iter::once(latency).chain(&a.by_request).cloned().collect();
+        latency_table(page, &rows);
     }
     page.push_str("</section>");
 }
@@ -118,22 +210,23 @@ fn latency_table(page: &mut String, rows: &[LatencySummary]) {
     page.push_str("</table>");
 }
 
-/// Mean and max latency, and requests, second by second of each iteration's load.
-fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
+/// Mean and max latency, requests, genuine errors and users, second by
+/// second of each load (labelled).
+fn latency_over_time(page: &mut String, loads: &[(String, &LoadResult)]) {
     let mut mean = Vec::new();
     let mut max = Vec::new();
     let mut rate = Vec::new();
     let mut users = Vec::new();
     let mut injected = Vec::new();
-    for (i, iteration) in iterations.iter().enumerate() {
-        let Some(load) = &iteration.load else { continue };
+    let mut errors = Vec::new();
+    for (i, (label, load)) in loads.iter().enumerate() {
         let timeline = Timeline {
             users: load.users,
             stages: load.stages.clone(),
             run_time: Duration::from_secs(load.run_time_secs),
         };
         users.push(Series {
-            label: format!("iteration {}", iteration.iteration),
+            label: label.clone(),
             color: COLORS[i % COLORS.len()],
             dashed: false,
             points: (0..=load.run_time_secs)
@@ -153,7 +246,6 @@ fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
         let points = |f: &dyn Fn(&grace_loadtests::TimeSlot) -> f64| -> Vec<(f64, f64)> {
             whole.iter().map(|(s, slot)| ((**s - first) as f64, f(slot))).collect()
         };
-        let label = format!("iteration {}", iteration.iteration);
         mean.push(Series {
             label: format!("{label} mean"),
             color,
@@ -174,7 +266,16 @@ fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
                 points: points(&|s| s.injected as f64),
             });
         }
-        rate.push(Series { label, color, dashed: false, points: points(&|s| s.requests as f64) });
+        // Failures that were not injected on purpose: what went wrong by itself.
+        if whole.iter().any(|(_, slot)| slot.failures > slot.injected) {
+            errors.push(Series {
+                label: label.clone(),
+                color,
+                dashed: false,
+                points: points(&|s| s.failures.saturating_sub(s.injected) as f64),
+            });
+        }
+        rate.push(Series { label: label.clone(), color, dashed: false, points: points(&|s| s.requests as f64) });
     }
     if mean.is_empty() {
         return;
@@ -186,6 +287,10 @@ fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
     page.push_str(&line_chart(&rate, "seconds into the load (whole seconds)", "requests"));
     page.push_str("<h3>Users</h3>");
     page.push_str(&line_chart(&users, "seconds into the load", "users"));
+    if !errors.is_empty() {
+        page.push_str("<h3>Genuine errors per second</h3>");
+        page.push_str(&line_chart(&errors, "seconds into the load (whole seconds)", "failures, injected ones apart"));
+    }
     if !injected.is_empty() {
         page.push_str("<h3>Injected faults per second</h3>");
         page.push_str(&line_chart(&injected, "seconds into the load (whole seconds)", "injected faults"));
@@ -194,8 +299,9 @@ fn latency_over_time(page: &mut String, iterations: &[IterationReport]) {
 }
 
 /// p50, p95 and p99 of each request name (overall first), window by window:
-/// each window's own percentiles, never an average of them.
-fn percentiles_over_time(page: &mut String, load: &crate::control::result::LoadResult) {
+/// each window's own percentiles, never an average of them; and each
+/// request's requests per second, window by window.
+fn percentiles_over_time(page: &mut String, load: &LoadResult) {
     if load.over_time.is_empty() {
         return;
     }
@@ -219,6 +325,29 @@ fn percentiles_over_time(page: &mut String, load: &crate::control::result::LoadR
         page.push_str("</figure>");
     }
     page.push_str("</div>");
+    // Each window's requests over its width: the first starts with the load.
+    let rates: Vec<Series> = load
+        .over_time
+        .iter()
+        .filter(|(name, _)| name.as_str() != OVERALL)
+        .enumerate()
+        .map(|(i, (name, windows))| {
+            let mut start = 0;
+            let points = windows
+                .iter()
+                .map(|w| {
+                    let width = w.at_secs.saturating_sub(start).max(1);
+                    start = w.at_secs;
+                    (w.at_secs as f64, w.window.requests as f64 / width as f64)
+                })
+                .collect();
+            Series { label: name.clone(), color: COLORS[i % COLORS.len()], dashed: false, points }
+        })
+        .collect();
+    if !rates.is_empty() {
+        page.push_str("<h3>Requests per second, by request</h3>");
+        page.push_str(&line_chart(&rates, "seconds into the load (end of each window)", "requests per second"));
+    }
 }
 
 fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool) {
@@ -265,34 +394,7 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
     }
     page.push_str("</table>");
     if let Some(load) = &iteration.load {
-        page.push_str("<h3>Per endpoint</h3>");
-        latency_table(page, &load.latency);
-        percentiles_over_time(page, load);
-        page.push_str("<h3>Workers</h3><table><tr><th>worker</th><th>users</th><th>requests</th><th>failures</th><th>req/s</th><th>acked writes</th><th>goose's report</th></tr>");
-        for w in &load.workers {
-            let name = if w.lost { format!("{} (LOST)", w.name) } else { w.name.clone() };
-            let t = &w.throughput;
-            // Written beside this page, readable offline; a lost worker sent none.
-            let goose = if w.lost {
-                "—".to_string()
-            } else {
-                let file = super::goose::file_name(iteration.mission_id, w.worker_id);
-                format!("<a href=\"{file}\">per-worker detail</a>")
-            };
-            let _ = write!(
-                page,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{goose}</td></tr>",
-                escape(&name),
-                w.users,
-                t.requests,
-                t.failures,
-                t.requests_per_second,
-                w.acked_writes
-            );
-        }
-        page.push_str("</table>");
-        write_proofs(page, load);
-        answers(page, load);
+        load_details(page, load);
     }
     for phase in &iteration.phases {
         if phase.notes.is_empty() && phase.error.is_none() {
@@ -310,10 +412,74 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
     page.push_str("</section>");
 }
 
-/// What the backend answered: each request's statuses (every attempt), and a
-/// sample of each distinct failure with its count.
+/// A load run's requests (every one, overall first), percentiles over time,
+/// workers with their goose pages, the writes proven stored, the answers.
+fn load_details(page: &mut String, load: &LoadResult) {
+    page.push_str("<h3>Per request</h3>");
+    latency_table(page, &load.latency);
+    distribution(page, load);
+    percentiles_over_time(page, load);
+    page.push_str("<h3>Workers</h3><table><tr><th>worker</th><th>users</th><th>requests</th><th>failures</th><th>req/s</th><th>acked writes</th><th>goose's report</th></tr>");
+    for w in &load.workers {
+        let name = if w.lost { format!("{} (LOST)", w.name) } else { w.name.clone() };
+        let t = &w.throughput;
+        // Written beside this page, readable offline; a lost worker sent none.
+        let goose = if w.lost {
+            "—".to_string()
+        } else {
+            format!("<a href=\"{}\">per-worker detail</a>", super::goose::file_name(load.run_id, w.worker_id))
+        };
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{goose}</td></tr>",
+            escape(&name),
+            w.users,
+            t.requests,
+            t.failures,
+            t.requests_per_second,
+            w.acked_writes
+        );
+    }
+    page.push_str("</table>");
+    write_proofs(page, load);
+    answers(page, load);
+}
+
+/// How response times spread, request by request (overall first): each
+/// bucket's count, shaded by its share of the request's.
+fn distribution(page: &mut String, load: &LoadResult) {
+    let widest = load.distribution.values().map(Vec::len).max().unwrap_or(0);
+    if widest == 0 {
+        return;
+    }
+    page.push_str("<h3>Response time distribution</h3><table><tr><th>request</th>");
+    for i in 0..widest {
+        let bound = load.distribution.values().find_map(|buckets| buckets.get(i)).and_then(|b| b.le_ms);
+        let _ =
+            write!(page, "<th>{}</th>", bound.map_or_else(|| "more".into(), |ms| format!("≤{} ms", tick_precise(ms))));
+    }
+    page.push_str("</tr>");
+    let overall = load.distribution.get_key_value(OVERALL);
+    let named = load.distribution.iter().filter(|(name, _)| name.as_str() != OVERALL);
+    for (name, buckets) in overall.into_iter().chain(named) {
+        let total = buckets.iter().map(|b| b.count).sum::<u64>().max(1);
+        let _ = write!(page, "<tr><td>{}</td>", escape(name));
+        for i in 0..widest {
+            let count = buckets.get(i).map_or(0, |b| b.count);
+            let share = count as f64 / total as f64 * 100.0;
+            let _ = write!(
+                page,
+                "<td title=\"{share:.1}% of {}\" style=\"background:linear-gradient(to top,#bfdbfe {share:.0}%,transparent {share:.0}%)\">{count}</td>",
+                escape(name)
+            );
+        }
+        page.push_str("</tr>");
+    }
+    page.push_str("</table>");
+}
+
 /// C7 by kind of write (the workload's proofs) and over all, by outcome.
-fn write_proofs(page: &mut String, load: &crate::control::result::LoadResult) {
+fn write_proofs(page: &mut String, load: &LoadResult) {
     page.push_str(
         "<h3>Writes proven stored (C7)</h3><table><tr><th>writes</th><th>acknowledged</th><th>stored</th>\
          <th>missing</th><th>duplicated</th><th>stored unacknowledged</th><th>indeterminate (stored)</th>\
@@ -342,7 +508,9 @@ fn write_proofs(page: &mut String, load: &crate::control::result::LoadResult) {
     page.push_str("</table>");
 }
 
-fn answers(page: &mut String, load: &crate::control::result::LoadResult) {
+/// What the backend answered: each request's statuses (every attempt), and a
+/// sample of each distinct failure with its count.
+fn answers(page: &mut String, load: &LoadResult) {
     if !load.statuses.is_empty() {
         let codes: std::collections::BTreeSet<&String> = load.statuses.values().flat_map(|s| s.keys()).collect();
         page.push_str("<h3>Status codes per endpoint</h3><table><tr><th>request</th>");
@@ -516,6 +684,20 @@ fn line_chart(series: &[Series], x_label: &str, y_label: &str) -> String {
             s.color,
             points.join(" ")
         );
+        // Each value on hover (a tooltip from the SVG's own <title>, no script).
+        let _ = write!(svg, "<g class=\"points\" fill=\"{}\">", s.color);
+        for (x, y) in &s.points {
+            let _ = write!(
+                svg,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\"><title>{}: {} at {}</title></circle>",
+                x_of(*x),
+                y_of(*y),
+                escape(&s.label),
+                tick_precise(*y),
+                tick_precise(*x)
+            );
+        }
+        svg.push_str("</g>");
         let lx = left + (i % 4) as f64 * 170.0;
         let ly = height - 22.0 + (i / 4) as f64 * 14.0;
         let _ = write!(
@@ -546,6 +728,12 @@ fn round_step(max: f64) -> f64 {
     [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * power).find(|step| max / step <= 8.0).unwrap_or(10.0 * power)
 }
 
+/// A value for a tooltip: up to two decimals.
+fn tick_precise(value: f64) -> String {
+    let text = format!("{value:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 fn tick(value: f64) -> String {
     if value >= 100.0 || value.fract() == 0.0 {
         format!("{value:.0}")
@@ -564,9 +752,10 @@ table{border-collapse:collapse;width:100%;font-size:14px;margin:8px 0}th,td{bord
 th{background:#f3f4f6}td.pass,p.pass,li.pass{color:#15803d}td.fail,p.fail,li.fail,ul.failed li{color:#b91c1c}td.skip{color:#6b7280}\
 .badge{font-size:13px;padding:2px 8px;border-radius:10px;color:#fff}.badge.pass{background:#15803d}.badge.fail{background:#b91c1c}\
 svg.chart{width:100%;height:auto;background:#fafafa;border:1px solid #e5e7eb;margin:6px 0}\
-svg .grid{stroke:#e5e7eb}svg .axis{font-size:11px;fill:#4b5563}svg .label{font-size:12px;fill:#111827}\
+svg .grid{stroke:#e5e7eb}svg .axis{font-size:12px;fill:#4b5563}svg .label{font-size:13px;fill:#111827}\
+svg .points circle{fill-opacity:0;stroke:none}svg .points circle:hover{fill-opacity:1}\
 pre{background:#f3f4f6;padding:10px;overflow:auto;font-size:13px}\
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:10px}figure.percentiles{margin:0}\
+.charts{display:grid;grid-template-columns:1fr;gap:10px}figure.percentiles{margin:0}\
 figcaption{font-size:13px;font-weight:600}";
 
 #[cfg(test)]

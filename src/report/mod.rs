@@ -34,8 +34,10 @@ use uuid::Uuid;
 /// Bumped when a report's shape changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
-pub const EXIT_INTERRUPTED: u8 = 130;
+/// Whether `exit_code` says the run was stopped by a signal (130 Ctrl-C, 143 SIGTERM).
+pub fn interrupted_by_signal(exit_code: u8) -> bool {
+    matches!(exit_code, crate::shutdown::EXIT_SIGINT | crate::shutdown::EXIT_SIGTERM)
+}
 
 /// How a criterion came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +171,10 @@ pub struct Aggregates {
     pub genuine_error_rate: f64,
     pub throughput_rps: f64,
     pub latency: Option<LatencySummary>,
+    /// Each request over every iteration, its percentiles from the merged
+    /// histograms (absent from reports written before it was kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_request: Vec<LatencySummary>,
 }
 
 /// Resource trends across iterations and the leak verdict.
@@ -226,7 +232,7 @@ impl ScenarioReport {
         configuration: &RunConfiguration,
         iterations: Vec<IterationReport>,
         merged: &Recorded,
-        interrupted: bool,
+        interrupted: Option<u8>,
     ) -> Self {
         let trends = Trends::of(&iterations);
         let mut report = Self {
@@ -250,7 +256,7 @@ impl ScenarioReport {
     /// Adds phase 8's record (how writing the reports went) to the last
     /// iteration and draws the verdict again.
     pub fn add_report_phase(&mut self, record: PhaseRecord) {
-        let interrupted = self.exit_code == EXIT_INTERRUPTED;
+        let interrupted = interrupted_by_signal(self.exit_code).then_some(self.exit_code);
         if let Some(last) = self.iterations.last_mut() {
             last.passed &= record.passed;
             last.phases.push(record);
@@ -260,13 +266,14 @@ impl ScenarioReport {
 
     /// The verdict, and the exit code the process ends with: 0 when every
     /// criterion held, 130 when interrupted, else 1.
-    fn judge(&mut self, interrupted: bool) {
+    /// The verdict; `interrupted` by a signal, the code that signal gives.
+    fn judge(&mut self, interrupted: Option<u8>) {
         self.summary = Self::summarize(&self.iterations, &self.trends);
-        self.passed = self.summary.failed.is_empty() && !interrupted;
+        self.passed = self.summary.failed.is_empty() && interrupted.is_none();
         self.exit_code = match (self.passed, interrupted) {
-            (_, true) => EXIT_INTERRUPTED,
-            (true, false) => 0,
-            (false, false) => 1,
+            (_, Some(code)) => code,
+            (true, None) => 0,
+            (false, None) => 1,
         };
         self.finished_at = Utc::now();
     }
@@ -396,6 +403,25 @@ pub fn read(path: &Path) -> Result<ScenarioReport, String> {
     serde_json::from_str(&text).map_err(|e| format!("{} is not a scenario_report_*.json: {e}", path.display()))
 }
 
+/// What `grace report render` renders.
+pub enum Rendered {
+    Scenario(Box<ScenarioReport>),
+    Load(Box<crate::control::result::LoadResult>),
+}
+
+/// A scenario report or a load result (`load-result.json`), told apart by
+/// the scenario report's `schema_version`.
+pub fn read_any(path: &Path) -> Result<Rendered, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    let (parsed, what) = if value.get("schema_version").is_some() {
+        (serde_json::from_value(value).map(|r| Rendered::Scenario(Box::new(r))), "scenario_report_*.json")
+    } else {
+        (serde_json::from_value(value).map(|r| Rendered::Load(Box::new(r))), "load-result.json")
+    };
+    parsed.map_err(|e| format!("{} is not a {what} Grace reads: {e}", path.display()))
+}
+
 fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
     std::fs::write(path, serde_json::to_string_pretty(value).expect("JSON values serialize"))
 }
@@ -469,14 +495,7 @@ pub(crate) mod tests {
                 resources: ResourceSample::default(),
             })
             .collect();
-        ScenarioReport::new(
-            Uuid::nil(),
-            DateTime::UNIX_EPOCH,
-            &configuration(),
-            iterations,
-            &Recorded::default(),
-            false,
-        )
+        ScenarioReport::new(Uuid::nil(), DateTime::UNIX_EPOCH, &configuration(), iterations, &Recorded::default(), None)
     }
 
     fn report_phase(passed: bool) -> PhaseRecord {
@@ -493,7 +512,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_exit_code_is_the_verdict_and_an_interrupted_run_says_130() {
+    fn the_exit_code_is_the_verdict_and_an_interrupted_run_says_its_signal() {
         let passed = report_with(1);
         assert!(passed.passed);
         assert_eq!(passed.exit_code, 0);
@@ -504,13 +523,13 @@ pub(crate) mod tests {
             &configuration,
             passed.iterations.clone(),
             &Recorded::default(),
-            true,
+            Some(143),
         );
         assert!(!interrupted.passed);
-        assert_eq!(interrupted.exit_code, EXIT_INTERRUPTED);
+        assert_eq!(interrupted.exit_code, 143);
         let mut failed = passed.clone();
         failed.iterations[0].phases[0].criteria[0].passed = false;
-        failed.judge(false);
+        failed.judge(None);
         assert_eq!((failed.passed, failed.exit_code), (false, 1));
     }
 
@@ -526,8 +545,8 @@ pub(crate) mod tests {
         assert!(!report.iterations[1].passed);
         assert_eq!(report.summary.failed, ["iteration 2 phase 8 report: reports written"]);
         let mut interrupted = report_with(1);
-        interrupted.judge(true);
+        interrupted.judge(Some(130));
         interrupted.add_report_phase(report_phase(true));
-        assert_eq!(interrupted.exit_code, EXIT_INTERRUPTED);
+        assert_eq!(interrupted.exit_code, 130);
     }
 }

@@ -2,7 +2,9 @@
 //! phases of docs/design.md against a backend — by default one it starts itself on
 //! a private Postgres, so a fresh machine needs one command — and turns them
 //! into one verdict a team can gate a deploy on: exit 0 only when every
-//! criterion of every iteration held, with the reports written either way.
+//! criterion of every iteration held, with the reports written either way
+//! once phase 1 has begun. What stops it beginning (an unreachable backend, a
+//! refused token) is an error before any report, with its exit code (3, 2).
 //!
 //! - [`phases`]: what each phase does and checks: 1–7 for each iteration,
 //!   8 (the reports) once after all of them.
@@ -121,6 +123,7 @@ pub async fn run(settings: ScenarioSettings, shutdown: &CancellationToken) -> Re
                 enable_faults: true,
                 pool_size: 16,
                 connections: ConnectionLimits::default(),
+                private_database: database.is_private(),
             };
             let application = Application::build(serve).await?;
             let url = BackendUrl::parse(&format!("http://{}", application.local_addr())).expect("a local URL");
@@ -160,9 +163,9 @@ async fn run_on(
     let anchors = lasting.then(|| settings.out.join(ANCHOR_FILE));
     let context = Context { settings, api, database, db, anchors, phase, shutdown };
     crate::say!(
-        "grace scenario {run_id}: backend {backend}, database {}, {} iteration(s){}",
+        "grace scenario {run_id}: backend {backend}, database {}, {}{}",
         context.database,
-        settings.iterations,
+        crate::console::counted(settings.iterations, "iteration", "iterations"),
         if settings.chaos { ", chaos at 10%" } else { "" }
     );
     let mut iterations = Vec::new();
@@ -176,7 +179,7 @@ async fn run_on(
         if let Some(load) = load {
             let _ = merged.merge(&load.histograms);
             for (worker, html) in load.reports {
-                goose_reports.push((report::goose::file_name(iteration.mission_id, worker.id), html));
+                goose_reports.push((report::goose::file_name(load.result.run_id, worker.id), html));
             }
         }
         iterations.push(iteration);
@@ -189,7 +192,7 @@ async fn run_on(
         return Err(ScenarioError::Interrupted);
     }
 
-    let interrupted = shutdown.is_cancelled();
+    let interrupted = shutdown.is_cancelled().then(crate::shutdown::interrupted_exit_code);
     let mut report =
         ScenarioReport::new(run_id, started_at, &context.configuration(), iterations, &merged, interrupted);
     let baseline = settings
@@ -217,6 +220,19 @@ async fn run_on(
     written.extend(goose_reports.iter().map(|(name, _)| dir.join(name)));
     for path in &written {
         crate::say!("   wrote {}", path.display());
+    }
+    // The ids a user needs next: a database that outlives the run can be proven again.
+    for iteration in &report.iterations {
+        match (&iteration.load, context.anchors.is_some()) {
+            (Some(load), true) => crate::say!(
+                "   mission {} (load run {}): `grace verify --mission {}` proves it again",
+                iteration.mission_id,
+                load.run_id,
+                iteration.mission_id
+            ),
+            (Some(load), false) => crate::say!("   mission {} (load run {})", iteration.mission_id, load.run_id),
+            (None, _) => crate::say!("   mission {}", iteration.mission_id),
+        }
     }
     let mut history = db::connect(&context.database).await?;
     if let Err(e) = report::history::record(&mut history, &report, settings.chaos).await {
@@ -311,9 +327,14 @@ impl Context<'_> {
                 }
             }
             let plan = self.load_plan(mission);
-            load = self
-                .phase(&mut phases, 5, "concurrent load", phases::concurrent_load(&self.database, &plan, self.shutdown))
-                .await;
+            // Once begun, a load is not dropped on Ctrl-C: the coordinator
+            // stops it and keeps what it measured (C7 included).
+            let concurrent_load = phases::concurrent_load(&self.database, &plan, self.shutdown);
+            load = if self.shutdown.is_cancelled() {
+                self.phase(&mut phases, 5, "concurrent load", concurrent_load).await
+            } else {
+                self.measured(&mut phases, 5, "concurrent load", concurrent_load).await
+            };
             if settings.chaos {
                 if let Err(e) = self.api.clear_faults(mission).await {
                     tracing::warn!(error = %e, "could not clear the mission's chaos");
@@ -378,8 +399,8 @@ impl Context<'_> {
                 },
             },
             mission: Some(mission),
-            // The scenario has its own --monitor.
-            progress: false,
+            // The load's own live line, unless --monitor draws the scenario's.
+            progress: !self.settings.monitor,
             json_lines: None,
         }
     }

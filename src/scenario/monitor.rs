@@ -81,6 +81,8 @@ impl Scrape {
 struct LoadReading {
     /// Seconds since the load started (the database's clock).
     elapsed_secs: f64,
+    /// How long it runs in all.
+    run_time_secs: f64,
     sample: Sample,
 }
 
@@ -88,7 +90,7 @@ pub async fn run(api: BackendClient, database: DatabaseUrl, status: watch::Recei
     let db = match crate::db::connect(&database).await {
         Ok(db) => db,
         Err(e) => {
-            eprintln!("monitor: {e}");
+            crate::tell!("monitor: {e}");
             return;
         }
     };
@@ -121,8 +123,13 @@ pub async fn run(api: BackendClient, database: DatabaseUrl, status: watch::Recei
                 let seconds = (reading.elapsed_secs - previous.map_or(0.0, |p| p.elapsed_secs)).max(0.001);
                 let injected =
                     reading.sample.injected_faults.saturating_sub(previous.map_or(0, |p| p.sample.injected_faults));
+                let source = format!(
+                    "load {:.0}s/{:.0}s",
+                    reading.elapsed_secs.min(reading.run_time_secs),
+                    reading.run_time_secs
+                );
                 let line = traffic_line(
-                    "load",
+                    &source,
                     window.requests as f64 / seconds,
                     window.failures.saturating_sub(injected) as f64 / window.requests.max(1) as f64,
                     window.p95_ms.map_or_else(|| "-".into(), |p| format!("{p:.1} ms")),
@@ -155,13 +162,14 @@ pub async fn run(api: BackendClient, database: DatabaseUrl, status: watch::Recei
                 bar.set_position(current.phase.map_or(0, |p| u64::from(p.number)));
                 bar.set_message(line);
             }
-            None => eprintln!("monitor: {line}"),
+            None => crate::tell!("monitor: {line}"),
         }
         before = (Instant::now(), scrape);
     }
 }
 
-/// `load 812 req/s | errors 0.1% | p95 12.3 ms`: whose traffic, and how it went.
+/// `load 12s/30s 812 req/s | errors 0.1% | p95 12.3 ms`: whose traffic (with
+/// the load's elapsed and whole time), and how it went.
 fn traffic_line(source: &str, rate: f64, error_share: f64, p95: String) -> String {
     format!("{source} {rate:.0} req/s | errors {:.1}% | p95 {p95}", error_share * 100.0)
 }
@@ -171,15 +179,17 @@ fn traffic_line(source: &str, rate: f64, error_share: f64, p95: String) -> Strin
 async fn load_progress(db: &tokio_postgres::Client, mission: Uuid) -> Option<LoadReading> {
     let rows = db
         .query(
-            "SELECT w.progress, extract(epoch FROM now() - r.start_at)::float8 AS elapsed
+            "SELECT w.progress, extract(epoch FROM now() - r.start_at)::float8 AS elapsed,
+                    (r.config->>'run_time_secs')::float8 AS run_time
                FROM control.run_workers w JOIN control.runs r ON r.id = w.run_id
               WHERE r.mission_id = $1 AND r.status = 'running' AND r.start_at <= now() AND w.progress IS NOT NULL",
             &[&mission],
         )
         .await
         .ok()?;
-    let elapsed_secs = rows.first()?.try_get("elapsed").ok()?;
-    Some(LoadReading { elapsed_secs, sample: Sample::published(&rows)? })
+    let first = rows.first()?;
+    let (elapsed_secs, run_time_secs) = (first.try_get("elapsed").ok()?, first.try_get("run_time").ok()?);
+    Some(LoadReading { elapsed_secs, run_time_secs, sample: Sample::published(&rows)? })
 }
 
 /// The mission's events and contracts, and its latest contract's status.

@@ -257,19 +257,30 @@ pub async fn concurrent_load(
         "every worker finished",
         load.lost_workers.is_empty(),
         if load.lost_workers.is_empty() {
-            format!("{} worker(s)", load.workers.len())
+            crate::console::counted(load.workers.len() as u64, "worker", "workers")
         } else {
             format!("lost: {}", load.lost_workers.join(", "))
         },
     );
     result.check("requests were made", load.total.requests > 0, format!("{} requests", load.total.requests));
+    if load.interrupted {
+        let detail = format!("interrupted after {}s of {}s", load.measured_secs(), load.run_time_secs);
+        result.check("the load ran its full time", false, detail);
+    }
     if let Some(rate) = &load.rate_reached {
         result.check("target rate reached", rate.passed, rate.to_string());
     }
-    result.notes.push(format!(
+    let mut note = format!(
         "{} users, {} requests, {:.1} req/s, {} failures ({} injected faults)",
         load.users, load.total.requests, load.total.requests_per_second, load.total.failures, load.injected_faults
-    ));
+    );
+    if let Some(overall) = load.latency.first() {
+        note.push_str(&format!(
+            "; p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+            overall.p50_ms, overall.p95_ms, overall.p99_ms
+        ));
+    }
+    result.notes.push(note);
     Ok((result, outcome))
 }
 

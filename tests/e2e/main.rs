@@ -109,7 +109,7 @@ async fn normal_mode_meets_every_criterion_and_writes_the_four_reports() {
     assert!(html.contains("Grace scenario: PASSED"));
     assert!(html.matches("<svg").count() >= 3, "latency, requests and phase timeline charts");
     assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
-    assert!(report_file(out.path(), "goose_report_", ".html").exists());
+    assert!(report_file(out.path(), "goose-report-", ".html").exists());
 
     // Phase 7 alone, as against staging, agrees.
     let verified: Ran = grace()
@@ -137,6 +137,13 @@ async fn normal_mode_meets_every_criterion_and_writes_the_four_reports() {
         grace().args(["report", "compare"]).arg(&path).arg(&slower_path).output().await.unwrap().into();
     assert_eq!(regressed.code, Some(1), "{}", regressed.all_output());
     assert!(regressed.stdout.contains("throughput (req/s)") && regressed.stdout.contains("REGRESSED"));
+    // --json carries the verdict with its rows.
+    let judged: Ran =
+        grace().args(["report", "compare", "--json"]).arg(&path).arg(&slower_path).output().await.unwrap().into();
+    assert_eq!(judged.code, Some(1), "{}", judged.all_output());
+    let judged: Value = serde_json::from_str(&judged.stdout).unwrap();
+    assert_eq!((&judged["regressed"], &judged["unlike"]), (&Value::Bool(true), &serde_json::json!([])));
+    assert_eq!(judged["comparisons"][0]["metric"], "throughput (req/s)");
 
     // A run of another shape does not compare, unless asked, and then loudly.
     let mut bigger = report.clone();
@@ -176,6 +183,14 @@ async fn normal_mode_meets_every_criterion_and_writes_the_four_reports() {
     let runs: Value = serde_json::from_str(&history.stdout).unwrap();
     assert_eq!(runs[0]["run_id"], report["run_id"]);
     assert_eq!(runs[0]["missions"][0], mission);
+    assert_eq!(
+        (&runs[0]["users"], &runs[0]["load_secs"]),
+        (&report["configuration"]["users"], &report["configuration"]["run_time_secs"])
+    );
+    // The table names the mission `grace verify --mission` takes.
+    let table: Ran =
+        grace().args(["report", "history", "--database-url", &database.url.to_string()]).output().await.unwrap().into();
+    assert!(table.stdout.lines().nth(1).is_some_and(|row| row.contains(mission)), "{}", table.stdout);
 
     // A second run like it in the same directory is compared with the first
     // on its page (and in its JSON, so the page renders again the same).
@@ -238,12 +253,12 @@ async fn chaos_mode_keeps_integrity_perfect_with_injected_faults_present() {
         assert!(html.contains(part), "{part}");
     }
     // p50/p95/p99 over time, a chart per request name, from windows the load kept.
-    assert!(load["over_time"]["/api/chat"].as_array().is_some_and(|w| !w.is_empty()), "{}", load["over_time"]);
+    assert!(load["over_time"]["POST /api/chat"].as_array().is_some_and(|w| !w.is_empty()), "{}", load["over_time"]);
     for caption in ["<figcaption>overall</figcaption>", "<figcaption>/api/chat</figcaption>"] {
         assert!(html.contains(caption), "{caption}");
     }
     // goose's per-worker page is linked, and reads offline.
-    let goose = report_file(out.path(), "goose_report_", ".html");
+    let goose = report_file(out.path(), "goose-report-", ".html");
     let name = goose.file_name().unwrap().to_str().unwrap();
     assert!(html.contains(&format!("href=\"{name}\"")), "the page links {name}");
     let goose = std::fs::read_to_string(&goose).unwrap();
@@ -352,7 +367,8 @@ async fn an_interrupted_run_exits_130_and_its_report_says_130() {
             tokio::time::timeout(Duration::from_secs(60), stdout.read_line(&mut printed)).await.unwrap().unwrap();
         assert!(read > 0, "the scenario ended before its load: {printed}");
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Past the load's announced start (a second after the claim), into its load.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGINT).unwrap();
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
     stdout.read_to_string(&mut printed).await.unwrap();
@@ -363,6 +379,11 @@ async fn an_interrupted_run_exits_130_and_its_report_says_130() {
     let phases = report["iterations"][0]["phases"].as_array().unwrap();
     assert_eq!(phases.last().unwrap()["number"], 8, "the reports are written even so");
     assert!(printed.contains("phase 8/8 report ✓"), "{printed}");
+    // The load stopped, and what it measured is kept, proven and marked.
+    let load = &report["iterations"][0]["load"];
+    assert_eq!(load["interrupted"], true, "{load}");
+    assert!(load["total"]["requests"].as_u64().unwrap() > 0, "{}", load["total"]);
+    assert_eq!(load["acked_writes"]["passed"], true, "{}", load["acked_writes"]);
 }
 
 #[tokio::test]
@@ -377,7 +398,7 @@ async fn phase_5_runs_a_workload_file_and_the_scenario_still_meets_every_criteri
     // The load phase sent the workload's requests, writes proven by C7.
     let load = &report["iterations"][0]["load"];
     let names: Vec<&str> = load["latency"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"/api/tasks/%") && names.contains(&"/api/chat"), "{names:?}");
+    assert!(names.contains(&"GET /api/tasks/{id}") && names.contains(&"POST /api/chat"), "{names:?}");
     assert!(load["acked_writes"]["acknowledged"].as_u64().unwrap() > 0, "{}", load["acked_writes"]);
     // A bad workload is a usage error before any phase.
     let bad = out.path().join("bad.toml");

@@ -92,6 +92,10 @@ async fn two_workers_under_chaos_merge_to_their_sums_and_every_acknowledged_writ
     let by_name: u64 = result["latency"].as_array().unwrap()[1..].iter().map(|l| l["requests"].as_u64().unwrap()).sum();
     assert_eq!(by_name, overall["requests"].as_u64().unwrap());
     assert!(overall["p50_ms"].as_f64().unwrap() <= overall["p99_ms"].as_f64().unwrap());
+    // Every chat and task sent a JSON body, and every answer had one.
+    let (sent, received) =
+        (result["body_bytes"]["sent"].as_u64().unwrap(), result["body_bytes"]["received"].as_u64().unwrap());
+    assert!(sent > 100 * sum(&result, "acked_writes") / 2 && received > sent, "sent {sent}, received {received}");
 
     // Chaos refused writes, the workers retried with the same key, and C7 holds.
     assert!(result["total"]["failures"].as_u64().unwrap() > 0, "chaos at 0.2 refused nothing: {result}");
@@ -126,10 +130,23 @@ async fn two_workers_under_chaos_merge_to_their_sums_and_every_acknowledged_writ
     let written: Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("load-result.json")).unwrap()).unwrap();
     assert_eq!(written, result);
-    let reports = std::fs::read_dir(out.path())
+    let goose_pages: Vec<String> = std::fs::read_dir(out.path())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("goose-report-"));
-    assert_eq!(reports.count(), 2);
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&format!("goose-report-{run}-")))
+        .collect();
+    assert_eq!(goose_pages.len(), 2, "{goose_pages:?}");
+    // One page of the merged run, linking both workers' goose pages; the
+    // same page `grace report render` makes of the written result.
+    let page = std::fs::read_to_string(out.path().join("load-report.html")).unwrap();
+    assert!(page.contains("<h1>Grace load run: ") && page.contains("6 users on 2 workers"), "{page}");
+    for goose in &goose_pages {
+        assert!(page.contains(&format!("href=\"{goose}\"")), "{goose} is not linked");
+    }
+    assert!(page.contains("<td>POST /api/chat</td>"), "every request in the table");
+    let rendered = run_grace(&["report", "render", out.path().join("load-result.json").to_str().unwrap()]).await;
+    assert_eq!(rendered.code, Some(0), "{}", rendered.all_output());
+    assert_eq!(rendered.stdout, page);
     for mut worker in workers {
         assert_eq!(worker.wait().await.unwrap().code(), Some(0), "--once workers exit after their run");
     }
@@ -183,23 +200,102 @@ async fn the_traffic_mix_over_two_workers_is_the_mix_of_one_process() {
     }
 }
 
+/// Sends `signal` to the process `child`.
+fn send(child: &Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), signal).unwrap();
+}
+
 #[tokio::test]
-async fn an_idle_worker_that_has_run_a_share_stops_on_the_first_ctrl_c() {
-    use nix::sys::signal::{kill, Signal};
+async fn an_idle_worker_whose_log_reader_has_gone_stops_cleanly_on_the_first_ctrl_c() {
+    use nix::sys::signal::Signal;
     let app = TestApp::spawn().await;
     let mut worker = spawn_worker(&app, &[]);
     wait_for_workers(&app, 1).await;
     let ran = load(&app, &["--users", "1", "--run-time", "1s", "--expect-workers", "1"]).await;
     assert_eq!(ran.code, Some(0), "{}", ran.all_output());
-    // goose has taken SIGINT over by now; one Ctrl-C must still stop the
-    // worker, cleanly (a second would make goose exit at once, code 1).
-    kill(nix::unistd::Pid::from_raw(worker.id().unwrap() as i32), Signal::SIGINT).unwrap();
+    // `grace worker 2>&1 | tee w.log`: one Ctrl-C ends `tee` too, and the
+    // worker's next line goes into a closed pipe. goose has run, and would
+    // have taken SIGINT over; the worker must still stop, cleanly.
+    drop(worker.stderr.take());
+    send(&worker, Signal::SIGINT);
     let exited = tokio::time::timeout(Duration::from_secs(10), worker.wait()).await;
     let status = exited.expect("the worker stopped within 10 s of one Ctrl-C").unwrap();
     assert_eq!(status.code(), Some(0));
     let client = app.database.client().await;
     let state: String = client.query_one("SELECT status FROM control.workers", &[]).await.unwrap().get(0);
     assert_eq!(state, "stopped");
+}
+
+/// Waits until the backend has stored `n` chat messages: the load is under way.
+async fn chats_stored(app: &TestApp, n: i64) {
+    let client = app.database.client().await;
+    eventually("the load under way", Duration::from_secs(30), || async {
+        let stored: i64 = client.query_one("SELECT count(*) FROM chat_messages", &[]).await.unwrap().get(0);
+        (stored >= n).then_some(())
+    })
+    .await;
+}
+
+/// What an interrupted `grace load --json` printed, once it has exited with `code`.
+async fn interrupted_result(load: Child, code: i32) -> Value {
+    let output = tokio::time::timeout(Duration::from_secs(30), load.wait_with_output()).await;
+    let ran: Ran = output.expect("the run ended within 30 s of the signal, not after its 60 s").unwrap().into();
+    assert_eq!(ran.code, Some(code), "{}", ran.all_output());
+    assert!(ran.stderr.contains("interrupted: stopping the load"), "{}", ran.stderr);
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!((result["interrupted"].as_bool(), result["passed"].as_bool()), (Some(true), Some(false)));
+    assert!(result["total"]["requests"].as_u64().unwrap() > 0, "{}", result["total"]);
+    // C7 still judged, on what was acknowledged before the stop.
+    let acked = &result["acked_writes"];
+    assert_eq!(acked["passed"], true, "{acked}");
+    assert!(acked["acknowledged"].as_u64().unwrap() > 0, "{acked}");
+    result
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_a_load_and_keeps_what_it_measured_proven_written_and_marked_interrupted() {
+    use nix::sys::signal::Signal;
+    let app = TestApp::spawn().await;
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let load = load_command(&app, &["--users", "4", "--run-time", "60s", "--out", out_dir])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    chats_stored(&app, 20).await;
+    send(&load, Signal::SIGINT);
+    let result = interrupted_result(load, 130).await;
+    let written = std::fs::read_to_string(out.path().join("load-result.json")).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&written).unwrap(), result, "--out holds the same partial result");
+}
+
+#[tokio::test]
+async fn sigterm_stops_a_distributed_load_whose_worker_uploads_and_takes_the_next_run() {
+    use nix::sys::signal::Signal;
+    let app = TestApp::spawn().await;
+    let mut worker = spawn_worker(&app, &[]);
+    wait_for_workers(&app, 1).await;
+    let load = load_command(&app, &["--users", "3", "--run-time", "60s", "--expect-workers", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    chats_stored(&app, 10).await;
+    send(&load, Signal::SIGTERM);
+    let result = interrupted_result(load, 143).await;
+    // The worker heard the stop through the control plane, ended its share
+    // and uploaded it: not lost, its requests in the result.
+    let share = &result["workers"][0];
+    assert_eq!(share["lost"], false, "{share}");
+    assert!(share["throughput"]["requests"].as_u64().unwrap() > 0, "{share}");
+    // It stopped its share, not itself.
+    let again = load_command(&app, &["--users", "1", "--run-time", "1s", "--expect-workers", "1"]).output().await;
+    let again: Ran = again.unwrap().into();
+    assert_eq!(again.code, Some(0), "{}", again.all_output());
+    send(&worker, Signal::SIGTERM);
+    let status = tokio::time::timeout(Duration::from_secs(10), worker.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0), "a server stops gracefully with 0");
 }
 
 #[tokio::test]
@@ -304,9 +400,16 @@ async fn live_progress_merges_the_workers_heartbeats_and_quiet_turns_it_off() {
         lines.iter().filter(|l| l["endpoint"] == endpoint).map(|l| l["requests"].as_u64().unwrap()).sum()
     };
     assert!(lines.iter().filter(|l| l["endpoint"] == "overall").count() >= 3, "about one a second");
+    // A steady run has no empty second inside it: a heartbeat read twice is
+    // skipped, not written as a window of nothing (and the next as a double).
+    let overall: Vec<&Value> = lines.iter().filter(|l| l["endpoint"] == "overall").collect();
+    let inner = &overall[1..overall.len() - 1];
+    assert!(inner.iter().all(|l| l["requests"].as_u64() > Some(0)), "{inner:?}");
+    // -q: warnings only, no INFO logs, goose's lines among them.
+    assert!(!quiet.stderr.contains(" INFO "), "{}", quiet.stderr);
     assert_eq!(sum("overall"), result["latency"][0]["requests"].as_u64().unwrap());
-    let chat = result["latency"].as_array().unwrap().iter().find(|l| l["name"] == "/api/chat").unwrap();
-    assert_eq!(sum("/api/chat"), chat["requests"].as_u64().unwrap());
+    let chat = result["latency"].as_array().unwrap().iter().find(|l| l["name"] == "POST /api/chat").unwrap();
+    assert_eq!(sum("POST /api/chat"), chat["requests"].as_u64().unwrap());
     assert!(lines.iter().any(|l| l["p95_ms"].as_f64().is_some_and(|p| p > 0.0) && l["time"].is_string()));
     // Each line carries its window's histogram, so windows merge exactly:
     // the overall lines' histograms added hold every request of the run.
@@ -328,7 +431,7 @@ async fn live_progress_merges_the_workers_heartbeats_and_quiet_turns_it_off() {
     assert!(overall.iter().any(|w| w["p99_ms"].as_f64().is_some_and(|p| p > 0.0)), "{overall:?}");
     let windows_sum = |endpoint: &str| over_time(endpoint).iter().map(|w| w["requests"].as_u64().unwrap()).sum::<u64>();
     assert_eq!(windows_sum("overall"), result["latency"][0]["requests"].as_u64().unwrap());
-    assert_eq!(windows_sum("/api/chat"), chat["requests"].as_u64().unwrap());
+    assert_eq!(windows_sum("POST /api/chat"), chat["requests"].as_u64().unwrap());
 
     let unwritable = load(&app, &["--users", "1", "--run-time", "1s", "--out-json-lines", "/dev/null/run.jsonl"]).await;
     assert_eq!(unwritable.code, Some(2), "{}", unwritable.all_output());
@@ -512,14 +615,28 @@ async fn a_missed_threshold_fails_grace_load_and_a_bad_one_is_a_usage_error() {
     assert_eq!(checks.len(), 2, "{checks:?}");
     assert_eq!((checks[0]["passed"].as_bool(), checks[1]["passed"].as_bool()), (Some(true), Some(false)));
     let p99 =
-        result["latency"].as_array().unwrap().iter().find(|l| l["name"] == "/api/chat").unwrap()["p99_ms"].clone();
+        result["latency"].as_array().unwrap().iter().find(|l| l["name"] == "POST /api/chat").unwrap()["p99_ms"].clone();
     assert_eq!(checks[1]["measured"], p99, "the threshold reads the result's own p99");
     assert_eq!(result["acked_writes"]["passed"], true, "only the threshold failed the run");
     assert_eq!(result["passed"], false);
 
-    let ran = load(&app, &["--users", "1", "--run-time", "1s", "--threshold", "p95<soon"]).await;
-    assert_eq!(ran.code, Some(2), "{}", ran.all_output());
-    assert!(ran.stderr.contains("is not a limit"), "{}", ran.stderr);
+    // Refused before any load: a limit that is none, a rate above 1, a
+    // latency without its unit, a request the workload never sends.
+    let client = app.database.client().await;
+    let runs = || async { client.query_one("SELECT count(*) FROM control.runs", &[]).await.unwrap().get::<_, i64>(0) };
+    let before = runs().await;
+    for (threshold, says) in [
+        ("p95<soon", "is not a limit"),
+        ("error_rate<5", "an error rate is a fraction from 0 to 1"),
+        ("p95<300", "has no unit: write 300ms or 300s"),
+        ("DELETE /api/chat:p99<1us", "the workload sends no request \"DELETE /api/chat\"; it sends GET /api/metrics"),
+        ("/api/tasks/%:p95<1s", "sends no request \"/api/tasks/%\""),
+    ] {
+        let ran = load(&app, &["--users", "1", "--run-time", "1s", "--threshold", threshold]).await;
+        assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+        assert!(ran.stderr.contains(says), "{threshold}: {}", ran.stderr);
+    }
+    assert_eq!(runs().await, before, "no run was started");
 }
 
 #[tokio::test]

@@ -15,11 +15,7 @@ async fn health_passes_on_a_bootstrapped_database() {
         assert!(line.starts_with(mark), "{line}");
     }
     assert!(lines[8].starts_with("– backend"), "{}", lines[8]);
-    assert!(
-        ran.stdout.contains("✓ log chain verifies: 1 entries re-hashed from genesis; head seq 1"),
-        "{}",
-        ran.stdout
-    );
+    assert!(ran.stdout.contains("✓ log chain verifies: 1 entry re-hashed from genesis; head seq 1"), "{}", ran.stdout);
 
     let ran = run_grace(&["health", "--json", "--database-url", &database.url.to_string()]).await;
     let checklist: serde_json::Value = serde_json::from_str(&ran.stdout).expect("--json prints JSON");
@@ -69,7 +65,7 @@ async fn health_reports_a_disabled_append_only_trigger_and_a_broken_chain() {
     );
     assert!(
         ran.stdout.contains(
-            "✗ log chain verifies: 1 broken (1 entries re-hashed from genesis; head seq 1) — seq 1: entry_hash"
+            "✗ log chain verifies: 1 broken (1 entry re-hashed from genesis; head seq 1) — seq 1: entry_hash"
         ),
         "{}",
         ran.stdout
@@ -203,6 +199,21 @@ async fn health_checks_a_running_backend_its_mesh_and_its_log_lag() {
 
     // The backend alone; and with neither, nothing to check (no private
     // database: an empty one would only ever fail).
+    // A token the backend refuses is exit 2, as in `grace load` and `grace scenario`.
+    let ran = run_grace(&["health", "--backend", &app.address, "--token", "none-of-this-backends-tokens"]).await;
+    assert_eq!(ran.code, Some(2), "{}", ran.all_output());
+    assert!(ran.stderr.contains("the backend refused the operator token"), "{}", ran.stderr);
+    // An empty GRACE_TOKENS is no value, and does not hide --token.
+    let ran: crate::helpers::Ran = crate::helpers::grace()
+        .args(["health", "--backend", &app.address, "--token", &token])
+        .env("GRACE_TOKENS", "")
+        .output()
+        .await
+        .unwrap()
+        .into();
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    assert!(ran.stdout.contains("✓ mesh round trip: ping delivered in"), "{}", ran.stdout);
+
     let ran = run_grace(&["health", "--backend", &app.address]).await;
     assert_eq!(ran.code, Some(0), "{}", ran.all_output());
     assert!(ran.stdout.contains("– database: no --database-url given"), "{}", ran.stdout);
@@ -245,7 +256,7 @@ async fn health_proves_only_new_entries_and_its_anchor_file_names_a_covered_up_r
         anchored.stdout
     );
     let full = run_grace(&[&unanchored[..], &["--full"]].concat()).await;
-    assert!(chain_line(&full).contains("1 entries re-hashed from genesis"), "{}", full.stdout);
+    assert!(chain_line(&full).contains("1 entry re-hashed from genesis"), "{}", full.stdout);
 
     // The owner rewrites the only entry, recomputing its hash and its checkpoint.
     database

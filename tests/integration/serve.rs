@@ -1,5 +1,5 @@
 //! `grace serve` as a process: it announces where it listens and stops
-//! cleanly on SIGTERM.
+//! cleanly, with 0, on SIGTERM and on Ctrl-C — even once no one reads its logs.
 
 use crate::helpers::grace;
 use nix::sys::signal::{kill, Signal};
@@ -64,6 +64,20 @@ async fn serve_stops_cleanly_on_sigterm_with_its_outbox_drained() {
     let events: i64 =
         client.query_one("SELECT count(*) FROM action_events WHERE log_seq IS NOT NULL", &[]).await.unwrap().get(0);
     assert_eq!(events, 10);
+}
+
+#[tokio::test]
+async fn serve_whose_log_reader_has_gone_stops_cleanly_on_ctrl_c() {
+    let database = crate::helpers::TestDatabase::migrated().await;
+    let mut command = grace();
+    command.args(["serve", "--listen", "127.0.0.1:0"]).stderr(Stdio::piped());
+    let (mut child, _) = started(command, &database, "tee-operator-token").await;
+    // `grace serve 2>&1 | tee serve.log`: one Ctrl-C ends `tee` too, and the
+    // server's last log lines ("stopped") go into a closed pipe.
+    drop(child.stderr.take());
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGINT).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0), "a graceful stop, not a panic (101)");
 }
 
 #[tokio::test]

@@ -33,17 +33,17 @@ async fn the_default_traffic_is_the_bundled_mission_workload_and_its_proofs_hold
     let file = ["--workload", concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/mission.toml")];
     let named = ran_well(&load(&app, &[&shape[..], &file[..]].concat()).await);
     let requests = [
-        "/api/chat",
-        "/api/metrics/summary",
-        "/api/tasks",
-        "/api/tasks/%",
-        "/api/verification/benchmarks",
-        "/api/verification/contracts",
-        "/api/verification/snapshots",
-        "/api/verification/stats",
+        "GET /api/metrics/summary",
+        "GET /api/tasks/{id}",
+        "GET /api/verification/benchmarks",
+        "GET /api/verification/contracts",
+        "GET /api/verification/snapshots",
+        "GET /api/verification/stats",
+        "POST /api/chat",
+        "POST /api/tasks",
     ];
     for result in [&default, &named] {
-        assert_eq!(by_name(result).keys().collect::<Vec<_>>(), requests, "every request, by its route");
+        assert_eq!(by_name(result).keys().collect::<Vec<_>>(), requests, "every request, by its method and route");
         // C7 is the sum of the workload's two proofs, each read from the backend's database.
         let proofs = result["proofs"].as_array().unwrap();
         let names: Vec<&str> = proofs.iter().map(|p| p["name"].as_str().unwrap()).collect();
@@ -139,7 +139,7 @@ checks = [{ pointer = "/status", equals = "asleep" }]
     let polls_failed = result["errors"].as_array().unwrap().iter().any(|e| e["name"] == "GET /api/tasks/{task}");
     assert!(!polls_failed, "{}", result["errors"]);
     // The failing check is a failure of its request, with its message.
-    let failed = result["errors"].as_array().unwrap().iter().find(|e| e["name"] == "a check that fails").unwrap();
+    let failed = result["errors"].as_array().unwrap().iter().find(|e| e["name"] == "GET a check that fails").unwrap();
     assert_eq!(failed["excerpt"], r#"/status to equal "asleep", but it is "ok""#, "{failed}");
     let exhausted = result["errors"]
         .as_array()

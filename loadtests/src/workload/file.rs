@@ -82,8 +82,9 @@ pub struct StepFile {
     /// A think time, e.g. "500ms": the step only waits.
     #[schemars(with = "Option<String>")]
     pub think: Option<Spanned<String>>,
-    /// The name results are grouped by: a route template, never an id.
-    /// Default: the method and the path with each `{{x}}` written `{x}`.
+    /// The name results are grouped by, after the method (`POST <name>`): a
+    /// route template, never an id. Default: the path with each `{{x}}`
+    /// written `{x}`, so requests are named `GET /api/tasks/{id}`.
     pub name: Option<String>,
     /// GET (default), POST, PUT, PATCH, DELETE or HEAD.
     #[schemars(with = "Option<String>")]

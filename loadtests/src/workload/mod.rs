@@ -87,6 +87,22 @@ pub struct Workload {
     pub proofs: Vec<ProofSpec>,
 }
 
+impl Workload {
+    /// Every request name it can send (`METHOD label`), each once, sorted.
+    pub fn request_names(&self) -> Vec<String> {
+        let names: std::collections::BTreeSet<&str> = self
+            .scenarios
+            .iter()
+            .flat_map(|flow| &flow.steps)
+            .filter_map(|step| match step {
+                Step::Request(request) | Step::Poll { request, .. } => Some(request.name.as_str()),
+                Step::Think(_) => None,
+            })
+            .collect();
+        names.into_iter().map(str::to_string).collect()
+    }
+}
+
 /// The load a workload suggests; flags override each field.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SuggestedLoad {
@@ -138,7 +154,7 @@ pub enum JsonTemplate {
 
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// The name results are grouped by.
+    /// The name results are grouped by: `METHOD label` (`POST /api/chat`).
     pub name: String,
     pub method: Method,
     pub path: Template,
@@ -534,11 +550,17 @@ fn compile_request(step: &StepFile, captured: &mut Vec<String>, context: &FileCo
     let scope = Scope { captured, feeders, in_write: write.is_some(), grace_backend, env_is_set };
     let template = |text: &Spanned<String>| Template::parse(text.get_ref(), &scope).map_err(|e| (Some(text.span()), e));
     let path_template = template(path)?;
-    let name = step.name.clone().unwrap_or_else(|| {
-        let route = path_template.route(path.get_ref());
-        let route = route.split('?').next().unwrap_or(&route).to_string();
-        format!("{} {route}", method_name(method))
-    });
+    // Every name is `METHOD label`, as goose shows requests: the label is the
+    // step's `name` (its method prefix, if written, not doubled) or the route.
+    let method_prefix = format!("{} ", method_name(method));
+    let name = match &step.name {
+        Some(name) if name.starts_with(&method_prefix) => name.clone(),
+        Some(name) => format!("{method_prefix}{name}"),
+        None => {
+            let route = path_template.route(path.get_ref());
+            format!("{method_prefix}{}", route.split('?').next().unwrap_or(&route))
+        }
+    };
     let headers = compile_headers(&step.headers, &scope).map_err(|(span, e)| (Some(span), e))?;
     let body = match (&step.json, &step.form) {
         (Some(_), Some(_)) => return Err((None, format!("{name}: a body is `json` or `form`, not both"))),
@@ -779,6 +801,6 @@ mod tests {
                 Step::Think(_) => "think".into(),
             })
             .collect();
-        assert_eq!(names, ["POST /orders", "GET /orders/{order}", "poll"]);
+        assert_eq!(names, ["POST /orders", "GET /orders/{order}", "GET poll"]);
     }
 }

@@ -28,6 +28,8 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
         None => super::workload::bundled(if args.traffic == "health" { "health" } else { "mission" })?,
     };
     let grace_backend = compiled.grace_backend;
+    let mut thresholds = args.criteria.thresholds.clone();
+    threshold::resolve(&mut thresholds, &compiled.request_names()).map_err(CommandError::Usage)?;
     let tokens = match (grace_backend, args.backend.operator_token()?) {
         (_, Some(token)) => Tokens::default().with(Role::Operator, &token),
         (false, None) => Tokens::default(),
@@ -74,12 +76,14 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
     }
     crate::db::migrations::require_bootstrapped(&database).await?;
     let mut outcome = coordinator::run(&database, &plan, shutdown).await?;
-    threshold::apply(&mut outcome.result, &args.criteria.thresholds);
+    threshold::apply(&mut outcome.result, &thresholds);
     if let Some(dir) = &args.out {
         write_load_outputs(dir, &outcome)?;
     }
     args.output.emit(&outcome.result, ToString::to_string);
-    if outcome.result.passed {
+    if outcome.result.interrupted {
+        Err(CommandError::Interrupted)
+    } else if outcome.result.passed {
         Ok(ExitCode::SUCCESS)
     } else {
         Err(CommandError::Failed("the load run failed: see the result above".into()))
@@ -99,7 +103,7 @@ pub async fn worker(args: WorkerArgs, shutdown: &CancellationToken) -> Result<Ex
     };
     crate::db::migrations::require_bootstrapped(&settings.database).await?;
     let worker = interruptible(shutdown, async { Ok(Worker::register(settings).await?) }).await?;
-    eprintln!("worker {} registered as {}; waiting for runs", worker.identity.id, worker.identity);
+    crate::tell!("worker {} registered as {}; waiting for runs", worker.identity.id, worker.identity);
     match worker.serve(shutdown).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         // Stopping a worker between runs is how it ends.
@@ -108,14 +112,24 @@ pub async fn worker(args: WorkerArgs, shutdown: &CancellationToken) -> Result<Ex
     }
 }
 
+/// `load-result.json`, the merged run's page `load-report.html` (the same
+/// that `grace report render load-result.json` prints), and each worker's
+/// goose page, which it links; the paths written are printed.
 fn write_load_outputs(dir: &Path, outcome: &LoadOutcome) -> Result<(), CommandError> {
     let failed = |e: std::io::Error| CommandError::Failed(format!("cannot write into --out {}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(failed)?;
     let json = serde_json::to_string_pretty(&outcome.result).expect("results serialize");
-    std::fs::write(dir.join("load-result.json"), json).map_err(failed)?;
+    let mut written = vec![
+        (dir.join("load-result.json"), json),
+        (dir.join("load-report.html"), crate::report::html::render_load(&outcome.result)),
+    ];
     for (worker, html) in &outcome.reports {
-        let html = crate::report::goose::offline(html);
-        std::fs::write(dir.join(format!("goose-report-{}.html", worker.id)), html).map_err(failed)?;
+        let name = crate::report::goose::file_name(outcome.result.run_id, worker.id);
+        written.push((dir.join(name), crate::report::goose::offline(html)));
+    }
+    for (path, text) in &written {
+        std::fs::write(path, text).map_err(failed)?;
+        crate::tell!("wrote {}", path.display());
     }
     Ok(())
 }

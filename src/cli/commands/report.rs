@@ -1,15 +1,19 @@
-//! `grace report`: render a report's page again, compare two reports, list
-//! past runs.
+//! `grace report`: render a report's page again (a scenario's, or a load
+//! run's from its `load-result.json`), compare two reports, list past runs.
 
 use crate::cli::args::{CompareArgs, HistoryArgs};
 use crate::cli::exit::{none_failed, CommandError};
 use crate::db::{self, DbError};
-use crate::report::{compare, history, html, ScenarioReport};
+use crate::report::{compare, history, html, Rendered, ScenarioReport};
 use std::path::Path;
 use std::process::ExitCode;
 
 pub fn render(report: &Path) -> Result<ExitCode, CommandError> {
-    crate::console::print(&html::render(&read_report(report)?));
+    let page = match crate::report::read_any(report).map_err(CommandError::Usage)? {
+        Rendered::Scenario(report) => html::render(&report),
+        Rendered::Load(load) => html::render_load(&load),
+    };
+    crate::console::print(&page);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -25,14 +29,14 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, CommandError> {
             let (new_path, new) = compare::newest(&reports)
                 .ok_or_else(|| CommandError::Usage(format!("no scenario_report_*.json under {}", dir.display())))?;
             let Some((old_path, old)) = compare::baseline(&reports, new) else {
-                eprintln!(
+                crate::tell!(
                     "nothing to compare {} with: no earlier passing run of the same configuration under {}",
                     new_path.display(),
                     dir.display()
                 );
                 return Ok(ExitCode::SUCCESS);
             };
-            eprintln!("comparing {} with {}", new_path.display(), old_path.display());
+            crate::tell!("comparing {} with {}", new_path.display(), old_path.display());
             (old.clone(), new.clone())
         }
         (None, Some(old), Some(new)) => (read_report(old)?, read_report(new)?),
@@ -46,14 +50,17 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, CommandError> {
                 "{what}, so their numbers do not compare; pass --allow-unlike to compare them anyway"
             )));
         }
-        eprintln!("warning: {what}: differences below may be by design, not regressions");
+        crate::tell!("warning: {what}: differences below may be by design, not regressions");
     }
-    let rows = compare::compare(&old, &new, &tolerances);
-    args.output.emit(&rows, |rows| {
-        let warning = if unlike.is_empty() { String::new() } else { format!("! UNLIKE RUNS: {}\n", unlike.join(", ")) };
-        format!("{warning}{}", compare::render(rows))
+    let verdict = compare::RunComparison::of(compare::compare(&old, &new, &tolerances), unlike);
+    args.output.emit(&verdict, |verdict| {
+        let warning = match verdict.unlike.as_slice() {
+            [] => String::new(),
+            unlike => format!("! UNLIKE RUNS: {}\n", unlike.join(", ")),
+        };
+        format!("{warning}{}", compare::render(&verdict.comparisons))
     });
-    none_failed(rows.iter().filter(|r| r.regressed).map(|r| r.metric.as_str()).collect(), "regressed")
+    none_failed(verdict.comparisons.iter().filter(|r| r.regressed).map(|r| r.metric.as_str()).collect(), "regressed")
 }
 
 pub async fn history(args: HistoryArgs) -> Result<ExitCode, CommandError> {

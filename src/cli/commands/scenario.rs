@@ -4,7 +4,7 @@ use crate::cli::args::{ScenarioArgs, VerifyArgs};
 use crate::cli::exit::{none_failed, CommandError};
 use crate::db::{self, DbError};
 use crate::immutable_log;
-use crate::report::EXIT_INTERRUPTED;
+use crate::report::interrupted_by_signal;
 use crate::scenario::{ScenarioSettings, Target};
 use crate::verify;
 use std::process::ExitCode;
@@ -40,6 +40,9 @@ pub async fn scenario(args: ScenarioArgs, shutdown: &CancellationToken) -> Resul
             compiled.origin
         )));
     }
+    let mut thresholds = args.thresholds.parse()?;
+    crate::control::threshold::resolve(&mut thresholds.criteria, &compiled.request_names())
+        .map_err(CommandError::Usage)?;
     let baseline = match &args.baseline {
         Some(file) => Some((file.clone(), super::report::read_report(file)?)),
         None => None,
@@ -53,7 +56,7 @@ pub async fn scenario(args: ScenarioArgs, shutdown: &CancellationToken) -> Resul
         iterations: args.iterations,
         monitor: args.monitor,
         out: args.out,
-        thresholds: args.thresholds.parse()?,
+        thresholds,
         baseline,
     };
     let outcome = crate::scenario::run(settings, shutdown).await?;
@@ -70,7 +73,7 @@ pub async fn scenario(args: ScenarioArgs, shutdown: &CancellationToken) -> Resul
             );
             Ok(ExitCode::SUCCESS)
         }
-        EXIT_INTERRUPTED => Err(CommandError::Interrupted),
+        code if interrupted_by_signal(code) => Err(CommandError::Interrupted),
         _ => Err(CommandError::Failed(format!(
             "scenario failed: {} of {} criteria met; failed: {}",
             s.criteria_passed,

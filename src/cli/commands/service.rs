@@ -11,6 +11,7 @@ use crate::db::private::PrivatePostgres;
 use crate::db::roles::{self, RoleError};
 use crate::db::{self, Database, DbError};
 use crate::health;
+use crate::specification::Role;
 use secrecy::ExposeSecret;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +45,16 @@ pub async fn health(args: HealthArgs, shutdown: &CancellationToken) -> Result<Ex
                     .into(),
             ));
         }
+        if let Some(backend) = &backend {
+            // A token the backend refuses is the caller's configuration: exit 2, as
+            // in every command (an unreachable backend is the checklist's to report).
+            let given: Vec<Role> = Role::ALL.into_iter().filter(|role| backend.token(*role).is_some()).collect();
+            if let Err(e) = backend.check_tokens(&given).await {
+                if e.is_configuration() {
+                    return Err(CommandError::Usage(format!("{}: {e}", backend.url())));
+                }
+            }
+        }
         let mut chain = args.chain.settings()?;
         let checklist = health::run(database.as_ref(), backend.as_ref(), &mut chain).await;
         args.output.emit(&checklist, ToString::to_string);
@@ -66,6 +77,7 @@ pub async fn serve(args: ServeArgs, shutdown: &CancellationToken) -> Result<Exit
         enable_faults: args.enable_faults,
         pool_size: usize::from(args.pool_size),
         connections: ConnectionLimits { max: args.max_connections as usize, idle: args.idle_timeout },
+        private_database: database.is_private(),
     };
     let application = Application::build(settings).await?;
     let addr = application.local_addr();
@@ -74,7 +86,7 @@ pub async fn serve(args: ServeArgs, shutdown: &CancellationToken) -> Result<Exit
         tokens
             .write_private_file(&path)
             .map_err(|e| CommandError::Failed(format!("could not write the tokens file: {e}")))?;
-        eprintln!("no tokens configured: made one per role, written to {} (readable only by you)", path.display());
+        crate::tell!("no tokens configured: made one per role, written to {} (readable only by you)", path.display());
     }
     crate::say!("grace backend listening on http://{addr}");
     application.run_until(shutdown.clone()).await?;
@@ -93,7 +105,7 @@ pub async fn db_up(shutdown: &CancellationToken) -> Result<ExitCode, CommandErro
     // Machine-readable first (a script can `eval` these lines), then the human note.
     crate::say!("DATABASE_URL={}", cluster.url());
     crate::say!("GRACE_PRIVATE_PG_DIR={}", cluster.directory().display());
-    eprintln!("private PostgreSQL is up; Ctrl-C stops it and removes its files");
+    crate::tell!("private PostgreSQL is up; Ctrl-C stops it and removes its files");
     shutdown.cancelled().await;
     drop(cluster);
     Ok(ExitCode::SUCCESS)

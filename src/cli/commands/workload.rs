@@ -43,12 +43,12 @@ pub fn check(file: &Path) -> Result<ExitCode, CommandError> {
 
 /// `grace workload init`: a commented example to start from.
 pub fn init() -> Result<ExitCode, CommandError> {
-    print!("{}", workload::EXAMPLE);
+    crate::console::print(workload::EXAMPLE);
     Ok(ExitCode::SUCCESS)
 }
 
 /// `grace workload schema`: the file's JSON Schema, for editors.
 pub fn schema() -> Result<ExitCode, CommandError> {
-    println!("{}", serde_json::to_string_pretty(&workload::schema()).expect("schemas serialize"));
+    crate::say!("{}", serde_json::to_string_pretty(&workload::schema()).expect("schemas serialize"));
     Ok(ExitCode::SUCCESS)
 }

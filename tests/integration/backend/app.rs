@@ -44,6 +44,7 @@ impl TestApp {
             enable_faults,
             pool_size: 8,
             connections: grace::backend::connections::ConnectionLimits::default(),
+            private_database: false,
         };
         let application = Application::build(settings).await.expect("the backend builds");
         let address = format!("http://{}", application.local_addr());
