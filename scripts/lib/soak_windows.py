@@ -38,11 +38,19 @@ def main():
         sys.exit(f"error: {path} holds no lines")
     # The first sample comes a second after the run starts.
     start = min(parse_time(l["time"]) for l in lines) - 1.0
+    # The run ends with its last second of requests. After it the coordinator
+    # still samples while the workers upload (an hour's write outcomes take
+    # minutes): empty windows, then the closing line from the uploads. Both
+    # are folded into the run's last second, not judged as minutes of it.
+    overall = [l for l in lines if l["endpoint"] == "overall"]
+    end = max((parse_time(l["time"]) for l in overall[:-1] if l["requests"] > 0), default=None)
+    if end is None:
+        end = max(parse_time(l["time"]) for l in lines)
     minutes = {}  # minute -> histogram, requests, failures
     seconds = {}  # endpoint -> [p99 of each judged second]
     checked = 0
     for line in lines:
-        at = parse_time(line["time"]) - start
+        at = min(parse_time(line["time"]), end) - start
         index = min(int((at - 1e-3) // minute), 10**6)
         window = HdrHistogram.decode(line["histogram"])
         if window.get_total_count() != line["requests"]:
@@ -60,7 +68,7 @@ def main():
     # The closing line (the uploads after the last heartbeat) may fall just past
     # the last whole minute: it belongs to the minute before.
     whole = sorted(minutes)
-    if len(whole) > 1 and whole[-1] * minute >= (max(parse_time(l["time"]) for l in lines) - start) - 2:
+    if len(whole) > 1 and whole[-1] * minute >= (end - start) - 2:
         last = whole.pop()
         histogram, requests, failures = minutes.pop(last)
         minutes[whole[-1]][0].add(histogram)

@@ -85,10 +85,15 @@ impl FromStr for Stage {
     fn from_str(raw: &str) -> Result<Self, String> {
         let (duration, users) =
             raw.split_once(':').ok_or_else(|| format!("{raw:?}: a stage is DURATION:USERS, e.g. 30s:50"))?;
-        let duration = humantime::parse_duration(duration.trim())
-            .map_err(|e| format!("{raw:?}: {:?} is not a duration ({e})", duration.trim()))?;
+        // humantime's own hint suggests milliseconds, which a stage cannot take.
+        let duration = humantime::parse_duration(duration.trim()).map_err(|_| {
+            format!(
+                "{raw:?}: {:?} is not a duration: write whole seconds with a unit (30s, 2m, 1m30s)",
+                duration.trim()
+            )
+        })?;
         if duration.subsec_nanos() != 0 {
-            return Err(format!("{raw:?}: a stage lasts whole seconds"));
+            return Err(format!("{raw:?}: a stage lasts whole seconds (30s, 2m, 1m30s)"));
         }
         let users = users
             .trim()
@@ -145,11 +150,13 @@ mod tests {
         for (bad, says) in [
             ("30s", "DURATION:USERS"),
             ("soon:5", "not a duration"),
+            ("5:5", "\"5\" is not a duration: write whole seconds with a unit"),
             ("1500ms:5", "whole seconds"),
             ("5s:-1", "not a number of users"),
         ] {
             let error = bad.parse::<Stage>().unwrap_err();
             assert!(error.contains(says), "{bad}: {error}");
+            assert!(!error.contains("ms") || bad.contains("ms"), "no hint of milliseconds: {error}");
         }
     }
 

@@ -540,7 +540,7 @@ mod tests {
     fn upload(pid: u32, latencies_ms: &[u64], failures: u64) -> WorkerUpload {
         let recorder = Recorder::default();
         for ms in latencies_ms {
-            recorder.record_latency("/api/chat", Duration::from_millis(*ms));
+            recorder.record_latency("POST /api/chat", Duration::from_millis(*ms));
         }
         let requests = latencies_ms.len() as u64;
         let goose_metrics = serde_json::json!({
@@ -571,7 +571,7 @@ mod tests {
         // (averaging the two workers' p99s would say ~305 ms).
         assert!((589.0..=591.0).contains(&overall.p99_ms), "{}", overall.p99_ms);
         assert!((599.0..=600.5).contains(&overall.max_ms), "the max of maxes: {}", overall.max_ms);
-        assert_eq!(result.latency[1].name, "/api/chat");
+        assert_eq!(result.latency[1].name, "POST /api/chat", "named as goose keys it");
         assert_eq!(result.latency[1].requests, 1000);
         assert!(result.passed);
     }
@@ -603,7 +603,7 @@ mod tests {
             LoadResult::merge(Uuid::nil(), &shape(), &uploads, Proven::bundled(AckedWritesCheck::of_nothing()), vec![])
                 .unwrap();
         let thresholds: Vec<crate::control::threshold::Threshold> =
-            ["p50<20ms", "error_rate<=1%", "rps>=100", "/api/chat:p99<500ms", "/api/nothing:p99<1s"]
+            ["p50<20ms", "error_rate<=1%", "rps>=100", "POST /api/chat:p99<500ms", "GET /api/nothing:p99<1s"]
                 .iter()
                 .map(|t| t.parse().unwrap())
                 .collect();
@@ -614,9 +614,9 @@ mod tests {
         assert_eq!(result.thresholds[1].measured, Some(0.01));
         assert!(!result.passed);
         let text = result.to_string();
-        assert!(text.contains("✗ threshold /api/chat:p99<500ms: measured 589.3"), "{text}");
+        assert!(text.contains("✗ threshold POST /api/chat:p99<500ms: measured 589.3"), "{text}");
         assert!(text.contains("✓ threshold p50<20ms: measured 6.003 ms"), "{text}");
-        assert!(text.contains("✗ threshold /api/nothing:p99<1s: no such requests in this run"), "{text}");
+        assert!(text.contains("✗ threshold GET /api/nothing:p99<1s: no such requests in this run"), "{text}");
     }
 
     #[test]

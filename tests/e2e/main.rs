@@ -254,7 +254,7 @@ async fn chaos_mode_keeps_integrity_perfect_with_injected_faults_present() {
     }
     // p50/p95/p99 over time, a chart per request name, from windows the load kept.
     assert!(load["over_time"]["POST /api/chat"].as_array().is_some_and(|w| !w.is_empty()), "{}", load["over_time"]);
-    for caption in ["<figcaption>overall</figcaption>", "<figcaption>/api/chat</figcaption>"] {
+    for caption in ["<figcaption>overall</figcaption>", "<figcaption>POST /api/chat</figcaption>"] {
         assert!(html.contains(caption), "{caption}");
     }
     // goose's per-worker page is linked, and reads offline.

@@ -74,7 +74,7 @@ async fn a_scenario_against_a_backend_checks_every_role_s_token_before_phase_1()
         app.token(Role::Operator)
     );
     let cases = [
-        (format!("operator={}", app.token(Role::Operator)), "no approver token configured"),
+        (format!("operator={}", app.token(Role::Operator)), "no token for the approver, governance, admin roles"),
         (all("approver-token-nobody-has"), "the backend refused the approver token"),
         (swapped, "the operator token is the backend's admin token"),
     ];
