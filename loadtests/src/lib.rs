@@ -28,8 +28,8 @@ pub mod workload;
 pub use goose;
 
 pub use recorder::{
-    combine_digests, key_digest, BackendCount, ErrorSample, KeyDigest, LatencyUpload, NameProgress, Progress, Recorded,
-    Recorder, TimeSlot, UploadError, WriteOutcome, OVERALL,
+    combine_digests, key_digest, BackendCount, BodyBytes, ErrorSample, KeyDigest, LatencyUpload, NameProgress,
+    Progress, Recorded, Recorder, TimeSlot, UploadError, WriteOutcome, OVERALL,
 };
 
 use goose::goose::GooseResponse;
@@ -209,7 +209,7 @@ pub(crate) async fn perform(
             serde_urlencoded::to_string(fields).expect("string pairs encode").into_bytes(),
         ),
     });
-    let (mut sent, mut received) = (0u64, 0u64);
+    let mut bodies = BodyBytes::default();
     let goose = loop {
         let mut builder = user.get_request_builder(&call.method, &call.path)?;
         for (name, value) in &call.headers {
@@ -217,7 +217,7 @@ pub(crate) async fn perform(
         }
         if let Some((content_type, bytes)) = &body {
             builder = builder.header(reqwest::header::CONTENT_TYPE, *content_type).body(bytes.clone());
-            sent += bytes.len() as u64;
+            bodies.sent += bytes.len() as u64;
         }
         // goose puts the method before the name itself: given the label, its
         // key for the request is the name results use.
@@ -245,7 +245,7 @@ pub(crate) async fn perform(
             Ok(response) => {
                 let status = response.status().as_u16();
                 let text = response.text().await.unwrap_or_default();
-                received += text.len() as u64;
+                bodies.received += text.len() as u64;
                 recorder.sample_error(call.name, Some(status), &text);
             }
             Err(e) => recorder.sample_error(call.name, None, &e.to_string()),
@@ -264,8 +264,7 @@ pub(crate) async fn perform(
     let response = match response {
         Ok(response) => response,
         Err(e) => {
-            recorder.record_latency(call.name, started.elapsed());
-            recorder.count_body_bytes(sent, received);
+            recorder.record_request(call.name, started.elapsed(), bodies);
             recorder.sample_error(call.name, None, &e.to_string());
             return Ok(None);
         }
@@ -275,7 +274,7 @@ pub(crate) async fn perform(
     // Read to the end (the connection is reused); decoded only when a check or a capture needs it.
     let read = response.bytes().await;
     if let Ok(bytes) = &read {
-        received += bytes.len() as u64;
+        bodies.received += bytes.len() as u64;
     }
     let (json, text) = match (call.json, read) {
         (true, Ok(bytes)) => match serde_json::from_slice::<Value>(&bytes) {
@@ -285,8 +284,7 @@ pub(crate) async fn perform(
         (true, Err(e)) => (None, Some(format!("a body cut short: {e}"))),
         (false, _) => (None, None),
     };
-    recorder.record_latency(call.name, started.elapsed());
-    recorder.count_body_bytes(sent, received);
+    recorder.record_request(call.name, started.elapsed(), bodies);
     match judge(status, json.as_ref()) {
         Ok(()) => Ok(Some(Answer { json, headers })),
         Err(problem) => {

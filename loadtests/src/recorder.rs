@@ -182,6 +182,13 @@ impl TimeSlot {
     }
 }
 
+/// Bytes of request and response bodies (headers are not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BodyBytes {
+    pub sent: u64,
+    pub received: u64,
+}
+
 impl Default for Recorded {
     fn default() -> Self {
         Self {
@@ -200,7 +207,14 @@ impl Default for Recorded {
 }
 
 impl Recorder {
+    /// One attempt's latency, its bodies not counted (an attempt retried).
     pub fn record_latency(&self, name: &str, latency: Duration) {
+        self.record_request(name, latency, BodyBytes::default());
+    }
+
+    /// A request that ended: its latency and the bodies it sent (all its
+    /// attempts) and received, under one lock — this is the hot path.
+    pub fn record_request(&self, name: &str, latency: Duration, bodies: BodyBytes) {
         let micros = (latency.as_micros() as u64).clamp(1, HIGHEST_MICROS);
         let mut recorded = self.recorded.lock().expect("recorder lock");
         recorded.overall.saturating_record(micros);
@@ -209,6 +223,8 @@ impl Recorder {
             requests: 1,
             total_micros: micros,
             max_micros: micros,
+            body_bytes_sent: bodies.sent,
+            body_bytes_received: bodies.received,
             ..TimeSlot::default()
         });
     }
@@ -224,14 +240,6 @@ impl Recorder {
         count.failures += failed;
         recorded.timeline.entry(unix_second()).or_default().failures += failed;
         *entry(&mut recorded.statuses, name, BTreeMap::new).entry(status_text(status)).or_default() += 1;
-    }
-
-    /// The bodies a request sent (all its attempts) and received, once it ended.
-    pub fn count_body_bytes(&self, sent: u64, received: u64) {
-        let mut recorded = self.recorded.lock().expect("recorder lock");
-        let slot = recorded.timeline.entry(unix_second()).or_default();
-        slot.body_bytes_sent += sent;
-        slot.body_bytes_received += received;
     }
 
     pub fn count_injected_fault(&self) {

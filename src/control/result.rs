@@ -12,7 +12,7 @@ use super::progress::TimedWindow;
 use super::service_proofs::{Proven, ServiceOrphans, WriteProof};
 use super::worker::WorkerIdentity;
 use super::ControlError;
-use grace_loadtests::{BackendCount, ErrorSample, Recorded, TimeSlot, OVERALL};
+use grace_loadtests::{BackendCount, BodyBytes, ErrorSample, Recorded, TimeSlot, OVERALL};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -168,12 +168,6 @@ pub struct ThresholdCheck {
     pub passed: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct BodyBytes {
-    pub sent: u64,
-    pub received: u64,
-}
-
 /// The requests that took more than the bucket before and at most `le_ms`
 /// (`None`: more than the last bound).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -322,9 +316,7 @@ impl LoadResult {
     /// What made the run fail, in words (empty when it passed).
     pub fn failures(&self) -> Vec<String> {
         let mut failed = Vec::new();
-        if self.interrupted {
-            failed.push(format!("interrupted after {}s of {}s", self.measured_secs(), self.run_time_secs));
-        }
+        failed.extend(self.interruption());
         if !self.lost_workers.is_empty() {
             failed.push(format!("workers lost: {}", self.lost_workers.join(", ")));
         }
@@ -346,12 +338,16 @@ impl LoadResult {
         failed
     }
 
-    /// The seconds from the first request's to the last's.
-    pub fn measured_secs(&self) -> u64 {
-        match (self.timeline.keys().next(), self.timeline.keys().next_back()) {
-            (Some(first), Some(last)) => last - first + 1,
-            _ => 0,
-        }
+    /// "interrupted after 9s of 60s" when the run was stopped early: the
+    /// seconds from the first request's to the last's, of the time asked.
+    pub fn interruption(&self) -> Option<String> {
+        self.interrupted.then(|| {
+            let measured = match (self.timeline.keys().next(), self.timeline.keys().next_back()) {
+                (Some(first), Some(last)) => last - first + 1,
+                _ => 0,
+            };
+            format!("interrupted after {measured}s of {}s", self.run_time_secs)
+        })
     }
 }
 
@@ -505,13 +501,9 @@ impl std::fmt::Display for LoadResult {
         for outage in &self.control_plane_outages {
             writeln!(f, "! control plane unreachable {outage}: the coordinator reconnected and the run went on")?;
         }
-        if self.interrupted {
-            writeln!(
-                f,
-                "load run INTERRUPTED after {}s of {}s: the figures above are what was measured until then",
-                self.measured_secs(),
-                self.run_time_secs
-            )
+        if let Some(interruption) = self.interruption() {
+            let interruption = interruption.replacen("interrupted", "INTERRUPTED", 1);
+            writeln!(f, "load run {interruption}: the figures above are what was measured until then")
         } else {
             writeln!(f, "{}", if self.passed { "load run passed" } else { "load run FAILED" })
         }

@@ -38,13 +38,7 @@ pub fn render(report: &ScenarioReport) -> String {
         report.started_at.format("%Y-%m-%d %H:%M:%S"),
         report.finished_at.format("%H:%M:%S UTC"),
     );
-    if !s.failed.is_empty() {
-        page.push_str("<section><h2>What failed</h2><ul class=\"failed\">");
-        for failed in &s.failed {
-            let _ = write!(page, "<li>{}</li>", escape(failed));
-        }
-        page.push_str("</ul></section>");
-    }
+    what_failed(&mut page, &s.failed);
     aggregates(&mut page, report);
     if let Some(baseline) = &report.baseline {
         comparison(&mut page, baseline);
@@ -81,11 +75,7 @@ pub fn render_load(load: &LoadResult) -> String {
         load.run_id
     );
     let model = load.rate.map_or_else(|| "closed model".to_string(), |rate| format!("open model at {rate} req/s"));
-    let ran = if load.interrupted {
-        format!("interrupted after {}s of {}s", load.measured_secs(), load.run_time_secs)
-    } else {
-        format!("{}s", load.run_time_secs)
-    };
+    let ran = load.interruption().unwrap_or_else(|| format!("{}s", load.run_time_secs));
     let _ = write!(
         page,
         "<header class=\"verdict {}\"><h1>Grace load run: {verdict}</h1>\
@@ -95,14 +85,7 @@ pub fn render_load(load: &LoadResult) -> String {
         crate::console::counted(load.workers.len() as u64, "worker", "workers"),
         load.run_id,
     );
-    let failed = load.failures();
-    if !failed.is_empty() {
-        page.push_str("<section><h2>What failed</h2><ul class=\"failed\">");
-        for failure in &failed {
-            let _ = write!(page, "<li>{}</li>", escape(failure));
-        }
-        page.push_str("</ul></section>");
-    }
+    what_failed(&mut page, &load.failures());
     let t = &load.total;
     let genuine = t.failures.saturating_sub(load.injected_faults);
     let rate = |n: u64| if t.requests == 0 { 0.0 } else { n as f64 / t.requests as f64 * 100.0 };
@@ -147,6 +130,18 @@ pub fn render_load(load: &LoadResult) -> String {
     page.push_str(&escape(&serde_json::to_string_pretty(&shape).unwrap_or_default()));
     page.push_str("</pre></section></body></html>\n");
     page
+}
+
+/// The verdict's reasons, one line each; nothing when the run passed.
+fn what_failed(page: &mut String, failed: &[String]) {
+    if failed.is_empty() {
+        return;
+    }
+    page.push_str("<section><h2>What failed</h2><ul class=\"failed\">");
+    for failure in failed {
+        let _ = write!(page, "<li>{}</li>", escape(failure));
+    }
+    page.push_str("</ul></section>");
 }
 
 fn aggregates(page: &mut String, report: &ScenarioReport) {

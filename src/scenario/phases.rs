@@ -263,9 +263,8 @@ pub async fn concurrent_load(
         },
     );
     result.check("requests were made", load.total.requests > 0, format!("{} requests", load.total.requests));
-    if load.interrupted {
-        let detail = format!("interrupted after {}s of {}s", load.measured_secs(), load.run_time_secs);
-        result.check("the load ran its full time", false, detail);
+    if let Some(interruption) = load.interruption() {
+        result.check("the load ran its full time", false, interruption);
     }
     if let Some(rate) = &load.rate_reached {
         result.check("target rate reached", rate.passed, rate.to_string());
