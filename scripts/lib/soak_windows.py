@@ -48,6 +48,7 @@ def main():
         end = max(parse_time(l["time"]) for l in lines)
     minutes = {}  # minute -> histogram, requests, failures
     seconds = {}  # endpoint -> [p99 of each judged second]
+    worst = []  # (overall p99, its second's time): when to look at the server log
     checked = 0
     for line in lines:
         at = min(parse_time(line["time"]), end) - start
@@ -65,6 +66,8 @@ def main():
             failures[0] += line["failures"]
         if line["p99_ms"] is not None:
             seconds.setdefault(line["endpoint"], []).append(line["p99_ms"])
+            if line["endpoint"] == "overall":
+                worst.append((line["p99_ms"], line["time"][11:19]))
     # The closing line (the uploads after the last heartbeat) may fall just past
     # the last whole minute: it belongs to the minute before.
     whole = sorted(minutes)
@@ -93,6 +96,8 @@ def main():
         stats = (statistics.median(values), values[min(len(values) - 1, int(0.9 * len(values)))], values[-1])
         endpoints[endpoint] = stats
         print(f"{endpoint:<32} {len(values):>7} {stats[0]:>8.1f} {stats[1]:>8.1f} {stats[2]:>8.1f}")
+    worst.sort(reverse=True)
+    print(f"-- {label}: the worst seconds (UTC, overall p99 ms): " + ", ".join(f"{t} {v:.0f}" for v, t in worst[:8]))
     third = max(1, min(3, len(p99s) // 2))
     first, last = statistics.median(p99s[:third]), statistics.median(p99s[-third:])
     over = [f"minute {m + 1}: p99 {v:.1f} ms" for m, v in zip(whole, p99s) if v > limit]
