@@ -68,10 +68,11 @@ def main():
             seconds.setdefault(line["endpoint"], []).append(line["p99_ms"])
             if line["endpoint"] == "overall":
                 worst.append((line["p99_ms"], line["time"][11:19]))
-    # The closing line (the uploads after the last heartbeat) may fall just past
-    # the last whole minute: it belongs to the minute before.
+    # The run's last seconds (the closing line from the uploads, the requests a
+    # late schedule still sends after its time) may fall just past the last
+    # whole minute: less than half a minute belongs to the minute before.
     whole = sorted(minutes)
-    if len(whole) > 1 and whole[-1] * minute >= (end - start) - 2:
+    if len(whole) > 1 and (end - start) - whole[-1] * minute < minute / 2:
         last = whole.pop()
         histogram, requests, failures = minutes.pop(last)
         minutes[whole[-1]][0].add(histogram)
