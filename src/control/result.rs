@@ -338,15 +338,20 @@ impl LoadResult {
         failed
     }
 
-    /// "interrupted after 9s of 60s" when the run was stopped early: the
-    /// seconds from the first request's to the last's, of the time asked.
+    /// "interrupted after 9s of 60s" when the run was stopped early.
     pub fn interruption(&self) -> Option<String> {
+        self.interrupted_after().map(|after| format!("interrupted {after}"))
+    }
+
+    /// "after 9s of 60s" when the run was stopped early: the seconds from the
+    /// first request's to the last's, of the time asked.
+    fn interrupted_after(&self) -> Option<String> {
         self.interrupted.then(|| {
             let measured = match (self.timeline.keys().next(), self.timeline.keys().next_back()) {
                 (Some(first), Some(last)) => last - first + 1,
                 _ => 0,
             };
-            format!("interrupted after {measured}s of {}s", self.run_time_secs)
+            format!("after {measured}s of {}s", self.run_time_secs)
         })
     }
 }
@@ -501,9 +506,8 @@ impl std::fmt::Display for LoadResult {
         for outage in &self.control_plane_outages {
             writeln!(f, "! control plane unreachable {outage}: the coordinator reconnected and the run went on")?;
         }
-        if let Some(interruption) = self.interruption() {
-            let interruption = interruption.replacen("interrupted", "INTERRUPTED", 1);
-            writeln!(f, "load run {interruption}: the figures above are what was measured until then")
+        if let Some(after) = self.interrupted_after() {
+            writeln!(f, "load run INTERRUPTED {after}: the figures above are what was measured until then")
         } else {
             writeln!(f, "{}", if self.passed { "load run passed" } else { "load run FAILED" })
         }
