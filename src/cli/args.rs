@@ -58,6 +58,18 @@ impl ExistingDatabaseArgs {
     }
 }
 
+/// How long a command started together with its services (compose, a
+/// Kubernetes Job) waits for them to come up.
+#[derive(Debug, Args)]
+pub struct ServiceWaitArgs {
+    /// Wait up to this long for PostgreSQL to answer and be bootstrapped (and,
+    /// for `grace load`, each backend to answer), then exit 3 naming what never
+    /// came [default: 0s, fail at once]
+    #[arg(long = "wait-for-services", env = "GRACE_WAIT_FOR_SERVICES", value_name = "DURATION",
+          default_value = "0s", hide_default_value = true, value_parser = humantime::parse_duration)]
+    pub patience: Duration,
+}
+
 /// A backend, and the tokens to call it with: one token (`--token`, an
 /// operator's unless a command says otherwise) and/or several roles' tokens
 /// (`--tokens`). Each command words `--backend` its own way.
@@ -518,6 +530,8 @@ pub struct LoadArgs {
     pub database: ExistingDatabaseArgs,
     #[command(flatten)]
     pub backend: BackendArgs,
+    #[command(flatten)]
+    pub wait: ServiceWaitArgs,
     /// What to send: the mission traffic (chat, tasks, metric summaries,
     /// verification reads), or only GET /api/health (to measure the load
     /// generator itself).
@@ -566,6 +580,8 @@ pub struct WorkerArgs {
     pub database: ExistingDatabaseArgs,
     #[command(flatten)]
     pub backend: BackendArgs,
+    #[command(flatten)]
+    pub wait: ServiceWaitArgs,
     /// The most users this worker takes.
     #[arg(long, env = "GRACE_WORKER_CAPACITY", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub capacity: u32,

@@ -53,9 +53,7 @@ pub async fn run(
     plan: &LoadPlan,
     shutdown: &CancellationToken,
 ) -> Result<LoadOutcome, ControlError> {
-    for backend in
-        std::iter::once(plan.backend.clone()).chain(plan.replicas.iter().map(|r| plan.backend.replica(r.clone())))
-    {
+    for backend in plan.backends() {
         check_backend(&backend, plan.grace_backend).await?;
     }
     // A proof that cannot be read is found now, not after the load.

@@ -12,6 +12,8 @@
 //! - [`metrics`]: a worker's own numbers for Prometheus (`--metrics-listen`).
 //! - [`connection`]: the control plane as one process reaches it, through database
 //!   restarts.
+//! - [`readiness`]: waiting, bounded, for PostgreSQL and the backends when a
+//!   run starts together with them (`--wait-for-services`).
 //! - [`result`]: the merged result, its percentiles taken from merged
 //!   histograms, never averaged.
 //! - [`threshold`]: k6-style pass/fail criteria on a run (`p95<300ms`).
@@ -26,6 +28,7 @@ pub mod coordinator;
 mod metrics;
 pub mod plan;
 pub mod progress;
+pub mod readiness;
 pub mod result;
 pub mod service_proofs;
 mod share;

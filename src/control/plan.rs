@@ -57,6 +57,13 @@ pub struct LoadPlan {
     pub json_lines: Option<std::path::PathBuf>,
 }
 
+impl LoadPlan {
+    /// Every backend the load goes to: the first, then the replicas.
+    pub fn backends(&self) -> impl Iterator<Item = BackendClient> + '_ {
+        std::iter::once(self.backend.clone()).chain(self.replicas.iter().map(|r| self.backend.replica(r.clone())))
+    }
+}
+
 /// Where a run's writes are proven stored, each exactly once (C7).
 #[derive(Debug, Clone)]
 pub enum WriteProofs {

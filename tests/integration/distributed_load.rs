@@ -3,12 +3,13 @@
 //! numbers checked against Postgres.
 
 use crate::backend::TestApp;
-use crate::helpers::{closed_port, eventually, grace, run_grace, LinkCut, Ran, TestDatabase};
+use crate::helpers::{closed_port, eventually, grace, relay_from, run_grace, LinkCut, Ran, TestDatabase};
 use grace::db::private::PrivatePostgres;
 use grace::specification::Role;
 use serde_json::{json, Value};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
 /// A `grace worker` process on the app's database.
@@ -838,6 +839,62 @@ async fn a_wrong_token_an_unbootstrapped_database_or_an_unwritable_out_stops_gra
 }
 
 #[tokio::test]
+async fn a_coordinator_started_before_its_database_and_backend_waits_for_them() {
+    let app = TestApp::spawn().await;
+    // Both at addresses that answer nothing yet, as in a compose stack starting.
+    let (database_port, backend_port) = (closed_port(), closed_port());
+    let database_endpoint = app.database.url.endpoint();
+    let database = app.database.url.to_string().replace(&database_endpoint, &format!("127.0.0.1:{database_port}"));
+    let backend = format!("http://127.0.0.1:{backend_port}");
+    let mut coordinator = grace()
+        .args(["load", "--json", "--database-url", &database, "--backend", &backend])
+        .args(["--users", "2", "--run-time", "2s", "--wait-for-services", "60s"])
+        .env("GRACE_TOKEN", app.token(Role::Operator))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(coordinator.stderr.take().unwrap()).lines();
+    let first = stderr.next_line().await.unwrap().unwrap();
+    assert!(first.starts_with("waiting up to 1m for the control plane's database: database unreachable"), "{first}");
+    let _database = relay_from(database_port, database_endpoint).await;
+    let waiting_for_backend = loop {
+        let line = stderr.next_line().await.unwrap().expect("the coordinator says it waits for the backend");
+        if line.starts_with("waiting up to") {
+            break line;
+        }
+    };
+    assert!(waiting_for_backend.contains(&format!("for the backend at {backend}")), "{waiting_for_backend}");
+    let _backend = relay_from(backend_port, app.address.trim_start_matches("http://").to_string()).await;
+    let rest = tokio::spawn(async move {
+        let mut said = Vec::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            said.push(line);
+        }
+        said.join("\n")
+    });
+    let output = coordinator.wait_with_output().await.unwrap();
+    let said = rest.await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(result["total"]["requests"].as_u64().unwrap() > 0, "{result}");
+    assert!(!said.contains("did not come"), "{said}");
+}
+
+#[tokio::test]
+async fn a_coordinator_gives_up_on_a_backend_that_never_comes_naming_it() {
+    let app = TestApp::spawn().await;
+    let backend = format!("http://127.0.0.1:{}", closed_port());
+    let database = app.database.url.to_string();
+    let token = app.token(Role::Operator).to_string();
+    let args = ["load", "--database-url", &database, "--token", &token, "--backend", &backend];
+    let ran = run_grace(&[&args[..], &["--wait-for-services", "2s"]].concat()).await;
+    assert_eq!(ran.code, Some(3), "{}", ran.all_output());
+    assert!(ran.stderr.contains(&format!("the backend at {backend} did not come within 2s")), "{}", ran.stderr);
+    assert!(ran.stderr.contains("is unreachable"), "{}", ran.stderr);
+}
+
+#[tokio::test]
 async fn bad_worker_configuration_exits_with_a_clear_message() {
     let app = TestApp::spawn().await;
     let database = app.database.url.to_string();
@@ -883,7 +940,6 @@ async fn bad_worker_configuration_exits_with_a_clear_message() {
 
 #[tokio::test]
 async fn a_replica_killed_mid_run_loses_no_acknowledged_write_and_its_unanswered_writes_are_judged_as_such() {
-    use tokio::io::AsyncBufReadExt;
     let first = TestApp::spawn().await;
     let mut second = grace()
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &first.database.url.to_string()])
@@ -892,7 +948,7 @@ async fn a_replica_killed_mid_run_loses_no_acknowledged_write_and_its_unanswered
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(second.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(second.stdout.take().unwrap()).lines();
     let address = loop {
         let line = lines.next_line().await.unwrap().expect("grace serve says where it listens");
         if let Some(address) = line.strip_prefix("grace backend listening on ") {

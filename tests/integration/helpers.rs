@@ -204,6 +204,22 @@ pub fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Starts relaying 127.0.0.1:`port` to `upstream` (host:port) from now on:
+/// a service that comes up late at an address already handed out.
+pub async fn relay_from(port: u16, upstream: String) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut near, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut far) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut near, &mut far).await;
+                }
+            });
+        }
+    })
+}
+
 /// Writes an event whose mission does not exist, as a superuser could: with
 /// the table's triggers (its foreign keys' too) switched off and on again.
 pub async fn plant_orphan_event(client: &Client, ghost_mission: uuid::Uuid) {

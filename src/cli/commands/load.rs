@@ -7,9 +7,10 @@ use crate::client::BackendClient;
 use crate::configuration::{DatabaseUrl, Tokens};
 use crate::control::coordinator::{self, LoadOutcome};
 use crate::control::plan::{LoadPlan, WriteProofs};
-use crate::control::threshold;
+use crate::control::readiness::{database_not_yet, patiently};
 use crate::control::worker::{Worker, WorkerSettings};
 use crate::control::ControlError;
+use crate::control::{check_backend, threshold};
 use crate::specification::Role;
 use secrecy::SecretString;
 use std::path::Path;
@@ -74,7 +75,17 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
     if let Some(dir) = &args.out {
         super::ensure_writable(dir)?;
     }
-    crate::db::migrations::require_bootstrapped(&database).await?;
+    let patience = args.wait.patience;
+    interruptible(shutdown, async {
+        await_database(&database, patience).await?;
+        for backend in plan.backends() {
+            let what = format!("the backend at {}", backend.url());
+            let not_yet = |e: &ControlError| matches!(e, ControlError::BackendUnreachable { .. });
+            patiently(&what, patience, not_yet, || check_backend(&backend, grace_backend)).await?;
+        }
+        Ok(())
+    })
+    .await?;
     let mut outcome = coordinator::run(&database, &plan, shutdown).await?;
     threshold::apply(&mut outcome.result, &thresholds);
     if let Some(dir) = &args.out {
@@ -101,7 +112,7 @@ pub async fn worker(args: WorkerArgs, shutdown: &CancellationToken) -> Result<Ex
         progress: !args.quiet,
         metrics_listen: args.metrics_listen,
     };
-    crate::db::migrations::require_bootstrapped(&settings.database).await?;
+    interruptible(shutdown, async { Ok(await_database(&settings.database, args.wait.patience).await?) }).await?;
     let worker = interruptible(shutdown, async { Ok(Worker::register(settings).await?) }).await?;
     crate::tell!("worker {} registered as {}; waiting for runs", worker.identity.id, worker.identity);
     match worker.serve(shutdown).await {
@@ -110,6 +121,11 @@ pub async fn worker(args: WorkerArgs, shutdown: &CancellationToken) -> Result<Ex
         Err(ControlError::Interrupted) if !args.once => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The control plane's database, answering and bootstrapped, within `patience`.
+async fn await_database(database: &DatabaseUrl, patience: std::time::Duration) -> Result<(), crate::db::DbError> {
+    patiently(CONTROL_PLANE, patience, database_not_yet, || crate::db::migrations::require_bootstrapped(database)).await
 }
 
 /// `load-result.json`, the merged run's page `load-report.html` (the same
