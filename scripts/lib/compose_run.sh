@@ -2,8 +2,10 @@
 # Compose v2): the images built here, the stack started on a private compose
 # network as the README says, a load run across its workers and both backend
 # replicas with its verdict checked, the results read from the volume on the
-# host, `grace health` in the stack and `grace verify` from the host, then
-# `down -v` leaving nothing behind.
+# host, Prometheus's sum of the workers' counters against the merged total,
+# `grace health` in the stack and `grace verify` from the host, the faults
+# between containers (scripts/lib/compose_faults.sh), then `down -v` leaving
+# nothing behind.
 
 eval "$(scripts/images)"
 ensure_command psql postgresql-client
@@ -57,6 +59,28 @@ PY
 ) || die "the results in the volume are not what the run printed"
 grep -q "every acknowledged write stored exactly once" "$logs/coordinator.out" || die "the coordinator printed no C7 verdict"
 
+# Prometheus scraped every worker: their request counters (each the latest
+# share's) sum to the merged total, once a scrape after the run has landed.
+merged=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total"]["requests"])' "$results/load-result.json")
+scraped=$(python3 - "$PROMETHEUS_PORT" "$merged" "$GRACE_WORKERS" <<'PY'
+import json, sys, time, urllib.parse, urllib.request
+port, merged, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def query(q):
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+    return json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"]
+deadline, total, up = time.time() + 30, None, None
+while time.time() < deadline:
+    up = query('sum(up{job="grace-workers"})')
+    result = query("sum(grace_worker_requests_total)")
+    total = int(float(result[0]["value"][1])) if result else None
+    if total == merged and up and int(float(up[0]["value"][1])) == workers:
+        break
+    time.sleep(1)
+print(total)
+PY
+)
+[ "$scraped" = "$merged" ] || die "Prometheus's sum of the workers' request counters is $scraped, the merged total $merged"
+
 # The stack's own health command, then the proofs from the host.
 stack run --rm --no-deps health >"$logs/health.out" 2>&1 || die "grace health in the stack failed: $(tail -20 "$logs/health.out")"
 database_url=postgres://postgres:$POSTGRES_PASSWORD@127.0.0.1:$POSTGRES_PORT/grace
@@ -65,9 +89,11 @@ mission=$(psql -Atq "$database_url" -c "SELECT mission_id FROM control.runs WHER
 DATABASE_URL=$database_url "$grace_bin" verify --mission "$mission" >"$logs/verify.out" 2>&1 ||
     die "grace verify from the host failed: $(tail -20 "$logs/verify.out")"
 
+. scripts/lib/compose_faults.sh
+
 stack down -v --remove-orphans -t 5 >/dev/null 2>&1 || die "docker compose down -v failed"
 left=$(leftovers)
 [ "$left" = 0 ] || die "docker compose down -v left $left containers, networks or volumes of $project"
 trap - EXIT
 rm -rf "$logs"
-echo "compose: 2 backends, $GRACE_WORKERS workers, C7 holds in the run, C1–C7 hold by grace verify from the host; down -v left nothing"
+echo "compose: 2 backends, $GRACE_WORKERS workers, C1–C7 hold; prometheus totals = merged; $faults; down -v left nothing"
