@@ -14,8 +14,8 @@
 
 use super::connection::ControlPlane;
 use super::plan::{LoadPlan, WriteProofs};
-use super::progress::{self, JsonLines, OverTime, Sample, Sinks, Timeline};
-use super::result::{LoadResult, Uploaded, WorkerUpload};
+use super::progress::{self, JsonLines, OverTime, Reading, Sample, Sinks, Timeline};
+use super::result::{LastReport, LoadResult, Uploaded, WorkerUpload};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
 use super::{
     acked_writes, check_backend, service_proofs, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD,
@@ -198,8 +198,10 @@ async fn coordinate(
     if ending == Ending::Stopped {
         result.interrupt();
     }
-    // The last window, from what the workers uploaded: the windows add up to the run.
-    sinks.close(&Sample::of(&histograms));
+    // The last window, from what the workers uploaded and what the lost ones
+    // last reported: the windows add up to what was seen.
+    let lost_reports = uploads.iter().filter_map(|u| u.last_report.as_ref().map(|r| &r.progress));
+    sinks.close(&Sample::of(&histograms).plus(Sample::merge(lost_reports)));
     result.over_time = sinks.over_time.map(OverTime::into_windows).unwrap_or_default();
     let verdict = &serde_json::to_value(&result).expect("results serialize");
     plane
@@ -230,14 +232,18 @@ async fn follow_progress(
     }
     let shape = &plan.shape;
     let timeline = Timeline { users: shape.users, stages: shape.stages.clone(), run_time: shape.run_time };
-    let sample = || async move {
+    let read = || async move {
         let read = plane.run("the run's progress", |c| async move {
-            c.query("SELECT progress FROM control.run_workers WHERE run_id = $1 AND progress IS NOT NULL", &[&run_id])
-                .await
+            c.query(
+                "SELECT progress, status = 'lost' AS lost, users FROM control.run_workers
+                  WHERE run_id = $1 AND progress IS NOT NULL",
+                &[&run_id],
+            )
+            .await
         });
-        Sample::published(&read.await.ok()?)
+        Reading::published(&read.await.ok()?)
     };
-    progress::follow(timeline, sample, sinks, stop).await
+    progress::follow(timeline, read, sinks, stop).await
 }
 
 /// Creates the run's mission through the backend's API, with the run's id as
@@ -512,8 +518,10 @@ async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>
     let rows = client
         .query(
             "SELECT w.id, w.host, w.pid, rw.users, rw.status AS share_status, res.goose_metrics, res.latency_histogram,
-                    res.acked_keys_count, res.goose_report_html
+                    res.acked_keys_count, res.goose_report_html, rw.progress,
+                    extract(epoch FROM w.last_heartbeat - r.start_at)::float8 AS reported_secs
                FROM control.run_workers rw
+               JOIN control.runs r ON r.id = rw.run_id
                JOIN control.workers w ON w.id = rw.worker_id
                LEFT JOIN control.worker_results res ON res.run_id = rw.run_id AND res.worker_id = rw.worker_id
               WHERE rw.run_id = $1
@@ -540,7 +548,16 @@ async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>
                 _ => None,
             };
             let users = row.try_get::<_, i32>("users")? as u32;
-            Ok(WorkerUpload { worker, users, uploaded, report_html: row.try_get("goose_report_html")? })
+            // What a lost worker had measured by its last heartbeat (on the database's clock).
+            let last_report = match (lost, row.try_get::<_, Option<serde_json::Value>>("progress")?) {
+                (true, Some(progress)) => Some(LastReport {
+                    progress: serde_json::from_value(progress)
+                        .map_err(|e| ControlError::Upload(format!("{worker}'s last progress: {e}")))?,
+                    secs: row.try_get::<_, Option<f64>>("reported_secs")?.unwrap_or_default().max(0.0),
+                }),
+                _ => None,
+            };
+            Ok(WorkerUpload { worker, users, uploaded, last_report, report_html: row.try_get("goose_report_html")? })
         })
         .collect()
 }

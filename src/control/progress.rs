@@ -142,6 +142,18 @@ impl Sample {
         }
     }
 
+    /// This and `other`, when there is one (shares that do not add up — of
+    /// different histogram settings — are left out, as `merge` leaves them).
+    pub fn plus(mut self, other: Option<Sample>) -> Self {
+        if let Some(other) = other {
+            let mut sum = self.clone();
+            if sum.add(&other).is_ok() {
+                self = sum;
+            }
+        }
+        self
+    }
+
     /// What the run did overall since `before` (since its start when none).
     pub fn window_since(&self, before: Option<&Sample>) -> Window {
         Window::between((self.failures, &self.overall), before.map(|b| (b.failures, &b.overall))).0
@@ -168,9 +180,53 @@ impl Sample {
     }
 }
 
+/// A run's progress as read at one moment.
+pub struct Reading {
+    /// Every share's latest report, a lost worker's frozen at its last: the
+    /// windows (`--out-json-lines`, percentiles over time) are cut from it, so
+    /// a lost worker's requests count in the seconds it sent them, and never
+    /// again.
+    pub seen: Sample,
+    /// The shares still running: the live line's requests, errors and p95,
+    /// which then agree with the merged result (a lost worker is not in it).
+    pub live: Sample,
+    /// The lost shares' users, off the live line's count.
+    pub lost_users: u32,
+}
+
+impl Reading {
+    /// A reading with nothing lost: one worker's own recorder.
+    pub fn whole(sample: Sample) -> Self {
+        Self { live: sample.clone(), seen: sample, lost_users: 0 }
+    }
+
+    /// The `control.run_workers` rows of a run (`progress`, `lost`, `users`):
+    /// `None` while no share has reported, or when one does not decode.
+    pub fn published(rows: &[tokio_postgres::Row]) -> Option<Self> {
+        let shares: Option<Vec<(Progress, bool, u32)>> = rows
+            .iter()
+            .map(|row| {
+                let progress = serde_json::from_value(row.try_get("progress").ok()?).ok()?;
+                Some((progress, row.try_get("lost").ok()?, row.try_get::<_, i32>("users").ok()? as u32))
+            })
+            .collect();
+        Self::of_shares(&shares?)
+    }
+
+    /// Shares' latest reports, each with whether it is lost and its users.
+    fn of_shares(shares: &[(Progress, bool, u32)]) -> Option<Self> {
+        let seen = Sample::merge(shares.iter().map(|(progress, ..)| progress))?;
+        let live = Sample::merge(shares.iter().filter(|(_, lost, _)| !lost).map(|(progress, ..)| progress))
+            .unwrap_or_else(|| Sample { sampled_at_ms: seen.sampled_at_ms, ..Sample::of(&Recorded::default()) });
+        let lost_users = shares.iter().filter(|(_, lost, _)| *lost).map(|(_, _, users)| users).sum();
+        Some(Self { seen, live, lost_users })
+    }
+}
+
 /// One progress line: `12s/30s  50 users  812 req/s  3 errors (+5 injected)  p95 4.2 ms`.
 /// `rate` is the requests per second since the line before.
-pub fn line(elapsed: Duration, timeline: &Timeline, progress: &Sample, rate: f64) -> String {
+pub fn line(elapsed: Duration, timeline: &Timeline, reading: &Reading, rate: f64) -> String {
+    let progress = &reading.live;
     let genuine = progress.failures.saturating_sub(progress.injected_faults);
     let injected = match progress.injected_faults {
         0 => String::new(),
@@ -180,7 +236,7 @@ pub fn line(elapsed: Duration, timeline: &Timeline, progress: &Sample, rate: f64
         "{}s/{}s  {} users  {rate:.0} req/s  {} requests  {genuine} errors{injected}  p95 {:.1} ms",
         elapsed.as_secs().min(timeline.run_time.as_secs()),
         timeline.run_time.as_secs(),
-        timeline.users_at(elapsed),
+        timeline.users_at(elapsed).saturating_sub(reading.lost_users),
         progress.requests,
         progress.overall.value_at_quantile(0.95) as f64 / 1000.0
     )
@@ -196,8 +252,9 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    /// The run's last window, from the merged uploads, so the lines and the
-    /// report's windows add up to the run.
+    /// The run's last window, from the merged uploads (and a lost worker's
+    /// last report, as in every window before), so the lines and the report's
+    /// windows add up to what was seen.
     pub fn close(&mut self, total: &Sample) {
         if let Some(lines) = &mut self.json_lines {
             lines.write(total);
@@ -208,14 +265,14 @@ impl Sinks {
     }
 }
 
-/// Follows the progress `sample` reports, once a second until `stop`,
-/// starting now (the run's start), into `sinks`. `sample` answers `None`
+/// Follows the progress `read` reports, once a second until `stop`,
+/// starting now (the run's start), into `sinks`. `read` answers `None`
 /// while there is nothing to show yet. Returns the sinks, for their last
 /// window.
-pub async fn follow<F, Fut>(timeline: Timeline, mut sample: F, mut sinks: Sinks, stop: CancellationToken) -> Sinks
+pub async fn follow<F, Fut>(timeline: Timeline, mut read: F, mut sinks: Sinks, stop: CancellationToken) -> Sinks
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Option<Sample>>,
+    Fut: Future<Output = Option<Reading>>,
 {
     let started = Instant::now();
     let live = sinks.display && std::io::stderr().is_terminal();
@@ -236,28 +293,31 @@ where
             () = stop.cancelled() => break,
             _ = ticks.tick() => {}
         }
-        let Some(progress) = sample().await else { continue };
+        let Some(reading) = read().await else { continue };
+        let seen = &reading.seen;
         // The same heartbeat read again is no new data: a window of it would
         // be a false zero, and the next one twice as full.
-        if progress.sampled_at_ms.is_some() && progress.sampled_at_ms == last_sampled_at {
+        if seen.sampled_at_ms.is_some() && seen.sampled_at_ms == last_sampled_at {
             continue;
         }
-        last_sampled_at = progress.sampled_at_ms;
+        last_sampled_at = seen.sampled_at_ms;
         if let Some(lines) = &mut sinks.json_lines {
-            lines.write(&progress);
+            lines.write(seen);
         }
         if let Some(over_time) = &mut sinks.over_time {
-            over_time.offer(started.elapsed(), &progress);
+            over_time.offer(started.elapsed(), seen);
         }
         let now = Instant::now();
+        // From every share's count, so a worker lost between two lines is no
+        // drop in the rate.
         let rate = match last {
             Some((then, requests)) => {
-                progress.requests.saturating_sub(requests) as f64 / now.duration_since(then).as_secs_f64()
+                seen.requests.saturating_sub(requests) as f64 / now.duration_since(then).as_secs_f64()
             }
-            None => progress.requests as f64 / now.duration_since(started).as_secs_f64().max(1e-3),
+            None => seen.requests as f64 / now.duration_since(started).as_secs_f64().max(1e-3),
         };
-        last = Some((now, progress.requests));
-        let text = line(started.elapsed(), &timeline, &progress, rate);
+        last = Some((now, seen.requests));
+        let text = line(started.elapsed(), &timeline, &reading, rate);
         match &bar {
             Some(bar) => {
                 bar.set_position(started.elapsed().as_secs());
@@ -492,7 +552,7 @@ mod tests {
         assert!((94_900..=95_100).contains(&p95), "{p95}");
         let timeline = Timeline { users: 4, stages: vec![], run_time: Duration::from_secs(30) };
         assert_eq!(
-            line(Duration::from_secs(12), &timeline, &sample, 812.4),
+            line(Duration::from_secs(12), &timeline, &Reading::whole(sample), 812.4),
             format!(
                 "12s/30s  4 users  812 req/s  100 requests  2 errors (+1 injected)  p95 {:.1} ms",
                 p95 as f64 / 1000.0
@@ -563,5 +623,32 @@ mod tests {
         assert_eq!(chat[2].2, None);
         assert_eq!(kept["/api/tasks"].iter().map(|w| w.window.requests).sum::<u64>(), 1);
         assert_eq!(kept[OVERALL].iter().map(|w| w.window.requests).sum::<u64>(), run.overall.len() + 1);
+    }
+    #[test]
+    fn a_lost_share_leaves_the_live_line_but_stays_in_the_windows_it_was_seen_in() {
+        let share = |requests: u64, ms: u64| {
+            let recorder = Recorder::default();
+            for _ in 0..requests {
+                recorder.record_latency("/api/chat", Duration::from_millis(ms));
+                recorder.count_answer("http://a", "/api/chat", Some(200));
+            }
+            recorder.tally().progress()
+        };
+        let (running, lost) = (share(30, 2), share(70, 900));
+        let reading = Reading::of_shares(&[(running, false, 3), (lost, true, 2)]).unwrap();
+        assert_eq!((reading.seen.requests, reading.live.requests, reading.lost_users), (100, 30, 2));
+        // The live p95 is the running share's alone, not pulled up by the lost one's.
+        assert!(
+            reading.live.overall.value_at_quantile(0.95) < 3_000,
+            "{}",
+            reading.live.overall.value_at_quantile(0.95)
+        );
+        let timeline = Timeline { users: 5, stages: vec![], run_time: Duration::from_secs(30) };
+        let text = line(Duration::from_secs(20), &timeline, &reading, 1.5);
+        assert!(text.starts_with("20s/30s  3 users  2 req/s  30 requests  0 errors"), "{text}");
+        // Every share lost: the line shows none, the windows keep what was seen.
+        let all_lost = Reading::of_shares(&[(share(5, 1), true, 5)]).unwrap();
+        assert_eq!((all_lost.seen.requests, all_lost.live.requests), (5, 0));
+        assert!(line(Duration::from_secs(20), &timeline, &all_lost, 0.0).contains("  0 users  "));
     }
 }

@@ -23,7 +23,17 @@ pub struct WorkerUpload {
     pub users: u32,
     /// `None` for a worker that was lost.
     pub uploaded: Option<Uploaded>,
+    /// A lost worker's last progress report, when it made one.
+    pub last_report: Option<LastReport>,
     pub report_html: Option<String>,
+}
+
+/// What a lost worker had measured by its last heartbeat: shown as its own,
+/// never merged (its histograms and write keys never arrived).
+pub struct LastReport {
+    pub progress: grace_loadtests::Progress,
+    /// Seconds into the run of that heartbeat, on the database's clock.
+    pub secs: f64,
 }
 
 pub struct Uploaded {
@@ -103,6 +113,10 @@ pub struct LoadResult {
     /// was reached, the run was not interrupted.
     pub passed: bool,
 }
+
+/// What a LOST worker's row holds, said under the table.
+pub const LOST_ROW: &str = "LOST: what the worker measured up to its last progress report; its histograms never \
+     arrived, so the total, the percentiles and C7 leave it out";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerSummary {
@@ -252,13 +266,20 @@ impl LoadResult {
                     requests_per_second: goose.requests() as f64 / goose.duration_secs.max(1) as f64,
                 };
                 summary.acked_writes = uploaded.acked_writes;
+            } else if let Some(report) = &upload.last_report {
+                summary.throughput = Throughput {
+                    requests: report.progress.requests,
+                    failures: report.progress.failures,
+                    requests_per_second: report.progress.requests as f64 / report.secs.max(1.0),
+                };
             }
             workers.push(summary);
         }
+        let merged_workers = || workers.iter().filter(|w| !w.lost);
         let total = Throughput {
-            requests: workers.iter().map(|w| w.throughput.requests).sum(),
-            failures: workers.iter().map(|w| w.throughput.failures).sum(),
-            requests_per_second: workers.iter().map(|w| w.throughput.requests_per_second).sum(),
+            requests: merged_workers().map(|w| w.throughput.requests).sum(),
+            failures: merged_workers().map(|w| w.throughput.failures).sum(),
+            requests_per_second: merged_workers().map(|w| w.throughput.requests_per_second).sum(),
         };
         let mut latency = vec![LatencySummary::of(OVERALL, &total, &merged.overall)];
         let distribution = std::iter::once((OVERALL, &merged.overall))
@@ -454,6 +475,9 @@ impl std::fmt::Display for LoadResult {
             "{:<36} {:>6} {:>10} {:>9} {:>10.1}",
             "total", self.users, t.requests, t.failures, t.requests_per_second
         )?;
+        if self.workers.iter().any(|w| w.lost && w.throughput.requests > 0) {
+            writeln!(f, "{LOST_ROW}")?;
+        }
         writeln!(
             f,
             "request bodies sent {:.1} KiB, response bodies received {:.1} KiB",
@@ -547,6 +571,7 @@ mod tests {
             worker: WorkerIdentity { id: Uuid::new_v4(), host: "h".into(), pid },
             users: 2,
             uploaded: Some(Uploaded { goose_metrics, histograms: recorder.snapshot(), acked_writes: 0 }),
+            last_report: None,
             report_html: None,
         }
     }
@@ -573,9 +598,15 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_worker_fails_the_run_and_adds_nothing() {
+    fn a_lost_worker_fails_the_run_and_adds_nothing_but_shows_what_it_last_reported() {
         let mut lost = upload(2, &[5], 0);
         lost.uploaded = None;
+        let seen = Recorder::default();
+        for ms in [4, 5, 6, 7] {
+            seen.record_latency("POST /api/chat", Duration::from_millis(ms));
+            seen.count_answer("http://a", "POST /api/chat", Some(if ms < 7 { 200 } else { 503 }));
+        }
+        lost.last_report = Some(LastReport { progress: seen.tally().progress(), secs: 2.0 });
         let (result, _) = LoadResult::merge(
             Uuid::nil(),
             &shape(),
@@ -585,9 +616,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(result.total.requests, 3);
+        assert_eq!(result.latency[0].requests, 3, "its latencies are not merged");
+        assert_eq!(result.workers[1].throughput, Throughput { requests: 4, failures: 1, requests_per_second: 2.0 });
+        assert!(result.workers[1].lost);
         assert_eq!(result.lost_workers, ["h (pid 2)"]);
         assert!(!result.passed);
-        assert!(result.to_string().contains("✗ workers lost: h (pid 2)"));
+        let text = result.to_string();
+        assert!(text.contains("✗ workers lost: h (pid 2)"));
+        assert!(text.contains(LOST_ROW), "{text}");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 use super::connection::ControlPlane;
 use super::metrics::{self, LatestShare};
-use super::progress::{self, Sample, Sinks, Timeline};
+use super::progress::{self, Reading, Sample, Sinks, Timeline};
 use super::share::{self, Share};
 use super::{check_backend, upload_allowance, ControlError, RunConfig, CHANNEL, HEARTBEAT};
 use crate::client::BackendClient;
@@ -290,7 +290,7 @@ impl Worker {
             let (stop, watched) = (CancellationToken::new(), Arc::clone(&recorder));
             let sample = move || {
                 let tally = watched.tally();
-                async move { Some(Sample::of(&tally)) }
+                async move { Some(Reading::whole(Sample::of(&tally))) }
             };
             let sinks = Sinks { display: true, json_lines: None, over_time: None };
             (tokio::spawn(progress::follow(timeline, sample, sinks, stop.clone())), stop)

@@ -436,6 +436,9 @@ fn load_details(page: &mut String, load: &LoadResult) {
         );
     }
     page.push_str("</table>");
+    if load.workers.iter().any(|w| w.lost && w.throughput.requests > 0) {
+        let _ = write!(page, "<p>{}</p>", escape(crate::control::result::LOST_ROW));
+    }
     write_proofs(page, load);
     answers(page, load);
 }

@@ -465,6 +465,13 @@ async fn a_worker_killed_mid_run_is_reported_lost_and_the_run_still_ends() {
     assert_eq!(result["passed"], false);
     // The survivor's writes still check out; the dead worker's are counted apart.
     assert_eq!(result["acked_writes"]["passed"], true, "{}", result["acked_writes"]);
+    // What the dead worker had measured by its last heartbeat is in its own
+    // row, not in the total.
+    let workers = result["workers"].as_array().unwrap();
+    let dead = workers.iter().find(|w| w["lost"] == true).unwrap();
+    assert!(dead["requests"].as_u64().unwrap() > 0, "{dead}");
+    let alive: u64 = workers.iter().filter(|w| w["lost"] == false).map(|w| w["requests"].as_u64().unwrap()).sum();
+    assert_eq!(result["total"]["requests"].as_u64().unwrap(), alive, "{result}");
     // Lost within the heartbeat timeout of the end of the run, not after the upload allowance.
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
     let client = app.database.client().await;
