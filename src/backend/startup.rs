@@ -69,21 +69,41 @@ pub struct Application {
 /// is far below what the kernel lets the process have (the hard limit): a
 /// flood of idle sockets would otherwise stop `accept` long before the
 /// machine is out of anything. Raised once at start; failure is only logged.
-fn raise_open_files_limit() {
+/// Returns the limit the process has then, when it can be read.
+fn raise_open_files_limit() -> Option<u64> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-files limit"),
-            Err(e) => tracing::warn!(soft, hard, error = %e, "could not raise the open-files limit"),
+            Ok(()) => {
+                tracing::info!(from = soft, to = hard, "raised the open-files limit");
+                Some(hard)
+            }
+            Err(e) => {
+                tracing::warn!(soft, hard, error = %e, "could not raise the open-files limit");
+                Some(soft)
+            }
         },
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not read the open-files limit"),
+        Ok((soft, _)) => Some(soft),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the open-files limit");
+            None
+        }
     }
 }
 
 impl Application {
     pub async fn build(settings: ServeSettings) -> Result<Self, StartupError> {
-        raise_open_files_limit();
+        let open_files = raise_open_files_limit();
+        let connections = settings.connections.within_open_files(open_files, settings.pool_size);
+        if connections.max < settings.connections.max {
+            tracing::warn!(
+                "holding at most {} client connections, not {}: the open-files limit is {} (raise it, e.g. \
+                 `ulimit -n`, for more)",
+                connections.max,
+                settings.connections.max,
+                open_files.unwrap_or_default()
+            );
+        }
         let mut client = crate::db::connect(&settings.database).await?;
         let report = crate::bootstrap::bootstrap(&mut client).await?;
         if report.changed_anything() {
@@ -113,7 +133,7 @@ impl Application {
             baselines: Arc::new(baselines),
             policy: Arc::new(policy),
         };
-        Ok(Self { listener, connections: settings.connections, state, database: settings.database })
+        Ok(Self { listener, connections, state, database: settings.database })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

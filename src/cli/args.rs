@@ -5,6 +5,7 @@
 //! password in its own errors; tokens are held as secrets from the start.
 
 use super::exit::CommandError;
+use crate::backend::connections::ConnectionLimits;
 use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl, Tokens};
 use crate::control::plan::{LoadShape, Stage};
@@ -420,9 +421,30 @@ pub struct ServeArgs {
     /// 10 s request deadline.
     #[arg(long, env = "GRACE_IDLE_TIMEOUT", default_value = "60s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+    /// Close a client connection whose request head (request line and headers), once begun, is not complete
+    /// after this long (a slowloris trickling its headers); at most --idle-timeout [default: 10s, or
+    /// --idle-timeout when lower]
+    #[arg(long, env = "GRACE_HEADER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub header_timeout: Option<Duration>,
 }
 
 impl ServeArgs {
+    /// The connection limits asked for (the open-files limit may lower `max` at start).
+    pub fn connection_limits(&self) -> Result<ConnectionLimits, CommandError> {
+        let head = match self.header_timeout {
+            Some(head) if head.is_zero() || head > self.idle_timeout => {
+                return Err(CommandError::Usage(format!(
+                    "--header-timeout {} must be above zero and at most --idle-timeout {}",
+                    humantime::format_duration(head),
+                    humantime::format_duration(self.idle_timeout)
+                )))
+            }
+            Some(head) => head,
+            None => ConnectionLimits::default().head.min(self.idle_timeout),
+        };
+        Ok(ConnectionLimits { max: self.max_connections as usize, idle: self.idle_timeout, head })
+    }
+
     /// The tokens to accept: the spec, else the file, else freshly made (the `bool`).
     pub fn tokens(&self) -> Result<(Tokens, bool), CommandError> {
         let given = self.tokens.as_ref().filter(|spec| !spec.expose_secret().trim().is_empty());

@@ -1,7 +1,6 @@
 //! The commands that set up, check and run the backend: `bootstrap`,
 //! `health`, `serve`, `openapi`, `db up`.
 
-use crate::backend::connections::ConnectionLimits;
 use crate::backend::{Application, ServeSettings};
 use crate::bootstrap::{self, BootstrapReport};
 use crate::cli::args::{BootstrapArgs, HealthArgs, ServeArgs};
@@ -68,6 +67,7 @@ pub async fn health(args: HealthArgs, shutdown: &CancellationToken) -> Result<Ex
 
 pub async fn serve(args: ServeArgs, shutdown: &CancellationToken) -> Result<ExitCode, CommandError> {
     let (tokens, generated) = args.tokens()?;
+    let connections = args.connection_limits()?;
     let database =
         interruptible(shutdown, async { Ok(Database::configured_or_private(args.database.parse()?).await?) }).await?;
     let settings = ServeSettings {
@@ -76,7 +76,7 @@ pub async fn serve(args: ServeArgs, shutdown: &CancellationToken) -> Result<Exit
         tokens: tokens.clone(),
         enable_faults: args.enable_faults,
         pool_size: usize::from(args.pool_size),
-        connections: ConnectionLimits { max: args.max_connections as usize, idle: args.idle_timeout },
+        connections,
         private_database: database.is_private(),
     };
     let application = Application::build(settings).await?;
