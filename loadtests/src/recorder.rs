@@ -422,13 +422,17 @@ impl Recorded {
         Ok(())
     }
 
-    /// The histograms in their portable form (keys travel as a digest instead).
-    pub fn latency_upload(&self) -> LatencyUpload {
+    /// The histograms in their portable form (keys travel as a digest
+    /// instead), the timeline moved onto the coordinating clock: each second
+    /// plus `clock_offset_ms` (that clock minus this process's), rounded.
+    pub fn latency_upload(&self, clock_offset_ms: i64) -> LatencyUpload {
+        let shift = (clock_offset_ms as f64 / 1000.0).round() as i64;
         LatencyUpload {
             overall: encode(&self.overall),
             by_name: self.by_name.iter().map(|(name, h)| (name.clone(), encode(h))).collect(),
             injected_faults: self.injected_faults,
-            timeline: self.timeline.clone(),
+            clock_offset_ms,
+            timeline: self.timeline.iter().map(|(second, slot)| ((*second as i64 + shift) as u64, *slot)).collect(),
             by_backend: self.by_backend.clone(),
             statuses: self.statuses.clone(),
             errors: self.errors.clone(),
@@ -444,6 +448,10 @@ pub struct LatencyUpload {
     pub by_name: BTreeMap<String, String>,
     #[serde(default)]
     pub injected_faults: u64,
+    /// The coordinating clock minus the uploader's, in milliseconds, as it
+    /// last measured; `timeline` is already on that clock.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
     #[serde(default)]
     pub timeline: BTreeMap<u64, TimeSlot>,
     #[serde(default)]
@@ -593,7 +601,7 @@ mod tests {
     #[test]
     fn histograms_survive_the_upload_encoding() {
         let original = recorded(&[1, 5, 5, 80, 1200], "/api/tasks", &["k"]);
-        let upload = original.latency_upload();
+        let upload = original.latency_upload(0);
         let json = serde_json::to_string(&upload).unwrap();
         let decoded = serde_json::from_str::<LatencyUpload>(&json).unwrap().decode().unwrap();
         assert_eq!(decoded.overall, original.overall);
@@ -602,6 +610,19 @@ mod tests {
         assert_eq!(decoded.timeline.values().map(|s| s.requests).sum::<u64>(), 5);
         let garbled = LatencyUpload { overall: "not base64!".into(), ..upload };
         assert!(garbled.decode().is_err());
+    }
+
+    #[test]
+    fn the_uploaded_timeline_is_moved_onto_the_coordinating_clock() {
+        let original = recorded(&[1, 5], "/api/tasks", &["k"]);
+        let moved: Vec<u64> = original.timeline.keys().map(|second| second - 90).collect();
+        // This clock 90 s ahead of the database's (offset -90 s, and -89.6 s rounds to it).
+        for offset_ms in [-90_000, -89_600] {
+            let upload = original.latency_upload(offset_ms);
+            assert_eq!(upload.timeline.keys().copied().collect::<Vec<_>>(), moved, "{offset_ms}");
+            assert_eq!(upload.clock_offset_ms, offset_ms);
+        }
+        assert_eq!(original.latency_upload(400).timeline, original.timeline, "under half a second: unmoved");
     }
 
     #[test]

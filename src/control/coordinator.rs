@@ -537,13 +537,13 @@ async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>
             let goose_metrics: Option<serde_json::Value> = row.try_get("goose_metrics")?;
             let uploaded = match (lost, goose_metrics) {
                 (false, Some(goose_metrics)) => {
-                    let histograms: Vec<u8> = row.try_get("latency_histogram")?;
-                    let histograms = serde_json::from_slice::<LatencyUpload>(&histograms)
-                        .map_err(|e| e.to_string())
-                        .and_then(|upload| upload.decode().map_err(|e| e.to_string()))
-                        .map_err(|e| ControlError::Upload(format!("{worker}'s histograms: {e}")))?;
+                    let upload: Vec<u8> = row.try_get("latency_histogram")?;
+                    let unreadable = |e: String| ControlError::Upload(format!("{worker}'s histograms: {e}"));
+                    let upload =
+                        serde_json::from_slice::<LatencyUpload>(&upload).map_err(|e| unreadable(e.to_string()))?;
+                    let histograms = upload.decode().map_err(|e| unreadable(e.to_string()))?;
                     let acked_writes = row.try_get::<_, i64>("acked_keys_count")? as u64;
-                    Some(Uploaded { goose_metrics, histograms, acked_writes })
+                    Some(Uploaded { goose_metrics, histograms, acked_writes, clock_offset_ms: upload.clock_offset_ms })
                 }
                 _ => None,
             };

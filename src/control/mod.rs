@@ -12,6 +12,8 @@
 //! - [`metrics`]: a worker's own numbers for Prometheus (`--metrics-listen`).
 //! - [`connection`]: the control plane as one process reaches it, through database
 //!   restarts.
+//! - [`clock`]: one clock for a run, the database's: each worker's offset from
+//!   it, measured with every heartbeat, and its timeline put on it.
 //! - [`readiness`]: waiting, bounded, for PostgreSQL and the backends when a
 //!   run starts together with them (`--wait-for-services`).
 //! - [`result`]: the merged result, its percentiles taken from merged
@@ -23,6 +25,7 @@
 //!   C7 per kind of write, and C1 on its foreign keys.
 
 pub mod acked_writes;
+pub mod clock;
 pub mod connection;
 pub mod coordinator;
 mod metrics;

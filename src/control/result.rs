@@ -6,6 +6,7 @@
 //! run side by side, the total is their sum.
 
 use super::acked_writes::AckedWritesCheck;
+use super::clock;
 use super::connection::Outage;
 use super::plan::{LoadShape, Stage};
 use super::progress::TimedWindow;
@@ -40,6 +41,9 @@ pub struct Uploaded {
     pub goose_metrics: serde_json::Value,
     pub histograms: Recorded,
     pub acked_writes: u64,
+    /// The database's clock minus the worker's, in milliseconds (its
+    /// timeline is already on the database's).
+    pub clock_offset_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +102,10 @@ pub struct LoadResult {
     /// acknowledged write was lost.
     #[serde(default)]
     pub control_plane_outages: Vec<Outage>,
+    /// Workers whose clocks were a second or more off the database's (their
+    /// times were put on the database's clock before they were merged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clock_skews: Vec<ClockSkew>,
     /// Open model: how much of the target rate the run sent (a run that could
     /// not keep to its schedule fails — it measured a smaller load than asked).
     #[serde(default)]
@@ -112,6 +120,14 @@ pub struct LoadResult {
     /// No worker lost, C7 holds (and C1 on a service's database), the rate
     /// was reached, the run was not interrupted.
     pub passed: bool,
+}
+
+/// A worker's clock, a second or more off the database's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockSkew {
+    pub worker: String,
+    /// The database's clock minus the worker's, in milliseconds.
+    pub offset_ms: i64,
 }
 
 /// What a LOST worker's row holds, said under the table.
@@ -291,6 +307,12 @@ impl LoadResult {
             latency.push(LatencySummary::of(name, &count, histogram));
         }
         let lost_workers: Vec<String> = workers.iter().filter(|w| w.lost).map(|w| w.name.clone()).collect();
+        let clock_skews = uploads
+            .iter()
+            .filter_map(|u| u.uploaded.as_ref().map(|up| (u.worker.to_string(), up.clock_offset_ms)))
+            .filter(|(worker, offset_ms)| clock::skew(worker, *offset_ms).is_some())
+            .map(|(worker, offset_ms)| ClockSkew { worker, offset_ms })
+            .collect();
         let rate_reached = shape.rate.map(|target| RateReached::of(target, total.requests_per_second));
         let result = Self {
             run_id,
@@ -322,6 +344,7 @@ impl LoadResult {
             orphans: proven.orphans,
             lost_workers,
             control_plane_outages,
+            clock_skews,
             thresholds: Vec::new(),
             interrupted: false,
         };
@@ -530,6 +553,11 @@ impl std::fmt::Display for LoadResult {
         for outage in &self.control_plane_outages {
             writeln!(f, "! control plane unreachable {outage}: the coordinator reconnected and the run went on")?;
         }
+        for skew in &self.clock_skews {
+            if let Some(said) = clock::skew(&skew.worker, skew.offset_ms) {
+                writeln!(f, "! {said}")?;
+            }
+        }
         if let Some(after) = self.interrupted_after() {
             writeln!(f, "load run INTERRUPTED {after}: the figures above are what was measured until then")
         } else {
@@ -570,7 +598,12 @@ mod tests {
         WorkerUpload {
             worker: WorkerIdentity { id: Uuid::new_v4(), host: "h".into(), pid },
             users: 2,
-            uploaded: Some(Uploaded { goose_metrics, histograms: recorder.snapshot(), acked_writes: 0 }),
+            uploaded: Some(Uploaded {
+                goose_metrics,
+                histograms: recorder.snapshot(),
+                acked_writes: 0,
+                clock_offset_ms: 0,
+            }),
             last_report: None,
             report_html: None,
         }

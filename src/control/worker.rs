@@ -11,6 +11,7 @@
 //! The coordinator decides everything else; a worker only ever touches its
 //! own rows, so any number of them can come and go.
 
+use super::clock::{self, ClockOffset};
 use super::connection::ControlPlane;
 use super::metrics::{self, LatestShare};
 use super::progress::{self, Reading, Sample, Sinks, Timeline};
@@ -26,7 +27,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -120,6 +121,8 @@ pub struct Worker {
     heartbeat: tokio::task::JoinHandle<()>,
     /// What `/metrics` shows, when served; it stops with the worker.
     latest: LatestShare,
+    /// How far this worker's clock is from the database's (`clock`).
+    clock: ClockOffset,
     _metrics: Option<DropGuard>,
 }
 
@@ -151,20 +154,28 @@ impl Worker {
         // with the connection) registers one worker.
         let id = Uuid::new_v4();
         let (name, capacity) = (&host, settings.capacity as i32);
+        let clock = ClockOffset::default();
+        let clock_read = &clock;
         plane
             .run("this worker's registration", |c| async move {
-                c.execute(
-                    "INSERT INTO control.workers (id, host, pid, capacity) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (id) DO NOTHING",
-                    &[&id, name, &(pid as i32), &capacity],
-                )
-                .await
+                let sent = SystemTime::now();
+                let row = c
+                    .query_one(
+                        "WITH registered AS (
+                           INSERT INTO control.workers (id, host, pid, capacity) VALUES ($1, $2, $3, $4)
+                           ON CONFLICT (id) DO NOTHING)
+                         SELECT clock_timestamp() AS database_now",
+                        &[&id, name, &(pid as i32), &capacity],
+                    )
+                    .await?;
+                clock_read.measured(sent, row.try_get("database_now")?, SystemTime::now());
+                Ok::<_, tokio_postgres::Error>(())
             })
             .await?;
         let identity = WorkerIdentity { id, host, pid };
         tracing::info!(worker = %id, "registered as {identity}");
         let (activity, watched) = watch::channel(Activity::Idle);
-        let heartbeat = tokio::spawn(heartbeat(Arc::clone(&plane), id, watched));
+        let heartbeat = tokio::spawn(heartbeat(Arc::clone(&plane), id, watched, clock.clone()));
         let latest = LatestShare::default();
         let metrics = metrics.map(|listener| {
             if let Ok(address) = listener.local_addr() {
@@ -174,7 +185,10 @@ impl Worker {
             tokio::spawn(metrics::serve(listener, identity.to_string(), latest.clone(), stop.clone()));
             stop.drop_guard()
         });
-        Ok(Self { identity, settings, plane, activity, heartbeat, latest, _metrics: metrics })
+        if let Some(skew) = clock::skew(&identity.to_string(), clock.millis()) {
+            tracing::warn!("{skew}");
+        }
+        Ok(Self { identity, settings, plane, activity, heartbeat, latest, clock, _metrics: metrics })
     }
 
     /// Runs shares as they come until `shutdown` (or after one, with `once`).
@@ -306,7 +320,7 @@ impl Worker {
         }
         let outcome = outcome?;
         let recorded = &outcome.recorded;
-        let histograms = serde_json::to_vec(&recorded.latency_upload()).expect("uploads serialize");
+        let histograms = serde_json::to_vec(&recorded.latency_upload(self.clock.millis())).expect("uploads serialize");
         // A worker cut off from the control plane would otherwise wait as long
         // as the link stays down (a query on a dead TCP link does not fail).
         let outcomes =
@@ -448,7 +462,7 @@ impl Worker {
 /// has stopped the run (then the share's load stops). A missed beat (the
 /// database briefly away) is logged; the coordinator decides when silence
 /// means lost.
-async fn heartbeat(plane: Arc<ControlPlane>, id: Uuid, activity: watch::Receiver<Activity>) {
+async fn heartbeat(plane: Arc<ControlPlane>, id: Uuid, activity: watch::Receiver<Activity>, clock: ClockOffset) {
     let mut ticks = tokio::time::interval(HEARTBEAT);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -457,25 +471,34 @@ async fn heartbeat(plane: Arc<ControlPlane>, id: Uuid, activity: watch::Receiver
         let (run, progress) = match &current {
             Activity::Idle => (None, None),
             Activity::Running { run, recorder, .. } => {
-                (Some(*run), Some(serde_json::to_value(recorder.tally().progress()).expect("progress serializes")))
+                let mut progress = recorder.tally().progress();
+                // Its time on the database's clock, as the coordinator's lines show it.
+                progress.sampled_at_ms = progress.sampled_at_ms.map(|ms| ms.saturating_add_signed(clock.millis()));
+                (Some(*run), Some(serde_json::to_value(progress).expect("progress serializes")))
             }
         };
-        let (status, run, progress) = (current.status(), &run, &progress);
+        let (status, run, progress, clock) = (current.status(), &run, &progress, &clock);
         let beat = plane
             .run("the heartbeat", |c| async move {
-                c.query(
-                    "WITH beat AS (UPDATE control.workers SET last_heartbeat = now(), status = $2 WHERE id = $1)
-                     UPDATE control.run_workers rw SET progress = $4 FROM control.runs r
-                      WHERE rw.run_id = $3 AND rw.worker_id = $1 AND r.id = rw.run_id
-                  RETURNING r.status = 'stopping' AS stopping",
-                    &[&id, &status, run, progress],
-                )
-                .await
+                let sent = SystemTime::now();
+                let row = c
+                    .query_one(
+                        "WITH beat AS (UPDATE control.workers SET last_heartbeat = now(), status = $2 WHERE id = $1),
+                              share AS (UPDATE control.run_workers rw SET progress = $4 FROM control.runs r
+                                         WHERE rw.run_id = $3 AND rw.worker_id = $1 AND r.id = rw.run_id
+                                     RETURNING r.status = 'stopping' AS stopping)
+                         SELECT clock_timestamp() AS database_now, coalesce(bool_or(stopping), false) AS stopping
+                           FROM share",
+                        &[&id, &status, run, progress],
+                    )
+                    .await?;
+                clock.measured(sent, row.try_get("database_now")?, SystemTime::now());
+                row.try_get::<_, bool>("stopping")
             })
             .await;
         match (beat, &current) {
-            (Ok(rows), Activity::Running { stop, run, .. }) => {
-                if rows.iter().any(|row| row.try_get("stopping").unwrap_or(false)) && !stop.is_cancelled() {
+            (Ok(stopping), Activity::Running { stop, run, .. }) => {
+                if stopping && !stop.is_cancelled() {
                     tracing::info!(run = %run, "the coordinator stopped the run: ending this share's load");
                     stop.cancel();
                 }

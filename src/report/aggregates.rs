@@ -84,6 +84,7 @@ mod tests {
             orphans: None,
             lost_workers: vec![],
             control_plane_outages: vec![],
+            clock_skews: vec![],
             thresholds: vec![],
             interrupted: false,
             passed: true,

@@ -846,6 +846,42 @@ async fn a_wrong_token_an_unbootstrapped_database_or_an_unwritable_out_stops_gra
 }
 
 #[tokio::test]
+async fn workers_whose_clocks_are_90_s_off_either_way_are_put_on_the_database_clock_and_named() {
+    let app = TestApp::spawn().await;
+    let database = app.database.url.to_string();
+    let faked = |offset: &str| {
+        tokio::process::Command::new("faketime")
+            .args(["-f", offset, env!("CARGO_BIN_EXE_grace"), "worker", "--once", "--database-url", &database])
+            .env_remove("DATABASE_URL")
+            .env("GRACE_TOKEN", app.token(Role::Operator))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("faketime (Debian's package) runs grace")
+    };
+    let _faked = (faked("+90s"), faked("-90s"));
+    wait_for_workers(&app, 2).await;
+    let ran = load(&app, &["--users", "4", "--run-time", "4s", "--expect-workers", "2"]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    // (faketime runs grace as its child: the pids are not the ones spawned.)
+    let mut offsets: Vec<i64> =
+        result["clock_skews"].as_array().unwrap().iter().map(|s| s["offset_ms"].as_i64().unwrap()).collect();
+    offsets.sort();
+    assert_eq!(offsets.len(), 2, "{}", result["clock_skews"]);
+    assert!((-92_000..=-88_000).contains(&offsets[0]), "the clock 90 s ahead: {offsets:?}");
+    assert!((88_000..=92_000).contains(&offsets[1]), "the clock 90 s behind: {offsets:?}");
+    // One clock: the run's seconds span its 4 s (and the start's rounding),
+    // not the 3 minutes between the two workers' own clocks.
+    let seconds: Vec<u64> = result["timeline"].as_object().unwrap().keys().map(|s| s.parse().unwrap()).collect();
+    let span = seconds.iter().max().unwrap() - seconds.iter().min().unwrap();
+    assert!(span <= 6, "the timeline spans {span} s: {seconds:?}");
+    let total: u64 = result["timeline"].as_object().unwrap().values().map(|s| s["requests"].as_u64().unwrap()).sum();
+    assert_eq!(total, result["total"]["requests"].as_u64().unwrap());
+}
+
+#[tokio::test]
 async fn a_coordinator_started_before_its_database_and_backend_waits_for_them() {
     let app = TestApp::spawn().await;
     // Both at addresses that answer nothing yet, as in a compose stack starting.
