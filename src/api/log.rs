@@ -2,7 +2,7 @@
 //! chain verification, the mesh ping.
 
 use crate::immutable_log::checkpoint::ChainHead;
-use crate::immutable_log::{ChainBreak, ChainProof, ChainVerdict, ProofStart};
+use crate::immutable_log::{ChainBreak, ChainProof, ChainVerdict, ProofStart, SpotCheck};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -43,6 +43,12 @@ pub struct ChainReport {
     /// Newer entries left for the next call, when the bound stopped this one.
     #[serde(default)]
     pub remaining: i64,
+    /// The random spot-check of the entries proven before `start`: how many
+    /// were checked, of how many (`checked` / `proven` is the chance this
+    /// call caught an edit of one of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub spot_check: Option<SpotCheck>,
 }
 
 impl From<ChainVerdict> for ChainReport {
@@ -55,13 +61,20 @@ impl From<ChainVerdict> for ChainReport {
             start: None,
             head: None,
             remaining: 0,
+            spot_check: None,
         }
     }
 }
 
 impl From<ChainProof> for ChainReport {
     fn from(proof: ChainProof) -> Self {
-        Self { start: Some(proof.start), head: proof.head, remaining: proof.remaining, ..proof.verdict.into() }
+        Self {
+            start: Some(proof.start),
+            head: proof.head,
+            remaining: proof.remaining,
+            spot_check: proof.spot_check,
+            ..proof.verdict.into()
+        }
     }
 }
 

@@ -354,6 +354,10 @@ pub struct ChainArgs {
     /// Keep no anchor (a liveness probe, say, whose files do not outlive it)
     #[arg(long, conflicts_with = "anchors")]
     pub no_anchors: bool,
+    /// Entries of the log proven before to spot-check at random in an incremental proof (an edit of one entry
+    /// among P proven is caught with probability N/P per proof; --full re-hashes them all)
+    #[arg(long, value_name = "N", default_value_t = crate::immutable_log::DEFAULT_SAMPLE, conflicts_with = "full")]
+    pub sample: u64,
 }
 
 impl ChainArgs {
@@ -365,7 +369,8 @@ impl ChainArgs {
             (None, false) => Some(default_anchor_file()),
         };
         let anchors = path.as_deref().map(AnchorFile::load).transpose();
-        Ok(ChainSettings { full: self.full, anchors: anchors.map_err(|e| CommandError::Usage(e.to_string()))? })
+        let anchors = anchors.map_err(|e| CommandError::Usage(e.to_string()))?;
+        Ok(ChainSettings { full: self.full, anchors, sample: self.sample })
     }
 }
 

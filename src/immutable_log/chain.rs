@@ -11,6 +11,7 @@
 use super::{ChainBreak, ChainVerdict, MAX_LISTED_BREAKS};
 use futures::{pin_mut, TryStreamExt};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::error::Error;
 use tokio_postgres::binary_copy::{BinaryCopyOutRow, BinaryCopyOutStream};
 use tokio_postgres::types::{FromSql, Type};
@@ -138,40 +139,87 @@ pub async fn verify_range(client: &Client, from: i64, to: i64) -> Result<ChainVe
     let mut verdict = ChainVerdict { entries: 0, broken: 0, breaks: Vec::new() };
     let mut before: Option<(i64, Vec<u8>)> = None;
     while let Some(row) = rows.try_next().await? {
-        let seq: i64 = row.try_get(SEQ)?;
-        let entry_hash = text(&row, ENTRY_HASH)?;
-        if seq >= from {
+        let (fields, entry_hash) = entry(&row)?;
+        if fields.seq >= from {
             verdict.entries += 1;
-            let UnixMicros(recorded_at_micros) = row.try_get(RECORDED_AT)?;
-            let fields = EntryFields {
-                seq,
-                recorded_at_micros,
-                actor: text(&row, ACTOR)?,
-                action: text(&row, ACTION)?,
-                resource: text(&row, RESOURCE)?,
-                subsystem: text(&row, SUBSYSTEM)?,
-                payload: text(&row, PAYLOAD)?,
-                result: text(&row, RESULT)?,
-                prev_hash: text(&row, PREV_HASH)?,
-            };
-            if let Some(problem) = problem(&fields, entry_hash, before.as_ref(), from) {
-                verdict.broken += 1;
-                if verdict.breaks.len() < MAX_LISTED_BREAKS {
-                    verdict.breaks.push(ChainBreak { seq, problem });
-                }
-            }
+            verdict.note(fields.seq, problem(&fields, entry_hash, before.as_ref(), from));
         }
         // One buffer for the whole stream: nothing is allocated per entry.
         match &mut before {
             Some((before_seq, before_hash)) => {
-                *before_seq = seq;
+                *before_seq = fields.seq;
                 before_hash.clear();
                 before_hash.extend_from_slice(entry_hash);
             }
-            None => before = Some((seq, entry_hash.to_vec())),
+            None => before = Some((fields.seq, entry_hash.to_vec())),
         }
     }
     Ok(verdict)
+}
+
+/// Checks the entries `seqs` (a spot-check of a stretch already proven):
+/// each is there, links to the entry before it, and recomputes to its
+/// entry_hash — what [`verify_range`] checks, entry by entry.
+pub async fn verify_entries(client: &Client, seqs: &BTreeSet<i64>) -> Result<ChainVerdict, tokio_postgres::Error> {
+    let mut verdict = ChainVerdict { entries: 0, broken: 0, breaks: Vec::new() };
+    if seqs.is_empty() {
+        return Ok(verdict);
+    }
+    // Each entry and the one before it; COPY takes no parameters, and these are integers.
+    let wanted: BTreeSet<i64> = seqs.iter().flat_map(|seq| [seq - 1, *seq]).filter(|seq| *seq >= 1).collect();
+    let list: Vec<String> = wanted.iter().map(i64::to_string).collect();
+    let sql = format!(
+        "COPY (SELECT {COLUMNS} FROM immutable_log WHERE seq IN ({}) ORDER BY seq) TO STDOUT (FORMAT binary)",
+        list.join(",")
+    );
+    let rows = BinaryCopyOutStream::new(client.copy_out(&sql).await?, &TYPES);
+    pin_mut!(rows);
+    let mut before: Option<(i64, Vec<u8>)> = None;
+    let mut found = BTreeSet::new();
+    while let Some(row) = rows.try_next().await? {
+        let (fields, entry_hash) = entry(&row)?;
+        if seqs.contains(&fields.seq) {
+            found.insert(fields.seq);
+            verdict.entries += 1;
+            let adjacent = before.as_ref().filter(|(seq, _)| *seq == fields.seq - 1);
+            verdict.note(fields.seq, problem(&fields, entry_hash, adjacent, fields.seq));
+        }
+        before = Some((fields.seq, entry_hash.to_vec()));
+    }
+    for missing in seqs.difference(&found) {
+        verdict.note(*missing, Some("the entry is missing".into()));
+    }
+    verdict.breaks.sort_by_key(|b| b.seq);
+    Ok(verdict)
+}
+
+/// A log row as hashed, and its stored entry_hash.
+fn entry<'r>(row: &'r BinaryCopyOutRow) -> Result<(EntryFields<'r>, &'r [u8]), tokio_postgres::Error> {
+    let UnixMicros(recorded_at_micros) = row.try_get(RECORDED_AT)?;
+    let fields = EntryFields {
+        seq: row.try_get(SEQ)?,
+        recorded_at_micros,
+        actor: text(row, ACTOR)?,
+        action: text(row, ACTION)?,
+        resource: text(row, RESOURCE)?,
+        subsystem: text(row, SUBSYSTEM)?,
+        payload: text(row, PAYLOAD)?,
+        result: text(row, RESULT)?,
+        prev_hash: text(row, PREV_HASH)?,
+    };
+    Ok((fields, text(row, ENTRY_HASH)?))
+}
+
+impl ChainVerdict {
+    /// Counts `problem` of entry `seq`, if any; lists the first few.
+    fn note(&mut self, seq: i64, problem: Option<String>) {
+        if let Some(problem) = problem {
+            self.broken += 1;
+            if self.breaks.len() < MAX_LISTED_BREAKS {
+                self.breaks.push(ChainBreak { seq, problem });
+            }
+        }
+    }
 }
 
 /// What is wrong with one entry, given the entry before it (when fetched).

@@ -17,7 +17,10 @@ pub mod proof;
 
 pub use append::{append, append_all, ChainLinker, Link, LogEntry, CHAIN_LOCK};
 pub use chain::verify_range;
-pub use proof::{prove, prove_database, ChainProof, ChainReader, ChainSettings, ProofError, ProofOptions, ProofStart};
+pub use proof::{
+    prove, prove_database, ChainProof, ChainReader, ChainSettings, ProofError, ProofOptions, ProofStart, SpotCheck,
+    DEFAULT_SAMPLE,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -358,7 +358,7 @@ pub async fn integrity(
     let lag_zero = api.await_zero_log_lag(Duration::from_secs(30)).await?;
     result.check("log lag reached zero", lag_zero, "every committed event chained before checking");
     let anchors = anchors.map(AnchorFile::load).transpose().map_err(ProofError::from)?;
-    let mut settings = ChainSettings { full: false, anchors };
+    let mut settings = ChainSettings { anchors, ..ChainSettings::default() };
     let chain = immutable_log::prove_database(db_url, &mut settings, "grace scenario").await?;
     if let Some(head) = &chain.head {
         let kept = settings.anchors.as_ref().map_or_else(

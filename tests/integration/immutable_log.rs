@@ -173,10 +173,56 @@ async fn prove(database: &TestDatabase, full: bool, anchor: Option<&Anchor>) -> 
 }
 
 async fn prove_at_most(database: &TestDatabase, full: bool, anchor: Option<&Anchor>, max: Option<i64>) -> ChainProof {
+    prove_with(database, ProofOptions { full, anchor: None, verified_by: "tests", max_entries: max, sample: 0 }, anchor)
+        .await
+}
+
+async fn prove_with(database: &TestDatabase, options: ProofOptions<'_>, anchor: Option<&Anchor>) -> ChainProof {
     let readers = [Arc::new(database.client().await), Arc::new(database.client().await)];
-    let anchor = anchor.map(|a| (a, "anchors.json"));
-    let options = ProofOptions { full, anchor, verified_by: "tests", max_entries: max };
+    let options = ProofOptions { anchor: anchor.map(|a| (a, "anchors.json")), ..options };
     immutable_log::prove(&readers, options).await.unwrap()
+}
+
+/// An incremental proof that spot-checks `sample` entries proven before.
+async fn prove_sampling(database: &TestDatabase, sample: u64) -> ChainProof {
+    let options = ProofOptions { full: false, anchor: None, verified_by: "tests", max_entries: None, sample };
+    prove_with(database, options, None).await
+}
+
+#[tokio::test]
+async fn an_edit_under_the_checkpoint_is_caught_by_the_spot_check_about_as_often_as_it_says() {
+    let database = TestDatabase::migrated().await;
+    let mut client = database.client().await;
+    append_entries(&mut client, 200).await;
+    assert!(prove_sampling(&database, 0).await.verdict.holds(), "the checkpoint at 200");
+    // Behind the triggers' back, under the checkpoint: no range proof reads it again.
+    tamper_with_log(&client, "UPDATE immutable_log SET result = 'forged' WHERE seq = 120").await;
+    let mut caught = 0;
+    for _ in 0..40 {
+        let proof = prove_sampling(&database, 50).await;
+        let check = proof.spot_check.clone().expect("an incremental proof spot-checks");
+        assert_eq!((check.checked, check.proven), (50, 200));
+        assert_eq!(check.detection_probability(), 0.25);
+        assert!(proof.summary().contains("spot-checked 50 of the 200 entries proven before"), "{}", proof.summary());
+        if !proof.verdict.holds() {
+            assert_eq!(proof.verdict.breaks.iter().map(|b| b.seq).collect::<Vec<_>>(), [120], "{proof:?}");
+            caught += 1;
+        }
+    }
+    // Binomial(40, 0.25): 10 expected, σ 2.7; outside 1..=22 with probability under 1e-4.
+    assert!((1..=22).contains(&caught), "caught in {caught} of 40 proofs at a stated 25% each");
+
+    // A sample as large as what was proven checks all of it: caught for sure.
+    let whole = prove_sampling(&database, 1_000).await;
+    assert_eq!(whole.spot_check.as_ref().map(|c| c.checked), Some(200));
+    assert_eq!(whole.verdict.breaks.iter().map(|b| b.seq).collect::<Vec<_>>(), [120]);
+    assert!(whole.summary().contains("probability 100.0%"), "{}", whole.summary());
+    // A deleted entry is named too.
+    tamper_with_log(&client, "DELETE FROM immutable_log WHERE seq = 60").await;
+    let deleted = prove_sampling(&database, 1_000).await;
+    let named: Vec<(i64, &str)> = deleted.verdict.breaks.iter().map(|b| (b.seq, b.problem.as_str())).collect();
+    assert!(named.contains(&(60, "the entry is missing")), "{named:?}");
+    assert!(named.contains(&(61, "the entry before it is missing")), "{named:?}");
 }
 
 #[tokio::test]

@@ -122,6 +122,7 @@ pub async fn verify(
             anchor: None,
             verified_by: "grace backend",
             max_entries: Some(MAX_VERIFIED_PER_CALL),
+            sample: immutable_log::DEFAULT_SAMPLE,
         };
         return Ok(Json(immutable_log::prove(&[reader], options).await?.into()));
     }
