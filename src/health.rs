@@ -39,10 +39,6 @@ pub struct Checklist {
 }
 
 impl Checklist {
-    pub fn all_passed(&self) -> bool {
-        self.checks.iter().all(|c| !matches!(c.outcome, Outcome::Fail(_)))
-    }
-
     pub fn failed(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| matches!(c.outcome, Outcome::Fail(_)))
     }

@@ -10,6 +10,8 @@
 //! - [`plan`]: what a run is asked to do (users, time, workers, backend).
 //! - [`progress`]: live progress while it runs, merged from the workers' heartbeats.
 //! - [`metrics`]: a worker's own numbers for Prometheus (`--metrics-listen`).
+//! - [`goose_page`]: goose's own HTML report of a share, named alike wherever it is
+//!   written and made to read offline.
 //! - [`connection`]: the control plane as one process reaches it, through database
 //!   restarts.
 //! - [`clock`]: one clock for a run, the database's: each worker's offset from
@@ -28,6 +30,7 @@ pub mod acked_writes;
 pub mod clock;
 pub mod connection;
 pub mod coordinator;
+pub mod goose_page;
 mod metrics;
 pub mod plan;
 pub mod progress;

@@ -354,8 +354,8 @@ impl Worker {
             tracing::warn!(run = %run_id, "the coordinator had given this worker up as lost; results not uploaded");
         }
         if let (Some(dir), Some(html)) = (&self.settings.out, &outcome.report_html) {
-            let path = dir.join(crate::report::goose::file_name(run_id, self.identity.id));
-            let html = crate::report::goose::offline(html);
+            let path = dir.join(super::goose_page::file_name(run_id, self.identity.id));
+            let html = super::goose_page::offline(html);
             if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, html)) {
                 tracing::warn!(path = %path.display(), error = %e, "could not write goose's report");
             }

@@ -422,7 +422,10 @@ fn load_details(page: &mut String, load: &LoadResult) {
         let goose = if w.lost {
             "—".to_string()
         } else {
-            format!("<a href=\"{}\">per-worker detail</a>", super::goose::file_name(load.run_id, w.worker_id))
+            format!(
+                "<a href=\"{}\">per-worker detail</a>",
+                crate::control::goose_page::file_name(load.run_id, w.worker_id)
+            )
         };
         let _ = write!(
             page,

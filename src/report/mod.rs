@@ -7,12 +7,11 @@
 //! the closing [`text`] table, and the verdict with its exit code. Past runs
 //! are listed from Postgres ([`history`]) and two reports compared
 //! ([`compare`]). goose's own per-worker pages are written readable offline
-//! ([`goose`]).
+//! ([`crate::control::goose_page`]).
 
 pub mod aggregates;
 pub mod compare;
 pub mod configuration;
-pub mod goose;
 pub mod history;
 pub mod html;
 pub mod junit;
@@ -278,21 +277,6 @@ impl ScenarioReport {
         self.finished_at = Utc::now();
     }
 
-    /// Every criterion, named `phase N name: criterion` and, for iterations
-    /// after the first, prefixed with the iteration.
-    pub fn all_criteria(&self) -> Vec<(String, &Criterion)> {
-        let many = self.iterations.len() > 1;
-        self.iterations
-            .iter()
-            .flat_map(|it| {
-                it.criteria().map(move |(phase, c)| {
-                    let prefix = if many { format!("iteration {} ", it.iteration) } else { String::new() };
-                    (format!("{prefix}phase {} {}: {}", phase.number, phase.name, c.name), c)
-                })
-            })
-            .collect()
-    }
-
     pub fn summarize(iterations: &[IterationReport], trends: &Trends) -> Summary {
         let criteria: Vec<&Criterion> = iterations.iter().flat_map(|it| it.criteria().map(|(_, c)| c)).collect();
         let passed = criteria.iter().filter(|c| c.passed).count() as u32;
@@ -390,7 +374,7 @@ impl ScenarioReport {
         written.push(path);
         for (name, report) in goose_reports {
             let path = dir.join(name);
-            std::fs::write(&path, goose::offline(report))?;
+            std::fs::write(&path, crate::control::goose_page::offline(report))?;
             written.push(path);
         }
         Ok(written)

@@ -179,7 +179,7 @@ async fn run_on(
         if let Some(load) = load {
             let _ = merged.merge(&load.histograms);
             for (worker, html) in load.reports {
-                goose_reports.push((report::goose::file_name(load.result.run_id, worker.id), html));
+                goose_reports.push((crate::control::goose_page::file_name(load.result.run_id, worker.id), html));
             }
         }
         iterations.push(iteration);

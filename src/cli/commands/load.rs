@@ -140,8 +140,8 @@ fn write_load_outputs(dir: &Path, outcome: &LoadOutcome) -> Result<(), CommandEr
         (dir.join("load-report.html"), crate::report::html::render_load(&outcome.result)),
     ];
     for (worker, html) in &outcome.reports {
-        let name = crate::report::goose::file_name(outcome.result.run_id, worker.id);
-        written.push((dir.join(name), crate::report::goose::offline(html)));
+        let name = crate::control::goose_page::file_name(outcome.result.run_id, worker.id);
+        written.push((dir.join(name), crate::control::goose_page::offline(html)));
     }
     for (path, text) in &written {
         std::fs::write(path, text).map_err(failed)?;
