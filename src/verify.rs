@@ -84,17 +84,29 @@ pub async fn verify_mission(
     mission: Uuid,
     chain: &ChainProof,
     full: bool,
-) -> Result<Vec<ConsistencyCheck>, ControlError> {
+) -> Result<Vec<ConsistencyCheck>, VerifyError> {
     let client = &clients[0];
+    let within = |check: &'static str| move |cause: ControlError| VerifyError { check, cause };
     Ok(vec![
-        no_orphans(clients, LogProven::by(chain).head, full).await?,
-        event_completeness(client, mission).await?,
-        tier_artifacts(client, mission).await?,
-        approvals(client, mission).await?,
-        mission_counters(client, mission).await?,
-        log_chain(client, mission, chain).await?,
-        acknowledged_writes(client, mission).await?,
+        no_orphans(clients, LogProven::by(chain).head, full).await.map_err(within("C1 no orphans"))?,
+        event_completeness(client, mission).await.map_err(within("C2 event completeness"))?,
+        tier_artifacts(client, mission).await.map_err(within("C3 tier artifacts"))?,
+        approvals(client, mission).await.map_err(within("C4 approvals"))?,
+        mission_counters(client, mission).await.map_err(within("C5 mission counters"))?,
+        log_chain(client, mission, chain).await.map_err(within("C6 log chain"))?,
+        acknowledged_writes(client, mission).await.map_err(within("C7 acknowledged writes"))?,
     ])
+}
+
+/// A consistency condition that could not be checked (as opposed to one that
+/// failed): which one, and what went wrong on the way.
+#[derive(Debug, thiserror::Error)]
+#[error("{check} could not be checked: {cause}")]
+pub struct VerifyError {
+    /// The condition, as the report names it (`C3 tier artifacts`).
+    pub check: &'static str,
+    #[source]
+    pub cause: ControlError,
 }
 
 /// Whether the mission exists, so `grace verify` can refuse an unknown id.

@@ -10,6 +10,7 @@ use crate::db::private::PrivateClusterError;
 use crate::db::DbError;
 use crate::immutable_log::ProofError;
 use crate::scenario::ScenarioError;
+use crate::verify::VerifyError;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +67,19 @@ impl From<ControlError> for CommandError {
                 Self::Failed(e.to_string())
             }
             ControlError::Interrupted => Self::Interrupted,
+        }
+    }
+}
+
+impl From<VerifyError> for CommandError {
+    /// The cause's exit code, with the condition it stopped named.
+    fn from(e: VerifyError) -> Self {
+        let said = e.to_string();
+        match Self::from(e.cause) {
+            Self::Unreachable(_) => Self::Unreachable(said),
+            Self::Usage(_) => Self::Usage(said),
+            Self::Interrupted => Self::Interrupted,
+            _ => Self::Failed(said),
         }
     }
 }

@@ -35,6 +35,8 @@ pub enum PhaseError {
     Api(#[from] ClientError),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
     #[error("database: {}", crate::db::describe(.0))]
     Database(#[from] tokio_postgres::Error),
     #[error("log chain: {0}")]

@@ -107,3 +107,19 @@ async fn a_full_scan_checks_log_references_against_the_proven_chain_and_joins_th
     assert!(named(&check, 0) && named(&check, 1) && named(&check, beyond), "{check}");
     assert!(!check.basis.contains("checked against the chain"), "{check}");
 }
+
+#[tokio::test]
+async fn a_condition_that_cannot_be_checked_is_named_with_what_the_database_said() {
+    let database = TestDatabase::bootstrapped().await;
+    let client = database.client().await;
+    let chain = database.chain_proof().await;
+    let mission: Uuid =
+        client.query_one("INSERT INTO missions (name) VALUES ('unreadable') RETURNING id", &[]).await.unwrap().get(0);
+    // The catalog still answers (C1 reads only it here); the tables no longer resolve.
+    client.batch_execute("CREATE SCHEMA nothing_here; SET search_path = nothing_here").await.unwrap();
+    let err = verify::verify_mission(std::slice::from_ref(&client), mission, &chain, false).await.unwrap_err();
+    assert_eq!(err.check, "C2 event completeness");
+    let said = err.to_string();
+    assert!(said.starts_with("C2 event completeness could not be checked: "), "{said}");
+    assert!(said.contains("does not exist"), "{said}");
+}
