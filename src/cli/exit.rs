@@ -62,7 +62,9 @@ impl From<ControlError> for CommandError {
             | ControlError::TooFewWorkers { .. }
             | ControlError::ControlPlaneLost { .. }
             | ControlError::ServiceDatabase(_) => Self::Unreachable(e.to_string()),
-            ControlError::TooLittleCapacity { .. } | ControlError::Configuration(_) => Self::Usage(e.to_string()),
+            ControlError::TooLittleCapacity { .. }
+            | ControlError::Configuration(_)
+            | ControlError::RunConfiguration(_) => Self::Usage(e.to_string()),
             ControlError::BackendRefused { .. } | ControlError::Goose(_) | ControlError::Upload(_) => {
                 Self::Failed(e.to_string())
             }

@@ -112,6 +112,10 @@ pub enum ControlError {
     Goose(String),
     #[error("a worker's upload is unreadable: {0}")]
     Upload(String),
+    /// A run announced in a form this worker does not read (a coordinator of
+    /// another version of Grace).
+    #[error("the run's configuration is not one this worker reads (is the coordinator another version?): {0}")]
+    RunConfiguration(String),
     #[error("the control plane did not answer {what} within {}s; {consequence}", .waited.as_secs())]
     ControlPlaneLost { what: &'static str, waited: Duration, consequence: &'static str },
     /// The service's database (`--service-database-url`) could not be read.

@@ -256,8 +256,7 @@ impl Worker {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let config: serde_json::Value = row.try_get("config")?;
-        let config = serde_json::from_value(config)
-            .map_err(|e| ControlError::Upload(format!("the run's config is not one this worker reads: {e}")))?;
+        let config = serde_json::from_value(config).map_err(|e| ControlError::RunConfiguration(e.to_string()))?;
         Ok(Some(Assignment {
             run_id: row.try_get("run_id")?,
             config,

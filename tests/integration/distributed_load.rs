@@ -938,6 +938,28 @@ async fn a_coordinator_gives_up_on_a_backend_that_never_comes_naming_it() {
 }
 
 #[tokio::test]
+async fn a_worker_handed_a_run_it_cannot_read_exits_2_saying_so() {
+    let app = TestApp::spawn().await;
+    let worker = spawn_worker(&app, &["--once"]);
+    wait_for_workers(&app, 1).await;
+    // A run as a coordinator of another version might announce it.
+    let client = app.database.client().await;
+    client
+        .batch_execute(
+            "WITH run AS (INSERT INTO control.runs (config, expected_workers, status, start_at)
+                          VALUES ('{\"users\": \"many\"}', 1, 'running', now()) RETURNING id)
+             INSERT INTO control.run_workers (run_id, worker_id, users)
+             SELECT run.id, w.id, 1 FROM run, control.workers w",
+        )
+        .await
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(30), worker.wait_with_output()).await.unwrap().unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(said.contains("the run's configuration is not one this worker reads"), "{said}");
+}
+
+#[tokio::test]
 async fn bad_worker_configuration_exits_with_a_clear_message() {
     let app = TestApp::spawn().await;
     let database = app.database.url.to_string();
