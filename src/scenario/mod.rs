@@ -207,9 +207,7 @@ async fn run_on(
     let dir = &settings.out;
     let mut reporting = Vec::new();
     context
-        .measured(&mut reporting, 8, "report", async {
-            Ok((phases::reports(&report, dir, settings.chaos, &goose_reports), ()))
-        })
+        .measured(&mut reporting, 8, async { Ok((phases::reports(&report, dir, settings.chaos, &goose_reports), ())) })
         .await;
     report.add_report_phase(reporting.pop().expect("a measured phase leaves its record"));
     // goose's pages hold nothing of phase 8's record: written once, within it
@@ -289,7 +287,7 @@ impl Context<'_> {
         let mut phases = Vec::new();
         let name = format!("grace scenario iteration {number}");
         let setup = self
-            .phase(&mut phases, 1, "mission setup", async {
+            .phase(&mut phases, 1, async {
                 let mut result = phases::mission_setup(&self.api, mission, &name).await?;
                 if settings.chaos {
                     let chaos = FaultRequest { mission_id: Some(mission), kind: FaultKind::Chaos { rate: CHAOS_RATE } };
@@ -304,15 +302,10 @@ impl Context<'_> {
         let mut integrity = phases::Integrity::default();
         if setup.is_some() {
             let retried_before = self.api.retries();
-            self.phase(&mut phases, 2, "error injection", async {
-                Ok((phases::error_injection(&self.api, mission).await?, ()))
-            })
-            .await;
-            self.phase(&mut phases, 3, "approvals", async {
-                Ok((phases::approvals(&self.api, &self.db, mission).await?, ()))
-            })
-            .await;
-            self.phase(&mut phases, 4, "forced rollback", async {
+            self.phase(&mut phases, 2, async { Ok((phases::error_injection(&self.api, mission).await?, ())) }).await;
+            self.phase(&mut phases, 3, async { Ok((phases::approvals(&self.api, &self.db, mission).await?, ())) })
+                .await;
+            self.phase(&mut phases, 4, async {
                 Ok((phases::forced_rollback(&self.api, &self.db, mission).await?, ()))
             })
             .await;
@@ -331,9 +324,9 @@ impl Context<'_> {
             // stops it and keeps what it measured (C7 included).
             let concurrent_load = phases::concurrent_load(&self.database, &plan, self.shutdown);
             load = if self.shutdown.is_cancelled() {
-                self.phase(&mut phases, 5, "concurrent load", concurrent_load).await
+                self.phase(&mut phases, 5, concurrent_load).await
             } else {
-                self.measured(&mut phases, 5, "concurrent load", concurrent_load).await
+                self.measured(&mut phases, 5, concurrent_load).await
             };
             if settings.chaos {
                 if let Err(e) = self.api.clear_faults(mission).await {
@@ -341,7 +334,7 @@ impl Context<'_> {
                 }
             }
             counts = self
-                .phase(&mut phases, 6, "telemetry", async {
+                .phase(&mut phases, 6, async {
                     phases::telemetry(&self.db, mission, load.as_ref(), &settings.thresholds, settings.chaos).await
                 })
                 .await;
@@ -349,22 +342,15 @@ impl Context<'_> {
                 .phase(
                     &mut phases,
                     7,
-                    "persistence and integrity",
                     phases::integrity(&self.api, &self.db, &self.database, self.anchors.as_deref(), mission),
                 )
                 .await
                 .unwrap_or_default();
         } else {
-            for (n, name) in [
-                (2, "error injection"),
-                (3, "approvals"),
-                (4, "forced rollback"),
-                (5, "concurrent load"),
-                (6, "telemetry"),
-                (7, "persistence and integrity"),
-            ] {
+            for number in 2..=7 {
                 let why = "phase 1 failed: there is no mission to work on";
-                phases.push(unfinished(n, name, why, report::Criterion::skipped("phase completed", why)));
+                let skipped = report::Criterion::skipped("phase completed", why);
+                phases.push(unfinished(number, why, skipped));
             }
         }
         let resources = self.sample_resources().await;
@@ -410,7 +396,6 @@ impl Context<'_> {
         &self,
         phases: &mut Vec<PhaseRecord>,
         number: u8,
-        name: &'static str,
         work: impl Future<Output = Result<(PhaseResult, T), PhaseError>>,
     ) -> Option<T> {
         let cancellable = async {
@@ -419,7 +404,7 @@ impl Context<'_> {
                 () = self.shutdown.cancelled() => Err(PhaseError::Skipped("interrupted".into())),
             }
         };
-        self.measured(phases, number, name, cancellable).await
+        self.measured(phases, number, cancellable).await
     }
 
     /// Runs one phase: announces it, times it, prints its criteria, and
@@ -428,9 +413,9 @@ impl Context<'_> {
         &self,
         phases: &mut Vec<PhaseRecord>,
         number: u8,
-        name: &'static str,
         work: impl Future<Output = Result<(PhaseResult, T), PhaseError>>,
     ) -> Option<T> {
+        let name = phase_name(number);
         self.phase.send_modify(|s| s.phase = Some(monitor::Phase { number, name }));
         let started_at = Utc::now();
         let clock = Instant::now();
@@ -453,7 +438,7 @@ impl Context<'_> {
             }
             Err(e) => {
                 let why = e.to_string();
-                let mut record = unfinished(number, name, &why, report::Criterion::new("phase completed", false, &why));
+                let mut record = unfinished(number, &why, report::Criterion::new("phase completed", false, &why));
                 record.started_at = started_at;
                 record.duration_ms = duration_ms;
                 (record, None)
@@ -506,13 +491,30 @@ impl Context<'_> {
     }
 }
 
+/// The phases by number (1 first): the run, its skips and the monitor name
+/// them from here.
+const PHASES: [&str; 8] = [
+    "mission setup",
+    "error injection",
+    "approvals",
+    "forced rollback",
+    "concurrent load",
+    "telemetry",
+    "persistence and integrity",
+    "report",
+];
+
+fn phase_name(number: u8) -> &'static str {
+    PHASES[usize::from(number) - 1]
+}
+
 /// The record of a phase that did not finish (`why`), judged by `criterion`:
 /// failed when the phase itself could not finish, skipped when an earlier
 /// phase's failure left it nothing to do.
-fn unfinished(number: u8, name: &str, why: &str, criterion: report::Criterion) -> PhaseRecord {
+fn unfinished(number: u8, why: &str, criterion: report::Criterion) -> PhaseRecord {
     PhaseRecord {
         number,
-        name: name.into(),
+        name: phase_name(number).into(),
         started_at: Utc::now(),
         duration_ms: 0,
         passed: false,
