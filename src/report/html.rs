@@ -89,7 +89,20 @@ pub fn render_load(load: &LoadResult) -> String {
     let t = &load.total;
     let genuine = t.failures.saturating_sub(load.injected_faults);
     let rate = |n: u64| if t.requests == 0 { 0.0 } else { n as f64 / t.requests as f64 * 100.0 };
-    page.push_str("<section><h2>Load</h2><table><tr><th>requests</th><th>failures</th><th>injected faults</th><th>error rate</th><th>genuine error rate</th><th>throughput</th><th>request bodies sent</th><th>response bodies received</th></tr>");
+    page.push_str("<section><h2>Load</h2>");
+    table_head(
+        &mut page,
+        &[
+            "requests",
+            "failures",
+            "injected faults",
+            "error rate",
+            "genuine error rate",
+            "throughput",
+            "request bodies sent",
+            "response bodies received",
+        ],
+    );
     let kib = |bytes: u64| format!("{:.1} KiB", bytes as f64 / 1024.0);
     let _ = write!(
         page,
@@ -104,7 +117,8 @@ pub fn render_load(load: &LoadResult) -> String {
         kib(load.body_bytes.received)
     );
     if !load.thresholds.is_empty() {
-        page.push_str("<h3>Thresholds</h3><table><tr><th>threshold</th><th>result</th><th>measured</th></tr>");
+        page.push_str("<h3>Thresholds</h3>");
+        table_head(&mut page, &["threshold", "result", "measured"]);
         for check in &load.thresholds {
             let (class, mark) = if check.passed { ("pass", "✓") } else { ("fail", "✗") };
             let _ = write!(
@@ -146,7 +160,8 @@ fn what_failed(page: &mut String, failed: &[String]) {
 
 fn aggregates(page: &mut String, report: &ScenarioReport) {
     let a = &report.aggregates;
-    page.push_str("<section><h2>Load, all iterations</h2><table><tr><th>requests</th><th>failures</th><th>injected faults</th><th>error rate</th><th>genuine error rate</th><th>throughput</th></tr>");
+    page.push_str("<section><h2>Load, all iterations</h2>");
+    table_head(page, &["requests", "failures", "injected faults", "error rate", "genuine error rate", "throughput"]);
     let _ = write!(
         page,
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{:.1} req/s</td></tr></table>",
@@ -177,7 +192,7 @@ fn comparison(page: &mut String, baseline: &super::compare::Baseline) {
     if !baseline.unlike.is_empty() {
         let _ = write!(page, "<p class=\"fail\">Not run alike: {}</p>", escape(&baseline.unlike.join(", ")));
     }
-    page.push_str("<table><tr><th>metric</th><th>then</th><th>now</th><th>verdict</th></tr>");
+    table_head(page, &["metric", "then", "now", "verdict"]);
     let show = |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{v:.2}"));
     for row in &baseline.comparisons {
         let (class, verdict) = if row.regressed { ("fail", "regressed") } else { ("pass", "ok") };
@@ -194,7 +209,7 @@ fn comparison(page: &mut String, baseline: &super::compare::Baseline) {
 }
 
 fn latency_table(page: &mut String, rows: &[LatencySummary]) {
-    page.push_str("<table><tr><th>request</th><th>count</th><th>fail</th><th>mean ms</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th></tr>");
+    table_head(page, &["request", "count", "fail", "mean ms", "p50", "p90", "p95", "p99", "p99.9", "max"]);
     for l in rows {
         let _ = write!(
             page,
@@ -355,7 +370,8 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
         iteration.mission_id
     );
     phase_timeline(page, iteration);
-    page.push_str("<h3>Criteria</h3><table><tr><th>phase</th><th>criterion</th><th>result</th><th>detail</th></tr>");
+    page.push_str("<h3>Criteria</h3>");
+    table_head(page, &["phase", "criterion", "result", "detail"]);
     for (phase, c) in iteration.criteria() {
         let class = match c.verdict() {
             Verdict::Passed => "pass",
@@ -373,7 +389,8 @@ fn iteration_section(page: &mut String, iteration: &IterationReport, many: bool)
         );
     }
     page.push_str("</table>");
-    page.push_str("<h3>Integrity (C1–C7)</h3><table><tr><th>condition</th><th>checked</th><th>violations</th><th>examples</th></tr>");
+    page.push_str("<h3>Integrity (C1–C7)</h3>");
+    table_head(page, &["condition", "checked", "violations", "examples"]);
     for check in &iteration.consistency {
         let class = if check.passed { "pass" } else { "fail" };
         let examples: Vec<String> = check.examples.iter().map(|e| escape(e)).collect();
@@ -414,7 +431,8 @@ fn load_details(page: &mut String, load: &LoadResult) {
     latency_table(page, &load.latency);
     distribution(page, load);
     percentiles_over_time(page, load);
-    page.push_str("<h3>Workers</h3><table><tr><th>worker</th><th>users</th><th>requests</th><th>failures</th><th>req/s</th><th>acked writes</th><th>goose's report</th></tr>");
+    page.push_str("<h3>Workers</h3>");
+    table_head(page, &["worker", "users", "requests", "failures", "req/s", "acked writes", "goose's report"]);
     for w in &load.workers {
         let name = if w.lost { format!("{} (LOST)", w.name) } else { w.name.clone() };
         let t = &w.throughput;
@@ -531,7 +549,8 @@ fn answers(page: &mut String, load: &LoadResult) {
         page.push_str("</table>");
     }
     if !load.errors.is_empty() {
-        page.push_str("<h3>Failures by kind</h3><table><tr><th>count</th><th>request</th><th>status</th><th>what the answer said</th></tr>");
+        page.push_str("<h3>Failures by kind</h3>");
+        table_head(page, &["count", "request", "status", "what the answer said"]);
         for e in &load.errors {
             let _ = write!(
                 page,
@@ -758,6 +777,15 @@ svg .points circle{fill-opacity:0;stroke:none}svg .points circle:hover{fill-opac
 pre{background:#f3f4f6;padding:10px;overflow:auto;font-size:13px}\
 .charts{display:grid;grid-template-columns:1fr;gap:10px}figure.percentiles{margin:0}\
 figcaption{font-size:13px;font-weight:600}";
+
+/// Opens a table with its header row.
+fn table_head(page: &mut String, headers: &[&str]) {
+    page.push_str("<table><tr>");
+    for header in headers {
+        let _ = write!(page, "<th>{}</th>", escape(header));
+    }
+    page.push_str("</tr>");
+}
 
 #[cfg(test)]
 mod tests {
