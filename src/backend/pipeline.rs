@@ -75,6 +75,7 @@ fn expected_effect() -> Value {
 
 /// Submits an error report. A known idempotency key returns its contract and
 /// writes nothing.
+#[tracing::instrument(name = "submit_error", skip_all, fields(mission = %report.mission_id))]
 pub async fn submit_error(state: &AppState, report: &ErrorReport) -> Result<(ContractReceipt, bool), ApiError> {
     state.faults.chaos(Some(report.mission_id), "request")?;
     with_retries(&state.breaker, move || async move {
@@ -613,6 +614,7 @@ async fn roll_back(
 
 /// Decides a pending approval. Approve executes the stored contract; reject
 /// marks it rejected and opens a manual-remediation task on its mission.
+#[tracing::instrument(name = "decide", skip_all, fields(approval = %approval))]
 pub async fn decide(
     state: &AppState,
     approval: Uuid,

@@ -148,6 +148,7 @@ pub async fn run(
 /// How long a failed run waits to record its failure.
 const FAILURE_NOTE_PATIENCE: Duration = Duration::from_secs(5);
 
+#[tracing::instrument(name = "coordinate", skip_all, fields(run = %run_id))]
 async fn coordinate(
     plane: &ControlPlane,
     plan: &LoadPlan,
@@ -273,6 +274,7 @@ enum Claim {
 
 /// Waits until `expected` live, idle workers can be claimed, then assigns
 /// them their users and announces the start, all in one transaction.
+#[tracing::instrument(name = "join", skip_all, fields(run = %run_id))]
 async fn claim_workers(
     plane: &ControlPlane,
     listener: &mut Listener,
@@ -514,6 +516,7 @@ async fn stop_run(plane: &ControlPlane, run_id: Uuid) -> Result<(), ControlError
 }
 
 /// Every worker of the run with what it uploaded (nothing, if it was lost).
+#[tracing::instrument(name = "merge", skip_all, fields(run = %run_id))]
 async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>, ControlError> {
     let rows = client
         .query(

@@ -233,6 +233,7 @@ impl Worker {
     /// claimed so no second look takes it again. A share this worker claimed
     /// but not `taken` (the claim's answer lost with the connection) is
     /// claimed again.
+    #[tracing::instrument(name = "claim", skip_all, fields(worker = %self.identity.id))]
     async fn next_assignment(&self, taken: &[Uuid]) -> Result<Option<Assignment>, ControlError> {
         let id = self.identity.id;
         let row = self
@@ -267,6 +268,7 @@ impl Worker {
         }))
     }
 
+    #[tracing::instrument(name = "share", skip_all, fields(worker = %self.identity.id, run = %assignment.run_id))]
     async fn run_share(&self, assignment: Assignment, shutdown: &CancellationToken) -> Result<(), ControlError> {
         let Assignment { run_id, config, users, first_user, starts_in, stopping } = assignment;
         let recorder = Arc::new(Recorder::default());
@@ -373,6 +375,7 @@ impl Worker {
     /// first and the share's row is locked only at the end, to mark it done:
     /// a long COPY (670k keys take seconds) never holds up the heartbeats or
     /// the coordinator's watch, which update that row.
+    #[tracing::instrument(name = "upload", skip_all, fields(worker = %self.identity.id, run = %run_id))]
     async fn upload(
         &self,
         run_id: Uuid,

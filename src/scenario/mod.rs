@@ -416,6 +416,7 @@ impl Context<'_> {
         work: impl Future<Output = Result<(PhaseResult, T), PhaseError>>,
     ) -> Option<T> {
         let name = phase_name(number);
+        let work = tracing::Instrument::instrument(work, tracing::info_span!("phase", number, name));
         self.phase.send_modify(|s| s.phase = Some(monitor::Phase { number, name }));
         let started_at = Utc::now();
         let clock = Instant::now();
