@@ -75,7 +75,7 @@ fn expected_effect() -> Value {
 
 /// Submits an error report. A known idempotency key returns its contract and
 /// writes nothing.
-#[tracing::instrument(name = "submit_error", skip_all, fields(mission = %report.mission_id))]
+#[tracing::instrument(name = "submit_error", level = "debug", skip_all, fields(mission = %report.mission_id))]
 pub async fn submit_error(state: &AppState, report: &ErrorReport) -> Result<(ContractReceipt, bool), ApiError> {
     state.faults.chaos(Some(report.mission_id), "request")?;
     with_retries(&state.breaker, move || async move {
@@ -287,6 +287,7 @@ static EXECUTED_CONTRACT: LazyLock<String> = LazyLock::new(|| {
 /// on `db`: a transaction, or for a tier-1 contract (whose every row one
 /// statement writes) with faults off, a pooled connection. `None` when
 /// another request with the same key won the race.
+#[tracing::instrument(name = "contract", level = "debug", skip_all, fields(mission = %report.mission_id))]
 async fn create_contract(
     state: &AppState,
     db: &impl Prepared,
@@ -412,6 +413,7 @@ async fn create_contract(
 }
 
 /// Tier 2+: snapshot the resource, then ask for approval.
+#[tracing::instrument(name = "approval", level = "debug", skip_all, fields(contract = %contract.id))]
 async fn hold_for_approval(
     state: &AppState,
     tx: &impl Prepared,
@@ -483,6 +485,7 @@ impl Execution {
 
 /// Refuses a contract changed since it was written, lets chaos strike, takes
 /// a pending sabotage and runs the contract's benchmark.
+#[tracing::instrument(name = "verification", level = "debug", skip_all, fields(contract = %contract.id))]
 async fn verify(
     state: &AppState,
     db: &impl Prepared,
@@ -538,6 +541,7 @@ fn executed(contract: &StoredContract, execution: &Execution, pending: &mut Pend
 
 /// Executes an approved contract, verifies it with a benchmark, and ends in
 /// verified or rolled_back. Returns the final status.
+#[tracing::instrument(name = "execution", level = "debug", skip_all, fields(contract = %contract.id))]
 async fn execute_and_verify(
     state: &AppState,
     tx: &Transaction<'_>,
@@ -578,6 +582,7 @@ async fn execute_and_verify(
 }
 
 /// Verification was violated: restore the resource from the snapshot.
+#[tracing::instrument(name = "rollback", level = "debug", skip_all, fields(contract = %contract.id))]
 async fn roll_back(
     state: &AppState,
     tx: &Transaction<'_>,
@@ -614,7 +619,7 @@ async fn roll_back(
 
 /// Decides a pending approval. Approve executes the stored contract; reject
 /// marks it rejected and opens a manual-remediation task on its mission.
-#[tracing::instrument(name = "decide", skip_all, fields(approval = %approval))]
+#[tracing::instrument(name = "decide", level = "debug", skip_all, fields(approval = %approval))]
 pub async fn decide(
     state: &AppState,
     approval: Uuid,
@@ -693,6 +698,7 @@ async fn decide_in(
 
 /// The graceful fallback of a rejection: the contract is rejected, and a human
 /// gets a manual-remediation task on the mission.
+#[tracing::instrument(name = "fallback", level = "debug", skip_all, fields(contract = %contract.id))]
 async fn open_fallback(
     state: &AppState,
     tx: &Transaction<'_>,
