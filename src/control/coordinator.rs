@@ -15,6 +15,7 @@
 use super::connection::ControlPlane;
 use super::plan::{LoadPlan, WriteProofs};
 use super::progress::{self, JsonLines, OverTime, Reading, Sample, Sinks, Timeline};
+use super::readiness::patiently;
 use super::result::{LastReport, LoadResult, Uploaded, WorkerUpload};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
 use super::{
@@ -54,7 +55,14 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) -> Result<LoadOutcome, ControlError> {
     for backend in plan.backends() {
-        check_backend(&backend, plan.grace_backend).await?;
+        let what = format!("the backend at {}", backend.url());
+        let not_yet = |e: &ControlError| matches!(e, ControlError::BackendUnreachable { .. });
+        let answered =
+            patiently(&what, plan.wait_for_services, not_yet, || check_backend(&backend, plan.grace_backend));
+        tokio::select! {
+            answered = answered => answered?,
+            () = shutdown.cancelled() => return Err(ControlError::Interrupted),
+        }
     }
     // A proof that cannot be read is found now, not after the load.
     if let WriteProofs::Workload { proofs, database, .. } = &plan.write_proofs {

@@ -55,6 +55,9 @@ pub struct LoadPlan {
     pub progress: bool,
     /// Stream each second's numbers per request name here (JSON lines).
     pub json_lines: Option<std::path::PathBuf>,
+    /// How long a backend that does not answer yet is waited for
+    /// (`--wait-for-services`; zero: it fails the run at once).
+    pub wait_for_services: std::time::Duration,
 }
 
 impl LoadPlan {

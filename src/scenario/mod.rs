@@ -388,6 +388,8 @@ impl Context<'_> {
             // The load's own live line, unless --monitor draws the scenario's.
             progress: !self.settings.monitor,
             json_lines: None,
+            // Phase 1 has already reached the backend.
+            wait_for_services: Duration::ZERO,
         }
     }
 

@@ -8,9 +8,9 @@ use crate::configuration::{DatabaseUrl, Tokens};
 use crate::control::coordinator::{self, LoadOutcome};
 use crate::control::plan::{LoadPlan, WriteProofs};
 use crate::control::readiness::{database_not_yet, patiently};
+use crate::control::threshold;
 use crate::control::worker::{Worker, WorkerSettings};
 use crate::control::ControlError;
-use crate::control::{check_backend, threshold};
 use crate::specification::Role;
 use secrecy::SecretString;
 use std::path::Path;
@@ -71,21 +71,12 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
         mission: args.mission,
         progress: !args.quiet,
         json_lines: args.out_json_lines.clone(),
+        wait_for_services: args.wait.patience,
     };
     if let Some(dir) = &args.out {
         super::ensure_writable(dir)?;
     }
-    let patience = args.wait.patience;
-    interruptible(shutdown, async {
-        await_database(&database, patience).await?;
-        for backend in plan.backends() {
-            let what = format!("the backend at {}", backend.url());
-            let not_yet = |e: &ControlError| matches!(e, ControlError::BackendUnreachable { .. });
-            patiently(&what, patience, not_yet, || check_backend(&backend, grace_backend)).await?;
-        }
-        Ok(())
-    })
-    .await?;
+    interruptible(shutdown, async { Ok(await_database(&database, args.wait.patience).await?) }).await?;
     let mut outcome = coordinator::run(&database, &plan, shutdown).await?;
     threshold::apply(&mut outcome.result, &thresholds);
     if let Some(dir) = &args.out {
