@@ -33,17 +33,19 @@ impl ClockOffset {
     }
 }
 
-/// What the verdict says of a worker's clock `offset_ms` (the database's
-/// minus its own), when it is off by `SKEW_REPORTED` or more.
-pub fn skew(worker: &str, offset_ms: i64) -> Option<String> {
-    if offset_ms.unsigned_abs() < SKEW_REPORTED.as_millis() as u64 {
-        return None;
-    }
+/// Whether a clock `offset_ms` off the database's (the database's minus its
+/// own) is off by `SKEW_REPORTED` or more: worth a word in the verdict.
+pub fn is_skewed(offset_ms: i64) -> bool {
+    offset_ms.unsigned_abs() >= SKEW_REPORTED.as_millis() as u64
+}
+
+/// What the verdict says of `worker`'s clock, `offset_ms` off the database's.
+pub fn describe(worker: &str, offset_ms: i64) -> String {
     let direction = if offset_ms < 0 { "ahead of" } else { "behind" };
-    Some(format!(
+    format!(
         "{worker}'s clock was {:.1} s {direction} the database's; its times were put on the database's clock",
         offset_ms.unsigned_abs() as f64 / 1000.0
-    ))
+    )
 }
 
 #[cfg(test)]
@@ -63,12 +65,12 @@ mod tests {
 
     #[test]
     fn only_a_skew_of_a_second_or_more_is_reported_and_its_direction_named() {
-        assert_eq!(skew("w", 999), None);
-        assert_eq!(skew("w", -999), None);
+        assert!(!is_skewed(999) && !is_skewed(-999));
+        assert!(is_skewed(1_000) && is_skewed(-1_000));
         assert_eq!(
-            skew("w (pid 1)", -90_000).unwrap(),
+            describe("w (pid 1)", -90_000),
             "w (pid 1)'s clock was 90.0 s ahead of the database's; its times were put on the database's clock"
         );
-        assert!(skew("w", 1_500).unwrap().contains("1.5 s behind"));
+        assert!(describe("w", 1_500).contains("1.5 s behind"));
     }
 }

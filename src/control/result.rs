@@ -310,7 +310,7 @@ impl LoadResult {
         let clock_skews = uploads
             .iter()
             .filter_map(|u| u.uploaded.as_ref().map(|up| (u.worker.to_string(), up.clock_offset_ms)))
-            .filter(|(worker, offset_ms)| clock::skew(worker, *offset_ms).is_some())
+            .filter(|(_, offset_ms)| clock::is_skewed(*offset_ms))
             .map(|(worker, offset_ms)| ClockSkew { worker, offset_ms })
             .collect();
         let rate_reached = shape.rate.map(|target| RateReached::of(target, total.requests_per_second));
@@ -554,9 +554,7 @@ impl std::fmt::Display for LoadResult {
             writeln!(f, "! control plane unreachable {outage}: the coordinator reconnected and the run went on")?;
         }
         for skew in &self.clock_skews {
-            if let Some(said) = clock::skew(&skew.worker, skew.offset_ms) {
-                writeln!(f, "! {said}")?;
-            }
+            writeln!(f, "! {}", clock::describe(&skew.worker, skew.offset_ms))?;
         }
         if let Some(after) = self.interrupted_after() {
             writeln!(f, "load run INTERRUPTED {after}: the figures above are what was measured until then")

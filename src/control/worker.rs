@@ -185,8 +185,8 @@ impl Worker {
             tokio::spawn(metrics::serve(listener, identity.to_string(), latest.clone(), stop.clone()));
             stop.drop_guard()
         });
-        if let Some(skew) = clock::skew(&identity.to_string(), clock.millis()) {
-            tracing::warn!("{skew}");
+        if clock::is_skewed(clock.millis()) {
+            tracing::warn!("{}", clock::describe(&identity.to_string(), clock.millis()));
         }
         Ok(Self { identity, settings, plane, activity, heartbeat, latest, clock, _metrics: metrics })
     }
