@@ -312,9 +312,8 @@ impl AsyncRead for LimitedConnection {
         match Pin::new(&mut self.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    let head = self.head;
                     let this = &mut *self;
-                    if !this.head_read.read(&buf.filled()[before..], head, cx) {
+                    if !this.head_read.read(&buf.filled()[before..], this.head, cx) {
                         return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::TimedOut,
                             "the request head was not complete in time",
