@@ -25,8 +25,7 @@ finish_run() {
     local expected=$1 check=$2 name=$3 code=0
     wait "$run_pid" || code=$?
     [ "$code" = "$expected" ] || die "the $name run exited $code, not $expected: $(tail -25 "$logs/$name.out")"
-    python3 -c "import json, sys; result = json.load(open(sys.argv[1])); $check" "$results/load-result.json" ||
-        die "the $name run's result: $(tail -25 "$logs/$name.out")"
+    with_result "$check" || die "the $name run's result: $(tail -25 "$logs/$name.out")"
 }
 
 c7_holds='assert result["acked_writes"]["passed"], result["acked_writes"]'
@@ -41,7 +40,7 @@ start_run "$fault_run_time" pg-restart
 sleep $((fault_run_time / 3))
 docker restart -t 10 "$(container postgres)" >/dev/null
 finish_run 0 "$c7_holds; assert result['control_plane_outages'], 'no control-plane outage named'" pg-restart
-outage=$(python3 -c 'import json, sys; o = json.load(open(sys.argv[1]))["control_plane_outages"][0]; print(o["from"][11:19], "to", o["to"][11:19])' "$results/load-result.json")
+outage=$(with_result 'o = result["control_plane_outages"][0]; print(o["from"][11:19], "to", o["to"][11:19])')
 
 echo "compose: faults — backend-2 killed mid-run" >&2
 start_run "$fault_run_time" replica-kill
@@ -70,7 +69,7 @@ windows = [tuple(map(int, w.split(':'))) for w in '${windows[*]}'.split()]
 failed = [int(second) for second, slot in result['timeline'].items() if slot['failures']]
 outside = [s for s in failed if not any(a - 1 <= s <= b + 1 for a, b in windows)]
 assert not outside, f'failures outside the restart windows {windows}: seconds {outside}'" rolling
-rolling_failures=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total"]["failures"])' "$results/load-result.json")
+rolling_failures=$(with_result 'print(result["total"]["failures"])')
 
 echo "compose: a worker on another machine (this host, through the published ports) joins the run" >&2
 DATABASE_URL=postgres://postgres:$POSTGRES_PASSWORD@127.0.0.1:$POSTGRES_PORT/grace \

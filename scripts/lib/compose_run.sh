@@ -10,7 +10,7 @@
 eval "$(scripts/images)"
 ensure_command psql postgresql-client
 profile=${GRACE_BUILD_PROFILE:-release}
-grace_bin=target/$([ "$profile" = dev ] && echo debug || echo "$profile")/grace
+grace_bin=$(build_dir "$profile")/grace
 project=grace-check-$$
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 export COMPOSE_PROJECT_NAME=$project GRACE_WORKERS=3 GRACE_USERS=${GRACE_CHECK_USERS:-30} \
@@ -46,6 +46,8 @@ echo "compose: up and healthy in $((SECONDS - started)) s; the coordinator's run
 stack run --rm --no-deps coordinator >"$logs/coordinator.out" 2>"$logs/coordinator.err" ||
     die "the coordinator's run failed (exit $?): $(tail -20 "$logs/coordinator.out")"
 results=$(docker volume inspect -f '{{.Mountpoint}}' "${project}_results")
+# Runs the Python in $1 with `result`, the last run's load-result.json, read from the volume.
+with_result() { python3 -c "import json, sys; result = json.load(open(sys.argv[1])); $1" "$results/load-result.json"; }
 run_id=$(python3 - "$results/load-result.json" "$GRACE_WORKERS" <<'PY'
 import json, sys
 result, workers = json.load(open(sys.argv[1])), int(sys.argv[2])
@@ -61,7 +63,7 @@ grep -q "every acknowledged write stored exactly once" "$logs/coordinator.out" |
 
 # Prometheus scraped every worker: their request counters (each the latest
 # share's) sum to the merged total, once a scrape after the run has landed.
-merged=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total"]["requests"])' "$results/load-result.json")
+merged=$(with_result 'print(result["total"]["requests"])')
 scraped=$(python3 - "$PROMETHEUS_PORT" "$merged" "$GRACE_WORKERS" <<'PY'
 import json, sys, time, urllib.parse, urllib.request
 port, merged, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

@@ -59,6 +59,11 @@ ensure_command() {
     command -v "$command" >/dev/null 2>&1 || die "$package installed but $command still not found"
 }
 
+# build_dir PROFILE: where cargo puts a build of PROFILE (dev's is target/debug).
+build_dir() {
+    if [ "$1" = dev ]; then echo target/debug; else echo "target/$1"; fi
+}
+
 # python_tool NAME PACKAGE: a Python tool in its own venv under target/ (made
 # on first use, so CI needs nothing installed); prints the venv's bin folder.
 python_tool() {
