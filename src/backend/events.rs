@@ -133,7 +133,7 @@ impl<'a> Columns<'a> {
 
 /// The recording statement: the events and each mission's event count (see
 /// `counters`), in one round trip.
-static RECORD: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static RECORD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH {},
          {STORED},

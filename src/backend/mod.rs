@@ -47,3 +47,30 @@ pub mod unparsable;
 pub mod verification;
 
 pub use startup::{Application, ServeSettings, StartupError};
+
+/// The statements the backend assembles from parts at first use (the
+/// counters' fragment, the events' CTEs, a template made into its shapes),
+/// by name: `tests/integration/statements.rs` prepares them against the
+/// schema along with the statements the source spells whole.
+#[doc(hidden)]
+pub fn assembled_statements() -> Vec<(&'static str, &'static str)> {
+    use routes::insights;
+    let mut statements = vec![
+        ("routes::traffic::CHAT", routes::traffic::CHAT.as_str()),
+        ("routes::traffic::SUBMIT_TASK", routes::traffic::SUBMIT_TASK.as_str()),
+        ("events::RECORD", events::RECORD.as_str()),
+        ("tally::APPLY", tally::APPLY.as_str()),
+        ("pipeline::CONTRACT", pipeline::CONTRACT.as_str()),
+        ("pipeline::EXECUTED_CONTRACT", pipeline::EXECUTED_CONTRACT.as_str()),
+    ];
+    for (name, shapes) in [
+        ("routes::insights::SUMMARY", &*insights::SUMMARY),
+        ("routes::insights::STATS", &*insights::STATS),
+        ("routes::insights::CONTRACTS", &*insights::CONTRACTS),
+        ("routes::insights::SNAPSHOTS", &*insights::SNAPSHOTS),
+        ("routes::insights::BENCHMARKS", &*insights::BENCHMARKS),
+    ] {
+        statements.extend(shapes.both().map(|sql| (name, sql)));
+    }
+    statements
+}

@@ -271,12 +271,12 @@ fn unwritten(row: Row) -> Result<Option<Written>, tokio_postgres::Error> {
 }
 
 /// A contract to be held for approval: written alone.
-static CONTRACT: LazyLock<String> = LazyLock::new(|| format!("WITH {CONTRACT_CTES} {CONTRACT_WRITTEN}"));
+pub(crate) static CONTRACT: LazyLock<String> = LazyLock::new(|| format!("WITH {CONTRACT_CTES} {CONTRACT_WRITTEN}"));
 
 /// A tier-1 contract, as its execution left it, with its events and counts:
 /// the whole operation in one statement (the tally's parameters follow the
 /// contract's), which writes nothing on a known key.
-static EXECUTED_CONTRACT: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static EXECUTED_CONTRACT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH {CONTRACT_CTES}, {} {CONTRACT_WRITTEN}",
         tally::ctes(CONTRACT_PARAMS + 1, Some("EXISTS (SELECT FROM contract)"))

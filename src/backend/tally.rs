@@ -93,7 +93,7 @@ pub fn ctes(first: usize, only_if: Option<&str>) -> String {
 }
 
 /// The tally on its own: an operation's closing statement.
-static APPLY: LazyLock<String> = LazyLock::new(|| format!("WITH {} SELECT", ctes(1, None)));
+pub(crate) static APPLY: LazyLock<String> = LazyLock::new(|| format!("WITH {} SELECT", ctes(1, None)));
 
 /// A tally's parameters, owned, for `ctes`.
 pub struct TallyValues<'a> {

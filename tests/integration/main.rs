@@ -16,4 +16,5 @@ mod private_postgres;
 mod schema;
 mod serve;
 mod service_proofs;
+mod statements;
 mod workloads;

@@ -60,12 +60,17 @@ async fn json_document(
 /// mission's. Two statements rather than `$1 IS NULL OR mission_id = $1`,
 /// which stops the planner from using the mission's index once a cached
 /// statement goes generic.
-struct Shapes {
+pub(crate) struct Shapes {
     mission: String,
     all: String,
 }
 
 impl Shapes {
+    /// Both shapes: one mission's, then every mission's.
+    pub(crate) fn both(&self) -> [&str; 2] {
+        [&self.mission, &self.all]
+    }
+
     /// `template` made into each shape: `{scope}` becomes its WHERE clause (on
     /// a table aliased `scoped`), `{mission}` its mission, and
     /// `{missionless_events}` the events of no mission it counts; every
@@ -117,7 +122,7 @@ const COUNTERS: &str = "counters AS (
            coalesce(sum(events), 0) AS events, min(first_contract_at) AS first_at, max(last_contract_at) AS last_at
       FROM mission_stats scoped {scope})";
 
-static SUMMARY: LazyLock<Shapes> = LazyLock::new(|| {
+pub(crate) static SUMMARY: LazyLock<Shapes> = LazyLock::new(|| {
     Shapes::new(&format!(
         "WITH {COUNTERS},
               minutes AS (SELECT minute, sum(contracts) AS contracts, sum(confidence_sum) AS confidence_sum
@@ -145,7 +150,7 @@ static SUMMARY: LazyLock<Shapes> = LazyLock::new(|| {
     ))
 });
 
-static STATS: LazyLock<Shapes> = LazyLock::new(|| {
+pub(crate) static STATS: LazyLock<Shapes> = LazyLock::new(|| {
     Shapes::new(&format!(
         "WITH {COUNTERS}
          SELECT jsonb_build_object(
@@ -186,7 +191,7 @@ async fn latest(state: &AppState, scope: &LatestRows, shapes: &Shapes) -> Result
     shapes.document(state, scope.mission_id, &[&limit]).await
 }
 
-static CONTRACTS: LazyLock<Shapes> = LazyLock::new(|| {
+pub(crate) static CONTRACTS: LazyLock<Shapes> = LazyLock::new(|| {
     Shapes::new(
         "SELECT coalesce(jsonb_agg(to_jsonb(c) ORDER BY c.created_at DESC), '[]') AS document FROM (
             SELECT id, mission_id, error_type, tier, status, verification_result, created_at
@@ -194,7 +199,7 @@ static CONTRACTS: LazyLock<Shapes> = LazyLock::new(|| {
     )
 });
 
-static SNAPSHOTS: LazyLock<Shapes> = LazyLock::new(|| {
+pub(crate) static SNAPSHOTS: LazyLock<Shapes> = LazyLock::new(|| {
     Shapes::new(
         "SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.created_at DESC), '[]') AS document FROM (
             SELECT s.id, s.contract_id, s.manifest_hash, s.status, s.created_at, s.restored_at
@@ -203,7 +208,7 @@ static SNAPSHOTS: LazyLock<Shapes> = LazyLock::new(|| {
     )
 });
 
-static BENCHMARKS: LazyLock<Shapes> = LazyLock::new(|| {
+pub(crate) static BENCHMARKS: LazyLock<Shapes> = LazyLock::new(|| {
     Shapes::new(
         "SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.created_at DESC), '[]') AS document FROM (
             SELECT b.id, b.contract_id, b.kind, b.metrics, b.passed, b.drift_detected, b.created_at

@@ -31,7 +31,7 @@ use uuid::Uuid;
 /// `counters`). `$1` mission, `$2` session, `$3` message, `$4` key, `$5` the
 /// event's type, `$6` its actor. Answers
 /// whether the mission exists, and the new ids and reply (none on a replay).
-static CHAT: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static CHAT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH mission AS (
             SELECT m.id, m.name, m.status, p.total_actions, p.completed_actions, p.failed_actions,
@@ -78,7 +78,7 @@ static CHAT: LazyLock<String> = LazyLock::new(|| {
 /// four round trips queued the mission's other writers behind it). `$1`
 /// mission, `$2` title, `$3` payload, `$4` key, `$5` the event's type, `$6`
 /// its actor. Answers the task (nothing on a replay).
-static SUBMIT_TASK: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static SUBMIT_TASK: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH task AS (
             INSERT INTO tasks (mission_id, title, payload, idempotency_key) VALUES ($1, $2::text, $3, $4::text)
