@@ -5,6 +5,7 @@
 //! code. Each check reports how much it looked at, how many violations it
 //! found and a few offending ids, so a failure says where to look.
 
+use crate::control::status::RunStatus;
 use crate::control::{acked_writes, ControlError};
 use crate::db::references;
 use crate::db::schema::{self, ForeignKey, LOG};
@@ -388,8 +389,8 @@ async fn log_chain(client: &Client, mission: Uuid, chain: &ChainProof) -> Result
 async fn acknowledged_writes(client: &Client, mission: Uuid) -> Result<ConsistencyCheck, ControlError> {
     let runs = client
         .query(
-            "SELECT id FROM control.runs WHERE mission_id = $1 AND status IN ('merging', 'completed') ORDER BY created_at",
-            &[&mission],
+            "SELECT id FROM control.runs WHERE mission_id = $1 AND status = ANY($2) ORDER BY created_at",
+            &[&mission, &[RunStatus::Merging, RunStatus::Completed].as_slice()],
         )
         .await?;
     let (mut checked, mut violations, mut examples) = (0, 0, Vec::new());

@@ -8,7 +8,7 @@ use super::exit::CommandError;
 use crate::backend::connections::ConnectionLimits;
 use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, ConfigError, DatabaseUrl, Tokens};
-use crate::control::plan::{LoadShape, Stage};
+use crate::control::plan::{LoadProfile, LoadShape, Stage};
 use crate::control::threshold::Threshold;
 use crate::control::HEARTBEAT;
 use crate::immutable_log::anchors::{AnchorFile, ANCHOR_FILE};
@@ -260,10 +260,7 @@ impl LoadShapeArgs {
             return Err(CommandError::Usage("invalid --heartbeat-timeout: at least 2s, twice the heartbeat".into()));
         }
         Ok(LoadShape {
-            users,
-            run_time: Duration::from_secs(run_time),
-            stages,
-            rate,
+            profile: LoadProfile { users, run_time_secs: run_time, stages, rate },
             expect_workers: self.expect_workers,
             join_timeout: self.join_timeout,
             heartbeat_timeout: self.heartbeat_timeout,

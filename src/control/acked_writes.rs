@@ -12,6 +12,7 @@
 //! run's rows are found by key, and rows written by a worker that was lost
 //! (and so uploaded nothing) are counted apart, as unverifiable.
 
+use super::status::ShareStatus;
 use super::ControlError;
 use futures::TryStreamExt;
 use grace_loadtests::{combine_digests, KeyDigest};
@@ -49,8 +50,9 @@ impl Stored<'_> {
             }
             Stored::Copied { .. } => "SELECT key FROM pg_temp.stored_keys",
         };
+        let done = ShareStatus::Done;
         format!(
-            "done AS (SELECT worker_id::text AS worker FROM control.run_workers WHERE run_id = $1 AND status = 'done'),
+            "done AS (SELECT worker_id::text AS worker FROM control.run_workers WHERE run_id = $1 AND status = '{done}'),
              written AS ({written}),
              stored AS (SELECT key FROM written WHERE split_part(key, '/', 2) IN (SELECT worker FROM done))"
         )
@@ -201,8 +203,8 @@ pub(super) async fn counted(client: &Client, run_id: Uuid) -> Result<(u64, Strin
         .query(
             "SELECT res.acked_keys_count, res.acked_keys_digest FROM control.worker_results res
                JOIN control.run_workers rw ON rw.run_id = res.run_id AND rw.worker_id = res.worker_id
-              WHERE res.run_id = $1 AND rw.status = 'done'",
-            &[&run_id],
+              WHERE res.run_id = $1 AND rw.status = $2",
+            &[&run_id, &ShareStatus::Done],
         )
         .await?;
     let mut acknowledged: i64 = 0;

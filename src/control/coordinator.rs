@@ -14,9 +14,10 @@
 
 use super::connection::ControlPlane;
 use super::plan::{LoadPlan, WriteProofs};
-use super::progress::{self, JsonLines, OverTime, Reading, Sample, Sinks, Timeline};
+use super::progress::{self, JsonLines, OverTime, Reading, Sample, Sinks};
 use super::readiness::patiently;
 use super::result::{LastReport, LoadResult, Uploaded, WorkerUpload};
+use super::status::{RunStatus, ShareStatus, WorkerStatus};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
 use super::{
     acked_writes, check_backend, service_proofs, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD,
@@ -83,10 +84,7 @@ pub async fn run(
         backend: plan.backend.url().to_string(),
         backends,
         mission_id,
-        users: plan.shape.users,
-        run_time_secs: plan.shape.run_time.as_secs(),
-        stages: plan.shape.stages.clone(),
-        rate: plan.shape.rate,
+        profile: plan.shape.profile.clone(),
         workload: plan.workload.clone(),
     };
     let config = &serde_json::to_value(&config).expect("configs serialize");
@@ -116,7 +114,7 @@ pub async fn run(
                 database: database.clone(),
                 backend: None,
                 token: SecretString::from(token),
-                capacity: plan.shape.users,
+                capacity: plan.shape.profile.users,
                 once: true,
                 out: None,
                 // The coordinator shows the run's progress.
@@ -142,8 +140,8 @@ pub async fn run(
         let verdict = &json!({ "error": e.to_string() });
         let failed = plane.run("the run's failure", |c| async move {
             c.execute(
-                "UPDATE control.runs SET status = 'failed', verdict = $2, finished_at = now() WHERE id = $1",
-                &[&run_id, verdict],
+                "UPDATE control.runs SET status = $3, verdict = $2, finished_at = now() WHERE id = $1",
+                &[&run_id, verdict, &RunStatus::Failed],
             )
             .await
         });
@@ -181,14 +179,14 @@ async fn coordinate(
         followed.cancel();
         watched
     };
-    let over_time = Some(OverTime::new(plan.shape.run_time));
+    let over_time = Some(OverTime::new(plan.shape.profile.run_time()));
     let sinks = Sinks { display: plan.progress, json_lines, over_time };
     let following = follow_progress(plane, plan, run_id, sinks, followed.clone());
     let (watched, mut sinks) = tokio::join!(watching, following);
     let ending = watched?;
     plane
         .run("the start of the merge", |c| async move {
-            c.execute("UPDATE control.runs SET status = 'merging' WHERE id = $1", &[&run_id]).await
+            c.execute("UPDATE control.runs SET status = $2 WHERE id = $1", &[&run_id, &RunStatus::Merging]).await
         })
         .await?;
     let uploads = plane.run("reading the uploads", |c| async move { read_uploads(&c, run_id).await }).await?;
@@ -216,8 +214,8 @@ async fn coordinate(
     plane
         .run("the verdict", |c| async move {
             c.execute(
-                "UPDATE control.runs SET status = 'completed', verdict = $2, finished_at = now() WHERE id = $1",
-                &[&run_id, verdict],
+                "UPDATE control.runs SET status = $3, verdict = $2, finished_at = now() WHERE id = $1",
+                &[&run_id, verdict, &RunStatus::Completed],
             )
             .await
         })
@@ -239,20 +237,19 @@ async fn follow_progress(
         () = stop.cancelled() => return sinks,
         () = tokio::time::sleep(START_LEAD) => {}
     }
-    let shape = &plan.shape;
-    let timeline = Timeline { users: shape.users, stages: shape.stages.clone(), run_time: shape.run_time };
+    let profile = plan.shape.profile.clone();
     let read = || async move {
         let read = plane.run("the run's progress", |c| async move {
             c.query(
-                "SELECT progress, status = 'lost' AS lost, users FROM control.run_workers
+                "SELECT progress, status = $2 AS lost, users FROM control.run_workers
                   WHERE run_id = $1 AND progress IS NOT NULL",
-                &[&run_id],
+                &[&run_id, &ShareStatus::Lost],
             )
             .await
         });
         Reading::published(&read.await.ok()?)
     };
-    progress::follow(timeline, read, sinks, stop).await
+    progress::follow(profile, read, sinks, stop).await
 }
 
 /// Creates the run's mission through the backend's API, with the run's id as
@@ -303,7 +300,7 @@ async fn claim_workers(
         match claim {
             Claim::Started(workers) => return Ok(workers),
             Claim::TooLittleCapacity(capacity) => {
-                return Err(ControlError::TooLittleCapacity { users: plan.shape.users, capacity })
+                return Err(ControlError::TooLittleCapacity { users: plan.shape.profile.users, capacity })
             }
             Claim::Waiting => {}
         }
@@ -345,13 +342,13 @@ async fn try_claim(
     let rows = transaction
         .query(
             "SELECT w.id, w.host, w.pid, w.capacity FROM control.workers w
-              WHERE w.status = 'idle' AND w.last_heartbeat > now() - make_interval(secs => $1)
+              WHERE w.status = $4 AND w.last_heartbeat > now() - make_interval(secs => $1)
                 AND ($2::uuid IS NULL OR w.id = $2)
                 AND NOT EXISTS (SELECT 1 FROM control.run_workers rw
-                                 WHERE rw.worker_id = w.id AND rw.status IN ('assigned', 'running'))
+                                 WHERE rw.worker_id = w.id AND rw.status = ANY($5))
               ORDER BY w.registered_at
               LIMIT $3 FOR UPDATE OF w SKIP LOCKED",
-            &[&fresh, &only, &i64::from(expected)],
+            &[&fresh, &only, &i64::from(expected), &WorkerStatus::Idle, &ShareStatus::OUTSTANDING],
         )
         .await?;
     if rows.len() < expected as usize {
@@ -360,10 +357,10 @@ async fn try_claim(
     let capacities =
         rows.iter().map(|r| Ok(r.try_get::<_, i32>("capacity")? as u32)).collect::<Result<Vec<u32>, _>>()?;
     let capacity: u32 = capacities.iter().sum();
-    if capacity < plan.shape.users {
+    if capacity < plan.shape.profile.users {
         return Ok(Claim::TooLittleCapacity(capacity));
     }
-    let shares = split_users(plan.shape.users, &capacities);
+    let shares = split_users(plan.shape.profile.users, &capacities);
     let mut workers = Vec::new();
     let mut first_user = 0;
     for (row, users) in rows.iter().zip(shares) {
@@ -379,8 +376,8 @@ async fn try_claim(
     }
     transaction
         .execute(
-            "UPDATE control.runs SET status = 'running', start_at = now() + make_interval(secs => $2) WHERE id = $1",
-            &[&run_id, &START_LEAD.as_secs_f64()],
+            "UPDATE control.runs SET status = $3, start_at = now() + make_interval(secs => $2) WHERE id = $1",
+            &[&run_id, &START_LEAD.as_secs_f64(), &RunStatus::Running],
         )
         .await?;
     transaction.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
@@ -399,9 +396,9 @@ async fn live_workers(client: &Client, fresh: f64) -> Result<Vec<String>, Contro
         .await?;
     let mut named = Vec::new();
     for row in &rows {
-        let (host, pid, status): (String, i32, String) =
+        let (host, pid, status): (String, i32, WorkerStatus) =
             (row.try_get("host")?, row.try_get("pid")?, row.try_get("status")?);
-        named.push(if status == "idle" {
+        named.push(if status == WorkerStatus::Idle {
             format!("{host} (pid {pid})")
         } else {
             format!("{host} (pid {pid}, {status})")
@@ -449,7 +446,7 @@ async fn watch(
     run_id: Uuid,
     shutdown: &CancellationToken,
 ) -> Result<Ending, ControlError> {
-    let overrun = (plan.shape.run_time + START_LEAD + UPLOAD_ALLOWANCE).as_secs_f64();
+    let overrun = (plan.shape.profile.run_time() + START_LEAD + UPLOAD_ALLOWANCE).as_secs_f64();
     let silence = plan.shape.heartbeat_timeout.as_secs_f64();
     let mut ending = Ending::Ran;
     loop {
@@ -461,16 +458,24 @@ async fn watch(
             .run("the watch over workers", |c| async move {
                 c.query(
                     "WITH lost AS (
-                       UPDATE control.run_workers rw SET status = 'lost'
+                       UPDATE control.run_workers rw SET status = $5
                          FROM control.workers w, control.runs r
                         WHERE rw.run_id = $1 AND r.id = rw.run_id AND w.id = rw.worker_id
-                          AND rw.status IN ('assigned', 'running')
+                          AND rw.status = ANY($6)
                           AND (($4 AND w.last_heartbeat < now() - make_interval(secs => $2))
                                OR now() > coalesce(rw.upload_deadline, r.start_at + make_interval(secs => $3)))
                     RETURNING w.id, w.host, w.pid)
-                     UPDATE control.workers w SET status = 'lost' FROM lost WHERE w.id = lost.id
+                     UPDATE control.workers w SET status = $7 FROM lost WHERE w.id = lost.id
                     RETURNING lost.host, lost.pid",
-                    &[&run_id, &silence, &overrun, &judge_silence],
+                    &[
+                        &run_id,
+                        &silence,
+                        &overrun,
+                        &judge_silence,
+                        &ShareStatus::Lost,
+                        &ShareStatus::OUTSTANDING,
+                        &WorkerStatus::Lost,
+                    ],
                 )
                 .await
             })
@@ -483,8 +488,8 @@ async fn watch(
             .run("the watch over workers", |c| async move {
                 c.query_one(
                     "SELECT count(*) AS busy FROM control.run_workers
-                      WHERE run_id = $1 AND status IN ('assigned', 'running')",
-                    &[&run_id],
+                      WHERE run_id = $1 AND status = ANY($2)",
+                    &[&run_id, &ShareStatus::OUTSTANDING],
                 )
                 .await?
                 .try_get("busy")
@@ -516,8 +521,11 @@ async fn stop_run(plane: &ControlPlane, run_id: Uuid) -> Result<(), ControlError
     );
     plane
         .run("stopping the run", |c| async move {
-            c.execute("UPDATE control.runs SET status = 'stopping' WHERE id = $1 AND status = 'running'", &[&run_id])
-                .await
+            c.execute(
+                "UPDATE control.runs SET status = $2 WHERE id = $1 AND status = $3",
+                &[&run_id, &RunStatus::Stopping, &RunStatus::Running],
+            )
+            .await
         })
         .await?;
     Ok(())
@@ -544,7 +552,7 @@ async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>
     rows.iter()
         .map(|row| {
             let worker = WorkerIdentity::from_row(row)?;
-            let lost = row.try_get::<_, String>("share_status")? == "lost";
+            let lost = row.try_get::<_, ShareStatus>("share_status")? == ShareStatus::Lost;
             let goose_metrics: Option<serde_json::Value> = row.try_get("goose_metrics")?;
             let uploaded = match (lost, goose_metrics) {
                 (false, Some(goose_metrics)) => {

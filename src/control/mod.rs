@@ -8,6 +8,7 @@
 //!   run, waits for its workers, splits the users, announces the start on the
 //!   database clock, marks silent workers lost, and merges the uploads.
 //! - [`plan`]: what a run is asked to do (users, time, workers, backend).
+//! - [`status`]: what a worker, a run and a share of it can be.
 //! - [`progress`]: live progress while it runs, merged from the workers' heartbeats.
 //! - [`metrics`]: a worker's own numbers for Prometheus (`--metrics-listen`).
 //! - [`goose_page`]: goose's own HTML report of a share, named alike wherever it is
@@ -38,6 +39,7 @@ pub mod readiness;
 pub mod result;
 pub mod service_proofs;
 mod share;
+pub mod status;
 pub mod threshold;
 pub mod worker;
 
@@ -80,14 +82,9 @@ pub struct RunConfig {
     pub backends: Vec<String>,
     /// The mission the load is tagged with, on a Grace backend.
     pub mission_id: Option<Uuid>,
-    /// Users across all workers.
-    pub users: u32,
-    pub run_time_secs: u64,
-    /// How the users come and go, for the whole run; empty: all at once.
-    #[serde(default)]
-    pub stages: Vec<plan::Stage>,
-    /// Open model: requests per second across all workers.
-    pub rate: Option<f64>,
+    /// The whole run's, across all workers.
+    #[serde(flatten)]
+    pub profile: plan::LoadProfile,
     /// The traffic: the workers compile it themselves.
     pub workload: WorkloadSource,
 }
@@ -156,5 +153,54 @@ pub async fn check_backend(backend: &BackendClient, grace_backend: bool) -> Resu
         Ok(()) => Ok(()),
         Err(e) if e.is_configuration() => Err(ControlError::Configuration(format!("{}: {e}", backend.url()))),
         Err(e) => Err(unreachable(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan::{LoadProfile, Stage};
+    use super::RunConfig;
+    use grace_loadtests::workload::WorkloadSource;
+    use serde_json::json;
+
+    fn workload() -> WorkloadSource {
+        WorkloadSource { origin: "bundled:health".into(), text: "name = \"health\"".into(), files: Default::default() }
+    }
+
+    #[test]
+    fn a_run_config_keeps_the_keys_workers_have_always_read() {
+        let config = RunConfig {
+            backend: "http://127.0.0.1:1".into(),
+            backends: vec![],
+            mission_id: None,
+            profile: LoadProfile {
+                users: 6,
+                run_time_secs: 4,
+                stages: vec![Stage { secs: 4, users: 6 }],
+                rate: Some(2.5),
+            },
+            workload: workload(),
+        };
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "backend": "http://127.0.0.1:1", "backends": [], "mission_id": null,
+                "users": 6, "run_time_secs": 4, "stages": [{"secs": 4, "users": 6}], "rate": 2.5,
+                "workload": {"origin": "bundled:health", "text": "name = \"health\"", "files": {}}
+            })
+        );
+        assert_eq!(serde_json::from_value::<RunConfig>(json).unwrap(), config);
+    }
+
+    #[test]
+    fn a_run_config_written_before_the_profile_was_one_struct_still_reads() {
+        let written = json!({
+            "backend": "http://127.0.0.1:1", "backends": [], "mission_id": null,
+            "users": 10, "run_time_secs": 30, "stages": [], "rate": null,
+            "workload": {"origin": "bundled:health", "text": "name = \"health\"", "files": {}}
+        });
+        let config: RunConfig = serde_json::from_value(written).unwrap();
+        assert_eq!(config.profile, LoadProfile { users: 10, run_time_secs: 30, stages: vec![], rate: None });
     }
 }

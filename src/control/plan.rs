@@ -13,15 +13,7 @@ use uuid::Uuid;
 /// How much load, for how long, on how many workers.
 #[derive(Debug, Clone)]
 pub struct LoadShape {
-    /// Users across all workers (with stages, the most at any time).
-    pub users: u32,
-    /// The whole run, stages included.
-    pub run_time: Duration,
-    /// How the users come and go, k6-style; empty: every user starts within
-    /// the first second and runs to the end.
-    pub stages: Vec<Stage>,
-    /// Open model: requests per second across all workers.
-    pub rate: Option<f64>,
+    pub profile: LoadProfile,
     /// Workers to wait for; `None` runs one in this process.
     pub expect_workers: Option<u32>,
     /// How long to wait for them.
@@ -78,6 +70,64 @@ pub enum WriteProofs {
     Workload { proofs: Vec<ProofSpec>, database: Box<DatabaseUrl>, orphans: bool },
 }
 
+/// How much load, and for how long: the users, how they come and go, and (open
+/// model) the rate. A run's, as it is asked for (`LoadShape`), announced to its
+/// workers (`RunConfig`) and reported (`LoadResult`, a scenario's
+/// `RunConfiguration`) — flattened into each, so their JSON keeps the keys
+/// `users`, `run_time_secs`, `stages` and `rate` — or one worker's share of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadProfile {
+    /// Users (with stages, the most at any time).
+    pub users: u32,
+    /// The whole run, stages included; whole seconds.
+    pub run_time_secs: u64,
+    /// How the users come and go, k6-style; empty: every user starts within
+    /// the first second and runs to the end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
+    /// Open model: requests per second.
+    pub rate: Option<f64>,
+}
+
+impl LoadProfile {
+    pub fn run_time(&self) -> Duration {
+        Duration::from_secs(self.run_time_secs)
+    }
+
+    /// The users meant to be running `elapsed` into the run: all of them, or
+    /// where the stages are then (linear within a stage, as goose ramps).
+    pub fn users_at(&self, elapsed: Duration) -> u32 {
+        let mut from = 0u32;
+        let mut start = 0.0;
+        let at = elapsed.as_secs_f64();
+        for stage in &self.stages {
+            let end = start + stage.secs as f64;
+            if at < end {
+                let share = (at - start) / stage.secs as f64;
+                return (f64::from(from) + share * (f64::from(stage.users) - f64::from(from))).round() as u32;
+            }
+            from = stage.users;
+            start = end;
+        }
+        if self.stages.is_empty() {
+            self.users
+        } else {
+            from
+        }
+    }
+
+    /// One worker's share of this run: users `first_user..first_user + users`,
+    /// with their part of each stage (see [`share_stages`]) and of the rate.
+    pub fn share(&self, first_user: u32, users: u32) -> Self {
+        Self {
+            users,
+            run_time_secs: self.run_time_secs,
+            stages: share_stages(&self.stages, first_user, users, self.users),
+            rate: self.rate.map(|rate| rate * f64::from(users) / f64::from(self.users.max(1))),
+        }
+    }
+}
+
 /// One k6-style stage: reach `users` by the end of `secs` seconds, linearly
 /// from where the stage before ended (from none for the first). goose's
 /// test plan runs them; `--ramp-up D` is the two stages `D:users` and
@@ -127,7 +177,7 @@ impl std::fmt::Display for Stage {
 /// exactly (the share ending at user `e` takes `floor(target * e / total)`
 /// minus what the shares before it took), and a share at the run's peak
 /// runs all its users.
-pub fn share_stages(stages: &[Stage], first_user: u32, users: u32, total: u32) -> Vec<Stage> {
+fn share_stages(stages: &[Stage], first_user: u32, users: u32, total: u32) -> Vec<Stage> {
     let upto = |end: u32, target: u32| (u64::from(target) * u64::from(end) / u64::from(total.max(1))) as u32;
     stages
         .iter()
@@ -152,6 +202,16 @@ pub fn test_plan(stages: &[Stage]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn users_follow_the_stages_linearly() {
+        let stages = vec![Stage { secs: 10, users: 50 }, Stage { secs: 20, users: 50 }, Stage { secs: 10, users: 0 }];
+        let profile = LoadProfile { users: 50, run_time_secs: 40, stages, rate: None };
+        let at = |secs: u64| profile.users_at(Duration::from_secs(secs));
+        assert_eq!([at(0), at(5), at(10), at(29), at(35), at(40), at(99)], [0, 25, 50, 50, 25, 0, 0]);
+        let flat = LoadProfile { users: 7, run_time_secs: 5, stages: vec![], rate: None };
+        assert_eq!(flat.users_at(Duration::from_secs(3)), 7);
+    }
 
     #[test]
     fn stages_read_as_k6_writes_them() {

@@ -18,7 +18,7 @@
 //! window from the merged uploads, so the lines add up to the run. The report
 //! keeps the same windows, a few seconds wide, as its percentiles over time.
 
-use super::plan::Stage;
+use super::plan::LoadProfile;
 use grace_loadtests::{Progress, Recorded, OVERALL};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -36,38 +36,6 @@ use tokio_util::sync::CancellationToken;
 const EVERY: Duration = Duration::from_millis(500);
 /// How often a plain line is printed when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
-
-/// What the progress is of: the users over time, and how long in all.
-#[derive(Debug, Clone)]
-pub struct Timeline {
-    pub users: u32,
-    pub stages: Vec<Stage>,
-    pub run_time: Duration,
-}
-
-impl Timeline {
-    /// The users meant to be running `elapsed` into the run: all of them, or
-    /// where the stages are then (linear within a stage, as goose ramps).
-    pub fn users_at(&self, elapsed: Duration) -> u32 {
-        let mut from = 0u32;
-        let mut start = 0.0;
-        let at = elapsed.as_secs_f64();
-        for stage in &self.stages {
-            let end = start + stage.secs as f64;
-            if at < end {
-                let share = (at - start) / stage.secs as f64;
-                return (f64::from(from) + share * (f64::from(stage.users) - f64::from(from))).round() as u32;
-            }
-            from = stage.users;
-            start = end;
-        }
-        if self.stages.is_empty() {
-            self.users
-        } else {
-            from
-        }
-    }
-}
 
 /// A run's (or a share's) progress, decoded: counts, and every latency so
 /// far overall and by request name.
@@ -225,7 +193,7 @@ impl Reading {
 
 /// One progress line: `12s/30s  50 users  812 req/s  3 errors (+5 injected)  p95 4.2 ms`.
 /// `rate` is the requests per second since the line before.
-pub fn line(elapsed: Duration, timeline: &Timeline, reading: &Reading, rate: f64) -> String {
+pub fn line(elapsed: Duration, profile: &LoadProfile, reading: &Reading, rate: f64) -> String {
     let progress = &reading.live;
     let genuine = progress.failures.saturating_sub(progress.injected_faults);
     let injected = match progress.injected_faults {
@@ -234,9 +202,9 @@ pub fn line(elapsed: Duration, timeline: &Timeline, reading: &Reading, rate: f64
     };
     format!(
         "{}s/{}s  {} users  {rate:.0} req/s  {} requests  {genuine} errors{injected}  p95 {:.1} ms",
-        elapsed.as_secs().min(timeline.run_time.as_secs()),
-        timeline.run_time.as_secs(),
-        timeline.users_at(elapsed).saturating_sub(reading.lost_users),
+        elapsed.as_secs().min(profile.run_time_secs),
+        profile.run_time_secs,
+        profile.users_at(elapsed).saturating_sub(reading.lost_users),
         progress.requests,
         progress.overall.value_at_quantile(0.95) as f64 / 1000.0
     )
@@ -269,7 +237,7 @@ impl Sinks {
 /// starting now (the run's start), into `sinks`. `read` answers `None`
 /// while there is nothing to show yet. Returns the sinks, for their last
 /// window.
-pub async fn follow<F, Fut>(timeline: Timeline, mut read: F, mut sinks: Sinks, stop: CancellationToken) -> Sinks
+pub async fn follow<F, Fut>(profile: LoadProfile, mut read: F, mut sinks: Sinks, stop: CancellationToken) -> Sinks
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<Reading>>,
@@ -277,7 +245,7 @@ where
     let started = Instant::now();
     let live = sinks.display && std::io::stderr().is_terminal();
     let bar = live.then(|| {
-        let bar = ProgressBar::new(timeline.run_time.as_secs().max(1));
+        let bar = ProgressBar::new(profile.run_time_secs.max(1));
         bar.set_style(ProgressStyle::with_template("{bar:24} {msg}").expect("a valid template"));
         crate::console::hold_bar(bar.clone());
         bar
@@ -317,7 +285,7 @@ where
             None => seen.requests as f64 / now.duration_since(started).as_secs_f64().max(1e-3),
         };
         last = Some((now, seen.requests));
-        let text = line(started.elapsed(), &timeline, &reading, rate);
+        let text = line(started.elapsed(), &profile, &reading, rate);
         match &bar {
             Some(bar) => {
                 bar.set_position(started.elapsed().as_secs());
@@ -523,16 +491,6 @@ mod tests {
     use grace_loadtests::Recorder;
 
     #[test]
-    fn users_follow_the_stages_linearly() {
-        let stages = vec![Stage { secs: 10, users: 50 }, Stage { secs: 20, users: 50 }, Stage { secs: 10, users: 0 }];
-        let timeline = Timeline { users: 50, stages, run_time: Duration::from_secs(40) };
-        let at = |secs: u64| timeline.users_at(Duration::from_secs(secs));
-        assert_eq!([at(0), at(5), at(10), at(29), at(35), at(40), at(99)], [0, 25, 50, 50, 25, 0, 0]);
-        let flat = Timeline { users: 7, stages: vec![], run_time: Duration::from_secs(5) };
-        assert_eq!(flat.users_at(Duration::from_secs(3)), 7);
-    }
-
-    #[test]
     fn shares_merge_into_the_exact_p95_and_errors_show_injected_apart() {
         let (fast, slow) = (Recorder::default(), Recorder::default());
         for ms in 1..=90 {
@@ -550,9 +508,9 @@ mod tests {
         // The 95th of 1..=100 ms; each share alone would say 86 or 100.
         let p95 = sample.overall.value_at_quantile(0.95);
         assert!((94_900..=95_100).contains(&p95), "{p95}");
-        let timeline = Timeline { users: 4, stages: vec![], run_time: Duration::from_secs(30) };
+        let profile = LoadProfile { users: 4, run_time_secs: 30, stages: vec![], rate: None };
         assert_eq!(
-            line(Duration::from_secs(12), &timeline, &Reading::whole(sample), 812.4),
+            line(Duration::from_secs(12), &profile, &Reading::whole(sample), 812.4),
             format!(
                 "12s/30s  4 users  812 req/s  100 requests  2 errors (+1 injected)  p95 {:.1} ms",
                 p95 as f64 / 1000.0
@@ -643,12 +601,12 @@ mod tests {
             "{}",
             reading.live.overall.value_at_quantile(0.95)
         );
-        let timeline = Timeline { users: 5, stages: vec![], run_time: Duration::from_secs(30) };
-        let text = line(Duration::from_secs(20), &timeline, &reading, 1.5);
+        let profile = LoadProfile { users: 5, run_time_secs: 30, stages: vec![], rate: None };
+        let text = line(Duration::from_secs(20), &profile, &reading, 1.5);
         assert!(text.starts_with("20s/30s  3 users  2 req/s  30 requests  0 errors"), "{text}");
         // Every share lost: the line shows none, the windows keep what was seen.
         let all_lost = Reading::of_shares(&[(share(5, 1), true, 5)]).unwrap();
         assert_eq!((all_lost.seen.requests, all_lost.live.requests), (5, 0));
-        assert!(line(Duration::from_secs(20), &timeline, &all_lost, 0.0).contains("  0 users  "));
+        assert!(line(Duration::from_secs(20), &profile, &all_lost, 0.0).contains("  0 users  "));
     }
 }

@@ -8,7 +8,7 @@
 use super::acked_writes::AckedWritesCheck;
 use super::clock;
 use super::connection::Outage;
-use super::plan::{LoadShape, Stage};
+use super::plan::{LoadProfile, LoadShape};
 use super::progress::TimedWindow;
 use super::service_proofs::{Proven, ServiceOrphans, WriteProof};
 use super::worker::WorkerIdentity;
@@ -49,12 +49,9 @@ pub struct Uploaded {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadResult {
     pub run_id: Uuid,
-    pub users: u32,
-    pub run_time_secs: u64,
-    /// How the users came and went; empty: all at once.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stages: Vec<Stage>,
-    pub rate: Option<f64>,
+    /// The run's, as it was asked for.
+    #[serde(flatten)]
+    pub profile: LoadProfile,
     pub workers: Vec<WorkerSummary>,
     pub total: Throughput,
     /// Failed responses that were faults injected on purpose (also in `total.failures`).
@@ -313,13 +310,10 @@ impl LoadResult {
             .filter(|(_, offset_ms)| clock::is_skewed(*offset_ms))
             .map(|(worker, offset_ms)| ClockSkew { worker, offset_ms })
             .collect();
-        let rate_reached = shape.rate.map(|target| RateReached::of(target, total.requests_per_second));
+        let rate_reached = shape.profile.rate.map(|target| RateReached::of(target, total.requests_per_second));
         let result = Self {
             run_id,
-            users: shape.users,
-            run_time_secs: shape.run_time.as_secs(),
-            stages: shape.stages.clone(),
-            rate: shape.rate,
+            profile: shape.profile.clone(),
             passed: lost_workers.is_empty()
                 && proven.acked_writes.passed
                 && proven.orphans.as_ref().is_none_or(|o| o.passed)
@@ -395,7 +389,7 @@ impl LoadResult {
                 (Some(first), Some(last)) => last - first + 1,
                 _ => 0,
             };
-            format!("after {measured}s of {}s", self.run_time_secs)
+            format!("after {measured}s of {}s", self.profile.run_time_secs)
         })
     }
 }
@@ -469,18 +463,19 @@ impl std::fmt::Display for ThresholdCheck {
 
 impl std::fmt::Display for LoadResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut model = self.rate.map_or_else(|| "closed model".to_string(), |r| format!("open model at {r} req/s"));
-        if !self.stages.is_empty() {
-            let stages: Vec<String> = self.stages.iter().map(ToString::to_string).collect();
+        let mut model =
+            self.profile.rate.map_or_else(|| "closed model".to_string(), |r| format!("open model at {r} req/s"));
+        if !self.profile.stages.is_empty() {
+            let stages: Vec<String> = self.profile.stages.iter().map(ToString::to_string).collect();
             model.push_str(&format!(", in stages {}", stages.join(" ")));
         }
         writeln!(
             f,
             "load run {}: {} on {} for {}s, {model}",
             self.run_id,
-            crate::console::counted(self.users, "user", "users"),
+            crate::console::counted(self.profile.users, "user", "users"),
             crate::console::counted(self.workers.len() as u64, "worker", "workers"),
-            self.run_time_secs
+            self.profile.run_time_secs
         )?;
         writeln!(f, "{:<36} {:>6} {:>10} {:>9} {:>10}", "worker", "users", "requests", "failures", "req/s")?;
         for w in &self.workers {
@@ -496,7 +491,7 @@ impl std::fmt::Display for LoadResult {
         writeln!(
             f,
             "{:<36} {:>6} {:>10} {:>9} {:>10.1}",
-            "total", self.users, t.requests, t.failures, t.requests_per_second
+            "total", self.profile.users, t.requests, t.failures, t.requests_per_second
         )?;
         if self.workers.iter().any(|w| w.lost && w.throughput.requests > 0) {
             writeln!(f, "{LOST_ROW}")?;
@@ -572,10 +567,7 @@ mod tests {
 
     fn shape() -> LoadShape {
         LoadShape {
-            users: 4,
-            run_time: Duration::from_secs(10),
-            stages: Vec::new(),
-            rate: None,
+            profile: LoadProfile { users: 4, run_time_secs: 10, stages: Vec::new(), rate: None },
             expect_workers: Some(2),
             join_timeout: Duration::from_secs(1),
             heartbeat_timeout: Duration::from_secs(5),
@@ -626,6 +618,19 @@ mod tests {
         assert_eq!(result.latency[1].name, "POST /api/chat", "named as goose keys it");
         assert_eq!(result.latency[1].requests, 1000);
         assert!(result.passed);
+    }
+
+    #[test]
+    fn the_load_profile_is_written_where_results_have_always_had_it_and_read_back() {
+        let uploads = [upload(1, &[1, 2, 3], 0)];
+        let (result, _) =
+            LoadResult::merge(Uuid::nil(), &shape(), &uploads, Proven::bundled(AckedWritesCheck::of_nothing()), vec![])
+                .unwrap();
+        let text = serde_json::to_string(&result).unwrap();
+        let start = format!(r#"{{"run_id":"{}","users":4,"run_time_secs":10,"rate":null,"workers":["#, Uuid::nil());
+        assert!(text.starts_with(&start), "{text}");
+        assert!(!text.contains("profile") && !text.contains("stages"), "{text}");
+        assert_eq!(serde_json::from_str::<LoadResult>(&text).unwrap(), result);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! runs, the process's stdout is captured, and each line goose prints becomes
 //! an INFO log — drawn around the live progress bar, silenced by `-q`.
 
-use super::plan::{test_plan, Stage};
+use super::plan::{test_plan, LoadProfile};
 use super::ControlError;
 use grace_loadtests::goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use grace_loadtests::goose::{self, GooseAttack};
@@ -23,12 +23,10 @@ use tokio_util::sync::CancellationToken;
 /// What one worker runs.
 pub struct Share {
     pub host: String,
-    pub users: u32,
+    /// This share's part of the run's (`LoadProfile::share`).
+    pub profile: LoadProfile,
     /// Where its users start in the run's order of users (see `share_of`).
     pub first_user: u32,
-    pub run_time: Duration,
-    /// This share's part of the run's stages; empty: every user at once.
-    pub stages: Vec<Stage>,
     pub workload: WorkloadSource,
     /// Users across the whole run (a workload's unique feeder rows need it).
     pub run_users: u32,
@@ -69,21 +67,21 @@ pub async fn run(
     let env = workload::environment(&workload).map_err(unusable)?;
     let numbering = workload::Numbering { first_user: share.first_user as usize, run_users: share.run_users as usize };
     let scenarios = workload::scenarios(workload, env, target, Arc::clone(&recorder), numbering);
-    for scenario in share_of(scenarios, share.first_user as usize, share.users as usize) {
+    for scenario in share_of(scenarios, share.first_user as usize, share.profile.users as usize) {
         attack = attack.register_scenario(scenario);
     }
     let attack = attack.set_default(GooseDefault::Host, share.host.as_str());
-    let attack = if share.stages.is_empty() {
+    let attack = if share.profile.stages.is_empty() {
         // Every user starts within the first second.
         attack
-            .and_then(|a| a.set_default(GooseDefault::Users, share.users as usize))
-            .and_then(|a| a.set_default(GooseDefault::IncreaseRate, share.users.to_string().as_str()))
-            .and_then(|a| a.set_default(GooseDefault::RunTime, share.run_time.as_secs().max(1) as usize))
+            .and_then(|a| a.set_default(GooseDefault::Users, share.profile.users as usize))
+            .and_then(|a| a.set_default(GooseDefault::IncreaseRate, share.profile.users.to_string().as_str()))
+            .and_then(|a| a.set_default(GooseDefault::RunTime, share.profile.run_time_secs.max(1) as usize))
             // goose would reset its metrics once every user has started.
             .and_then(|a| a.set_default(GooseDefault::NoResetMetrics, true))
     } else {
         // A test plan never resets them (and goose refuses being told).
-        attack.and_then(|a| a.set_default(GooseDefault::TestPlan, test_plan(&share.stages).as_str()))
+        attack.and_then(|a| a.set_default(GooseDefault::TestPlan, test_plan(&share.profile.stages).as_str()))
     };
     let attack = attack
         .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))

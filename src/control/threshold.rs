@@ -221,7 +221,7 @@ impl Threshold {
             Metric::ErrorRate if summary.requests == 0 => return None,
             Metric::ErrorRate => summary.failures as f64 / summary.requests as f64,
             Metric::Rps if self.endpoint.is_none() => result.total.requests_per_second,
-            Metric::Rps => summary.requests as f64 / result.run_time_secs.max(1) as f64,
+            Metric::Rps => summary.requests as f64 / result.profile.run_time_secs.max(1) as f64,
         })
     }
 }

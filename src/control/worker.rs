@@ -14,8 +14,9 @@
 use super::clock::{self, ClockOffset};
 use super::connection::ControlPlane;
 use super::metrics::{self, LatestShare};
-use super::progress::{self, Reading, Sample, Sinks, Timeline};
+use super::progress::{self, Reading, Sample, Sinks};
 use super::share::{self, Share};
+use super::status::{RunStatus, ShareStatus, WorkerStatus};
 use super::{check_backend, upload_allowance, ControlError, RunConfig, CHANNEL, HEARTBEAT};
 use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
@@ -68,10 +69,10 @@ enum Activity {
 }
 
 impl Activity {
-    fn status(&self) -> &'static str {
+    fn status(&self) -> WorkerStatus {
         match self {
-            Self::Idle => "idle",
-            Self::Running { .. } => "running",
+            Self::Idle => WorkerStatus::Idle,
+            Self::Running { .. } => WorkerStatus::Running,
         }
     }
 }
@@ -197,7 +198,7 @@ impl Worker {
         self.heartbeat.abort();
         let id = self.identity.id;
         let stopped = self.plane.run("marking this worker stopped", |c| async move {
-            c.execute("UPDATE control.workers SET status = 'stopped' WHERE id = $1", &[&id]).await
+            c.execute("UPDATE control.workers SET status = $2 WHERE id = $1", &[&id, &WorkerStatus::Stopped]).await
         });
         if !matches!(tokio::time::timeout(5 * HEARTBEAT, stopped).await, Ok(Ok(_))) {
             tracing::warn!("could not mark this worker stopped: the control plane did not answer");
@@ -240,17 +241,24 @@ impl Worker {
             .plane
             .run("the look for a share", |c| async move {
                 c.query_opt(
-                    "UPDATE control.run_workers rw SET status = 'running'
+                    "UPDATE control.run_workers rw SET status = $3
                        FROM control.runs r
-                      WHERE r.id = rw.run_id AND rw.worker_id = $1 AND r.status IN ('running', 'stopping')
+                      WHERE r.id = rw.run_id AND rw.worker_id = $1 AND r.status = ANY($4)
                         AND rw.run_id = (SELECT run_id FROM control.run_workers x JOIN control.runs y ON y.id = x.run_id
-                                          WHERE x.worker_id = $1 AND y.status IN ('running', 'stopping')
+                                          WHERE x.worker_id = $1 AND y.status = ANY($4)
                                             AND x.run_id <> ALL($2)
-                                            AND x.status IN ('assigned', 'running')
+                                            AND x.status = ANY($5)
                                           ORDER BY y.created_at LIMIT 1)
-                  RETURNING r.id AS run_id, r.config, rw.users, rw.first_user, r.status = 'stopping' AS stopping,
+                  RETURNING r.id AS run_id, r.config, rw.users, rw.first_user, r.status = $6 AS stopping,
                             greatest(extract(epoch FROM r.start_at - clock_timestamp()), 0)::float8 AS starts_in_secs",
-                    &[&id, &taken],
+                    &[
+                        &id,
+                        &taken,
+                        &ShareStatus::Running,
+                        &RunStatus::UNDER_WAY,
+                        &ShareStatus::OUTSTANDING,
+                        &RunStatus::Stopping,
+                    ],
                 )
                 .await
             })
@@ -290,7 +298,7 @@ impl Worker {
         let host = self.settings.backend.as_ref().map_or_else(|| config.backend.clone(), ToString::to_string);
         // A worker told its own backend sends everything there.
         let backends = if self.settings.backend.is_some() { Vec::new() } else { config.backends.clone() };
-        let pace = config.rate.map(|rate| Duration::from_secs_f64(f64::from(config.users) / rate));
+        let pace = config.profile.rate.map(|rate| Duration::from_secs_f64(f64::from(config.profile.users) / rate));
         let target = LoadTarget {
             mission_id: config.mission_id.map(|m| m.to_string()).unwrap_or_default(),
             token: self.settings.token.clone(),
@@ -298,21 +306,19 @@ impl Worker {
             pace,
             backends,
         };
-        let run_time = Duration::from_secs(config.run_time_secs);
-        let stages = super::plan::share_stages(&config.stages, first_user, users, config.users);
+        let profile = config.profile.share(first_user, users);
         let shown = self.settings.progress.then(|| {
-            let timeline = Timeline { users, stages: stages.clone(), run_time };
+            let profile = profile.clone();
             let (stop, watched) = (CancellationToken::new(), Arc::clone(&recorder));
             let sample = move || {
                 let tally = watched.tally();
                 async move { Some(Reading::whole(Sample::of(&tally))) }
             };
             let sinks = Sinks { display: true, json_lines: None, over_time: None };
-            (tokio::spawn(progress::follow(timeline, sample, sinks, stop.clone())), stop)
+            (tokio::spawn(progress::follow(profile, sample, sinks, stop.clone())), stop)
         });
-        let run_users = config.users;
-        let share =
-            Share { host, users, first_user, run_users, run_time, stages, workload: config.workload.clone(), target };
+        let run_users = config.profile.users;
+        let share = Share { host, profile, first_user, run_users, workload: config.workload.clone(), target };
         let outcome = share::run(share, recorder, &stop).await;
         self.latest.ended();
         if let Some((shown, stop)) = shown {
@@ -392,11 +398,12 @@ impl Worker {
         self.plane
             .run_alone("the upload of this worker's results", |mut client| async move {
                 let transaction = client.transaction().await?;
-                let status =
-                    |row: Option<tokio_postgres::Row>| row.map(|row| row.try_get::<_, String>("status")).transpose();
-                match status(transaction.query_opt(SHARE, &[&run_id, &id]).await?)?.as_deref() {
-                    Some("running") => {}
-                    Some("done") => return Ok(true),
+                let status = |row: Option<tokio_postgres::Row>| {
+                    row.map(|row| row.try_get::<_, ShareStatus>("status")).transpose()
+                };
+                match status(transaction.query_opt(SHARE, &[&run_id, &id]).await?)? {
+                    Some(ShareStatus::Running) => {}
+                    Some(ShareStatus::Done) => return Ok(true),
                     _ => return Ok(false),
                 }
                 transaction
@@ -439,15 +446,15 @@ impl Worker {
                 writer.finish().await?;
                 // The share may have been given up meanwhile: decided under its row's lock.
                 let locked = transaction.query_opt(&format!("{SHARE} FOR UPDATE"), &[&run_id, &id]).await?;
-                match status(locked)?.as_deref() {
-                    Some("running") => {}
-                    Some("done") => return Ok(true),
+                match status(locked)? {
+                    Some(ShareStatus::Running) => {}
+                    Some(ShareStatus::Done) => return Ok(true),
                     _ => return Ok(false),
                 }
                 transaction
                     .execute(
-                        "UPDATE control.run_workers SET status = 'done' WHERE run_id = $1 AND worker_id = $2",
-                        &[&run_id, &id],
+                        "UPDATE control.run_workers SET status = $3 WHERE run_id = $1 AND worker_id = $2",
+                        &[&run_id, &id, &ShareStatus::Done],
                     )
                     .await?;
                 transaction.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
@@ -488,10 +495,10 @@ async fn heartbeat(plane: Arc<ControlPlane>, id: Uuid, activity: watch::Receiver
                         "WITH beat AS (UPDATE control.workers SET last_heartbeat = now(), status = $2 WHERE id = $1),
                               share AS (UPDATE control.run_workers rw SET progress = $4 FROM control.runs r
                                          WHERE rw.run_id = $3 AND rw.worker_id = $1 AND r.id = rw.run_id
-                                     RETURNING r.status = 'stopping' AS stopping)
+                                     RETURNING r.status = $5 AS stopping)
                          SELECT clock_timestamp() AS database_now, coalesce(bool_or(stopping), false) AS stopping
                            FROM share",
-                        &[&id, &status, run, progress],
+                        &[&id, &status, run, progress, &RunStatus::Stopping],
                     )
                     .await?;
                 clock.measured(sent, row.try_get("database_now")?, SystemTime::now());

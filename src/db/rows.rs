@@ -18,43 +18,53 @@ pub trait FromRow: Sized {
     fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error>;
 }
 
-type BoxedError = Box<dyn Error + Sync + Send>;
+pub(crate) type BoxedError = Box<dyn Error + Sync + Send>;
 
 /// The type a value of `ty` travels as: a domain's base type, which is what
 /// PostgreSQL asks a parameter bound to a domain-typed column to be.
-fn base(ty: &Type) -> &Type {
+pub(crate) fn base(ty: &Type) -> &Type {
     match ty.kind() {
         Kind::Domain(base) => base,
         _ => ty,
     }
 }
 
-/// Stores and reads an enum of the specification as its text.
+/// Stores and reads an enum made by `text_enum!` as its text (the control
+/// plane's statuses use it too).
 macro_rules! stored_as_text {
     ($($name:ty),+) => {$(
-        impl ToSql for $name {
-            fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxedError> {
-                self.as_str().to_sql(ty, out)
+        impl tokio_postgres::types::ToSql for $name {
+            fn to_sql(
+                &self,
+                ty: &tokio_postgres::types::Type,
+                out: &mut bytes::BytesMut,
+            ) -> Result<tokio_postgres::types::IsNull, $crate::db::rows::BoxedError> {
+                tokio_postgres::types::ToSql::to_sql(&self.as_str(), ty, out)
             }
 
-            fn accepts(ty: &Type) -> bool {
-                <&str as ToSql>::accepts(base(ty))
+            fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+                <&str as tokio_postgres::types::ToSql>::accepts($crate::db::rows::base(ty))
             }
 
             tokio_postgres::types::to_sql_checked!();
         }
 
-        impl<'a> FromSql<'a> for $name {
-            fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxedError> {
-                Ok(<&str as FromSql>::from_sql(ty, raw)?.parse()?)
+        impl<'a> tokio_postgres::types::FromSql<'a> for $name {
+            fn from_sql(
+                ty: &tokio_postgres::types::Type,
+                raw: &'a [u8],
+            ) -> Result<Self, $crate::db::rows::BoxedError> {
+                Ok(<&str as tokio_postgres::types::FromSql>::from_sql(ty, raw)?.parse()?)
             }
 
-            fn accepts(ty: &Type) -> bool {
-                <&str as FromSql>::accepts(ty)
+            fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+                <&str as tokio_postgres::types::FromSql>::accepts(ty)
             }
         }
     )+};
 }
+
+pub(crate) use stored_as_text;
 
 stored_as_text!(ContractStatus, ApprovalStatus, TaskStatus, SnapshotStatus, Decision, ConfidencePath, BenchmarkKind);
 

@@ -47,6 +47,7 @@ impl Aggregates {
 mod tests {
     use super::*;
     use crate::control::acked_writes::AckedWritesCheck;
+    use crate::control::plan::LoadProfile;
     use crate::control::result::LoadResult;
     use crate::report::ResourceSample;
     use grace_loadtests::Recorder;
@@ -63,10 +64,7 @@ mod tests {
         let requests = latencies_ms.len() as u64;
         let load = LoadResult {
             run_id: Uuid::nil(),
-            users: 1,
-            run_time_secs: 10,
-            stages: vec![],
-            rate: None,
+            profile: LoadProfile { users: 1, run_time_secs: 10, stages: vec![], rate: None },
             rate_reached: None,
             workers: vec![],
             total: Throughput { requests, failures, requests_per_second: rps },

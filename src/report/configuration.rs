@@ -2,7 +2,7 @@
 //! the database URL without its password. The scenario fills it in; the report
 //! keeps it so that two runs can be told apart (and compared fairly).
 
-use crate::control::plan::Stage;
+use crate::control::plan::LoadProfile;
 use crate::control::threshold::Threshold;
 use serde::{Deserialize, Serialize};
 
@@ -25,12 +25,9 @@ pub struct RunConfiguration {
     pub bundled_backend: bool,
     /// Redacted: `postgres://user:***@host:port/db`.
     pub database: String,
-    pub users: u32,
-    pub run_time_secs: u64,
-    /// How the users came and went (absent from reports of runs without).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stages: Vec<Stage>,
-    pub rate: Option<f64>,
+    /// The load phase's.
+    #[serde(flatten)]
+    pub profile: LoadProfile,
     pub expect_workers: Option<u32>,
     pub iterations: u32,
     pub chaos: bool,

@@ -5,7 +5,7 @@
 //! numbers; a load run's sections are the same on both pages.
 
 use super::{escape, IterationReport, ScenarioReport, Verdict};
-use crate::control::progress::{Timeline, Window};
+use crate::control::progress::Window;
 use crate::control::result::{LatencySummary, LoadResult};
 use grace_loadtests::OVERALL;
 use std::fmt::Write;
@@ -74,14 +74,15 @@ pub fn render_load(load: &LoadResult) -> String {
          <title>Grace load run {verdict} — {}</title><style>{STYLE}</style></head><body>",
         load.run_id
     );
-    let model = load.rate.map_or_else(|| "closed model".to_string(), |rate| format!("open model at {rate} req/s"));
-    let ran = load.interruption().unwrap_or_else(|| format!("{}s", load.run_time_secs));
+    let model =
+        load.profile.rate.map_or_else(|| "closed model".to_string(), |rate| format!("open model at {rate} req/s"));
+    let ran = load.interruption().unwrap_or_else(|| format!("{}s", load.profile.run_time_secs));
     let _ = write!(
         page,
         "<header class=\"verdict {}\"><h1>Grace load run: {verdict}</h1>\
          <p>{} on {}, {ran}, {model}. Run {}</p></header>",
         if load.passed { "pass" } else { "fail" },
-        crate::console::counted(load.users, "user", "users"),
+        crate::console::counted(load.profile.users, "user", "users"),
         crate::console::counted(load.workers.len() as u64, "worker", "workers"),
         load.run_id,
     );
@@ -139,7 +140,7 @@ pub fn render_load(load: &LoadResult) -> String {
     }
     page.push_str("</section><section><h2>Configuration</h2><pre>");
     let shape = serde_json::json!({
-        "users": load.users, "run_time_secs": load.run_time_secs, "stages": load.stages, "rate": load.rate,
+        "users": load.profile.users, "run_time_secs": load.profile.run_time_secs, "stages": load.profile.stages, "rate": load.profile.rate,
     });
     page.push_str(&escape(&serde_json::to_string_pretty(&shape).unwrap_or_default()));
     page.push_str("</pre></section></body></html>\n");
@@ -230,17 +231,13 @@ fn latency_over_time(page: &mut String, loads: &[(String, &LoadResult)]) {
     let mut injected = Vec::new();
     let mut errors = Vec::new();
     for (i, (label, load)) in loads.iter().enumerate() {
-        let timeline = Timeline {
-            users: load.users,
-            stages: load.stages.clone(),
-            run_time: Duration::from_secs(load.run_time_secs),
-        };
+        let profile = &load.profile;
         users.push(Series {
             label: label.clone(),
             color: COLORS[i % COLORS.len()],
             dashed: false,
-            points: (0..=load.run_time_secs)
-                .map(|s| (s as f64, f64::from(timeline.users_at(Duration::from_secs(s)))))
+            points: (0..=profile.run_time_secs)
+                .map(|s| (s as f64, f64::from(profile.users_at(Duration::from_secs(s)))))
                 .collect(),
         });
         // The first and last seconds are partial (the load starts and stops

@@ -430,6 +430,7 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::control::plan::LoadProfile;
 
     /// The options of a short bundled run.
     pub(crate) fn configuration() -> RunConfiguration {
@@ -437,10 +438,7 @@ pub(crate) mod tests {
             backend: "http://127.0.0.1:1".into(),
             bundled_backend: true,
             database: "postgres://grace:***@127.0.0.1:5432/grace".into(),
-            users: 10,
-            run_time_secs: 3,
-            stages: Vec::new(),
-            rate: None,
+            profile: LoadProfile { users: 10, run_time_secs: 3, stages: Vec::new(), rate: None },
             expect_workers: None,
             iterations: 1,
             chaos: false,

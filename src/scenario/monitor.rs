@@ -11,6 +11,7 @@
 use crate::client::{prometheus, BackendClient};
 use crate::configuration::DatabaseUrl;
 use crate::control::progress::Sample;
+use crate::control::status::RunStatus;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -182,8 +183,8 @@ async fn load_progress(db: &tokio_postgres::Client, mission: Uuid) -> Option<Loa
             "SELECT w.progress, extract(epoch FROM now() - r.start_at)::float8 AS elapsed,
                     (r.config->>'run_time_secs')::float8 AS run_time
                FROM control.run_workers w JOIN control.runs r ON r.id = w.run_id
-              WHERE r.mission_id = $1 AND r.status = 'running' AND r.start_at <= now() AND w.progress IS NOT NULL",
-            &[&mission],
+              WHERE r.mission_id = $1 AND r.status = $2 AND r.start_at <= now() AND w.progress IS NOT NULL",
+            &[&mission, &RunStatus::Running],
         )
         .await
         .ok()?;

@@ -273,7 +273,11 @@ pub async fn concurrent_load(
     }
     let mut note = format!(
         "{} users, {} requests, {:.1} req/s, {} failures ({} injected faults)",
-        load.users, load.total.requests, load.total.requests_per_second, load.total.failures, load.injected_faults
+        load.profile.users,
+        load.total.requests,
+        load.total.requests_per_second,
+        load.total.failures,
+        load.injected_faults
     );
     if let Some(overall) = load.latency.first() {
         note.push_str(&format!(
