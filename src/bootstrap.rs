@@ -3,7 +3,7 @@
 //! of times: rows that exist are left as they are (an operator may have tuned
 //! them), and a run that adds nothing writes nothing, not even a log entry.
 
-use crate::db::{migrations, DbError};
+use crate::db::{migrations, DbError, During};
 use crate::immutable_log::{self, LogEntry};
 use crate::specification::DEFAULT_POLICY;
 use serde::Serialize;
@@ -41,7 +41,7 @@ impl BootstrapReport {
 pub async fn bootstrap(client: &mut Client) -> Result<BootstrapReport, DbError> {
     let mut report = BootstrapReport { migrations_applied: migrations::apply(client).await?, ..Default::default() };
 
-    let tx = client.transaction().await?;
+    let tx = client.transaction().await.during("starting the bootstrap's transaction")?;
     for rule in DEFAULT_POLICY {
         let added = tx
             .execute(
@@ -49,7 +49,8 @@ pub async fn bootstrap(client: &mut Client) -> Result<BootstrapReport, DbError> 
                  ON CONFLICT (error_type) DO NOTHING",
                 &[&rule.error_type, &rule.tier.level(), &rule.action_type, &rule.description],
             )
-            .await?;
+            .await
+            .during("adding the default tier policy")?;
         if added == 1 {
             report.policy_rules_added.push(rule.error_type.to_string());
         }
@@ -61,7 +62,8 @@ pub async fn bootstrap(client: &mut Client) -> Result<BootstrapReport, DbError> 
                  ON CONFLICT (kind) DO NOTHING",
                 &[&kind, &metrics, &max_drift],
             )
-            .await?;
+            .await
+            .during("adding the golden benchmark baselines")?;
         if added == 1 {
             report.baselines_added.push(kind.to_string());
         }
@@ -82,8 +84,8 @@ pub async fn bootstrap(client: &mut Client) -> Result<BootstrapReport, DbError> 
             payload: &payload,
             result: "ok",
         };
-        report.log_seq = Some(immutable_log::append(&tx, &entry).await?);
+        report.log_seq = Some(immutable_log::append(&tx, &entry).await.during("logging the bootstrap")?);
     }
-    tx.commit().await?;
+    tx.commit().await.during("committing the bootstrap")?;
     Ok(report)
 }

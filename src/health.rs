@@ -5,7 +5,7 @@
 
 use crate::client::{BackendClient, ClientError};
 use crate::configuration::DatabaseUrl;
-use crate::db::{self, migrations, roles, schema, DbError};
+use crate::db::{self, migrations, roles, schema, DbError, During};
 use crate::immutable_log::{self, ChainSettings};
 use crate::specification::Role;
 use serde::Serialize;
@@ -196,20 +196,20 @@ async fn migrations_check(client: &mut Client) -> Result<Outcome, DbError> {
 }
 
 async fn tables_check(client: &Client) -> Result<Outcome, DbError> {
-    let present = schema::present_tables(client).await?;
+    let present = schema::present_tables(client).await.during("listing the tables")?;
     let missing = schema::TABLES.iter().filter(|t| !present.iter().any(|p| p == *t));
     Ok(presence(missing, format!("all {} tables", schema::TABLES.len()), "missing"))
 }
 
 async fn foreign_keys_check(client: &Client) -> Result<Outcome, DbError> {
-    let present = schema::present_foreign_keys(client).await?;
+    let present = schema::present_foreign_keys(client).await.during("listing the foreign keys")?;
     let expected = schema::expected_foreign_keys();
     let missing = expected.iter().filter(|fk| !present.contains(fk));
     Ok(presence(missing, format!("all {} foreign keys", expected.len()), "missing"))
 }
 
 async fn append_only_check(client: &Client) -> Result<Outcome, DbError> {
-    let always = schema::always_immutable_log_triggers(client).await?;
+    let always = schema::always_immutable_log_triggers(client).await.during("reading the log's triggers")?;
     let missing = schema::IMMUTABLE_LOG_TRIGGERS.iter().filter(|t| !always.iter().any(|e| e == *t));
     let guarantee = "UPDATE, DELETE and TRUNCATE are rejected in every session; inserts are chained".to_string();
     Ok(presence(
@@ -225,7 +225,7 @@ async fn append_only_check(client: &Client) -> Result<Outcome, DbError> {
 /// superuser can make them ALWAYS (migration V10), so a database migrated by
 /// an ordinary owner has them all; after `ENABLE TRIGGER ALL` they are back.
 async fn foreign_keys_always_check(client: &Client) -> Result<Outcome, DbError> {
-    let unenforced = schema::unenforced_foreign_keys(client).await?;
+    let unenforced = schema::unenforced_foreign_keys(client).await.during("reading the foreign keys' triggers")?;
     Ok(if unenforced.is_empty() {
         Outcome::Pass("validated, their triggers ALWAYS: C1 holds by the catalog".into())
     } else {
@@ -242,7 +242,7 @@ async fn foreign_keys_always_check(client: &Client) -> Result<Outcome, DbError> 
 /// Warns when this role could rewrite the log (owner or superuser): the
 /// backend should run as an application role that may only append to it.
 async fn log_owner_check(client: &Client) -> Result<Outcome, DbError> {
-    Ok(if roles::may_rewrite_log(client).await? {
+    Ok(if roles::may_rewrite_log(client).await.during("reading who owns the log")? {
         Outcome::Warn(
             "this role owns immutable_log (or is a superuser), so it could switch its triggers off and rewrite it; \
              run the backend as an application role (`grace bootstrap --app-role NAME`) and keep anchors"

@@ -12,7 +12,7 @@
 //! leaves zero log lag.
 
 use crate::configuration::DatabaseUrl;
-use crate::db::DbError;
+use crate::db::{DbError, During};
 use crate::immutable_log::{self, LogEntry};
 use std::time::Duration;
 use tokio_postgres::Client;
@@ -39,12 +39,13 @@ pub async fn run(url: DatabaseUrl, stop: CancellationToken) {
 
 async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError> {
     let mut client = crate::db::connect(url).await?;
-    client.batch_execute(SESSION).await?;
+    client.batch_execute(SESSION).await.during("setting up the sequencer's session")?;
     loop {
         let leader: bool = client
             .query_one("SELECT pg_try_advisory_lock(hashtext($1)) AS leader", &[&LEADER_LOCK_KEY])
-            .await?
-            .try_get("leader")?;
+            .await
+            .and_then(|row| row.try_get("leader"))
+            .during("the sequencer's bid to lead")?;
         if leader {
             break;
         }
@@ -55,7 +56,7 @@ async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError
     }
     tracing::info!("log sequencer is the leader");
     loop {
-        let moved = sequence_batch(&mut client).await?;
+        let moved = sequence_batch(&mut client).await.during("chaining a batch of events")?;
         if moved == BATCH_SIZE {
             continue;
         }
@@ -65,7 +66,7 @@ async fn lead(url: &DatabaseUrl, stop: &CancellationToken) -> Result<(), DbError
         }
     }
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while sequence_batch(&mut client).await? > 0 {}
+        while sequence_batch(&mut client).await.during("chaining the last events")? > 0 {}
         Ok::<_, DbError>(())
     })
     .await;

@@ -91,7 +91,7 @@ impl From<DbError> for CommandError {
         match e {
             DbError::Unreachable { .. } => Self::Unreachable(e.to_string()),
             DbError::NotBootstrapped { .. } => Self::Usage(e.to_string()),
-            DbError::Migration(_) | DbError::Query(_) => Self::Failed(e.to_string()),
+            DbError::Migration(_) | DbError::Query { .. } => Self::Failed(e.to_string()),
         }
     }
 }

@@ -70,7 +70,7 @@ pub struct ControlPlane {
 fn unreachable(error: &ControlError) -> bool {
     match error {
         ControlError::Database(DbError::Unreachable { .. }) => true,
-        ControlError::Database(DbError::Query(e)) => db::connection_lost(e),
+        ControlError::Database(DbError::Query { source, .. }) => db::connection_lost(source),
         _ => false,
     }
 }
@@ -154,6 +154,9 @@ impl ControlPlane {
                         self.record(Outage { from, to: Utc::now() });
                     }
                     return Ok(value);
+                }
+                Err(ControlError::Database(DbError::Query { source, .. })) if !db::connection_lost(&source) => {
+                    return Err(ControlError::Database(DbError::Query { during: what, source }))
                 }
                 Err(e) if !unreachable(&e) => return Err(e),
                 Err(e) => e,

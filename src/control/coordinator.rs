@@ -27,7 +27,7 @@ use crate::api::missions::NewMission;
 use crate::client::ClientError;
 use crate::configuration::DatabaseUrl;
 use crate::db::rows::FromRow;
-use crate::db::{DbError, Listener};
+use crate::db::{During, Listener};
 use crate::specification::Role;
 use grace_loadtests::LatencyUpload;
 use secrecy::SecretString;
@@ -548,7 +548,7 @@ async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>
             &[&run_id],
         )
         .await
-        .map_err(DbError::Query)?;
+        .during("reading the uploads")?;
     rows.iter()
         .map(|row| {
             let worker = WorkerIdentity::from_row(row)?;

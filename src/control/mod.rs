@@ -130,9 +130,11 @@ fn named(joined: &[String]) -> String {
     }
 }
 
+/// A statement of the control plane that failed. Run through
+/// `ControlPlane::run`, it is named after the step it was part of.
 impl From<tokio_postgres::Error> for ControlError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Self::Database(DbError::Query(e))
+    fn from(source: tokio_postgres::Error) -> Self {
+        Self::Database(DbError::Query { during: "a control-plane statement", source })
     }
 }
 

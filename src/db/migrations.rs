@@ -2,7 +2,7 @@
 //! build.rs) and applied by refinery, so a deployed `grace` always carries the
 //! schema it expects.
 
-use super::DbError;
+use super::{DbError, During};
 use refinery_core::{Migration, Runner, Target};
 use tokio_postgres::Client;
 
@@ -37,9 +37,15 @@ pub async fn apply(client: &mut Client) -> Result<Vec<MigrationName>, DbError> {
     if status(client).await?.is_current() {
         return Ok(Vec::new());
     }
-    client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&MIGRATION_LOCK_KEY]).await?;
+    client
+        .execute("SELECT pg_advisory_lock(hashtext($1))", &[&MIGRATION_LOCK_KEY])
+        .await
+        .during("taking the migration lock")?;
     let report = runner().run_async(client).await;
-    client.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&MIGRATION_LOCK_KEY]).await?;
+    client
+        .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&MIGRATION_LOCK_KEY])
+        .await
+        .during("releasing the migration lock")?;
     Ok(report?.applied_migrations().iter().map(display_name).collect())
 }
 
@@ -74,8 +80,9 @@ pub async fn status(client: &mut Client) -> Result<MigrationStatus, DbError> {
     let runner = runner();
     let history_exists: bool = client
         .query_one("SELECT to_regclass('public.refinery_schema_history') IS NOT NULL AS history_exists", &[])
-        .await?
-        .try_get("history_exists")?;
+        .await
+        .and_then(|row| row.try_get("history_exists"))
+        .during("looking for the migration history")?;
     let applied = if history_exists { runner.get_applied_migrations_async(client).await? } else { vec![] };
 
     let mut status = MigrationStatus::default();

@@ -29,8 +29,21 @@ pub enum DbError {
     /// A configuration error: exit 2.
     #[error("the database {database} is not bootstrapped ({pending} migration(s) pending, from {first}): run `grace bootstrap` against it first")]
     NotBootstrapped { database: String, pending: usize, first: String },
-    #[error("database query failed: {}", describe(.0))]
-    Query(#[from] tokio_postgres::Error),
+    /// A statement failed; `during` names what it was doing (say, "reading the
+    /// run history"), since the server's message does not say which it was.
+    #[error("{during} failed: {}", describe(.source))]
+    Query { during: &'static str, source: tokio_postgres::Error },
+}
+
+/// Names what a statement was doing, for the error that says it failed.
+pub trait During<T> {
+    fn during(self, what: &'static str) -> Result<T, DbError>;
+}
+
+impl<T> During<T> for Result<T, tokio_postgres::Error> {
+    fn during(self, what: &'static str) -> Result<T, DbError> {
+        self.map_err(|source| DbError::Query { during: what, source })
+    }
 }
 
 /// Runs `session` — work on a database connection of its own — until it ends

@@ -317,8 +317,8 @@ pub enum ProofError {
 }
 
 impl From<tokio_postgres::Error> for ProofError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Self::Database(e.into())
+    fn from(source: tokio_postgres::Error) -> Self {
+        Self::Database(DbError::Query { during: "reading the log for its proof", source })
     }
 }
 

@@ -1042,3 +1042,16 @@ async fn a_replica_killed_mid_run_loses_no_acknowledged_write_and_its_unanswered
         (check["indeterminate"].as_u64().unwrap(), check["indeterminate_stored"].as_u64().unwrap());
     assert!(stored <= indeterminate, "{check}");
 }
+
+#[tokio::test]
+async fn a_control_plane_statement_that_fails_names_the_step_it_was_part_of() {
+    let database = TestDatabase::migrated().await;
+    let plane = grace::control::connection::ControlPlane::connect(&database.url, "the test gives up").await.unwrap();
+
+    let error = plane
+        .run("reading the uploads", |c| async move { c.query("SELECT no_such_column FROM control.runs", &[]).await })
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.to_string(), r#"reading the uploads failed: ERROR: column "no_such_column" does not exist"#);
+}

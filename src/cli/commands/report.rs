@@ -3,7 +3,7 @@
 
 use crate::cli::args::{CompareArgs, HistoryArgs};
 use crate::cli::exit::{none_failed, CommandError};
-use crate::db::{self, DbError};
+use crate::db::{self, During};
 use crate::report::{compare, history, html, Rendered, ScenarioReport};
 use std::path::Path;
 use std::process::ExitCode;
@@ -66,7 +66,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, CommandError> {
 pub async fn history(args: HistoryArgs) -> Result<ExitCode, CommandError> {
     let database = args.database.required("the database the scenarios ran on")?;
     let client = db::connect(&database).await?;
-    let runs = history::list(&client, args.limit).await.map_err(DbError::Query)?;
+    let runs = history::list(&client, args.limit).await.during("reading the scenario history")?;
     args.output.emit(&runs, |runs| history::render(runs));
     Ok(ExitCode::SUCCESS)
 }

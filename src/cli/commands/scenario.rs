@@ -2,7 +2,7 @@
 
 use crate::cli::args::{ScenarioArgs, VerifyArgs};
 use crate::cli::exit::{none_failed, CommandError};
-use crate::db::{self, DbError};
+use crate::db::{self, During};
 use crate::immutable_log;
 use crate::report::interrupted_by_signal;
 use crate::scenario::{ScenarioSettings, Target};
@@ -87,7 +87,7 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CommandError> {
     let database = args.database.required("the database to verify")?;
     let mission = args.mission;
     let client = db::connect(&database).await?;
-    if !verify::mission_exists(&client, mission).await.map_err(DbError::Query)? {
+    if !verify::mission_exists(&client, mission).await.during("looking for the mission")? {
         return Err(CommandError::Usage(format!("no mission {mission} in {database}")));
     }
     let mut chain = args.chain.settings()?;

@@ -24,7 +24,9 @@ pub async fn bootstrap(args: BootstrapArgs, shutdown: &CancellationToken) -> Res
             let password = args.app_password.as_ref().map(|p| p.expose_secret());
             roles::grant_application_role(&client, role, password).await.map_err(|e| match e {
                 RoleError::InvalidName(_) => CommandError::Usage(e.to_string()),
-                RoleError::Database(e) => DbError::Query(e).into(),
+                RoleError::Database(source) => {
+                    DbError::Query { during: "granting the application role", source }.into()
+                }
             })?;
             report.application_role = Some(role.clone());
         }
