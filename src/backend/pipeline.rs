@@ -257,6 +257,104 @@ const CONTRACT_CTES: &str = "rule AS (
 /// How many parameters `CONTRACT_CTES` takes.
 const CONTRACT_PARAMS: usize = 24;
 
+/// The values `CONTRACT_CTES` writes, named, bound in its parameters' order.
+struct ContractWrite<'a> {
+    id: Uuid,
+    mission: Uuid,
+    idempotency_key: &'a str,
+    error_type: &'a str,
+    message: &'a str,
+    severity: &'a str,
+    action_type: &'a str,
+    policy_tier: Tier,
+    tier: i16,
+    confidence: f64,
+    path: ConfidencePath,
+    escalation_reason: &'a Option<String>,
+    effect: &'a Value,
+    baseline: &'a Value,
+    digest: &'a str,
+    resource: Uuid,
+    resource_name: String,
+    /// What the execution changed on the resource (nothing when held).
+    resource_change: Value,
+    /// As stored: the execution's verdict, or planned until approved.
+    status: ContractStatus,
+    verification_result: Option<&'a Value>,
+    benchmark: Option<BenchmarkKind>,
+    metrics: Option<&'a Value>,
+    passed: Option<bool>,
+    /// Whether the policy had a rule for the error type when it was decided.
+    has_rule: bool,
+}
+
+impl<'a> ContractWrite<'a> {
+    fn of(
+        report: &'a ErrorReport,
+        decision: &'a TierDecision,
+        has_rule: bool,
+        contract: &'a StoredContract,
+        execution: Option<&'a Execution>,
+    ) -> Self {
+        Self {
+            id: contract.id,
+            mission: contract.mission,
+            idempotency_key: report.idempotency_key.as_str(),
+            error_type: report.error_type.as_str(),
+            message: &report.message,
+            severity: report.severity.as_str(),
+            action_type: &contract.action_type,
+            policy_tier: decision.policy_tier,
+            tier: contract.tier,
+            confidence: report.confidence.value(),
+            path: decision.path,
+            escalation_reason: &decision.escalation_reason,
+            effect: &contract.effect,
+            baseline: &contract.baseline,
+            digest: &contract.digest,
+            resource: contract.resource,
+            resource_name: format!("{}/{}", contract.action_type, contract.id),
+            resource_change: execution.map_or_else(|| json!({}), |_| contract.effect.clone()),
+            status: execution.map_or(ContractStatus::Planned, |e| e.status),
+            verification_result: execution.map(|e| &e.result),
+            benchmark: execution.map(|e| e.benchmark),
+            metrics: execution.map(|e| &e.metrics),
+            passed: execution.map(|e| e.passed),
+            has_rule,
+        }
+    }
+
+    /// `$1..$24` of `CONTRACT_CTES`.
+    fn params(&self) -> [Param<'_>; CONTRACT_PARAMS] {
+        [
+            &self.id,
+            &self.mission,
+            &self.idempotency_key,
+            &self.error_type,
+            &self.message,
+            &self.severity,
+            &self.action_type,
+            &self.policy_tier,
+            &self.tier,
+            &self.confidence,
+            &self.path,
+            self.escalation_reason,
+            self.effect,
+            self.baseline,
+            &self.digest,
+            &self.resource,
+            &self.resource_name,
+            &self.resource_change,
+            &self.status,
+            &self.verification_result,
+            &self.benchmark,
+            &self.metrics,
+            &self.passed,
+            &self.has_rule,
+        ]
+    }
+}
+
 /// How a statement that writes a contract answers: the contract's id, if it
 /// wrote it, and whether its rule was current.
 const CONTRACT_WRITTEN: &str = "SELECT c.id, r.current AS rule_current FROM rule r LEFT JOIN contract c ON true";
@@ -333,72 +431,28 @@ async fn create_contract(
     // Tier 1 runs without a human, and its verification's verdict is known
     // before anything is written: the contract, its resource, its benchmark,
     // its events and counts are stored as they end, by one statement.
-    let execution = match decision.tier {
-        Tier::Auto => Some(verify(state, db, &contract, BenchmarkKind::verifying(decision.tier, contract.path)).await?),
-        _ => None,
-    };
-    let status = match &execution {
-        Some(execution) => executed(&contract, execution, &mut pending),
-        None => ContractStatus::AwaitingApproval,
-    };
-    pending.tally.moved = Some((None, status));
-    // Its resource as the execution leaves it (the baseline, changed by the effect).
-    let resource_change = match &execution {
-        Some(_) => contract.effect.clone(),
-        None => json!({}),
-    };
-    let name = format!("{}/{id}", contract.action_type);
-    let stored_status = execution.as_ref().map_or(ContractStatus::Planned, |e| e.status);
-    let contract_params: [Param<'_>; CONTRACT_PARAMS] = [
-        &id,
-        &mission,
-        &report.idempotency_key.as_str(),
-        &report.error_type.as_str(),
-        &report.message,
-        &report.severity.as_str(),
-        &contract.action_type,
-        &decision.policy_tier,
-        &tier,
-        &confidence,
-        &decision.path,
-        &decision.escalation_reason,
-        &contract.effect,
-        &contract.baseline,
-        &contract.digest,
-        &contract.resource,
-        &name,
-        &resource_change,
-        &stored_status,
-        &execution.as_ref().map(|e| &e.result),
-        &execution.as_ref().map(|e| e.benchmark),
-        &execution.as_ref().map(|e| &e.metrics),
-        &execution.as_ref().map(|e| e.passed),
-        &has_rule,
-    ];
-    // The mission's FOREIGN KEY proves it exists (a violation is its 404)
-    // without locking its row; its counters are updated last.
-    let not_found = |e: tokio_postgres::Error| match e.code() {
-        Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", mission),
-        _ => e.into(),
-    };
-    let approval_id = match &execution {
-        Some(execution) => {
-            let tally = pending.tally.values(mission, &pending.events);
-            let params: Vec<Param<'_>> = contract_params.iter().copied().chain(tally.params()).collect();
-            if let Some(unwritten) = unwritten(db.one(&EXECUTED_CONTRACT, &params).await.map_err(not_found)?)? {
-                return Ok(unwritten);
-            }
-            execution.sabotage_used(state);
-            None
+    let (status, approval_id) = if decision.tier == Tier::Auto {
+        let kind = BenchmarkKind::verifying(decision.tier, contract.path);
+        let execution = verify(state, db, &contract, kind).await?;
+        let status = executed(&contract, &execution, &mut pending);
+        pending.tally.moved = Some((None, status));
+        let write = ContractWrite::of(report, &decision, has_rule, &contract, Some(&execution));
+        if let Some(unwritten) = write_executed(db, &write, &pending).await? {
+            return Ok(unwritten);
         }
-        None => {
-            if let Some(unwritten) = unwritten(db.one(&CONTRACT, &contract_params).await.map_err(not_found)?)? {
-                return Ok(unwritten);
-            }
-            let approval = hold_for_approval(state, db, &mut contract, decision.tier, &mut pending).await?;
-            pending.write(db, mission).await?;
-            Some(approval)
+        execution.sabotage_used(state);
+        (status, None)
+    } else {
+        let status = ContractStatus::AwaitingApproval;
+        pending.tally.moved = Some((None, status));
+        let write = ContractWrite::of(report, &decision, has_rule, &contract, None);
+        let written = db.one(&CONTRACT, &write.params()).await.map_err(|e| mission_not_found(e, mission))?;
+        if let Some(unwritten) = unwritten(written)? {
+            return Ok(unwritten);
         }
+        let approval = hold_for_approval(state, db, &mut contract, decision.tier, &mut pending).await?;
+        pending.write(db, mission).await?;
+        (status, Some(approval))
     };
     state.telemetry.record_action(tier, status);
     Ok(Written::Contract(ContractReceipt {
@@ -410,6 +464,28 @@ async fn create_contract(
         escalation_reason: decision.escalation_reason,
         approval_id,
     }))
+}
+
+/// A tier-1 contract as its execution left it, with its events and counts, in
+/// one statement; why it wrote nothing, if it did not.
+async fn write_executed(
+    db: &impl Prepared,
+    write: &ContractWrite<'_>,
+    pending: &Pending,
+) -> Result<Option<Written>, ApiError> {
+    let tally = pending.tally.values(write.mission, &pending.events);
+    let params: Vec<Param<'_>> = write.params().into_iter().chain(tally.params()).collect();
+    let written = db.one(&EXECUTED_CONTRACT, &params).await.map_err(|e| mission_not_found(e, write.mission))?;
+    Ok(unwritten(written)?)
+}
+
+/// The mission's FOREIGN KEY proves it exists (a violation is its 404)
+/// without locking its row; its counters are updated last.
+fn mission_not_found(e: tokio_postgres::Error, mission: Uuid) -> ApiError {
+    match e.code() {
+        Some(&SqlState::FOREIGN_KEY_VIOLATION) => ApiError::not_found("mission", mission),
+        _ => e.into(),
+    }
 }
 
 /// Tier 2+: snapshot the resource, then ask for approval.
