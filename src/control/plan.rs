@@ -94,6 +94,11 @@ impl LoadProfile {
         Duration::from_secs(self.run_time_secs)
     }
 
+    /// `closed model`, or `open model at R req/s`: how reports name it.
+    pub fn model(&self) -> String {
+        self.rate.map_or_else(|| "closed model".to_string(), |rate| format!("open model at {rate} req/s"))
+    }
+
     /// The users meant to be running `elapsed` into the run: all of them, or
     /// where the stages are then (linear within a stage, as goose ramps).
     pub fn users_at(&self, elapsed: Duration) -> u32 {

@@ -463,8 +463,7 @@ impl std::fmt::Display for ThresholdCheck {
 
 impl std::fmt::Display for LoadResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut model =
-            self.profile.rate.map_or_else(|| "closed model".to_string(), |r| format!("open model at {r} req/s"));
+        let mut model = self.profile.model();
         if !self.profile.stages.is_empty() {
             let stages: Vec<String> = self.profile.stages.iter().map(ToString::to_string).collect();
             model.push_str(&format!(", in stages {}", stages.join(" ")));

@@ -74,15 +74,15 @@ pub fn render_load(load: &LoadResult) -> String {
          <title>Grace load run {verdict} — {}</title><style>{STYLE}</style></head><body>",
         load.run_id
     );
-    let model =
-        load.profile.rate.map_or_else(|| "closed model".to_string(), |rate| format!("open model at {rate} req/s"));
-    let ran = load.interruption().unwrap_or_else(|| format!("{}s", load.profile.run_time_secs));
+    let profile = &load.profile;
+    let model = profile.model();
+    let ran = load.interruption().unwrap_or_else(|| format!("{}s", profile.run_time_secs));
     let _ = write!(
         page,
         "<header class=\"verdict {}\"><h1>Grace load run: {verdict}</h1>\
          <p>{} on {}, {ran}, {model}. Run {}</p></header>",
         if load.passed { "pass" } else { "fail" },
-        crate::console::counted(load.profile.users, "user", "users"),
+        crate::console::counted(profile.users, "user", "users"),
         crate::console::counted(load.workers.len() as u64, "worker", "workers"),
         load.run_id,
     );
@@ -140,7 +140,7 @@ pub fn render_load(load: &LoadResult) -> String {
     }
     page.push_str("</section><section><h2>Configuration</h2><pre>");
     let shape = serde_json::json!({
-        "users": load.profile.users, "run_time_secs": load.profile.run_time_secs, "stages": load.profile.stages, "rate": load.profile.rate,
+        "users": profile.users, "run_time_secs": profile.run_time_secs, "stages": profile.stages, "rate": profile.rate,
     });
     page.push_str(&escape(&serde_json::to_string_pretty(&shape).unwrap_or_default()));
     page.push_str("</pre></section></body></html>\n");

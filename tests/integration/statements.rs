@@ -14,6 +14,7 @@
 //! range of the log) and is counted, not prepared.
 
 use crate::helpers::TestDatabase;
+use grace::backend::routes::paging::Filters;
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -125,10 +126,6 @@ fn string_literals(tokens: TokenStream, into: &mut Vec<Literal>) {
 /// `input` CTE of the statement it becomes part of.
 const FRAGMENT_TAKERS: &[&str] = &["adding_to"];
 
-/// How a list's statement template is filled with no filter
-/// (`Filters::statement`, `backend/routes/paging.rs`).
-const TEMPLATE_FILLS: &[(&str, &str)] = &[("{where}", "true"), ("{limit}", "$1")];
-
 /// The file's `const NAME: &str = "…";` (at any depth), by name.
 fn str_constants(tokens: TokenStream) -> HashMap<String, String> {
     let mut constants = HashMap::new();
@@ -169,8 +166,10 @@ fn is_statement(text: &str) -> bool {
     }
 }
 
+/// `sql` as the backend fills a list's template (`{where}`, `{limit}`) when
+/// a request sets no filter; any other statement as it is.
 fn fill_templates(sql: String) -> String {
-    TEMPLATE_FILLS.iter().fold(sql, |sql, (placeholder, value)| sql.replace(placeholder, value))
+    Filters::default().statement(&sql, &100).0
 }
 
 /// A `{name}` or `{}` left: filled at run time from what the code is given.
