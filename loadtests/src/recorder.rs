@@ -55,6 +55,13 @@ pub struct Recorded {
     /// Answers by request name and status (`"200"`, `"503"`, or `"no
     /// answer"` for a transport error), every attempt counted.
     pub statuses: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The attempts that failed, by request name: retried, unanswered, or
+    /// answered other than their step allows (a status it does not expect, a
+    /// check that does not hold) — the failures every result counts.
+    pub failed: BTreeMap<String, u64>,
+    /// From the start of the first request recorded to the end of the last:
+    /// what a share's requests per second are over.
+    pub sending: Option<Span>,
     /// A sample of each distinct failure (request, status, what the body
     /// said), every attempt — a refusal retried included — with how often it
     /// was seen; at most `ERROR_KINDS` kinds, the
@@ -142,6 +149,26 @@ fn add_sample(samples: &mut Vec<ErrorSample>, sample: ErrorSample) {
     }
 }
 
+/// A stretch of time, in Unix milliseconds of the recording process's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub first_ms: u64,
+    pub last_ms: u64,
+}
+
+impl Span {
+    pub fn secs(&self) -> f64 {
+        self.last_ms.saturating_sub(self.first_ms) as f64 / 1000.0
+    }
+
+    fn cover(this: Option<Span>, other: Span) -> Span {
+        this.map_or(other, |this| Span {
+            first_ms: this.first_ms.min(other.first_ms),
+            last_ms: this.last_ms.max(other.last_ms),
+        })
+    }
+}
+
 /// The requests sent to one backend, and how many were not answered 2xx.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendCount {
@@ -201,6 +228,8 @@ impl Default for Recorded {
             timeline: BTreeMap::new(),
             by_backend: BTreeMap::new(),
             statuses: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            sending: None,
             errors: Vec::new(),
         }
     }
@@ -216,10 +245,13 @@ impl Recorder {
     /// attempts) and received, under one lock — this is the hot path.
     pub fn record_request(&self, name: &str, latency: Duration, bodies: BodyBytes) {
         let micros = (latency.as_micros() as u64).clamp(1, HIGHEST_MICROS);
+        let now_ms = unix_millis();
         let mut recorded = self.recorded.lock().expect("recorder lock");
         recorded.overall.saturating_record(micros);
         entry(&mut recorded.by_name, name, histogram).saturating_record(micros);
-        recorded.timeline.entry(unix_second()).or_default().add(&TimeSlot {
+        let this = Span { first_ms: now_ms.saturating_sub(latency.as_millis() as u64), last_ms: now_ms };
+        recorded.sending = Some(Span::cover(recorded.sending, this));
+        recorded.timeline.entry(now_ms / 1000).or_default().add(&TimeSlot {
             requests: 1,
             total_micros: micros,
             max_micros: micros,
@@ -240,6 +272,11 @@ impl Recorder {
         count.failures += failed;
         recorded.timeline.entry(unix_second()).or_default().failures += failed;
         *entry(&mut recorded.statuses, name, BTreeMap::new).entry(status_text(status)).or_default() += 1;
+    }
+
+    /// One attempt at a request named `name` that failed (see `Recorded::failed`).
+    pub fn count_failure(&self, name: &str) {
+        *entry(&mut self.recorded.lock().expect("recorder lock").failed, name, || 0) += 1;
     }
 
     pub fn count_injected_fault(&self) {
@@ -283,24 +320,27 @@ impl Recorder {
             injected_faults: recorded.injected_faults,
             by_backend: recorded.by_backend.clone(),
             statuses: recorded.statuses.clone(),
+            failed: recorded.failed.clone(),
             ..Recorded::default()
         }
     }
 }
 
 impl Recorded {
-    /// Every attempt so far, and those not answered 2xx.
+    /// Every attempt so far, and those that failed.
     pub fn requests_and_failures(&self) -> (u64, u64) {
-        self.by_backend
-            .values()
-            .fold((0, 0), |(requests, failures), count| (requests + count.requests, failures + count.failures))
+        (self.by_backend.values().map(|count| count.requests).sum(), self.failed.values().sum())
     }
 
-    /// The attempts at requests named `name` not answered 2xx.
+    /// Every attempt at requests named `name`, and those that failed.
+    pub fn requests_and_failures_of(&self, name: &str) -> (u64, u64) {
+        let requests = self.statuses.get(name).map_or(0, |statuses| statuses.values().sum());
+        (requests, self.failures_of(name))
+    }
+
+    /// The attempts at requests named `name` that failed.
     pub fn failures_of(&self, name: &str) -> u64 {
-        self.statuses
-            .get(name)
-            .map_or(0, |statuses| statuses.iter().filter(|(status, _)| !status.starts_with('2')).map(|(_, n)| n).sum())
+        self.failed.get(name).copied().unwrap_or(0)
     }
 
     /// Where these recordings stand, portable (see [`Progress`]).
@@ -416,6 +456,12 @@ impl Recorded {
                 *total.entry(status.clone()).or_default() += count;
             }
         }
+        for (name, failed) in &other.failed {
+            *self.failed.entry(name.clone()).or_default() += failed;
+        }
+        if let Some(span) = other.sending {
+            self.sending = Some(Span::cover(self.sending, span));
+        }
         for sample in &other.errors {
             add_sample(&mut self.errors, sample.clone());
         }
@@ -428,6 +474,7 @@ impl Recorded {
     pub fn latency_upload(&self, clock_offset_ms: i64) -> LatencyUpload {
         let shift = (clock_offset_ms as f64 / 1000.0).round() as i64;
         LatencyUpload {
+            sending: self.sending,
             overall: encode(&self.overall),
             by_name: self.by_name.iter().map(|(name, h)| (name.clone(), encode(h))).collect(),
             injected_faults: self.injected_faults,
@@ -435,6 +482,7 @@ impl Recorded {
             timeline: self.timeline.iter().map(|(second, slot)| ((*second as i64 + shift) as u64, *slot)).collect(),
             by_backend: self.by_backend.clone(),
             statuses: self.statuses.clone(),
+            failed: self.failed.clone(),
             errors: self.errors.clone(),
         }
     }
@@ -444,6 +492,9 @@ impl Recorded {
 /// overall and by request name. JSON, so it stays readable in the database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencyUpload {
+    /// When its requests were sent (the uploader's clock: only its length counts).
+    #[serde(default)]
+    pub sending: Option<Span>,
     pub overall: String,
     pub by_name: BTreeMap<String, String>,
     #[serde(default)]
@@ -458,6 +509,8 @@ pub struct LatencyUpload {
     pub by_backend: BTreeMap<String, BackendCount>,
     #[serde(default)]
     pub statuses: BTreeMap<String, BTreeMap<String, u64>>,
+    #[serde(default)]
+    pub failed: BTreeMap<String, u64>,
     #[serde(default)]
     pub errors: Vec<ErrorSample>,
 }
@@ -497,6 +550,8 @@ impl LatencyUpload {
             timeline: self.timeline.clone(),
             by_backend: self.by_backend.clone(),
             statuses: self.statuses.clone(),
+            failed: self.failed.clone(),
+            sending: self.sending,
             errors: self.errors.clone(),
         })
     }
@@ -607,6 +662,8 @@ mod tests {
         assert_eq!(decoded.overall, original.overall);
         assert_eq!(decoded.by_name, original.by_name);
         assert_eq!(decoded.timeline, original.timeline);
+        assert!(original.sending.is_some());
+        assert_eq!(decoded.sending, original.sending);
         assert_eq!(decoded.timeline.values().map(|s| s.requests).sum::<u64>(), 5);
         let garbled = LatencyUpload { overall: "not base64!".into(), ..upload };
         assert!(garbled.decode().is_err());

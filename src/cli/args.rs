@@ -484,6 +484,10 @@ pub struct ScenarioArgs {
     /// Print a live status line every 2 s.
     #[arg(long)]
     pub monitor: bool,
+    /// Also keep goose's own metrics during phase 5 and write goose's HTML
+    /// report beside the others (see `grace load --goose-report`).
+    #[arg(long)]
+    pub goose_report: bool,
     /// Where the reports go.
     #[arg(long, env = "GRACE_OUT", default_value = REPORTS_DIR, value_name = "DIR")]
     pub out: PathBuf,
@@ -581,9 +585,15 @@ pub struct LoadArgs {
     #[arg(long, value_name = "UUID")]
     pub mission: Option<uuid::Uuid>,
     /// Write the merged result (load-result.json), its page (load-report.html)
-    /// and each worker's goose HTML report into this directory.
+    /// and, with --goose-report, each worker's goose HTML report into this
+    /// directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Each worker also keeps goose's own metrics for goose's HTML report
+    /// (written beside the merged page with --out). Off by default: Grace's
+    /// results do not need them, and they cost CPU on every request.
+    #[arg(long)]
+    pub goose_report: bool,
     /// No live progress and no INFO logs on stderr, only warnings and the
     /// result (by default: one live line on a terminal, a line every 5 s
     /// otherwise).

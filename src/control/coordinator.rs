@@ -20,8 +20,8 @@ use super::result::{LastReport, LoadResult, Uploaded, WorkerUpload};
 use super::status::{RunStatus, ShareStatus, WorkerStatus};
 use super::worker::{Worker, WorkerIdentity, WorkerSettings};
 use super::{
-    acked_writes, check_backend, service_proofs, ControlError, RunConfig, CHANNEL, HEARTBEAT, START_LEAD,
-    UPLOAD_ALLOWANCE,
+    acked_writes, check_backend, service_proofs, ControlError, RunConfig, HEARTBEAT, RUNS_CHANNEL, START_LEAD,
+    UPLOADS_CHANNEL, UPLOAD_ALLOWANCE,
 };
 use crate::api::missions::NewMission;
 use crate::client::ClientError;
@@ -86,6 +86,7 @@ pub async fn run(
         mission_id,
         profile: plan.shape.profile.clone(),
         workload: plan.workload.clone(),
+        goose_report: plan.goose_report,
     };
     let config = &serde_json::to_value(&config).expect("configs serialize");
     let expected = plan.shape.expect_workers.unwrap_or(1) as i32;
@@ -168,7 +169,7 @@ async fn coordinate(
         })?),
         None => None,
     };
-    let mut listener = Listener::start(plane.database(), CHANNEL).await?;
+    let mut listener = Listener::start(plane.database(), UPLOADS_CHANNEL).await?;
     let workers = claim_workers(plane, &mut listener, plan, run_id, only, shutdown).await?;
     let names: Vec<String> = workers.iter().map(ToString::to_string).collect();
     let on = crate::console::counted(workers.len() as u64, "worker", "workers");
@@ -380,7 +381,7 @@ async fn try_claim(
             &[&run_id, &START_LEAD.as_secs_f64(), &RunStatus::Running],
         )
         .await?;
-    transaction.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
+    transaction.execute(&format!("NOTIFY {RUNS_CHANNEL}"), &[]).await?;
     transaction.commit().await?;
     Ok(Claim::Started(workers))
 }
@@ -536,7 +537,7 @@ async fn stop_run(plane: &ControlPlane, run_id: Uuid) -> Result<(), ControlError
 async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>, ControlError> {
     let rows = client
         .query(
-            "SELECT w.id, w.host, w.pid, rw.users, rw.status AS share_status, res.goose_metrics, res.latency_histogram,
+            "SELECT w.id, w.host, w.pid, rw.users, rw.status AS share_status, res.id AS result_id, res.latency_histogram,
                     res.acked_keys_count, res.goose_report_html, rw.progress,
                     extract(epoch FROM w.last_heartbeat - r.start_at)::float8 AS reported_secs
                FROM control.run_workers rw
@@ -553,16 +554,16 @@ async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>
         .map(|row| {
             let worker = WorkerIdentity::from_row(row)?;
             let lost = row.try_get::<_, ShareStatus>("share_status")? == ShareStatus::Lost;
-            let goose_metrics: Option<serde_json::Value> = row.try_get("goose_metrics")?;
-            let uploaded = match (lost, goose_metrics) {
-                (false, Some(goose_metrics)) => {
+            let result: Option<Uuid> = row.try_get("result_id")?;
+            let uploaded = match (lost, result) {
+                (false, Some(_)) => {
                     let upload: Vec<u8> = row.try_get("latency_histogram")?;
                     let unreadable = |e: String| ControlError::Upload(format!("{worker}'s histograms: {e}"));
                     let upload =
                         serde_json::from_slice::<LatencyUpload>(&upload).map_err(|e| unreadable(e.to_string()))?;
                     let histograms = upload.decode().map_err(|e| unreadable(e.to_string()))?;
                     let acked_writes = row.try_get::<_, i64>("acked_keys_count")? as u64;
-                    Some(Uploaded { goose_metrics, histograms, acked_writes, clock_offset_ms: upload.clock_offset_ms })
+                    Some(Uploaded { histograms, acked_writes, clock_offset_ms: upload.clock_offset_ms })
                 }
                 _ => None,
             };

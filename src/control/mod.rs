@@ -51,8 +51,13 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// The NOTIFY channel of the control plane: runs announced, results uploaded.
-const CHANNEL: &str = "grace_control";
+/// The NOTIFY channel runs are announced on: every idle worker listens.
+const RUNS_CHANNEL: &str = "grace_control";
+/// The NOTIFY channel a share's upload is told on: only coordinators
+/// listen. Apart from the runs' so that W uploads wake one coordinator, not
+/// W listening workers each (W² wake-ups in PostgreSQL: at 200 workers the
+/// end of a run spent seconds of its CPU on them).
+const UPLOADS_CHANNEL: &str = "grace_control_uploads";
 /// How often a worker says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long past a run's end a worker may still upload: then the coordinator
@@ -87,6 +92,10 @@ pub struct RunConfig {
     pub profile: plan::LoadProfile,
     /// The traffic: the workers compile it themselves.
     pub workload: WorkloadSource,
+    /// Each worker keeps goose's own metrics and uploads goose's HTML report
+    /// (`--goose-report`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub goose_report: bool,
 }
 
 /// Why load could not be run or judged.
@@ -182,6 +191,7 @@ mod tests {
                 rate: Some(2.5),
             },
             workload: workload(),
+            goose_report: false,
         };
         let json = serde_json::to_value(&config).unwrap();
         assert_eq!(

@@ -50,6 +50,8 @@ pub struct LoadPlan {
     /// How long a backend that does not answer yet is waited for
     /// (`--wait-for-services`; zero: it fails the run at once).
     pub wait_for_services: std::time::Duration,
+    /// Each worker keeps goose's own metrics and uploads goose's HTML report.
+    pub goose_report: bool,
 }
 
 impl LoadPlan {

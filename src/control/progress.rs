@@ -500,6 +500,9 @@ mod tests {
         for ms in 91..=100 {
             slow.record_latency("/api/chat", Duration::from_millis(ms));
             slow.count_answer("http://a", "/api/chat", Some(if ms < 98 { 200 } else { 503 }));
+            if ms >= 98 {
+                slow.count_failure("/api/chat");
+            }
         }
         slow.count_injected_fault();
         let sample = Sample::merge(&[fast.tally().progress(), slow.tally().progress()]).unwrap();

@@ -1,5 +1,6 @@
 //! The merged result of a load run, and how a person reads it. Counts and
-//! failures come from goose's metrics, summed over workers; latency
+//! failures come from the workers' own recordings (every attempt, failed as
+//! its step judged it), summed over workers; latency
 //! percentiles come from the workers' HdrHistograms merged into one (the
 //! histogram of every sample), never from averaging the workers' percentiles;
 //! the max is the max of maxes. Throughput is per worker and, since workers
@@ -38,7 +39,6 @@ pub struct LastReport {
 }
 
 pub struct Uploaded {
-    pub goose_metrics: serde_json::Value,
     pub histograms: Recorded,
     pub acked_writes: u64,
     /// The database's clock minus the worker's, in milliseconds (its
@@ -252,7 +252,6 @@ impl LoadResult {
         control_plane_outages: Vec<Outage>,
     ) -> Result<(Self, Recorded), ControlError> {
         let mut merged = Recorded::default();
-        let mut counts: BTreeMap<String, Throughput> = BTreeMap::new();
         let mut workers = Vec::new();
         for upload in uploads {
             let mut summary = WorkerSummary {
@@ -267,17 +266,13 @@ impl LoadResult {
                 merged
                     .merge(&uploaded.histograms)
                     .map_err(|e| ControlError::Upload(format!("{}'s histograms do not merge: {e:?}", upload.worker)))?;
-                let goose = GooseCounts::read(&uploaded.goose_metrics)?;
-                for (name, count) in &goose.by_name {
-                    let total = counts.entry(name.clone()).or_default();
-                    total.requests += count.requests;
-                    total.failures += count.failures;
-                }
-                summary.throughput = Throughput {
-                    requests: goose.requests(),
-                    failures: goose.failures(),
-                    requests_per_second: goose.requests() as f64 / goose.duration_secs.max(1) as f64,
-                };
+                let (requests, failures) = uploaded.histograms.requests_and_failures();
+                // Over the run time, as goose counted it (its users start in
+                // the second before, and end the iteration they are in after),
+                // or over less when the share ended early: stopped, it sent for less.
+                let sending = uploaded.histograms.sending.map_or(0.0, |span| span.secs());
+                let secs = sending.min(shape.profile.run_time_secs as f64).max(0.001);
+                summary.throughput = Throughput { requests, failures, requests_per_second: requests as f64 / secs };
                 summary.acked_writes = uploaded.acked_writes;
             } else if let Some(report) = &upload.last_report {
                 summary.throughput = Throughput {
@@ -294,14 +289,13 @@ impl LoadResult {
             failures: merged_workers().map(|w| w.throughput.failures).sum(),
             requests_per_second: merged_workers().map(|w| w.throughput.requests_per_second).sum(),
         };
-        let mut latency = vec![LatencySummary::of(OVERALL, &total, &merged.overall)];
+        let mut latency = vec![LatencySummary::of(OVERALL, (total.requests, total.failures), &merged.overall)];
         let distribution = std::iter::once((OVERALL, &merged.overall))
             .chain(merged.by_name.iter().map(|(name, histogram)| (name.as_str(), histogram)))
             .map(|(name, histogram)| (name.to_string(), Bucket::distribution(histogram)))
             .collect();
         for (name, histogram) in &merged.by_name {
-            let count = counts.get(name).cloned().unwrap_or_default();
-            latency.push(LatencySummary::of(name, &count, histogram));
+            latency.push(LatencySummary::of(name, merged.requests_and_failures_of(name), histogram));
         }
         let lost_workers: Vec<String> = workers.iter().filter(|w| w.lost).map(|w| w.name.clone()).collect();
         let clock_skews = uploads
@@ -395,12 +389,12 @@ impl LoadResult {
 }
 
 impl LatencySummary {
-    pub fn of(name: &str, count: &Throughput, histogram: &hdrhistogram::Histogram<u64>) -> Self {
+    pub fn of(name: &str, (requests, failures): (u64, u64), histogram: &hdrhistogram::Histogram<u64>) -> Self {
         let ms = |micros: u64| micros as f64 / 1000.0;
         Self {
             name: name.to_string(),
-            requests: count.requests,
-            failures: count.failures,
+            requests,
+            failures,
             mean_ms: histogram.mean() / 1000.0,
             p50_ms: ms(histogram.value_at_quantile(0.50)),
             p90_ms: ms(histogram.value_at_quantile(0.90)),
@@ -409,38 +403,6 @@ impl LatencySummary {
             p999_ms: ms(histogram.value_at_quantile(0.999)),
             max_ms: ms(histogram.max()),
         }
-    }
-}
-
-/// The counts in goose's metrics, by request name (goose keys them
-/// "METHOD label", which is the name: see the workload engine).
-struct GooseCounts {
-    by_name: BTreeMap<String, Throughput>,
-    duration_secs: u64,
-}
-
-impl GooseCounts {
-    fn read(metrics: &serde_json::Value) -> Result<Self, ControlError> {
-        let unreadable = |what: &str| ControlError::Upload(format!("goose metrics without {what}"));
-        let requests = metrics["requests"].as_object().ok_or_else(|| unreadable("requests"))?;
-        let mut by_name: BTreeMap<String, Throughput> = BTreeMap::new();
-        for (name, aggregate) in requests {
-            let success = aggregate["success_count"].as_u64().ok_or_else(|| unreadable("success_count"))?;
-            let failures = aggregate["fail_count"].as_u64().ok_or_else(|| unreadable("fail_count"))?;
-            let entry = by_name.entry(name.to_string()).or_default();
-            entry.requests += success + failures;
-            entry.failures += failures;
-        }
-        let duration_secs = metrics["duration"].as_u64().ok_or_else(|| unreadable("duration"))?;
-        Ok(Self { by_name, duration_secs })
-    }
-
-    fn requests(&self) -> u64 {
-        self.by_name.values().map(|c| c.requests).sum()
-    }
-
-    fn failures(&self) -> u64 {
-        self.by_name.values().map(|c| c.failures).sum()
     }
 }
 
@@ -573,26 +535,23 @@ mod tests {
         }
     }
 
-    /// A worker that made `latencies_ms` requests to /api/chat, `failures` of them failed.
+    /// A worker that made `latencies_ms` requests to /api/chat in 10 s, the
+    /// first `failures` of them failed.
     fn upload(pid: u32, latencies_ms: &[u64], failures: u64) -> WorkerUpload {
         let recorder = Recorder::default();
-        for ms in latencies_ms {
+        for (n, ms) in latencies_ms.iter().enumerate() {
             recorder.record_latency("POST /api/chat", Duration::from_millis(*ms));
+            recorder.count_answer("http://a", "POST /api/chat", Some(200));
+            if (n as u64) < failures {
+                recorder.count_failure("POST /api/chat");
+            }
         }
-        let requests = latencies_ms.len() as u64;
-        let goose_metrics = serde_json::json!({
-            "duration": 10,
-            "requests": { "POST /api/chat": { "success_count": requests - failures, "fail_count": failures } },
-        });
+        let mut histograms = recorder.snapshot();
+        histograms.sending = Some(grace_loadtests::Span { first_ms: 5_000, last_ms: 15_000 });
         WorkerUpload {
             worker: WorkerIdentity { id: Uuid::new_v4(), host: "h".into(), pid },
             users: 2,
-            uploaded: Some(Uploaded {
-                goose_metrics,
-                histograms: recorder.snapshot(),
-                acked_writes: 0,
-                clock_offset_ms: 0,
-            }),
+            uploaded: Some(Uploaded { histograms, acked_writes: 0, clock_offset_ms: 0 }),
             last_report: None,
             report_html: None,
         }
@@ -640,6 +599,9 @@ mod tests {
         for ms in [4, 5, 6, 7] {
             seen.record_latency("POST /api/chat", Duration::from_millis(ms));
             seen.count_answer("http://a", "POST /api/chat", Some(if ms < 7 { 200 } else { 503 }));
+            if ms == 7 {
+                seen.count_failure("POST /api/chat");
+            }
         }
         lost.last_report = Some(LastReport { progress: seen.tally().progress(), secs: 2.0 });
         let (result, _) = LoadResult::merge(

@@ -31,14 +31,18 @@ pub struct Share {
     /// Users across the whole run (a workload's unique feeder rows need it).
     pub run_users: u32,
     pub target: LoadTarget,
+    /// Whether goose keeps its own metrics, for its HTML report. Grace's
+    /// results never read them (its recorder counts every attempt), and
+    /// they cost CPU on every request: off unless the run asks for the page.
+    pub goose_report: bool,
 }
 
 /// What it saw.
 pub struct ShareOutcome {
-    /// goose's own metrics, as goose serializes them.
-    pub goose_metrics: serde_json::Value,
     pub recorded: Recorded,
-    /// goose's HTML report.
+    /// goose's own metrics, as goose serializes them, when it kept them.
+    pub goose_metrics: Option<serde_json::Value>,
+    /// goose's HTML report, when the run asked for it.
     pub report_html: Option<String>,
 }
 
@@ -86,9 +90,13 @@ pub async fn run(
     let attack = attack
         .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))
         .and_then(|a| a.set_default(GooseDefault::NoPrintMetrics, true))
-        .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
-        .and_then(|a| a.set_default(GooseDefault::ReportFile, report_path.to_string_lossy().as_ref()))
-        .map_err(goose_error)?;
+        .and_then(|a| a.set_default(GooseDefault::Quiet, 1));
+    let attack = if share.goose_report {
+        attack.and_then(|a| a.set_default(GooseDefault::ReportFile, report_path.to_string_lossy().as_ref()))
+    } else {
+        attack.and_then(|a| a.set_default(GooseDefault::NoMetrics, true))
+    }
+    .map_err(goose_error)?;
     // A killswitch left from an earlier run in this process is not a stop.
     goose::reset_killswitch();
     let stopping = stop.clone();
@@ -103,16 +111,19 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let metrics = {
+    let executed = {
         let _captured = GooseStdout::capture();
         attack.execute().await
     };
     relay.abort();
-    let metrics = metrics.map_err(goose_error)?;
-    let goose_metrics = serde_json::to_value(&metrics).map_err(|e| ControlError::Goose(e.to_string()))?;
+    let metrics = executed.map_err(goose_error)?;
+    let goose_metrics = match share.goose_report {
+        true => Some(serde_json::to_value(&metrics).map_err(|e| ControlError::Goose(e.to_string()))?),
+        false => None,
+    };
     Ok(ShareOutcome {
-        goose_metrics,
         recorded: recorder.snapshot(),
+        goose_metrics,
         report_html: std::fs::read_to_string(&report_path).ok(),
     })
 }

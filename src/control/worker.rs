@@ -15,9 +15,9 @@ use super::clock::{self, ClockOffset};
 use super::connection::ControlPlane;
 use super::metrics::{self, LatestShare};
 use super::progress::{self, Reading, Sample, Sinks};
-use super::share::{self, Share};
+use super::share::{self, Share, ShareOutcome};
 use super::status::{RunStatus, ShareStatus, WorkerStatus};
-use super::{check_backend, upload_allowance, ControlError, RunConfig, CHANNEL, HEARTBEAT};
+use super::{check_backend, upload_allowance, ControlError, RunConfig, HEARTBEAT, RUNS_CHANNEL, UPLOADS_CHANNEL};
 use crate::client::BackendClient;
 use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
 use crate::db::rows::FromRow;
@@ -207,7 +207,7 @@ impl Worker {
     }
 
     async fn serve_runs(&self, shutdown: &CancellationToken) -> Result<(), ControlError> {
-        let mut listener = Listener::start(&self.settings.database, CHANNEL).await?;
+        let mut listener = Listener::start(&self.settings.database, RUNS_CHANNEL).await?;
         let mut taken = Vec::new();
         loop {
             if let Some(assignment) = self.next_assignment(&taken).await? {
@@ -318,7 +318,15 @@ impl Worker {
             (tokio::spawn(progress::follow(profile, sample, sinks, stop.clone())), stop)
         });
         let run_users = config.profile.users;
-        let share = Share { host, profile, first_user, run_users, workload: config.workload.clone(), target };
+        let share = Share {
+            host,
+            profile,
+            first_user,
+            run_users,
+            workload: config.workload.clone(),
+            target,
+            goose_report: config.goose_report,
+        };
         let outcome = share::run(share, recorder, &stop).await;
         self.latest.ended();
         if let Some((shown, stop)) = shown {
@@ -346,7 +354,7 @@ impl Worker {
                     .await
                 })
                 .await?;
-            self.upload(run_id, &outcome.goose_metrics, &histograms, recorded, outcome.report_html.as_deref()).await
+            self.upload(run_id, &histograms, recorded, &outcome).await
         };
         let uploaded =
             tokio::time::timeout(allowance, upload).await.map_err(|_| ControlError::ControlPlaneLost {
@@ -385,15 +393,15 @@ impl Worker {
     async fn upload(
         &self,
         run_id: Uuid,
-        goose_metrics: &serde_json::Value,
         histograms: &[u8],
         writes: &Recorded,
-        report_html: Option<&str>,
+        goose: &ShareOutcome,
     ) -> Result<bool, ControlError> {
         let id = self.identity.id;
         let keys = &writes.acknowledged_keys;
         let digest = &key_digest(keys.iter().map(String::as_str));
         let (refused, indeterminate) = (writes.refused_keys.len() as i64, writes.indeterminate_keys.len() as i64);
+        let (goose_metrics, report_html) = (&goose.goose_metrics, goose.report_html.as_deref());
         const SHARE: &str = "SELECT status FROM control.run_workers WHERE run_id = $1 AND worker_id = $2";
         self.plane
             .run_alone("the upload of this worker's results", |mut client| async move {
@@ -409,18 +417,18 @@ impl Worker {
                 transaction
                     .execute(
                         "INSERT INTO control.worker_results
-                           (run_id, worker_id, goose_metrics, latency_histogram, acked_keys_count, acked_keys_digest,
-                            refused_keys_count, indeterminate_keys_count, goose_report_html)
+                           (run_id, worker_id, latency_histogram, acked_keys_count, acked_keys_digest,
+                            refused_keys_count, indeterminate_keys_count, goose_metrics, goose_report_html)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         &[
                             &run_id,
                             &id,
-                            goose_metrics,
                             &histograms,
                             &(keys.len() as i64),
                             digest,
                             &refused,
                             &indeterminate,
+                            goose_metrics,
                             &report_html,
                         ],
                     )
@@ -457,7 +465,7 @@ impl Worker {
                         &[&run_id, &id, &ShareStatus::Done],
                     )
                     .await?;
-                transaction.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
+                transaction.execute(&format!("NOTIFY {UPLOADS_CHANNEL}"), &[]).await?;
                 transaction.commit().await?;
                 Ok::<_, tokio_postgres::Error>(true)
             })

@@ -179,8 +179,10 @@ impl PrivatePostgres {
             .arg(&self.root)
             .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             // A throwaway cluster needs no crash durability; tests and the scenario
-            // run several times faster without fsync.
-            .args(["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=300"])
+            // run several times faster without fsync. Each `grace worker` holds two
+            // connections (its statements, its LISTEN) and a third while it uploads:
+            // 1,000 lets a few hundred workers join one run on this machine.
+            .args(["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=1000"])
             // PostgreSQL's defaults (128 MB of buffers, a checkpoint per GB of WAL)
             // suit a small shared server. Under a steady load the mission's random-key
             // indexes outgrow 128 MB within minutes, and then sessions read pages back

@@ -4,7 +4,7 @@
 //! percentiles.
 
 use super::{Aggregates, IterationReport};
-use crate::control::result::{LatencySummary, Throughput};
+use crate::control::result::LatencySummary;
 use grace_loadtests::Recorded;
 use grace_loadtests::OVERALL;
 
@@ -21,7 +21,6 @@ impl Aggregates {
         } else {
             loads.iter().map(|l| l.total.requests_per_second).sum::<f64>() / loads.len() as f64
         };
-        let total = Throughput { requests, failures, requests_per_second: throughput };
         Self {
             requests,
             failures,
@@ -29,14 +28,15 @@ impl Aggregates {
             error_rate: failures as f64 / requests.max(1) as f64,
             genuine_error_rate: (failures - injected) as f64 / requests.max(1) as f64,
             throughput_rps: throughput,
-            latency: (!merged.overall.is_empty()).then(|| LatencySummary::of(OVERALL, &total, &merged.overall)),
+            latency: (!merged.overall.is_empty())
+                .then(|| LatencySummary::of(OVERALL, (requests, failures), &merged.overall)),
             by_request: merged
                 .by_name
                 .iter()
                 .map(|(name, histogram)| {
                     let of_name = loads.iter().flat_map(|l| l.latency.iter().filter(|s| &s.name == name));
-                    let (requests, failures) = of_name.fold((0, 0), |(r, f), s| (r + s.requests, f + s.failures));
-                    LatencySummary::of(name, &Throughput { requests, failures, requests_per_second: 0.0 }, histogram)
+                    let counts = of_name.fold((0, 0), |(r, f), s| (r + s.requests, f + s.failures));
+                    LatencySummary::of(name, counts, histogram)
                 })
                 .collect(),
         }
@@ -48,7 +48,7 @@ mod tests {
     use super::*;
     use crate::control::acked_writes::AckedWritesCheck;
     use crate::control::plan::LoadProfile;
-    use crate::control::result::LoadResult;
+    use crate::control::result::{LoadResult, Throughput};
     use crate::report::ResourceSample;
     use grace_loadtests::Recorder;
     use std::time::Duration;

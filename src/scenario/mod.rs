@@ -61,6 +61,8 @@ pub struct ScenarioSettings {
     pub chaos: bool,
     pub iterations: u32,
     pub monitor: bool,
+    /// Keep goose's own metrics for its HTML report (`--goose-report`).
+    pub goose_report: bool,
     pub out: PathBuf,
     pub thresholds: Thresholds,
     /// The report (and its file) to compare this run with; by default the
@@ -390,6 +392,7 @@ impl Context<'_> {
             json_lines: None,
             // Phase 1 has already reached the backend.
             wait_for_services: Duration::ZERO,
+            goose_report: self.settings.goose_report,
         }
     }
 

@@ -75,7 +75,8 @@ async fn two_workers_under_chaos_merge_to_their_sums_and_every_acknowledged_writ
     wait_for_workers(&app, 2).await;
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().to_str().unwrap();
-    let ran = load(&app, &["--users", "6", "--run-time", "3s", "--expect-workers", "2", "--out", out_dir]).await;
+    let args = ["--users", "6", "--run-time", "3s", "--expect-workers", "2", "--out", out_dir, "--goose-report"];
+    let ran = load(&app, &args).await;
     assert_eq!(ran.code, Some(0), "{}", ran.all_output());
     let result: Value = serde_json::from_str(&ran.stdout).unwrap();
 
@@ -305,13 +306,14 @@ async fn stages_bring_users_up_and_down_and_are_split_across_workers() {
     let workers = [spawn_worker(&app, &["--once"]), spawn_worker(&app, &["--once"])];
     wait_for_workers(&app, 2).await;
     let stages = ["--stage", "1s:3", "--stage", "2s:6", "--stage", "1s:0"];
-    let ran = load(&app, &[&stages[..], &["--expect-workers", "2"]].concat()).await;
+    let ran = load(&app, &[&stages[..], &["--expect-workers", "2", "--goose-report"]].concat()).await;
     assert_eq!(ran.code, Some(0), "{}", ran.all_output());
     let result: Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!((result["users"].as_u64(), result["run_time_secs"].as_u64()), (Some(6), Some(4)), "the peak, the sum");
     assert_eq!(result["stages"], json!([{"secs": 1, "users": 3}, {"secs": 2, "users": 6}, {"secs": 1, "users": 0}]));
     // Each worker ran its part of every stage through goose's test plan:
-    // half the users at the peak, and a ramp down at the end.
+    // half the users at the peak, and a ramp down at the end (goose's own
+    // metrics, kept for its report, show it).
     let client = app.database.client().await;
     let run = result["run_id"].as_str().unwrap();
     let rows = client

@@ -108,6 +108,11 @@ times = 100
 every = "50ms"
 
 [[scenarios.steps]]
+name = "a task that is not there"
+path = "/api/tasks/00000000-0000-0000-0000-000000000000"
+status = [404]
+
+[[scenarios.steps]]
 name = "a check that fails"
 path = "/api/health"
 checks = [{ pointer = "/status", equals = "asleep" }]
@@ -141,6 +146,20 @@ checks = [{ pointer = "/status", equals = "asleep" }]
     // The failing check is a failure of its request, with its message.
     let failed = result["errors"].as_array().unwrap().iter().find(|e| e["name"] == "GET a check that fails").unwrap();
     assert_eq!(failed["excerpt"], r#"/status to equal "asleep", but it is "ok""#, "{failed}");
+    // Failures are counted as each step judges its answers: every 200 of the
+    // failing check is one, no 404 the step expects is.
+    let counted = |name: &str| {
+        let summary = result["latency"].as_array().unwrap().iter().find(|l| l["name"] == name).unwrap();
+        (summary["requests"].as_u64().unwrap(), summary["failures"].as_u64().unwrap())
+    };
+    let (checked, check_failures) = counted("GET a check that fails");
+    assert!(checked > 0 && check_failures == checked, "{checked} requests, {check_failures} failed");
+    assert_eq!(result["statuses"]["GET a check that fails"]["200"].as_u64(), Some(checked));
+    let (missing, missing_failures) = counted("GET a task that is not there");
+    assert!(missing > 0 && missing_failures == 0, "{missing} requests, {missing_failures} failed");
+    assert_eq!(result["statuses"]["GET a task that is not there"]["404"].as_u64(), Some(missing));
+    let by_name: u64 = result["latency"].as_array().unwrap()[1..].iter().map(|l| l["failures"].as_u64().unwrap()).sum();
+    assert_eq!(result["total"]["failures"].as_u64(), Some(by_name));
     let exhausted = result["errors"]
         .as_array()
         .unwrap()

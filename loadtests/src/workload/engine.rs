@@ -190,7 +190,7 @@ async fn send(
             Body::Form(fields) => CallBody::Form(fields.iter().map(|(k, v)| (k.clone(), v.render(&values))).collect()),
         });
         Call {
-            method: goose_method(request.method),
+            method: http_method(request.method),
             path: request.path.render(&values),
             name: &request.name,
             headers,
@@ -299,14 +299,14 @@ fn json(template: &JsonTemplate, values: &super::template::Values<'_>) -> Json {
     }
 }
 
-fn goose_method(method: Method) -> GooseMethod {
+fn http_method(method: Method) -> reqwest::Method {
     match method {
-        Method::Get => GooseMethod::Get,
-        Method::Post => GooseMethod::Post,
-        Method::Put => GooseMethod::Put,
-        Method::Patch => GooseMethod::Patch,
-        Method::Delete => GooseMethod::Delete,
-        Method::Head => GooseMethod::Head,
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Delete => reqwest::Method::DELETE,
+        Method::Head => reqwest::Method::HEAD,
     }
 }
 

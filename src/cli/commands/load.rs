@@ -72,6 +72,7 @@ pub async fn load(args: LoadArgs, shutdown: &CancellationToken) -> Result<ExitCo
         progress: !args.quiet,
         json_lines: args.out_json_lines.clone(),
         wait_for_services: args.wait.patience,
+        goose_report: args.goose_report,
     };
     if let Some(dir) = &args.out {
         super::ensure_writable(dir)?;

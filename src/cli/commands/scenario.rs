@@ -55,6 +55,7 @@ pub async fn scenario(args: ScenarioArgs, shutdown: &CancellationToken) -> Resul
         chaos: args.chaos,
         iterations: args.iterations,
         monitor: args.monitor,
+        goose_report: args.goose_report,
         out: args.out,
         thresholds,
         baseline,
