@@ -140,6 +140,9 @@ pub struct WorkerSummary {
     #[serde(flatten)]
     pub throughput: Throughput,
     pub acked_writes: u64,
+    /// Its goose page was kept (`--goose-report`), written beside the run's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub goose_report: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -261,6 +264,7 @@ impl LoadResult {
                 lost: upload.uploaded.is_none(),
                 throughput: Throughput::default(),
                 acked_writes: 0,
+                goose_report: upload.uploaded.is_some() && upload.report_html.is_some(),
             };
             if let Some(uploaded) = &upload.uploaded {
                 merged

@@ -429,22 +429,25 @@ fn load_details(page: &mut String, load: &LoadResult) {
     distribution(page, load);
     percentiles_over_time(page, load);
     page.push_str("<h3>Workers</h3>");
-    table_head(page, &["worker", "users", "requests", "failures", "req/s", "acked writes", "goose's report"]);
+    // goose's pages only when the run kept them (`--goose-report`).
+    let pages = load.workers.iter().any(|w| w.goose_report);
+    let columns = ["worker", "users", "requests", "failures", "req/s", "acked writes", "goose's report"];
+    table_head(page, &columns[..if pages { 7 } else { 6 }]);
     for w in &load.workers {
         let name = if w.lost { format!("{} (LOST)", w.name) } else { w.name.clone() };
         let t = &w.throughput;
         // Written beside this page, readable offline; a lost worker sent none.
-        let goose = if w.lost {
-            "—".to_string()
-        } else {
-            format!(
-                "<a href=\"{}\">per-worker detail</a>",
+        let goose = match (pages, w.goose_report) {
+            (false, _) => String::new(),
+            (true, false) => "<td>—</td>".to_string(),
+            (true, true) => format!(
+                "<td><a href=\"{}\">per-worker detail</a></td>",
                 crate::control::goose_page::file_name(load.run_id, w.worker_id)
-            )
+            ),
         };
         let _ = write!(
             page,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{goose}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td>{goose}</tr>",
             escape(&name),
             w.users,
             t.requests,
