@@ -109,12 +109,13 @@ async fn normal_mode_meets_every_criterion_and_writes_the_four_reports() {
     assert!(html.contains("Grace scenario: PASSED"));
     assert!(html.matches("<svg").count() >= 3, "latency, requests and phase timeline charts");
     assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
-    // goose's own page only when asked for (`--goose-report`, below).
+    // goose's own page only when asked for (`--goose-report`, below), and no link to one.
     assert!(!std::fs::read_dir(out.path()).unwrap().any(|e| e
         .unwrap()
         .file_name()
         .to_string_lossy()
         .starts_with("goose-")));
+    assert!(!html.contains("goose-report-"), "the page links no goose page");
 
     // Phase 7 alone, as against staging, agrees.
     let verified: Ran = grace()
