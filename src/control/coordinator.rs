@@ -537,7 +537,7 @@ async fn stop_run(plane: &ControlPlane, run_id: Uuid) -> Result<(), ControlError
 async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>, ControlError> {
     let rows = client
         .query(
-            "SELECT w.id, w.host, w.pid, rw.users, rw.status AS share_status, res.id AS result_id, res.latency_histogram,
+            "SELECT w.id, w.host, w.pid, rw.users, rw.status AS share_status, res.latency_histogram,
                     res.acked_keys_count, res.goose_report_html, rw.progress,
                     extract(epoch FROM w.last_heartbeat - r.start_at)::float8 AS reported_secs
                FROM control.run_workers rw
@@ -554,10 +554,9 @@ async fn read_uploads(client: &Client, run_id: Uuid) -> Result<Vec<WorkerUpload>
         .map(|row| {
             let worker = WorkerIdentity::from_row(row)?;
             let lost = row.try_get::<_, ShareStatus>("share_status")? == ShareStatus::Lost;
-            let result: Option<Uuid> = row.try_get("result_id")?;
-            let uploaded = match (lost, result) {
-                (false, Some(_)) => {
-                    let upload: Vec<u8> = row.try_get("latency_histogram")?;
+            // A worker's upload is there when its result row is (the column is NOT NULL).
+            let uploaded = match (lost, row.try_get::<_, Option<Vec<u8>>>("latency_histogram")?) {
+                (false, Some(upload)) => {
                     let unreadable = |e: String| ControlError::Upload(format!("{worker}'s histograms: {e}"));
                     let upload =
                         serde_json::from_slice::<LatencyUpload>(&upload).map_err(|e| unreadable(e.to_string()))?;

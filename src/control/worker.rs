@@ -23,7 +23,7 @@ use crate::configuration::{BackendUrl, DatabaseUrl, Tokens};
 use crate::db::rows::FromRow;
 use crate::db::Listener;
 use crate::specification::Role;
-use grace_loadtests::{key_digest, LoadTarget, Recorded, Recorder, WriteOutcome};
+use grace_loadtests::{key_digest, LoadTarget, Recorder, WriteOutcome};
 use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -354,7 +354,7 @@ impl Worker {
                     .await
                 })
                 .await?;
-            self.upload(run_id, &histograms, recorded, &outcome).await
+            self.upload(run_id, &histograms, &outcome).await
         };
         let uploaded =
             tokio::time::timeout(allowance, upload).await.map_err(|_| ControlError::ControlPlaneLost {
@@ -390,18 +390,13 @@ impl Worker {
     /// a long COPY (670k keys take seconds) never holds up the heartbeats or
     /// the coordinator's watch, which update that row.
     #[tracing::instrument(name = "upload", skip_all, fields(worker = %self.identity.id, run = %run_id))]
-    async fn upload(
-        &self,
-        run_id: Uuid,
-        histograms: &[u8],
-        writes: &Recorded,
-        goose: &ShareOutcome,
-    ) -> Result<bool, ControlError> {
+    async fn upload(&self, run_id: Uuid, histograms: &[u8], outcome: &ShareOutcome) -> Result<bool, ControlError> {
         let id = self.identity.id;
+        let writes = &outcome.recorded;
         let keys = &writes.acknowledged_keys;
         let digest = &key_digest(keys.iter().map(String::as_str));
         let (refused, indeterminate) = (writes.refused_keys.len() as i64, writes.indeterminate_keys.len() as i64);
-        let (goose_metrics, report_html) = (&goose.goose_metrics, goose.report_html.as_deref());
+        let (goose_metrics, report_html) = (&outcome.goose_metrics, outcome.report_html.as_deref());
         const SHARE: &str = "SELECT status FROM control.run_workers WHERE run_id = $1 AND worker_id = $2";
         self.plane
             .run_alone("the upload of this worker's results", |mut client| async move {
