@@ -46,7 +46,7 @@ pub mod telemetry;
 pub mod unparsable;
 pub mod verification;
 
-pub use startup::{Application, ServeSettings, StartupError};
+pub use startup::{default_pool_size, Application, ServeSettings, StartupError};
 
 /// The statements the backend assembles from parts at first use (the
 /// counters' fragment, the events' CTEs, a template made into its shapes),

@@ -412,8 +412,10 @@ pub struct ServeArgs {
     /// Allow admins to inject faults (sabotaged verifications, chaos).
     #[arg(long, env = "GRACE_ENABLE_FAULTS")]
     pub enable_faults: bool,
-    /// Database connections in the pool.
-    #[arg(long, env = "GRACE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=500))]
+    /// Database connections in the pool [default: twice this machine's cores, 4 to 16 — right for a database on this
+    /// machine; for one elsewhere, about twice its cores]
+    #[arg(long, env = "GRACE_POOL_SIZE", default_value_t = crate::backend::default_pool_size(), hide_default_value = true,
+          value_parser = clap::value_parser!(u16).range(1..=500))]
     pub pool_size: u16,
     /// Client connections held at once; past it a connection gets a 503 and is closed.
     #[arg(long, env = "GRACE_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

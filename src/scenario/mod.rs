@@ -123,7 +123,7 @@ pub async fn run(settings: ScenarioSettings, shutdown: &CancellationToken) -> Re
                 listen: "127.0.0.1:0".parse().expect("a literal address"),
                 tokens: tokens.clone(),
                 enable_faults: true,
-                pool_size: 16,
+                pool_size: usize::from(crate::backend::default_pool_size()),
                 connections: ConnectionLimits::default(),
                 private_database: database.is_private(),
             };

@@ -199,7 +199,7 @@ async fn under_a_low_open_files_limit_serve_lowers_its_cap_says_so_and_refuses_p
     let grace_binary = env!("CARGO_BIN_EXE_grace");
     let mut command = Command::new("sh");
     // Soft and hard: the process cannot raise it.
-    command.args(["-c", &format!("ulimit -n 300 && exec {grace_binary} serve --listen 127.0.0.1:0")]);
+    command.args(["-c", &format!("ulimit -n 300 && exec {grace_binary} serve --listen 127.0.0.1:0 --pool-size 16")]);
     command.stderr(Stdio::piped());
     let (mut child, listening) = started(command, &database, "fd-cap-operator-token").await;
     let address = listening.trim_start_matches("grace backend listening on http://").to_string();
