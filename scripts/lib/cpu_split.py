@@ -10,9 +10,8 @@ rest (the load generator and everything else), against what the cores had.
 CPU per request is what tells a closed model's capacity from an open model's:
 a request sent into an idle machine wakes each process on its path, one
 served while others queue finds them running, so the same traffic costs more
-per request at 70 % of the rate than at the limit (measured here: the mission
-traffic's machine CPU per request 543-807 µs closed, 755-941 µs at 2,000-2,500
-requests/s open).
+per request at 70 % of the rate than at the limit (the measurements are in
+docs/design.md, "The tail is the cores").
 """
 
 import os
