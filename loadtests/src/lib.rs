@@ -22,6 +22,7 @@
 //! coordinated omission cannot hide it).
 
 mod recorder;
+mod transport;
 pub mod workload;
 
 /// The goose this crate is built on, for callers that configure attacks.
@@ -31,12 +32,16 @@ pub use recorder::{
     combine_digests, key_digest, BackendCount, BodyBytes, ErrorSample, KeyDigest, LatencyUpload, NameProgress,
     Progress, Recorded, Recorder, Span, TimeSlot, UploadError, WriteOutcome, OVERALL,
 };
+pub use transport::Transport;
 
 use goose::goose::GooseResponse;
+use goose::metrics::GooseRequestMetric;
 use goose::prelude::*;
 use secrecy::SecretString;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use transport::{Outgoing, Reply, SendError};
 
 /// Where the load goes and as whom.
 #[derive(Debug, Clone)]
@@ -53,6 +58,10 @@ pub struct LoadTarget {
     /// Backends (replicas without a balancer) the users are spread over,
     /// user by user; empty: goose's host for every user.
     pub backends: Vec<String>,
+    /// The client requests go out on. `None`: goose's own, and goose keeps
+    /// its metrics of every request (for its report, or its CLI's). `Some`:
+    /// Grace's direct one, a third of the CPU per request (see `transport`).
+    pub transport: Option<Arc<Transport>>,
 }
 
 /// How often a write refused for a transient reason is sent again.
@@ -77,6 +86,9 @@ pub(crate) struct UserState {
     pub rows: Vec<Option<usize>>,
     /// A unique feeder had no row left for this user: it stops.
     pub exhausted: bool,
+    /// The cookies its answers set, sent back as a browser would (the direct
+    /// client's; goose's client keeps a jar per user of its own).
+    pub cookies: Arc<reqwest::cookie::Jar>,
 }
 
 /// The scenarios of one worker's share of a run: `users` users, the
@@ -213,56 +225,54 @@ pub(crate) async fn perform(
     let mut attempt = 1;
     let mut outcomes = Vec::new();
     // Encoded once (as reqwest's `json`/`form` would), so its size is known.
-    let body = call.body.as_ref().map(|body| match body {
-        CallBody::Json(value) => ("application/json", serde_json::to_vec(value).expect("JSON values serialize")),
+    let body: Option<(&str, bytes::Bytes)> = call.body.as_ref().map(|body| match body {
+        CallBody::Json(value) => ("application/json", serde_json::to_vec(value).expect("JSON values serialize").into()),
         CallBody::Form(fields) => (
             "application/x-www-form-urlencoded",
-            serde_urlencoded::to_string(fields).expect("string pairs encode").into_bytes(),
+            serde_urlencoded::to_string(fields).expect("string pairs encode").into(),
         ),
     });
     let mut bodies = BodyBytes::default();
-    let goose = loop {
-        // Joined once and handed to reqwest as a URL: goose's
-        // `get_request_builder` would parse it three times (a tenth of the
-        // worker's CPU on a target that does no work).
+    let (sent, goose_request) = loop {
+        // Joined once and handed over as a URL: goose's `get_request_builder`
+        // would parse it three times (a tenth of the worker's CPU on a target
+        // that does no work).
         let url = user.base_url.join(&call.path).map_err(|e| Box::new(e.into()))?;
-        let mut builder = user.client.request(call.method.clone(), url);
-        for (name, value) in &call.headers {
-            builder = builder.header(*name, value);
-        }
-        if let Some((content_type, bytes)) = &body {
-            builder = builder.header(reqwest::header::CONTENT_TYPE, *content_type).body(bytes.clone());
+        if let Some((_, bytes)) = &body {
             bodies.sent += bytes.len() as u64;
         }
-        // goose puts the method before the name itself: given the label, its
-        // key for the request is the name results use.
-        let label = call.name.split_once(' ').map_or(call.name, |(_, label)| label);
-        let request = GooseRequest::builder().set_request_builder(builder).name(label).build();
-        let goose = user.request(request).await?;
-        let injected = goose.response.as_ref().is_ok_and(|r| r.headers().contains_key("x-grace-fault"));
+        let (sent, goose_request) = match &target.transport {
+            Some(transport) => {
+                let jar = Arc::clone(&sequence(user).cookies);
+                let outgoing =
+                    Outgoing { method: call.method.clone(), url: &url, headers: &call.headers, body: body.clone() };
+                (transport.send(outgoing, &jar).await, None)
+            }
+            None => through_goose(user, &call, url, body.clone()).await?,
+        };
+        if let Ok(reply) = &sent {
+            bodies.received += reply.body.len() as u64;
+        }
+        let injected = sent.as_ref().is_ok_and(|r| r.headers.contains_key("x-grace-fault"));
         if injected {
             recorder.count_injected_fault();
         }
-        let status = goose.response.as_ref().ok().map(|r| r.status().as_u16());
+        let status = sent.as_ref().ok().map(|r| r.status.as_u16());
         recorder.count_answer(user.base_url.as_str().trim_end_matches('/'), call.name, status);
-        outcomes.push(attempt_outcome(&goose.response, injected));
-        let transient = match &goose.response {
-            // goose has already recorded a transport error as a failure.
+        outcomes.push(attempt_outcome(&sent, injected));
+        let transient = match &sent {
             Err(_) => true,
-            Ok(response) => response.status().is_server_error() || response.status() == 429,
+            Ok(reply) => reply.status.is_server_error() || reply.status == 429,
         };
         if !transient || attempt == attempts {
-            break goose;
+            break (sent, goose_request);
         }
         recorder.record_latency(call.name, started.elapsed());
         recorder.count_failure(call.name);
         // A refusal retried is still one the backend gave: sampled too.
-        match goose.response {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let text = response.text().await.unwrap_or_default();
-                bodies.received += text.len() as u64;
-                recorder.sample_error(call.name, Some(status), &text);
+        match &sent {
+            Ok(reply) => {
+                recorder.sample_error(call.name, Some(reply.status.as_u16()), &String::from_utf8_lossy(&reply.body))
             }
             Err(e) => recorder.sample_error(call.name, None, &e.to_string()),
         }
@@ -276,9 +286,8 @@ pub(crate) async fn perform(
         // whatever the check says of the answer next; C7 counts it.
         recorder.settle(key, WriteOutcome::of(outcomes));
     }
-    let GooseResponse { mut request, response } = goose;
-    let response = match response {
-        Ok(response) => response,
+    let reply = match sent {
+        Ok(reply) => reply,
         Err(e) => {
             recorder.record_request(call.name, started.elapsed(), bodies);
             recorder.count_failure(call.name);
@@ -286,32 +295,67 @@ pub(crate) async fn perform(
             return Ok(None);
         }
     };
-    let status = response.status();
-    let headers = response.headers().clone();
-    // Read to the end (the connection is reused); decoded only when a check or a capture needs it.
-    let read = response.bytes().await;
-    if let Ok(bytes) = &read {
-        bodies.received += bytes.len() as u64;
-    }
-    let (json, text) = match (call.json, read) {
-        (true, Ok(bytes)) => match serde_json::from_slice::<Value>(&bytes) {
+    // Decoded only when a check or a capture needs it.
+    let (json, text) = match call.json {
+        true => match serde_json::from_slice::<Value>(&reply.body) {
             Ok(json) => (Some(json), None),
             Err(e) => (None, Some(format!("a body that is not JSON: {e}"))),
         },
-        (true, Err(e)) => (None, Some(format!("a body cut short: {e}"))),
-        (false, _) => (None, None),
+        false => (None, None),
     };
     recorder.record_request(call.name, started.elapsed(), bodies);
-    match judge(status, json.as_ref()) {
-        Ok(()) => Ok(Some(Answer { json, headers })),
+    match judge(reply.status, json.as_ref()) {
+        Ok(()) => Ok(Some(Answer { json, headers: reply.headers })),
         Err(problem) => {
             let problem = text.unwrap_or(problem);
+            let status = reply.status;
             recorder.count_failure(call.name);
             recorder.sample_error(call.name, Some(status.as_u16()), &problem);
-            let detail = format!("{} answered {status} {problem}", call.name);
-            user.set_failure(&detail, &mut request, None, None).map(|_| None)
+            match goose_request {
+                // goose counts it among its own failures (its report's).
+                Some(mut request) => {
+                    let detail = format!("{} answered {status} {problem}", call.name);
+                    user.set_failure(&detail, &mut request, None, None).map(|_| None)
+                }
+                None => Ok(None),
+            }
         }
     }
+}
+
+/// Sends `call` to `url` on goose's client, which keeps its metrics of it,
+/// and reads the answer to its end (the connection is reused).
+async fn through_goose(
+    user: &mut GooseUser,
+    call: &Call<'_>,
+    url: reqwest::Url,
+    body: Option<(&'static str, bytes::Bytes)>,
+) -> Result<(Result<Reply, SendError>, Option<GooseRequestMetric>), Box<TransactionError>> {
+    let mut builder = user.client.request(call.method.clone(), url);
+    for (name, value) in &call.headers {
+        builder = builder.header(*name, value);
+    }
+    if let Some((content_type, bytes)) = body {
+        builder = builder.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
+    }
+    // goose puts the method before the name itself: given the label, its
+    // key for the request is the name results use.
+    let label = call.name.split_once(' ').map_or(call.name, |(_, label)| label);
+    let request = GooseRequest::builder().set_request_builder(builder).name(label).build();
+    let GooseResponse { request, response } = user.request(request).await?;
+    let sent = match response {
+        Ok(response) => {
+            let (status, headers) = (response.status(), response.headers().clone());
+            match response.bytes().await {
+                Ok(body) => Ok(Reply { status, headers, body }),
+                Err(e) => Err(SendError::Broken(format!("a body cut short: {e}"))),
+            }
+        }
+        Err(e) if e.is_connect() => Err(SendError::Connect(e.to_string())),
+        Err(e) if e.is_timeout() => Err(SendError::TimedOut),
+        Err(e) => Err(SendError::Broken(e.to_string())),
+    };
+    Ok((sent, Some(request)))
 }
 
 /// What one attempt at a write says of whether it was applied: a 2xx is an
@@ -319,12 +363,12 @@ pub(crate) async fn perform(
 /// `X-Grace-Fault` header says so) or a connection never made is a definite
 /// refusal; anything else — a 5xx, a reset or timeout after the request went
 /// out — leaves it indeterminate.
-fn attempt_outcome(response: &Result<reqwest::Response, reqwest::Error>, injected: bool) -> WriteOutcome {
-    match response {
-        Ok(r) if r.status().is_success() => WriteOutcome::Acknowledged,
-        Ok(r) if r.status().is_client_error() || injected => WriteOutcome::Refused,
+fn attempt_outcome(sent: &Result<Reply, SendError>, injected: bool) -> WriteOutcome {
+    match sent {
+        Ok(r) if r.status.is_success() => WriteOutcome::Acknowledged,
+        Ok(r) if r.status.is_client_error() || injected => WriteOutcome::Refused,
         Ok(_) => WriteOutcome::Indeterminate,
-        Err(e) if e.is_connect() => WriteOutcome::Refused,
+        Err(SendError::Connect(_)) => WriteOutcome::Refused,
         Err(_) => WriteOutcome::Indeterminate,
     }
 }
@@ -357,6 +401,7 @@ mod tests {
             key_prefix: "r/w".into(),
             pace: None,
             backends: Vec::new(),
+            transport: None,
         };
         let source = workload::WorkloadSource::bundled("mission").expect("bundled");
         let mission = workload::compile(&source, &|_| true).expect("the bundled workload compiles");

@@ -36,6 +36,7 @@ async fn main() -> Result<(), GooseError> {
         key_prefix: format!("goose-{}/w0", std::process::id()),
         pace: None,
         backends: vec![],
+        transport: None,
     });
     let recorder = Arc::new(Recorder::default());
     let numbering = workload::Numbering { first_user: 0, run_users: 1 };

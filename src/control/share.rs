@@ -12,10 +12,11 @@
 
 use super::plan::{test_plan, LoadProfile};
 use super::ControlError;
+use grace_loadtests::goose::client::GooseClientBuilder;
 use grace_loadtests::goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use grace_loadtests::goose::{self, GooseAttack};
 use grace_loadtests::workload::{self, WorkloadSource};
-use grace_loadtests::{share_of, LoadTarget, Recorded, Recorder};
+use grace_loadtests::{share_of, LoadTarget, Recorded, Recorder, Transport};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -63,7 +64,14 @@ pub async fn run(
         })
     };
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(goose_error)?;
-    let target = Arc::new(share.target);
+    let mut target = share.target;
+    // goose's report is made of goose's metrics of each request, which only
+    // goose's own client keeps; otherwise requests go out on the direct one.
+    if !share.goose_report {
+        let transport = Transport::new().map_err(|e| ControlError::Goose(format!("no HTTP client: {e}")))?;
+        target.transport = Some(Arc::new(transport));
+    }
+    let target = Arc::new(target);
     // Compiled here too: the environment variables it names are this worker's.
     let unusable = |e: String| ControlError::Configuration(format!("the run's workload: {e}"));
     let workload = workload::compile(&share.workload, &|name| std::env::var_os(name).is_some())
@@ -94,7 +102,11 @@ pub async fn run(
     let attack = if share.goose_report {
         attack.and_then(|a| a.set_default(GooseDefault::ReportFile, report_path.to_string_lossy().as_ref()))
     } else {
-        attack.and_then(|a| a.set_default(GooseDefault::NoMetrics, true))
+        // Its users send on the direct client: goose's is built once and shared,
+        // not once per user (each loading the system's certificates).
+        attack.and_then(|a| a.set_default(GooseDefault::NoMetrics, true)).and_then(|a| {
+            (*a).set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies()).map(Box::new)
+        })
     }
     .map_err(goose_error)?;
     // A killswitch left from an earlier run in this process is not a stop.

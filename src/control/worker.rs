@@ -305,6 +305,8 @@ impl Worker {
             key_prefix: format!("{run_id}/{}", self.identity.id),
             pace,
             backends,
+            // Chosen by `share::run`, by whether goose's report is wanted.
+            transport: None,
         };
         let profile = config.profile.share(first_user, users);
         let shown = self.settings.progress.then(|| {

@@ -1,13 +1,16 @@
 //! Workloads as data, through the real `grace load` against the real backend:
 //! the default traffic is the bundled mission workload, proven by its proofs;
 //! captures, polls, checks and feeders do what the file says, across
-//! workers; a bad file is refused before anything is sent.
+//! workers; a bad file is refused before anything is sent. Against a service
+//! of its own: each user's cookies come back to it, and a redirect is an
+//! answer, not followed.
 
 use crate::backend::TestApp;
 use crate::distributed_load::{load, spawn_worker, wait_for_workers};
-use crate::helpers::{grace, Ran};
+use crate::helpers::{grace, Ran, TestDatabase};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 /// Requests by name in a `grace load --json` result.
 fn by_name(result: &Value) -> BTreeMap<String, u64> {
@@ -218,4 +221,94 @@ async fn a_bad_workload_exits_2_naming_file_line_and_column_and_sends_nothing() 
     let schema: Value = serde_json::from_str(&schema.stdout).unwrap();
     assert!(schema["$schema"].as_str().unwrap().contains("json-schema.org"), "{schema}");
     assert!(schema["properties"]["scenarios"].is_object(), "{schema}");
+}
+
+/// What the cookie service saw: the session cookie of every `/me`, or
+/// `None` for one sent without it.
+type Sessions = Arc<Mutex<Vec<Option<String>>>>;
+
+/// A service of the kind a browser session talks to: `/login?user=N` sets a
+/// session cookie, `/me` answers 401 without it, `/moved` redirects to `/me`.
+async fn serve_cookie_service() -> (String, Sessions) {
+    use axum::extract::Query;
+    use axum::http::{header, HeaderMap, StatusCode};
+    use axum::routing::get;
+    let seen = Sessions::default();
+    let at_me = Arc::clone(&seen);
+    let app = axum::Router::new()
+        .route(
+            "/login",
+            get(|Query(query): Query<BTreeMap<String, String>>| async move {
+                ([(header::SET_COOKIE, format!("session=u{}; Path=/", query["user"]))], "{}")
+            }),
+        )
+        .route(
+            "/me",
+            get(move |headers: HeaderMap| async move {
+                let session = headers
+                    .get(header::COOKIE)
+                    .and_then(|c| c.to_str().ok())
+                    .and_then(|c| c.split("; ").find_map(|kv| kv.strip_prefix("session=")))
+                    .map(str::to_string);
+                at_me.lock().unwrap().push(session.clone());
+                match session {
+                    Some(s) => (StatusCode::OK, format!(r#"{{"session":"{s}"}}"#)),
+                    None => (StatusCode::UNAUTHORIZED, "{}".to_string()),
+                }
+            }),
+        )
+        .route("/moved", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/me")], "") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (address, seen)
+}
+
+#[tokio::test]
+async fn each_user_s_cookies_come_back_to_it_and_a_redirect_is_an_answer_not_followed() {
+    let control = TestDatabase::migrated().await;
+    let (address, seen) = serve_cookie_service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("visit.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[scenarios]]
+name = "visitor"
+
+[[scenarios.steps]]
+path = "/login?user={{user}}"
+
+[[scenarios.steps]]
+path = "/me"
+checks = [{ pointer = "/session", matches = "^u[0-3]$" }]
+
+[[scenarios.steps]]
+name = "a redirect"
+path = "/moved"
+status = [302]
+"#,
+    )
+    .unwrap();
+    let ran: Ran = grace()
+        .args(["load", "--json", "--database-url", &control.url.to_string(), "--backend", &address])
+        .args(["--workload", file.to_str().unwrap(), "--users", "4", "--run-time", "2s"])
+        .env_remove("GRACE_TOKEN")
+        .output()
+        .await
+        .unwrap()
+        .into();
+    assert_eq!(ran.code, Some(0), "{}", ran.all_output());
+    let result: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(result["total"]["failures"].as_u64(), Some(0), "{}", result["errors"]);
+    // Every /me carried the cookie its own user's login set: four users, four sessions.
+    let seen = seen.lock().unwrap().clone();
+    let sessions: BTreeSet<Option<String>> = seen.iter().cloned().collect();
+    let expected: BTreeSet<Option<String>> = (0..4).map(|u| Some(format!("u{u}"))).collect();
+    assert_eq!(sessions, expected);
+    // The 302 was the answer: no /me was asked for by following it.
+    let names = by_name(&result);
+    assert_eq!(names["GET /me"], seen.len() as u64, "{names:?}");
+    assert!(names["GET a redirect"] > 0);
+    assert_eq!(result["statuses"]["GET a redirect"]["302"].as_u64(), Some(names["GET a redirect"]));
 }

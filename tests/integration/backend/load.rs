@@ -21,6 +21,7 @@ async fn acknowledged_writes_of_a_goose_run_are_exactly_the_stored_rows() {
         key_prefix: "run-test/w1".into(),
         pace: None,
         backends: vec![],
+        transport: None,
     });
     let recorder = Arc::new(Recorder::default());
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default()).unwrap();
