@@ -60,7 +60,7 @@ pub struct LoadTarget {
     pub backends: Vec<String>,
     /// The client requests go out on. `None`: goose's own, and goose keeps
     /// its metrics of every request (for its report, or its CLI's). `Some`:
-    /// Grace's direct one, a third of the CPU per request (see `transport`).
+    /// Grace's direct one, under half the CPU per request (see `transport`).
     pub transport: Option<Arc<Transport>>,
 }
 
