@@ -308,13 +308,12 @@ pub(crate) async fn perform(
         Ok(()) => Ok(Some(Answer { json, headers: reply.headers })),
         Err(problem) => {
             let problem = text.unwrap_or(problem);
-            let status = reply.status;
             recorder.count_failure(call.name);
-            recorder.sample_error(call.name, Some(status.as_u16()), &problem);
+            recorder.sample_error(call.name, Some(reply.status.as_u16()), &problem);
             match goose_request {
                 // goose counts it among its own failures (its report's).
                 Some(mut request) => {
-                    let detail = format!("{} answered {status} {problem}", call.name);
+                    let detail = format!("{} answered {} {problem}", call.name, reply.status);
                     user.set_failure(&detail, &mut request, None, None).map(|_| None)
                 }
                 None => Ok(None),

@@ -102,14 +102,17 @@ impl Transport {
         let uri: http::Uri = request.url.as_str().parse().map_err(|e| SendError::Broken(format!("{e}")))?;
         let mut builder = http::Request::builder().method(request.method).uri(uri);
         let headers = builder.headers_mut().expect("a request builder without an error yet");
-        headers.insert(USER_AGENT, HeaderValue::from_static(AGENT));
-        if let Some(cookies) = jar.cookies(request.url) {
-            headers.insert(COOKIE, cookies);
-        }
         for (name, value) in request.headers {
             let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| SendError::Broken(format!("{e}")))?;
             let value = HeaderValue::from_str(value).map_err(|e| SendError::Broken(format!("header {name}: {e}")))?;
             headers.append(name, value);
+        }
+        // The workload's own agent or cookies win, as over goose's client's.
+        headers.entry(USER_AGENT).or_insert(HeaderValue::from_static(AGENT));
+        if !headers.contains_key(COOKIE) {
+            if let Some(cookies) = jar.cookies(request.url) {
+                headers.insert(COOKIE, cookies);
+            }
         }
         let body = match request.body {
             Some((content_type, bytes)) => {

@@ -228,7 +228,8 @@ async fn a_bad_workload_exits_2_naming_file_line_and_column_and_sends_nothing() 
 type Sessions = Arc<Mutex<Vec<Option<String>>>>;
 
 /// A service of the kind a browser session talks to: `/login?user=N` sets a
-/// session cookie, `/me` answers 401 without it, `/moved` redirects to `/me`.
+/// session cookie, `/me` answers 401 without it, `/moved` redirects to `/me`,
+/// `/agent` says which User-Agent headers came.
 async fn serve_cookie_service() -> (String, Sessions) {
     use axum::extract::Query;
     use axum::http::{header, HeaderMap, StatusCode};
@@ -257,7 +258,15 @@ async fn serve_cookie_service() -> (String, Sessions) {
                 }
             }),
         )
-        .route("/moved", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/me")], "") }));
+        .route("/moved", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/me")], "") }))
+        .route(
+            "/agent",
+            get(|headers: HeaderMap| async move {
+                let agents: Vec<&str> =
+                    headers.get_all(header::USER_AGENT).iter().filter_map(|a| a.to_str().ok()).collect();
+                serde_json::json!({ "agents": agents }).to_string()
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -265,7 +274,7 @@ async fn serve_cookie_service() -> (String, Sessions) {
 }
 
 #[tokio::test]
-async fn each_user_s_cookies_come_back_to_it_and_a_redirect_is_an_answer_not_followed() {
+async fn each_user_s_cookies_come_back_to_it_a_redirect_is_an_answer_and_its_own_agent_wins() {
     let control = TestDatabase::migrated().await;
     let (address, seen) = serve_cookie_service().await;
     let dir = tempfile::tempdir().unwrap();
@@ -287,6 +296,12 @@ checks = [{ pointer = "/session", matches = "^u[0-3]$" }]
 name = "a redirect"
 path = "/moved"
 status = [302]
+
+[[scenarios.steps]]
+name = "its own agent"
+path = "/agent"
+headers = { User-Agent = "probe/1" }
+checks = [{ pointer = "/agents", equals = ["probe/1"] }]
 "#,
     )
     .unwrap();
@@ -311,4 +326,6 @@ status = [302]
     assert_eq!(names["GET /me"], seen.len() as u64, "{names:?}");
     assert!(names["GET a redirect"] > 0);
     assert_eq!(result["statuses"]["GET a redirect"]["302"].as_u64(), Some(names["GET a redirect"]));
+    // A step's own User-Agent replaced Grace's, not joined it (the check above).
+    assert!(names["GET its own agent"] > 0, "{names:?}");
 }
